@@ -1,0 +1,118 @@
+//! The planner's refusals (DESIGN §4): each has a stable code, part of the API, and a
+//! message that names runtimes, models, providers and env-var names, never values.
+
+use serde::Serialize;
+
+use crate::env_key::{EnvKey, join_keys};
+
+/// The stable error codes of derivation and planning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    ModelRequired,
+    UnknownRuntime,
+    UnregisteredModelForRuntime,
+    AmbiguousProvider,
+    ForbiddenTenantEnvKey,
+    MissingByokCredential,
+    MissingPlatformProxy,
+    RoutingParityMismatch,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::ModelRequired => "MODEL_REQUIRED",
+            ErrorCode::UnknownRuntime => "UNKNOWN_RUNTIME",
+            ErrorCode::UnregisteredModelForRuntime => "UNREGISTERED_MODEL_FOR_RUNTIME",
+            ErrorCode::AmbiguousProvider => "AMBIGUOUS_PROVIDER",
+            ErrorCode::ForbiddenTenantEnvKey => "FORBIDDEN_TENANT_ENV_KEY",
+            ErrorCode::MissingByokCredential => "MISSING_BYOK_CREDENTIAL",
+            ErrorCode::MissingPlatformProxy => "MISSING_PLATFORM_PROXY",
+            ErrorCode::RoutingParityMismatch => "ROUTING_PARITY_MISMATCH",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a provider could not be derived (DESIGN §3).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeriveError {
+    #[error("the workspace has no model; choose a model of runtime `{runtime}`")]
+    ModelRequired { runtime: String },
+    #[error("unknown runtime `{runtime}`; known runtimes: {known}")]
+    UnknownRuntime { runtime: String, known: String },
+    #[error("model `{model}` is not registered for runtime `{runtime}`: no provider of `{runtime}` lists it or matches it")]
+    UnregisteredModelForRuntime { runtime: String, model: String },
+    #[error(
+        "model `{model}` of runtime `{runtime}` belongs to several providers ({}) and the available credentials do not pick one; set exactly one of: {}",
+        .providers.join(", "),
+        .hints.iter().map(|(p, keys)| format!("{} ({p})", join_keys(keys))).collect::<Vec<_>>().join("; ")
+    )]
+    AmbiguousProvider {
+        runtime: String,
+        model: String,
+        providers: Vec<String>,
+        /// For each candidate provider, the keys that would select it.
+        hints: Vec<(String, Vec<EnvKey>)>,
+    },
+}
+
+impl DeriveError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DeriveError::ModelRequired { .. } => ErrorCode::ModelRequired,
+            DeriveError::UnknownRuntime { .. } => ErrorCode::UnknownRuntime,
+            DeriveError::UnregisteredModelForRuntime { .. } => ErrorCode::UnregisteredModelForRuntime,
+            DeriveError::AmbiguousProvider { .. } => ErrorCode::AmbiguousProvider,
+        }
+    }
+}
+
+/// Why the planner refused a workspace (DESIGN §4).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Derive(#[from] DeriveError),
+    #[error(
+        "org secrets {} are operator-scope and may not reach workspaces; remove them from the org, or set them on the workspace itself if they are the user's own",
+        join_keys(.keys)
+    )]
+    ForbiddenTenantEnvKey { keys: Vec<EnvKey> },
+    #[error(
+        "provider `{provider}` needs one of {} and none is set; set one as an org or workspace secret, or choose a platform-managed model",
+        join_keys(.accepted)
+    )]
+    MissingByokCredential { provider: String, accepted: Vec<EnvKey> },
+    #[error("model `{model}` is platform-managed but this server has no platform proxy configured ([platform] proxy_base_url); choose a model of your own provider")]
+    MissingPlatformProxy { model: String },
+    #[error("{explanation}")]
+    RoutingParityMismatch { provider: String, explanation: String },
+}
+
+impl PlanError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            PlanError::Derive(e) => e.code(),
+            PlanError::ForbiddenTenantEnvKey { .. } => ErrorCode::ForbiddenTenantEnvKey,
+            PlanError::MissingByokCredential { .. } => ErrorCode::MissingByokCredential,
+            PlanError::MissingPlatformProxy { .. } => ErrorCode::MissingPlatformProxy,
+            PlanError::RoutingParityMismatch { .. } => ErrorCode::RoutingParityMismatch,
+        }
+    }
+
+    /// The provider the refusal concerns, when one was resolved.
+    pub fn provider(&self) -> Option<&str> {
+        match self {
+            PlanError::MissingByokCredential { provider, .. }
+            | PlanError::RoutingParityMismatch { provider, .. } => Some(provider),
+            PlanError::MissingPlatformProxy { .. } => Some(crate::registry::PLATFORM_PROVIDER_NAME),
+            PlanError::Derive(_) | PlanError::ForbiddenTenantEnvKey { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The credential planner (DESIGN §4): a pure function from a workspace, the names and
+//! origins of its secrets, the platform settings and the policy, to the exact env and files
+//! the workspace gets, with one decision per key and the reason for it.
+//!
+//! Architecture invariants: no IO, no clock, no env reads; the planner never sees a secret
+//! value; the output is deterministic (sorted maps); an `Ok` plan has passed the parity
+//! check, i.e. the runtime's own credential precedence, simulated over the final env, picks
+//! the planned credential and sends it to the planned endpoint.
+
+mod codex;
+mod input;
+mod output;
+mod parity;
+mod report;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+pub use codex::{CodexConfig, CodexProvider};
+pub use input::{
+    BUILTIN_FORBIDDEN_KEYS, BUILTIN_FORBIDDEN_PREFIXES, PlatformSettings, Policy, SecretNames,
+    SecretOrigin, WorkspaceId, WorkspaceIdError, WorkspaceSpec,
+};
+pub use output::{
+    Action, Decision, EntryOrigin, EnvEntry, EnvValue, FileContent, MODEL_ENV, PROXY_BASE_URL_ENV,
+    Plan, PlanFile, Routing, USAGE_TOKEN_ENV,
+};
+pub use report::{EnvReport, ErrorReport, FileReport, PlanReport};
+
+use crate::derive::{Derivation, derive};
+use crate::env_key::{EnvKey, join_keys};
+use crate::error::PlanError;
+use crate::registry::{AuthMode, Projection, Provider, Registry, Runtime};
+
+/// Plans the environment of `workspace`. See the module documentation.
+pub fn plan(
+    registry: &Registry,
+    workspace: &WorkspaceSpec,
+    secrets: &SecretNames,
+    platform: Option<&PlatformSettings>,
+    policy: &Policy,
+) -> Result<Plan, PlanError> {
+    let mut draft = Draft::default();
+
+    // Provenance: a workspace secret overrides the org secret of the same key.
+    let mut effective: BTreeMap<EnvKey, SecretOrigin> = BTreeMap::new();
+    for key in &secrets.org {
+        effective.insert(key.clone(), SecretOrigin::Org);
+    }
+    for key in &secrets.workspace {
+        if effective.insert(key.clone(), SecretOrigin::Workspace).is_some() {
+            draft.decide(key, EntryOrigin::Org, Action::Overridden, format!("the workspace sets its own {key}, which overrides the org secret"));
+        }
+    }
+
+    // Step 1: operator-scope keys may not come from the org.
+    let forbidden: Vec<EnvKey> = effective
+        .iter()
+        .filter(|(key, origin)| **origin == SecretOrigin::Org && policy.is_forbidden_for_org(key))
+        .map(|(key, _)| key.clone())
+        .collect();
+    if !forbidden.is_empty() {
+        return Err(PlanError::ForbiddenTenantEnvKey { keys: forbidden });
+    }
+
+    // Step 2: derive the provider from the stored model.
+    let available: BTreeSet<EnvKey> = effective.keys().cloned().collect();
+    let derivation = derive(registry, &workspace.runtime, &workspace.model, &available)?;
+    let (runtime, provider) = (derivation.runtime, derivation.provider);
+
+    let fixed = fixed_settings(runtime, &workspace.model);
+    let mut planner = Planner { registry, workspace, runtime, provider, effective, fixed, draft };
+    planner.route_inputs();
+
+    // Steps 3 and 4: routing.
+    let (routing, intended, codex) = if provider.platform {
+        let platform = platform.ok_or_else(|| PlanError::MissingPlatformProxy { model: workspace.model.clone() })?;
+        let (intended, codex) = planner.route_platform(platform);
+        (Routing::Platform, intended, codex)
+    } else {
+        let (intended, codex) = planner.route_byok()?;
+        (Routing::Byok, intended, codex)
+    };
+
+    // Step 5: model env, hardening env, config files.
+    planner.inject_fixed();
+    if let (Some(config), Projection::CodexConfig { path, .. }) = (&codex, &runtime.projection) {
+        planner.draft.files.push(PlanFile { path: path.clone(), content: FileContent::Text(config.render()) });
+    }
+
+    // Step 7: parity.
+    let plan = planner.finish(routing, &derivation);
+    parity::check(runtime, provider, routing, &plan, codex.as_ref(), &intended)?;
+    Ok(plan)
+}
+
+/// What the runtime must end up sending, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Intended {
+    pub credential: EnvValue,
+    /// The endpoint; `None` when the user set the base URL on the workspace.
+    pub endpoint: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Draft {
+    env: BTreeMap<EnvKey, EnvEntry>,
+    files: Vec<PlanFile>,
+    decisions: BTreeMap<(EnvKey, EntryOrigin), (Action, String)>,
+    warnings: Vec<String>,
+}
+
+impl Draft {
+    fn decide(&mut self, key: &EnvKey, origin: EntryOrigin, action: Action, reason: String) {
+        self.decisions.insert((key.clone(), origin), (action, reason));
+    }
+
+    fn inject(&mut self, key: &EnvKey, origin: EntryOrigin, value: EnvValue, reason: String) {
+        let action = if origin == EntryOrigin::Projected { Action::Projected } else { Action::Injected };
+        self.env.insert(key.clone(), EnvEntry { origin, value });
+        self.decide(key, origin, action, reason);
+    }
+}
+
+/// The settings wsd always writes: the model and the runtime's hardening env.
+fn fixed_settings(runtime: &Runtime, model: &str) -> BTreeMap<EnvKey, (String, String)> {
+    let mut fixed = BTreeMap::new();
+    let model_key = EnvKey::new(MODEL_ENV).expect("MODEL_ENV is a valid env name");
+    fixed.insert(model_key, (model.to_owned(), "the workspace's model".to_owned()));
+    for key in &runtime.model_env {
+        fixed.insert(key.clone(), (model.to_owned(), format!("the workspace's model, where {} reads it", runtime.name)));
+    }
+    for (key, value) in &runtime.hardening_env {
+        fixed.insert(key.clone(), (value.clone(), format!("hardening setting of {}", runtime.name)));
+    }
+    fixed
+}
+
+struct Planner<'a> {
+    registry: &'a Registry,
+    workspace: &'a WorkspaceSpec,
+    runtime: &'a Runtime,
+    provider: &'a Provider,
+    effective: BTreeMap<EnvKey, SecretOrigin>,
+    fixed: BTreeMap<EnvKey, (String, String)>,
+    draft: Draft,
+}
+
+impl Planner<'_> {
+    /// Decides every input key by its category; BYOK credential keys are kept tentatively
+    /// and may be stripped by the exactly-one-credential rule.
+    fn route_inputs(&mut self) {
+        let platform = self.provider.platform;
+        let p = &self.provider.name;
+        for (key, &origin) in &self.effective {
+            let (action, reason) = if self.fixed.contains_key(key) || key.as_str().starts_with("WSD_") {
+                (Action::Stripped, format!("{key} is set by wsd itself; a secret cannot replace it"))
+            } else if platform && (self.registry.is_credential_key(key) || self.registry.is_routing_key(key)) {
+                (Action::Stripped, "platform-managed: the workspace reaches LLMs only through wsd's metering proxy with its usage token".to_owned())
+            } else if self.registry.is_credential_key(key) {
+                match origin {
+                    SecretOrigin::Workspace => (Action::Kept, "user-authored: set on the workspace by its user".to_owned()),
+                    SecretOrigin::Org if self.provider.accepts(key) => (Action::Kept, format!("accepted by provider `{p}`")),
+                    SecretOrigin::Org => (Action::Stripped, format!("provider `{p}` accepts only {}; an org-wide {key} must not reach this workspace", join_keys(&self.provider.auth_env))),
+                }
+            } else if self.registry.is_routing_key(key) {
+                match origin {
+                    SecretOrigin::Workspace => (Action::Kept, "user-authored: set on the workspace by its user".to_owned()),
+                    SecretOrigin::Org => (Action::Stripped, format!("an org-wide {key} is never applied: the endpoint of provider `{p}` comes from the registry")),
+                }
+            } else {
+                (Action::Kept, "not an LLM credential; passed through unchanged".to_owned())
+            };
+            if action == Action::Kept {
+                self.draft.env.insert(key.clone(), EnvEntry { origin: origin.into(), value: EnvValue::Secret { key: key.clone(), origin } });
+            }
+            self.draft.decide(key, origin.into(), action, reason);
+        }
+    }
+
+    /// Removes a kept input from the env, recording why.
+    fn strip_input(&mut self, key: &EnvKey, reason: String) {
+        if let Some(&origin) = self.effective.get(key)
+            && self.draft.env.get(key).is_some_and(|e| e.origin == EntryOrigin::from(origin))
+        {
+            self.draft.env.remove(key);
+            self.draft.decide(key, origin.into(), Action::Stripped, reason);
+        }
+    }
+
+    fn input_origin(&self, key: &EnvKey) -> Option<SecretOrigin> {
+        let origin = *self.effective.get(key)?;
+        let entry = self.draft.env.get(key)?;
+        (entry.origin == EntryOrigin::from(origin)).then_some(origin)
+    }
+
+    /// Replaces whatever input sits at `key` by an injected or projected value.
+    fn put(&mut self, key: &EnvKey, origin: EntryOrigin, value: EnvValue, reason: String) {
+        self.strip_input(key, format!("replaced: {reason}"));
+        self.draft.inject(key, origin, value, reason);
+    }
+
+    fn route_platform(&mut self, platform: &PlatformSettings) -> (Intended, Option<CodexConfig>) {
+        let runtime = self.runtime;
+        let usage_key = EnvKey::new(USAGE_TOKEN_ENV).expect("valid env name");
+        let base_key = EnvKey::new(PROXY_BASE_URL_ENV).expect("valid env name");
+        let proxy_url = platform.base_url(runtime.protocol);
+        self.put(&base_key, EntryOrigin::Injected, EnvValue::Literal(platform.proxy_base_url.clone()), "the metering proxy's root URL".to_owned());
+        self.put(&usage_key, EntryOrigin::Injected, EnvValue::UsageToken, "the workspace's usage token for the metering proxy, minted at provision".to_owned());
+        let codex = match &runtime.projection {
+            Projection::Env { key_env, base_url_env, workspace_header_env } => {
+                self.put(key_env, EntryOrigin::Projected, EnvValue::UsageToken, format!("{} reads its key from {key_env}; it carries the usage token", runtime.name));
+                self.put(base_url_env, EntryOrigin::Injected, EnvValue::Literal(proxy_url.clone()), format!("the metering proxy's {} surface", runtime.protocol.as_str()));
+                if let Some(header_env) = workspace_header_env {
+                    let header = format!("X-Wsd-Workspace-Id: {}", self.workspace.id);
+                    self.put(header_env, EntryOrigin::Injected, EnvValue::Literal(header), "attributes the workspace's requests at the metering proxy".to_owned());
+                }
+                None
+            }
+            Projection::CodexConfig { .. } => Some(CodexConfig {
+                model: self.workspace.model.clone(),
+                provider: Some(CodexProvider {
+                    id: "wsd-platform".to_owned(),
+                    display_name: self.provider.display_name.clone(),
+                    base_url: proxy_url.clone(),
+                    env_key: usage_key,
+                }),
+            }),
+        };
+        (Intended { credential: EnvValue::UsageToken, endpoint: Some(proxy_url) }, codex)
+    }
+
+    /// The credential the workspace uses: a workspace secret the runtime reads as is, else
+    /// another workspace secret, else an org secret; each in the provider's `auth_env` order.
+    fn choose_credential(&self) -> Option<(EnvKey, SecretOrigin)> {
+        let present: Vec<(&EnvKey, SecretOrigin)> = self
+            .provider
+            .auth_env
+            .iter()
+            .filter_map(|key| Some((key, self.input_origin(key)?)))
+            .collect();
+        let direct = |(key, origin): &(&EnvKey, SecretOrigin)| *origin == SecretOrigin::Workspace && self.runtime.reads_credential_env(key);
+        present
+            .iter()
+            .find(|c| direct(c))
+            .or_else(|| present.iter().find(|(_, origin)| *origin == SecretOrigin::Workspace))
+            .or_else(|| present.first())
+            .map(|(key, origin)| ((*key).clone(), *origin))
+    }
+
+    fn route_byok(&mut self) -> Result<(Intended, Option<CodexConfig>), PlanError> {
+        let (runtime, provider) = (self.runtime, self.provider);
+        let Some((source, origin)) = self.choose_credential() else {
+            return Err(PlanError::MissingByokCredential { provider: provider.name.clone(), accepted: provider.auth_env.clone() });
+        };
+        let source_value = EnvValue::Secret { key: source.clone(), origin };
+        let provider_url = provider.base_url(runtime.protocol).map(str::to_owned);
+        let (credential_key, endpoint, codex) = match &runtime.projection {
+            Projection::Env { key_env, base_url_env, .. } => {
+                let target = provider.auth_token_env.as_ref().filter(|t| runtime.reads_credential_env(t)).unwrap_or(key_env);
+                let used_directly = origin == SecretOrigin::Workspace && runtime.reads_credential_env(&source);
+                let credential_key = if source == *target || used_directly || self.input_origin(target) == Some(SecretOrigin::Workspace) {
+                    source.clone()
+                } else {
+                    if origin == SecretOrigin::Org && runtime.reads_credential_env(&source) {
+                        self.strip_input(&source, format!("moved into {target}, where {} reads a {} key; it would otherwise be sent twice", runtime.name, provider.name));
+                    }
+                    self.put(target, EntryOrigin::Projected, source_value.clone(), format!("{} reads the {} key from {target}; it carries {source}", runtime.name, provider.name));
+                    target.clone()
+                };
+                let endpoint = if self.input_origin(base_url_env) == Some(SecretOrigin::Workspace) {
+                    self.draft.warnings.push(format!("the workspace secret {base_url_env} overrides the endpoint of provider `{}`; its credential is sent there", provider.name));
+                    None
+                } else {
+                    if let Some(url) = &provider_url {
+                        self.put(base_url_env, EntryOrigin::Injected, EnvValue::Literal(url.clone()), format!("the {} endpoint of provider `{}`", runtime.protocol.as_str(), provider.name));
+                    }
+                    provider_url.clone()
+                };
+                (credential_key, endpoint, None)
+            }
+            Projection::CodexConfig { login_file, .. } => {
+                let config = if provider.auth_mode == AuthMode::Oauth {
+                    self.draft.files.push(PlanFile { path: login_file.clone(), content: FileContent::Secret { key: source.clone(), origin } });
+                    CodexConfig { model: self.workspace.model.clone(), provider: None }
+                } else {
+                    CodexConfig {
+                        model: self.workspace.model.clone(),
+                        provider: Some(CodexProvider {
+                            id: provider.name.clone(),
+                            display_name: provider.display_name.clone(),
+                            base_url: provider_url.clone().unwrap_or_default(),
+                            env_key: source.clone(),
+                        }),
+                    }
+                };
+                (source.clone(), provider_url.clone(), Some(config))
+            }
+        };
+
+        // Exactly one credential reaches the runtime: every other org credential it reads goes.
+        let others: Vec<EnvKey> = runtime.credential_envs().filter(|k| **k != credential_key).cloned().collect();
+        for key in others {
+            if self.input_origin(&key) == Some(SecretOrigin::Org) {
+                self.strip_input(&key, format!("{} would also send {key}; exactly one credential may reach provider `{}`", runtime.name, provider.name));
+            }
+        }
+        Ok((Intended { credential: source_value, endpoint }, codex))
+    }
+
+    fn inject_fixed(&mut self) {
+        let fixed = std::mem::take(&mut self.fixed);
+        for (key, (value, reason)) in fixed {
+            self.put(&key, EntryOrigin::Injected, EnvValue::Literal(value), reason);
+        }
+    }
+
+    fn finish(mut self, routing: Routing, derivation: &Derivation<'_>) -> Plan {
+        if self.runtime.verified_versions.is_empty() {
+            self.draft.warnings.push(format!("the credential profile of runtime `{}` has not been verified against a real CLI", self.runtime.name));
+        }
+        if self.provider.deprecated {
+            self.draft.warnings.push(format!("provider `{}` is deprecated", self.provider.name));
+        }
+        Plan {
+            runtime: self.runtime.name.clone(),
+            model: self.workspace.model.clone(),
+            routing,
+            provider: self.provider.name.clone(),
+            derivation: derivation.explain(&self.workspace.model),
+            env: self.draft.env,
+            files: self.draft.files,
+            decisions: self
+                .draft
+                .decisions
+                .into_iter()
+                .map(|((key, origin), (action, reason))| Decision { key, origin, action, reason })
+                .collect(),
+            warnings: self.draft.warnings,
+        }
+    }
+}

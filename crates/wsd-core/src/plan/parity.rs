@@ -1,0 +1,135 @@
+//! The parity check (DESIGN §4 step 7): simulate the runtime's own credential precedence
+//! over the final env and files, and refuse the plan unless the runtime would send exactly
+//! the planned credential to the planned endpoint.
+//!
+//! The simulation reads only registry data (the runtime's precedence tiers, base-URL env and
+//! default endpoint) and the plan, so it holds for every runtime and every provider.
+
+use super::codex::CodexConfig;
+use super::output::{EnvValue, FileContent, Plan, Routing};
+use super::Intended;
+use crate::error::PlanError;
+use crate::registry::{CredentialRead, CredentialSource, Provider, Runtime};
+
+/// Where the runtime would send its credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Endpoint {
+    Url(String),
+    /// A base URL the user set on the workspace.
+    UserSet(String),
+}
+
+struct Sent<'a> {
+    read: Option<&'a CredentialRead>,
+    what: String,
+    value: EnvValue,
+}
+
+struct Simulation<'a> {
+    sent: Vec<Sent<'a>>,
+    endpoint: Endpoint,
+    /// Credentials present but not read because an earlier tier won, for explanations.
+    shadowed_by: Option<usize>,
+}
+
+fn resolve(plan: &Plan, read: &CredentialRead) -> Option<EnvValue> {
+    match &read.source {
+        CredentialSource::Env(key) => plan.env.get(key).map(|e| e.value.clone()),
+        CredentialSource::File(path) => plan.files.iter().find(|f| &f.path == path).map(|f| match &f.content {
+            FileContent::Secret { key, origin } => EnvValue::Secret { key: key.clone(), origin: *origin },
+            FileContent::Text(text) => EnvValue::Literal(text.clone()),
+        }),
+    }
+}
+
+fn simulate<'a>(runtime: &'a Runtime, plan: &Plan, codex: Option<&CodexConfig>) -> Simulation<'a> {
+    if let Some(provider) = codex.and_then(|c| c.provider.as_ref()) {
+        // A configured provider: Codex reads its key only from env_key, and sends it only to base_url.
+        let sent = plan
+            .env
+            .get(&provider.env_key)
+            .map(|entry| Sent { read: None, what: provider.env_key.to_string(), value: entry.value.clone() })
+            .into_iter()
+            .collect();
+        return Simulation { sent, endpoint: Endpoint::Url(provider.base_url.clone()), shadowed_by: None };
+    }
+    for (tier_index, tier) in runtime.credential_precedence.iter().enumerate() {
+        let sent: Vec<Sent<'a>> = tier
+            .iter()
+            .filter_map(|read| Some(Sent { read: Some(read), what: read.source.to_string(), value: resolve(plan, read)? }))
+            .collect();
+        if let Some(first) = sent.first() {
+            let configured = runtime.base_url_env.as_ref().and_then(|key| plan.env.get(key));
+            let endpoint = match configured.map(|e| &e.value) {
+                Some(EnvValue::Literal(url)) => Endpoint::Url(url.clone()),
+                Some(other) => Endpoint::UserSet(other.describe()),
+                None => Endpoint::Url(first.read.and_then(|r| r.endpoint.clone()).unwrap_or_else(|| runtime.default_base_url.clone())),
+            };
+            return Simulation { sent, endpoint, shadowed_by: Some(tier_index) };
+        }
+    }
+    Simulation { sent: Vec::new(), endpoint: Endpoint::Url(runtime.default_base_url.clone()), shadowed_by: None }
+}
+
+pub(super) fn check(
+    runtime: &Runtime,
+    provider: &Provider,
+    routing: Routing,
+    plan: &Plan,
+    codex: Option<&CodexConfig>,
+    intended: &Intended,
+) -> Result<(), PlanError> {
+    let simulation = simulate(runtime, plan, codex);
+    let rt = &runtime.name;
+    let target = match routing {
+        Routing::Platform => "wsd's metering proxy".to_owned(),
+        Routing::Byok => format!("provider `{}`", provider.name),
+    };
+    let refuse = |explanation: String| Err(PlanError::RoutingParityMismatch { provider: provider.name.clone(), explanation });
+
+    match simulation.sent.as_slice() {
+        [] => return refuse(format!(
+            "{rt} would send no credential: none of {} is set in the planned env",
+            runtime.credential_precedence.iter().flatten().map(|r| r.source.to_string()).collect::<Vec<_>>().join(", ")
+        )),
+        [one] if one.value == intended.credential => {}
+        [one] => {
+            let earlier = simulation
+                .shadowed_by
+                .filter(|_| one.read.is_some())
+                .map(|tier| {
+                    let winners: Vec<String> = runtime.credential_precedence[tier].iter().map(|r| r.source.to_string()).collect();
+                    format!("; {rt} reads {} first", winners.join(" and "))
+                })
+                .unwrap_or_default();
+            let how = one.read.map(|r| format!(" ({})", r.sent_as)).unwrap_or_default();
+            return refuse(format!(
+                "{rt} would send {} as {}{how} instead of {}, the credential planned for {target}{earlier}; remove it from the workspace or choose a model whose provider accepts it",
+                one.value.describe(), one.what, intended.credential.describe()
+            ));
+        }
+        several => {
+            let names: Vec<String> = several
+                .iter()
+                .map(|s| format!("{} as {}{}", s.value.describe(), s.what, s.read.map(|r| format!(" ({})", r.sent_as)).unwrap_or_default()))
+                .collect();
+            return refuse(format!(
+                "{rt} would send {} together on the same request; exactly one credential may reach {target}: remove the extra workspace secret",
+                names.join(" and ")
+            ));
+        }
+    }
+
+    match (&simulation.endpoint, &intended.endpoint) {
+        (Endpoint::Url(actual), Some(expected)) if actual == expected => Ok(()),
+        (Endpoint::UserSet(_), None) => Ok(()),
+        (actual, expected) => {
+            let actual = match actual {
+                Endpoint::Url(url) => url.clone(),
+                Endpoint::UserSet(source) => format!("the URL in {source}"),
+            };
+            let expected = expected.clone().unwrap_or_else(|| "the workspace's own base URL".to_owned());
+            refuse(format!("{rt} would send {} to {actual} instead of {expected}, the endpoint of {target}", intended.credential.describe()))
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The plan as JSON (DESIGN §8): the shape `wsd plan --json` prints and `GET …/plan`
+//! answers. Only non-secret settings show a value; secrets show where they come from.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::output::{Decision, EntryOrigin, EnvValue, FileContent, Plan, Routing, USAGE_TOKEN_ENV};
+use crate::error::{ErrorCode, PlanError};
+use crate::registry::PLATFORM_PROVIDER_NAME;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvReport {
+    pub origin: EntryOrigin,
+    /// The secret (or injected key) the value comes from.
+    pub from: Option<String>,
+    /// Shown only for non-secret settings.
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileReport {
+    pub path: String,
+    /// The rendered text; `null` for a file that holds a secret.
+    pub content: Option<String>,
+    /// The secret a secret file is written from.
+    pub from: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorReport {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// A plan or a refusal, as one JSON object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanReport {
+    pub ok: bool,
+    pub routing: Option<Routing>,
+    pub provider: Option<String>,
+    pub env: BTreeMap<String, EnvReport>,
+    pub files: Vec<FileReport>,
+    pub decisions: Vec<Decision>,
+    pub warnings: Vec<String>,
+    pub error: Option<ErrorReport>,
+}
+
+impl PlanReport {
+    pub fn new(result: &Result<Plan, PlanError>) -> Self {
+        match result {
+            Ok(plan) => Self::from_plan(plan),
+            Err(error) => Self::from_error(error),
+        }
+    }
+
+    pub fn from_plan(plan: &Plan) -> Self {
+        let env = plan
+            .env
+            .iter()
+            .map(|(key, entry)| {
+                let (from, value) = match &entry.value {
+                    EnvValue::Secret { key: source, .. } => (Some(source.to_string()), None),
+                    EnvValue::UsageToken if key.as_str() == USAGE_TOKEN_ENV => (None, None),
+                    EnvValue::UsageToken => (Some(USAGE_TOKEN_ENV.to_owned()), None),
+                    EnvValue::Literal(text) => (None, Some(text.clone())),
+                };
+                (key.to_string(), EnvReport { origin: entry.origin, from, value })
+            })
+            .collect();
+        let files = plan
+            .files
+            .iter()
+            .map(|file| match &file.content {
+                FileContent::Text(text) => FileReport { path: file.path.clone(), content: Some(text.clone()), from: None },
+                FileContent::Secret { key, .. } => FileReport { path: file.path.clone(), content: None, from: Some(key.to_string()) },
+            })
+            .collect();
+        Self {
+            ok: true,
+            routing: Some(plan.routing),
+            provider: Some(plan.provider.clone()),
+            env,
+            files,
+            decisions: plan.decisions.clone(),
+            warnings: plan.warnings.clone(),
+            error: None,
+        }
+    }
+
+    pub fn from_error(error: &PlanError) -> Self {
+        let provider = error.provider().map(str::to_owned);
+        let routing = provider.as_deref().map(|p| if p == PLATFORM_PROVIDER_NAME { Routing::Platform } else { Routing::Byok });
+        Self {
+            ok: false,
+            routing,
+            provider,
+            env: BTreeMap::new(),
+            files: Vec::new(),
+            decisions: Vec::new(),
+            warnings: Vec::new(),
+            error: Some(ErrorReport { code: error.code(), message: error.to_string() }),
+        }
+    }
+}

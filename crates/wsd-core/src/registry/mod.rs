@@ -1,0 +1,254 @@
+//! The provider registry (DESIGN §3): providers, runtimes, and the facts that tie them.
+//!
+//! A `Registry` only exists validated: every regex compiles, every reference resolves,
+//! `upstream_vendor` is unique, there is exactly one platform provider, and no model id of a
+//! runtime is owned by two of its providers that auth env cannot tell apart. The set of LLM
+//! credential keys is derived from the data, never kept by hand.
+
+mod raw;
+mod validate;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::env_key::EnvKey;
+
+pub use validate::{PLATFORM_PROVIDER_NAME, RegistryError, RegistryIssue};
+
+/// The registry schema version this build understands.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The registry shipped inside the binary.
+pub const EMBEDDED_REGISTRY_YAML: &str = include_str!("../../registry/registry.yaml");
+
+/// The wire protocol a provider or runtime speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    Anthropic,
+    Openai,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Anthropic => "anthropic",
+            Protocol::Openai => "openai",
+        }
+    }
+}
+
+/// How a provider authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// A vendor API key.
+    ApiKey,
+    /// A subscription login (OAuth token or login file).
+    Oauth,
+    /// A third-party vendor key spoken over the Anthropic-compatible surface.
+    AnthropicCompatible,
+    /// wsd's own per-workspace usage token (the platform arm only).
+    Platform,
+}
+
+/// One LLM provider.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub name: String,
+    pub display_name: String,
+    pub protocol: Protocol,
+    pub auth_mode: AuthMode,
+    pub platform: bool,
+    /// Accepted env-var names, in order of preference (vendor-specific names first).
+    pub auth_env: Vec<EnvKey>,
+    /// The env-var name the key is projected into when a runtime reads that name.
+    pub auth_token_env: Option<EnvKey>,
+    pub base_url_openai: Option<String>,
+    pub base_url_anthropic: Option<String>,
+    pub model_match: Regex,
+    pub model_aliases: Vec<String>,
+    pub upstream_vendor: Option<String>,
+    pub deprecated: bool,
+}
+
+impl Provider {
+    /// The base URL a runtime speaking `protocol` must use for this provider.
+    pub fn base_url(&self, protocol: Protocol) -> Option<&str> {
+        match protocol {
+            Protocol::Anthropic => self.base_url_anthropic.as_deref(),
+            Protocol::Openai => self.base_url_openai.as_deref(),
+        }
+    }
+
+    pub fn accepts(&self, key: &EnvKey) -> bool {
+        self.auth_env.contains(key)
+    }
+}
+
+/// Where a runtime reads a credential from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    Env(EnvKey),
+    /// A file relative to the workspace home.
+    File(String),
+}
+
+impl fmt::Display for CredentialSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CredentialSource::Env(key) => write!(f, "{key}"),
+            CredentialSource::File(path) => write!(f, "~/{path}"),
+        }
+    }
+}
+
+/// One credential a runtime reads, and how it is sent.
+#[derive(Debug, Clone)]
+pub struct CredentialRead {
+    pub source: CredentialSource,
+    /// How the credential travels (a header), for explanations.
+    pub sent_as: String,
+    /// Where this credential is sent when no base URL is configured; the runtime's
+    /// default base URL when absent.
+    pub endpoint: Option<String>,
+}
+
+/// How a provider's key and base URL reach a runtime.
+#[derive(Debug, Clone)]
+pub enum Projection {
+    /// Through env vars the runtime reads.
+    Env {
+        key_env: EnvKey,
+        base_url_env: EnvKey,
+        /// An env var whose `Name: value` header the runtime forwards on every request.
+        workspace_header_env: Option<EnvKey>,
+    },
+    /// Through a Codex `config.toml` naming the provider, its base URL and the env var that
+    /// holds its key; subscription logins through the login file.
+    CodexConfig { path: String, login_file: String },
+}
+
+/// A provider a runtime runs natively, with the model ids listed for it.
+#[derive(Debug, Clone)]
+pub struct NativeProvider {
+    /// Index into `Registry::providers`.
+    pub provider: usize,
+    pub models: Vec<String>,
+}
+
+/// One agent runtime's profile.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub name: String,
+    pub display_name: String,
+    pub protocol: Protocol,
+    pub verified_versions: Vec<String>,
+    pub model_env: Vec<EnvKey>,
+    pub hardening_env: BTreeMap<EnvKey, String>,
+    /// Ordered tiers: the first tier with any credential present wins and every present
+    /// credential of that tier is sent.
+    pub credential_precedence: Vec<Vec<CredentialRead>>,
+    /// The env var the runtime honours as a base-URL override, if any.
+    pub base_url_env: Option<EnvKey>,
+    pub default_base_url: String,
+    pub projection: Projection,
+    pub providers: Vec<NativeProvider>,
+}
+
+impl Runtime {
+    /// Whether the runtime reads `key` as a credential.
+    pub fn reads_credential_env(&self, key: &EnvKey) -> bool {
+        self.credential_envs().any(|k| k == key)
+    }
+
+    /// Every env var the runtime reads as a credential, in precedence order.
+    pub fn credential_envs(&self) -> impl Iterator<Item = &EnvKey> {
+        self.credential_precedence
+            .iter()
+            .flatten()
+            .filter_map(|read| match &read.source {
+                CredentialSource::Env(key) => Some(key),
+                CredentialSource::File(_) => None,
+            })
+    }
+}
+
+/// A loaded, validated registry.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    providers: Vec<Provider>,
+    runtimes: BTreeMap<String, Runtime>,
+    credential_keys: BTreeSet<EnvKey>,
+    routing_keys: BTreeSet<EnvKey>,
+    platform: usize,
+}
+
+impl Registry {
+    /// The registry shipped in the binary. It is validated by a test, so this cannot fail
+    /// in a released build; it still returns the error rather than assuming.
+    pub fn embedded() -> Result<Self, RegistryError> {
+        Self::from_yaml(EMBEDDED_REGISTRY_YAML)
+    }
+
+    /// Parses and validates a registry document.
+    pub fn from_yaml(text: &str) -> Result<Self, RegistryError> {
+        validate::load(text)
+    }
+
+    pub fn providers(&self) -> &[Provider] {
+        &self.providers
+    }
+
+    pub fn provider(&self, name: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+
+    pub fn runtimes(&self) -> impl Iterator<Item = &Runtime> {
+        self.runtimes.values()
+    }
+
+    pub fn runtime(&self, name: &str) -> Option<&Runtime> {
+        self.runtimes.get(name)
+    }
+
+    /// The closed platform arm.
+    pub fn platform_provider(&self) -> &Provider {
+        &self.providers[self.platform]
+    }
+
+    /// The providers a runtime runs natively, in declared order, with their listed models.
+    pub fn native_providers<'a>(
+        &'a self,
+        runtime: &'a Runtime,
+    ) -> impl Iterator<Item = (&'a Provider, &'a [String])> + 'a {
+        runtime
+            .providers
+            .iter()
+            .map(|native| (&self.providers[native.provider], native.models.as_slice()))
+    }
+
+    /// Every env-var name that carries an LLM credential: the union of every provider's
+    /// `auth_env` and `auth_token_env`, and every credential env a runtime reads or is
+    /// projected into.
+    pub fn credential_keys(&self) -> &BTreeSet<EnvKey> {
+        &self.credential_keys
+    }
+
+    /// Every env-var name that steers where LLM traffic goes: the base-URL and header
+    /// env names the runtimes read.
+    pub fn routing_keys(&self) -> &BTreeSet<EnvKey> {
+        &self.routing_keys
+    }
+
+    pub fn is_credential_key(&self, key: &EnvKey) -> bool {
+        self.credential_keys.contains(key)
+    }
+
+    pub fn is_routing_key(&self, key: &EnvKey) -> bool {
+        self.routing_keys.contains(key)
+    }
+}
