@@ -1,1 +1,75 @@
-fn main() {}
+//! `wsd`: the command-line entry point. Parses arguments once, runs one command, and maps
+//! its outcome to an exit code: 0 success, 3 the planner refused, 2 bad usage or input.
+
+mod input;
+mod plan_cmd;
+mod registry_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// wsd runs AI coding-agent workspaces and gives each exactly the LLM credential it should
+/// have: no more, no other.
+#[derive(Debug, Parser)]
+#[command(name = "wsd", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Dry-run the credential planner for a workspace, offline.
+    ///
+    /// Shows which provider the model resolves to, whether the workspace is platform-routed
+    /// or uses its own key (BYOK), the exact environment it would get, and one decision per
+    /// key with its reason. Secret values are never printed; the planner only looks at
+    /// their names and where they were set.
+    ///
+    /// Exit status: 0 a plan was produced, 3 the planner refused (the output says why),
+    /// 2 bad usage.
+    ///
+    /// Example:
+    ///   wsd plan --runtime claude-code --model MiniMax-M2.7 \
+    ///     --org-secret CLAUDE_CODE_OAUTH_TOKEN=x --org-secret MINIMAX_API_KEY=y
+    #[command(verbatim_doc_comment)]
+    Plan(plan_cmd::PlanArgs),
+    /// Inspect and check the provider registry.
+    #[command(subcommand)]
+    Registry(registry_cmd::RegistryCommand),
+}
+
+/// Where the registry comes from: a file, or the one shipped in the binary.
+#[derive(Debug, Clone, Args)]
+struct RegistrySource {
+    /// A registry YAML file to use instead of the embedded one.
+    #[arg(long, value_name = "FILE", env = "WSD_REGISTRY")]
+    registry: Option<PathBuf>,
+}
+
+/// How a command ended, beyond success.
+#[derive(Debug)]
+enum Failure {
+    /// Bad usage or input: exit 2.
+    Usage(String),
+    /// The planner refused; the command already reported why: exit 3.
+    Refused,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Plan(args) => plan_cmd::run(args),
+        Command::Registry(command) => registry_cmd::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Refused) => ExitCode::from(3),
+        Err(Failure::Usage(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -71,6 +71,14 @@ fn simulate<'a>(runtime: &'a Runtime, plan: &Plan, codex: Option<&CodexConfig>) 
     Simulation { sent: Vec::new(), endpoint: Endpoint::Url(runtime.default_base_url.clone()), shadowed_by: None }
 }
 
+/// "the org secret K", or "the org secret K as T" when it travels under another name.
+fn sent_phrase(sent: &Sent<'_>) -> String {
+    match &sent.value {
+        EnvValue::Secret { key, .. } if key.as_str() == sent.what => sent.value.describe(),
+        value => format!("{} as {}", value.describe(), sent.what),
+    }
+}
+
 pub(super) fn check(
     runtime: &Runtime,
     provider: &Provider,
@@ -104,14 +112,14 @@ pub(super) fn check(
                 .unwrap_or_default();
             let how = one.read.map(|r| format!(" ({})", r.sent_as)).unwrap_or_default();
             return refuse(format!(
-                "{rt} would send {} as {}{how} instead of {}, the credential planned for {target}{earlier}; remove it from the workspace or choose a model whose provider accepts it",
-                one.value.describe(), one.what, intended.credential.describe()
+                "{rt} would send {}{how} instead of {}, the credential planned for {target}{earlier}; remove it from the workspace or choose a model whose provider accepts it",
+                sent_phrase(one), intended.credential.describe()
             ));
         }
         several => {
             let names: Vec<String> = several
                 .iter()
-                .map(|s| format!("{} as {}{}", s.value.describe(), s.what, s.read.map(|r| format!(" ({})", r.sent_as)).unwrap_or_default()))
+                .map(|s| format!("{}{}", sent_phrase(s), s.read.map(|r| format!(" ({})", r.sent_as)).unwrap_or_default()))
                 .collect();
             return refuse(format!(
                 "{rt} would send {} together on the same request; exactly one credential may reach {target}: remove the extra workspace secret",

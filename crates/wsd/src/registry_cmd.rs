@@ -1,0 +1,163 @@
+//! `wsd registry check|show|derive`: the provider registry from the command line.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use comfy_table::{ContentArrangement, Table, presets};
+use serde_json::json;
+use wsd_core::registry::{CredentialSource, Projection};
+use wsd_core::{EnvKey, Registry, derive};
+
+use crate::input::load_registry;
+use crate::{Failure, RegistrySource};
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Validate a registry file (or the embedded registry) and summarise it.
+    ///
+    /// Every problem is reported at once, each naming its entry and field. Exit status 0
+    /// when valid, 2 when not.
+    Check {
+        /// The registry YAML file; the embedded registry when omitted.
+        file: Option<PathBuf>,
+    },
+    /// Show the providers and runtimes of the registry in use.
+    Show {
+        #[command(flatten)]
+        registry: RegistrySource,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show which provider a model resolves to on a runtime.
+    ///
+    /// Exit status 0 when a provider was derived, 3 when derivation refused.
+    Derive {
+        #[arg(long)]
+        runtime: String,
+        #[arg(long)]
+        model: String,
+        /// The name of a credential that is set, used to break ties between providers
+        /// that list the same model. Repeatable.
+        #[arg(long = "credential", value_name = "KEY")]
+        credentials: Vec<EnvKey>,
+        #[command(flatten)]
+        registry: RegistrySource,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(command: RegistryCommand) -> Result<(), Failure> {
+    match command {
+        RegistryCommand::Check { file } => {
+            let registry = load_registry(file.as_deref())?;
+            let source = file.map_or_else(|| "embedded registry".to_owned(), |f| f.display().to_string());
+            println!(
+                "{source}: OK ({} providers, {} runtimes, {} LLM credential keys, {} routing keys)",
+                registry.providers().len(),
+                registry.runtimes().count(),
+                registry.credential_keys().len(),
+                registry.routing_keys().len()
+            );
+            Ok(())
+        }
+        RegistryCommand::Show { registry, json } => {
+            let registry = load_registry(registry.registry.as_deref())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&registry_json(&registry)).unwrap_or_default());
+            } else {
+                print!("{}", render_registry(&registry));
+            }
+            Ok(())
+        }
+        RegistryCommand::Derive { runtime, model, credentials, registry, json } => {
+            let registry = load_registry(registry.registry.as_deref())?;
+            let available: BTreeSet<EnvKey> = credentials.into_iter().collect();
+            let result = derive(&registry, &runtime, &model, &available);
+            let value = match &result {
+                Ok(d) => json!({"ok": true, "provider": d.provider.name, "platform": d.provider.platform, "reason": d.explain(&model), "error": null}),
+                Err(e) => json!({"ok": false, "provider": null, "platform": null, "reason": null, "error": {"code": e.code(), "message": e.to_string()}}),
+            };
+            match (&result, json) {
+                (_, true) => println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default()),
+                (Ok(d), false) => println!(
+                    "{} ({})\n  because: {}",
+                    d.provider.name,
+                    if d.provider.platform { "platform-managed" } else { "byok" },
+                    d.explain(&model)
+                ),
+                (Err(e), false) => println!("REFUSED  {}\n  {e}", e.code()),
+            }
+            result.map(|_| ()).map_err(|_| Failure::Refused)
+        }
+    }
+}
+
+fn registry_json(registry: &Registry) -> serde_json::Value {
+    let providers: Vec<_> = registry
+        .providers()
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name, "display_name": p.display_name, "protocol": p.protocol, "auth_mode": p.auth_mode,
+                "platform": p.platform, "auth_env": p.auth_env, "auth_token_env": p.auth_token_env,
+                "base_url_openai": p.base_url_openai, "base_url_anthropic": p.base_url_anthropic,
+                "model_match": p.model_match.as_str(), "model_aliases": p.model_aliases,
+                "upstream_vendor": p.upstream_vendor, "deprecated": p.deprecated,
+            })
+        })
+        .collect();
+    let runtimes: Vec<_> = registry
+        .runtimes()
+        .map(|r| {
+            let natives: Vec<_> = registry.native_providers(r).map(|(p, models)| json!({"provider": p.name, "models": models})).collect();
+            let precedence: Vec<Vec<String>> = r.credential_precedence.iter().map(|tier| tier.iter().map(|c| c.source.to_string()).collect()).collect();
+            json!({
+                "name": r.name, "display_name": r.display_name, "protocol": r.protocol,
+                "verified_versions": r.verified_versions, "model_env": r.model_env, "hardening_env": r.hardening_env,
+                "credential_precedence": precedence, "base_url_env": r.base_url_env, "default_base_url": r.default_base_url,
+                "projection": projection_name(&r.projection), "providers": natives,
+            })
+        })
+        .collect();
+    json!({"providers": providers, "runtimes": runtimes, "credential_keys": registry.credential_keys(), "routing_keys": registry.routing_keys()})
+}
+
+fn projection_name(projection: &Projection) -> String {
+    match projection {
+        Projection::Env { key_env, base_url_env, .. } => format!("env: key in {key_env}, base URL in {base_url_env}"),
+        Projection::CodexConfig { path, .. } => format!("config file ~/{path}"),
+    }
+}
+
+fn render_registry(registry: &Registry) -> String {
+    let mut providers = Table::new();
+    providers
+        .load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(vec!["PROVIDER", "PROTOCOL", "AUTH ENV (any one)", "UPSTREAM VENDOR"]);
+    for p in registry.providers() {
+        let name = if p.platform { format!("{} (platform arm)", p.name) } else { p.name.clone() };
+        let auth: Vec<&str> = p.auth_env.iter().map(EnvKey::as_str).collect();
+        providers.add_row(vec![name, p.protocol.as_str().to_owned(), auth.join(", "), p.upstream_vendor.clone().unwrap_or_default()]);
+    }
+    let mut runtimes = Table::new();
+    runtimes
+        .load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(vec!["RUNTIME", "VERIFIED", "CREDENTIAL PRECEDENCE", "PROVIDERS (listed models)"]);
+    for r in registry.runtimes() {
+        let verified = if r.verified_versions.is_empty() { "no".to_owned() } else { r.verified_versions.join(", ") };
+        let precedence: Vec<String> = r
+            .credential_precedence
+            .iter()
+            .map(|tier| tier.iter().map(|c| match &c.source { CredentialSource::Env(k) => k.to_string(), CredentialSource::File(f) => format!("~/{f}") }).collect::<Vec<_>>().join(" + "))
+            .collect();
+        let natives: Vec<String> = registry.native_providers(r).map(|(p, models)| format!("{} ({})", p.name, models.len())).collect();
+        runtimes.add_row(vec![r.name.clone(), verified, precedence.join(" > "), natives.join(", ")]);
+    }
+    format!("Providers\n{providers}\n\nRuntimes\n{runtimes}\n")
+}
