@@ -301,7 +301,7 @@ impl Planner<'_> {
         let others: Vec<EnvKey> = runtime.credential_envs().filter(|k| **k != credential_key).cloned().collect();
         for key in others {
             if self.input_origin(&key) == Some(SecretOrigin::Org) {
-                self.strip_input(&key, format!("{} would also send {key}; exactly one credential may reach provider `{}`", runtime.name, provider.name));
+                self.strip_input(&key, format!("{} also reads {key}; exactly one credential may reach provider `{}`", runtime.name, provider.name));
             }
         }
         Ok((Intended { credential: source_value, endpoint }, codex))

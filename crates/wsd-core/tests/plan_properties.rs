@@ -1,0 +1,189 @@
+//! The planner's invariants (DESIGN §4, I1–I7) over generated workspaces: every runtime and
+//! model of the shipped registry, and random sets of org and workspace secrets drawn from
+//! every LLM credential key, routing key, reserved name and ordinary name.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+use proptest::sample::subsequence;
+use support::{PROXY, registry, spec};
+use wsd_core::plan::{EntryOrigin, EnvValue, Plan, PlatformSettings, Policy, Routing, SecretNames, SecretOrigin};
+use wsd_core::registry::{CredentialSource, Projection};
+use wsd_core::{EnvKey, PlanError};
+
+fn key_pool() -> Vec<EnvKey> {
+    let r = registry();
+    let mut pool: BTreeSet<EnvKey> = r.credential_keys().iter().chain(r.routing_keys()).cloned().collect();
+    for rt in r.runtimes() {
+        pool.extend(rt.model_env.iter().cloned());
+        pool.extend(rt.hardening_env.keys().cloned());
+    }
+    for name in ["DATABASE_URL", "SENTRY_DSN", "NPM_TOKEN", "GITHUB_TOKEN", "WSD_MODEL", "WSD_LLM_BASE_URL"] {
+        pool.insert(EnvKey::new(name).unwrap());
+    }
+    pool.into_iter().collect()
+}
+
+/// The pool without operator-scope names, which refuse every plan when they come from the org.
+fn org_pool() -> Vec<EnvKey> {
+    let policy = Policy::default();
+    key_pool().into_iter().filter(|k| !policy.is_forbidden_for_org(k)).collect()
+}
+
+/// Every key some provider accepts, so that many generated workspaces hold a usable one.
+fn provider_keys() -> Vec<EnvKey> {
+    let keys: BTreeSet<EnvKey> = registry().providers().iter().flat_map(|p| p.auth_env.iter().cloned()).filter(|k| !k.as_str().starts_with("WSD_")).collect();
+    keys.into_iter().collect()
+}
+
+fn workspace_cases() -> Vec<(String, String)> {
+    let r = registry();
+    let mut cases = Vec::new();
+    for rt in r.runtimes() {
+        for (_, models) in r.native_providers(rt) {
+            cases.extend(models.iter().map(|m| (rt.name.clone(), m.clone())));
+        }
+        for extra in ["claude-haiku-4-5-20251001", "kimi-latest", "GLM-4.6", "deepseek-chat", "openrouter/x/y", "groq:llama", "gemini-2.5-pro", "gpt-4o", "unknown-model", ""] {
+            cases.push((rt.name.clone(), extra.to_owned()));
+        }
+    }
+    cases
+}
+
+prop_compose! {
+    fn inputs()(
+        case in proptest::sample::select(workspace_cases()),
+        org in subsequence(org_pool(), 0..8),
+        provider_key in proptest::option::weighted(0.7, proptest::sample::select(provider_keys())),
+        operator_key in proptest::option::weighted(0.05, proptest::sample::select(vec!["GITHUB_TOKEN", "WSD_MODEL", "AWS_SESSION_TOKEN"])),
+        workspace in subsequence(key_pool(), 0..5),
+        platform in any::<bool>(),
+    ) -> ((String, String), SecretNames, bool) {
+        let mut org: BTreeSet<EnvKey> = org.into_iter().collect();
+        org.extend(provider_key);
+        org.extend(operator_key.map(|k| EnvKey::new(k).unwrap()));
+        (case, SecretNames { org, workspace: workspace.into_iter().collect() }, platform)
+    }
+}
+
+fn run(case: &(String, String), secrets: &SecretNames, platform: bool) -> Result<Plan, PlanError> {
+    let settings = PlatformSettings { proxy_base_url: PROXY.into() };
+    wsd_core::plan(registry(), &spec(&case.0, &case.1), secrets, platform.then_some(&settings), &Policy::default())
+}
+
+fn effective(secrets: &SecretNames) -> BTreeMap<EnvKey, SecretOrigin> {
+    let mut map: BTreeMap<EnvKey, SecretOrigin> = secrets.org.iter().map(|k| (k.clone(), SecretOrigin::Org)).collect();
+    map.extend(secrets.workspace.iter().map(|k| (k.clone(), SecretOrigin::Workspace)));
+    map
+}
+
+/// Names wsd writes itself for this plan; a secret of that name never survives.
+fn reserved(plan: &Plan, key: &EnvKey) -> bool {
+    let rt = registry().runtime(&plan.runtime).unwrap();
+    key.as_str().starts_with("WSD_") || rt.model_env.contains(key) || rt.hardening_env.contains_key(key)
+}
+
+fn is_llm_key(key: &EnvKey) -> bool {
+    registry().is_credential_key(key) || registry().is_routing_key(key)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn invariants_hold((case, secrets, platform) in inputs()) {
+        let result = run(&case, &secrets, platform);
+        // I6: same input, same output.
+        prop_assert_eq!(&result, &run(&case, &secrets, platform));
+        let Ok(plan) = result else { return Ok(()) };
+        let provider = registry().provider(&plan.provider).unwrap();
+        let effective = effective(&secrets);
+
+        // I7: every input key has exactly one decision per origin it was given with.
+        for (origin, names) in [(EntryOrigin::Org, &secrets.org), (EntryOrigin::Workspace, &secrets.workspace)] {
+            for key in names {
+                let n = plan.decisions.iter().filter(|d| &d.key == key && d.origin == origin).count();
+                prop_assert_eq!(n, 1, "{} ({:?}) has {} decisions", key, origin, n);
+            }
+            prop_assert!(plan.decisions.iter().filter(|d| d.origin == origin).all(|d| names.contains(&d.key)));
+        }
+        // Every env entry that is not an input is explained by an injected or projected decision.
+        for (key, entry) in &plan.env {
+            if matches!(entry.origin, EntryOrigin::Injected | EntryOrigin::Projected) {
+                prop_assert!(plan.decisions.iter().any(|d| &d.key == key && d.origin == entry.origin));
+            }
+        }
+
+        // I4: non-LLM secrets pass unchanged, whatever the routing.
+        for (key, origin) in &effective {
+            if !is_llm_key(key) && !reserved(&plan, key) {
+                let expected = EnvValue::Secret { key: key.clone(), origin: *origin };
+                prop_assert_eq!(plan.env.get(key).map(|e| &e.value), Some(&expected), "{}", key);
+            }
+        }
+
+        match plan.routing {
+            Routing::Byok => {
+                prop_assert!(!provider.platform);
+                for entry in plan.env.values() {
+                    if let EnvValue::Secret { key, origin: SecretOrigin::Org } = &entry.value {
+                        // I1: no org credential outside the provider's auth_env, no org routing key.
+                        if registry().is_credential_key(key) {
+                            prop_assert!(provider.accepts(key), "org {} reached a {} workspace", key, provider.name);
+                        }
+                        prop_assert!(!registry().is_routing_key(key), "org routing key {} kept", key);
+                    }
+                    prop_assert!(entry.value != EnvValue::UsageToken, "a BYOK workspace got the usage token");
+                }
+                // I2: every workspace secret reaches the env unchanged.
+                for (key, origin) in &effective {
+                    if *origin == SecretOrigin::Workspace && !reserved(&plan, key) {
+                        let expected = EnvValue::Secret { key: key.clone(), origin: SecretOrigin::Workspace };
+                        prop_assert_eq!(plan.env.get(key).map(|e| &e.value), Some(&expected), "{}", key);
+                    }
+                }
+            }
+            Routing::Platform => {
+                prop_assert!(provider.platform);
+                // I3: no vendor credential from any secret; the usage token is there.
+                for (key, entry) in &plan.env {
+                    if let EnvValue::Secret { key: source, .. } = &entry.value {
+                        prop_assert!(!is_llm_key(source) && !is_llm_key(key), "{} <- {} on a platform workspace", key, source);
+                    }
+                }
+                prop_assert_eq!(plan.env.get("WSD_LLM_USAGE_TOKEN").map(|e| &e.value), Some(&EnvValue::UsageToken));
+            }
+        }
+
+        // I5, checked independently of the planner's own parity code: with env projection,
+        // the first precedence tier with anything set holds exactly one credential.
+        let rt = registry().runtime(&plan.runtime).unwrap();
+        if let Projection::Env { .. } = rt.projection {
+            let tier = rt.credential_precedence.iter().map(|tier| {
+                tier.iter().filter(|read| matches!(&read.source, CredentialSource::Env(k) if plan.env.contains_key(k))).count()
+            }).find(|&n| n > 0);
+            prop_assert_eq!(tier, Some(1));
+        }
+    }
+}
+
+/// The generator reaches both routings and Ok plans often enough for the invariants above
+/// to mean something.
+#[test]
+fn generated_inputs_cover_plans_of_both_routings() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let (mut byok, mut platform, mut refused) = (0, 0, 0);
+    for _ in 0..2000 {
+        let (case, secrets, proxy) = inputs().new_tree(&mut runner).unwrap().current();
+        match run(&case, &secrets, proxy) {
+            Ok(plan) if plan.routing == Routing::Byok => byok += 1,
+            Ok(_) => platform += 1,
+            Err(_) => refused += 1,
+        }
+    }
+    assert!(byok > 350 && platform > 150 && refused > 200, "byok {byok}, platform {platform}, refused {refused}");
+}
