@@ -37,22 +37,23 @@ impl Derivation<'_> {
         let (runtime, provider) = (&self.runtime.name, &self.provider.name);
         match self.rule {
             DerivationRule::ExactModel => format!("`{model}` is listed under provider `{provider}` of runtime `{runtime}`"),
-            DerivationRule::ExactModelByCredential => format!("`{model}` is listed under several providers of `{runtime}`; only `{provider}` has a credential set"),
+            DerivationRule::ExactModelByCredential => {
+                format!("`{model}` is listed under several providers of `{runtime}`; only `{provider}` has a credential set")
+            }
             DerivationRule::ModelMatch => format!("`{model}` matches the model pattern of provider `{provider}` of runtime `{runtime}`"),
-            DerivationRule::ModelMatchByCredential => format!("`{model}` matches several provider patterns of `{runtime}`; only `{provider}` has a credential set"),
+            DerivationRule::ModelMatchByCredential => {
+                format!("`{model}` matches several provider patterns of `{runtime}`; only `{provider}` has a credential set")
+            }
         }
     }
 }
 
 /// Derives the provider of `model` on `runtime`, given the names of the credentials set.
-pub fn derive<'r>(
-    registry: &'r Registry,
-    runtime: &str,
-    model: &str,
-    available: &BTreeSet<EnvKey>,
-) -> Result<Derivation<'r>, DeriveError> {
+pub fn derive<'r>(registry: &'r Registry, runtime: &str, model: &str, available: &BTreeSet<EnvKey>) -> Result<Derivation<'r>, DeriveError> {
     if model.trim().is_empty() {
-        return Err(DeriveError::ModelRequired { runtime: runtime.to_owned() });
+        return Err(DeriveError::ModelRequired {
+            runtime: runtime.to_owned(),
+        });
     }
     let Some(rt) = registry.runtime(runtime) else {
         return Err(DeriveError::UnknownRuntime {
@@ -67,7 +68,14 @@ pub fn derive<'r>(
         .map(|(p, _)| p)
         .collect();
     if !listed.is_empty() {
-        return pick(rt, model, listed, available, DerivationRule::ExactModel, DerivationRule::ExactModelByCredential);
+        return pick(
+            rt,
+            model,
+            listed,
+            available,
+            DerivationRule::ExactModel,
+            DerivationRule::ExactModelByCredential,
+        );
     }
     let matching: Vec<&Provider> = registry
         .native_providers(rt)
@@ -80,7 +88,14 @@ pub fn derive<'r>(
             model: model.to_owned(),
         });
     }
-    pick(rt, model, matching, available, DerivationRule::ModelMatch, DerivationRule::ModelMatchByCredential)
+    pick(
+        rt,
+        model,
+        matching,
+        available,
+        DerivationRule::ModelMatch,
+        DerivationRule::ModelMatchByCredential,
+    )
 }
 
 fn pick<'r>(
@@ -92,7 +107,11 @@ fn pick<'r>(
     by_credential: DerivationRule,
 ) -> Result<Derivation<'r>, DeriveError> {
     if let [provider] = candidates.as_slice() {
-        return Ok(Derivation { runtime, provider, rule: single });
+        return Ok(Derivation {
+            runtime,
+            provider,
+            rule: single,
+        });
     }
     let with_credential: Vec<&Provider> = candidates
         .iter()
@@ -100,9 +119,17 @@ fn pick<'r>(
         .filter(|p| p.auth_env.iter().any(|k| available.contains(k)))
         .collect();
     if let [provider] = with_credential.as_slice() {
-        return Ok(Derivation { runtime, provider, rule: by_credential });
+        return Ok(Derivation {
+            runtime,
+            provider,
+            rule: by_credential,
+        });
     }
-    let named = if with_credential.is_empty() { &candidates } else { &with_credential };
+    let named = if with_credential.is_empty() {
+        &candidates
+    } else {
+        &with_credential
+    };
     Err(DeriveError::AmbiguousProvider {
         runtime: runtime.name.clone(),
         model: model.to_owned(),

@@ -86,10 +86,7 @@ impl<'de> Deserialize<'de> for EnvKey {
 
 /// Joins keys for messages: `A, B, C`.
 pub fn join_keys<'a>(keys: impl IntoIterator<Item = &'a EnvKey>) -> String {
-    keys.into_iter()
-        .map(EnvKey::as_str)
-        .collect::<Vec<_>>()
-        .join(", ")
+    keys.into_iter().map(EnvKey::as_str).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]

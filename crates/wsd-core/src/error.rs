@@ -89,7 +89,9 @@ pub enum PlanError {
         join_keys(.accepted)
     )]
     MissingByokCredential { provider: String, accepted: Vec<EnvKey> },
-    #[error("model `{model}` is platform-managed but this server has no platform proxy configured ([platform] proxy_base_url); choose a model of your own provider")]
+    #[error(
+        "model `{model}` is platform-managed but this server has no platform proxy configured ([platform] proxy_base_url); choose a model of your own provider"
+    )]
     MissingPlatformProxy { model: String },
     #[error("{explanation}")]
     RoutingParityMismatch { provider: String, explanation: String },
@@ -109,8 +111,7 @@ impl PlanError {
     /// The provider the refusal concerns, when one was resolved.
     pub fn provider(&self) -> Option<&str> {
         match self {
-            PlanError::MissingByokCredential { provider, .. }
-            | PlanError::RoutingParityMismatch { provider, .. } => Some(provider),
+            PlanError::MissingByokCredential { provider, .. } | PlanError::RoutingParityMismatch { provider, .. } => Some(provider),
             PlanError::MissingPlatformProxy { .. } => Some(crate::registry::PLATFORM_PROVIDER_NAME),
             PlanError::Derive(_) | PlanError::ForbiddenTenantEnvKey { .. } => None,
         }

@@ -68,7 +68,10 @@ fn assert_refused(yaml: &str, needles: &[&str]) {
 fn the_minimal_registry_is_valid_and_derives_its_llm_keys() {
     let registry = Registry::from_yaml(MINIMAL).unwrap();
     let credential: Vec<&str> = registry.credential_keys().iter().map(|k| k.as_str()).collect();
-    assert_eq!(credential, ["AGENT_KEY", "SHARED_KEY", "VENDOR_A_KEY", "VENDOR_B_KEY", "WSD_LLM_USAGE_TOKEN"]);
+    assert_eq!(
+        credential,
+        ["AGENT_KEY", "SHARED_KEY", "VENDOR_A_KEY", "VENDOR_B_KEY", "WSD_LLM_USAGE_TOKEN"]
+    );
     let routing: Vec<&str> = registry.routing_keys().iter().map(|k| k.as_str()).collect();
     assert_eq!(routing, ["AGENT_BASE_URL"]);
     assert_eq!(registry.platform_provider().name, "platform");
@@ -77,7 +80,22 @@ fn the_minimal_registry_is_valid_and_derives_its_llm_keys() {
 #[test]
 fn the_embedded_registry_has_every_promised_provider_and_runtime() {
     let registry = Registry::from_yaml(EMBEDDED_REGISTRY_YAML).unwrap();
-    for name in ["anthropic-api", "anthropic-oauth", "openai-api", "openai-subscription", "minimax", "minimax-cn", "moonshot", "kimi-coding", "zai", "deepseek", "google", "openrouter", "groq", "platform"] {
+    for name in [
+        "anthropic-api",
+        "anthropic-oauth",
+        "openai-api",
+        "openai-subscription",
+        "minimax",
+        "minimax-cn",
+        "moonshot",
+        "kimi-coding",
+        "zai",
+        "deepseek",
+        "google",
+        "openrouter",
+        "groq",
+        "platform",
+    ] {
         assert!(registry.provider(name).is_some(), "provider {name} missing");
     }
     for name in ["claude-code", "codex", "hermes", "openclaw"] {
@@ -85,7 +103,13 @@ fn the_embedded_registry_has_every_promised_provider_and_runtime() {
     }
     let claude = registry.runtime("claude-code").unwrap();
     assert_eq!(claude.hardening_env.get("DISABLE_TELEMETRY").map(String::as_str), Some("1"));
-    assert_eq!(claude.hardening_env.get("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC").map(String::as_str), Some("1"));
+    assert_eq!(
+        claude
+            .hardening_env
+            .get("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC")
+            .map(String::as_str),
+        Some("1")
+    );
     // Every provider's keys are LLM credential keys: a new provider can never be forgotten by the strip.
     for provider in registry.providers() {
         for key in &provider.auth_env {
@@ -96,8 +120,14 @@ fn the_embedded_registry_has_every_promised_provider_and_runtime() {
 
 #[test]
 fn unknown_keys_are_refused() {
-    assert_refused(&with("    upstream_vendor: a\n", "    upstream_vendor: a\n    endpoint_vars: {}\n"), &["unknown field `endpoint_vars`"]);
-    assert_refused(&with("schema_version: 1\n", "schema_version: 1\nwithdrawn_models: []\n"), &["unknown field `withdrawn_models`"]);
+    assert_refused(
+        &with("    upstream_vendor: a\n", "    upstream_vendor: a\n    endpoint_vars: {}\n"),
+        &["unknown field `endpoint_vars`"],
+    );
+    assert_refused(
+        &with("schema_version: 1\n", "schema_version: 1\nwithdrawn_models: []\n"),
+        &["unknown field `withdrawn_models`"],
+    );
 }
 
 #[test]
@@ -111,38 +141,72 @@ fn an_unknown_schema_version_is_refused_for_its_version() {
 
 #[test]
 fn regexes_must_compile() {
-    assert_refused(&with("'^a-'", "'^a-('"), &["providers[0] (vendor-a).model_match: regex does not compile"]);
+    assert_refused(
+        &with("'^a-'", "'^a-('"),
+        &["providers[0] (vendor-a).model_match: regex does not compile"],
+    );
 }
 
 #[test]
 fn runtimes_must_refer_to_known_providers_once() {
-    assert_refused(&with("      - name: vendor-b\n", "      - name: vendor-c\n"), &["runtimes.agent.providers.vendor-c: unknown provider `vendor-c`"]);
-    assert_refused(&with("      - name: vendor-b\n", "      - name: vendor-a\n"), &["runtimes.agent.providers.vendor-a: provider is listed twice"]);
+    assert_refused(
+        &with("      - name: vendor-b\n", "      - name: vendor-c\n"),
+        &["runtimes.agent.providers.vendor-c: unknown provider `vendor-c`"],
+    );
+    assert_refused(
+        &with("      - name: vendor-b\n", "      - name: vendor-a\n"),
+        &["runtimes.agent.providers.vendor-a: provider is listed twice"],
+    );
 }
 
 #[test]
 fn upstream_vendor_is_unique() {
-    assert_refused(&with("    model_match: '^b-'\n", "    model_match: '^b-'\n    upstream_vendor: a\n"), &["providers[1] (vendor-b).upstream_vendor: `a` is already the upstream_vendor of provider `vendor-a`"]);
+    assert_refused(
+        &with("    model_match: '^b-'\n", "    model_match: '^b-'\n    upstream_vendor: a\n"),
+        &["providers[1] (vendor-b).upstream_vendor: `a` is already the upstream_vendor of provider `vendor-a`"],
+    );
 }
 
 #[test]
 fn exactly_one_platform_provider() {
     assert_refused(&with("    platform: true\n", ""), &["auth_mode"]);
     let none = with("    auth_mode: platform\n    platform: true\n", "    auth_mode: api_key\n");
-    assert_refused(&none, &["exactly one provider must be the platform arm; there is none", "reserved for the platform arm"]);
-    let two = with("    auth_mode: api_key\n    auth_env: [VENDOR_B_KEY]", "    auth_mode: platform\n    platform: true\n    auth_env: [VENDOR_B_KEY]");
-    assert_refused(&two, &["found vendor-b, platform", "provider `vendor-b`.platform: the platform arm must be named `platform`"]);
+    assert_refused(
+        &none,
+        &[
+            "exactly one provider must be the platform arm; there is none",
+            "reserved for the platform arm",
+        ],
+    );
+    let two = with(
+        "    auth_mode: api_key\n    auth_env: [VENDOR_B_KEY]",
+        "    auth_mode: platform\n    platform: true\n    auth_env: [VENDOR_B_KEY]",
+    );
+    assert_refused(
+        &two,
+        &[
+            "found vendor-b, platform",
+            "provider `vendor-b`.platform: the platform arm must be named `platform`",
+        ],
+    );
 }
 
 #[test]
 fn the_model_overlap_guard_runs_at_load() {
     // Two providers list the same id and share an accepted key: nothing could tell them apart.
-    let exact = with("      - name: vendor-b\n", "      - name: vendor-b\n        models: [a-1]\n").replace("[VENDOR_B_KEY]", "[VENDOR_B_KEY, SHARED_KEY]");
-    assert_refused(&exact, &["runtimes.agent.providers: model `a-1` is listed under both `vendor-a` and `vendor-b`, whose auth_env share SHARED_KEY"]);
+    let exact = with("      - name: vendor-b\n", "      - name: vendor-b\n        models: [a-1]\n")
+        .replace("[VENDOR_B_KEY]", "[VENDOR_B_KEY, SHARED_KEY]");
+    assert_refused(
+        &exact,
+        &["runtimes.agent.providers: model `a-1` is listed under both `vendor-a` and `vendor-b`, whose auth_env share SHARED_KEY"],
+    );
     // Overlapping patterns over a known id.
     let pattern = with("'^b-'", "'^(a|b)-'").replace("[VENDOR_B_KEY]", "[VENDOR_B_KEY, SHARED_KEY]");
     let registry_with_alias = pattern.replacen("    upstream_vendor: a\n", "    upstream_vendor: a\n    model_aliases: [a-2]\n", 1);
-    assert_refused(&registry_with_alias, &["model `a-2` is matched by the model_match of both `vendor-a` and `vendor-b`"]);
+    assert_refused(
+        &registry_with_alias,
+        &["model `a-2` is matched by the model_match of both `vendor-a` and `vendor-b`"],
+    );
     // Disjoint auth env separates them: allowed.
     let separated = with("      - name: vendor-b\n", "      - name: vendor-b\n        models: [a-1]\n");
     assert!(Registry::from_yaml(&separated).is_ok());
@@ -150,35 +214,85 @@ fn the_model_overlap_guard_runs_at_load() {
 
 #[test]
 fn a_runtime_provider_needs_a_base_url_for_the_runtime_protocol() {
-    let yaml = with("    base_url_anthropic: https://b.example\n", "    base_url_openai: https://b.example\n");
-    assert_refused(&yaml, &["runtimes.agent.providers.vendor-b: provider `vendor-b` has no base_url_anthropic"]);
+    let yaml = with(
+        "    base_url_anthropic: https://b.example\n",
+        "    base_url_openai: https://b.example\n",
+    );
+    assert_refused(
+        &yaml,
+        &["runtimes.agent.providers.vendor-b: provider `vendor-b` has no base_url_anthropic"],
+    );
 }
 
 #[test]
 fn projections_must_be_read_by_the_runtime() {
-    assert_refused(&with("key_env: AGENT_KEY,", "key_env: OTHER_KEY,"), &["runtimes.agent.projection.key_env: OTHER_KEY is not in credential_precedence"]);
-    assert_refused(&with("base_url_env: AGENT_BASE_URL }", "base_url_env: OTHER_URL }"), &["runtimes.agent.projection.base_url_env"]);
+    assert_refused(
+        &with("key_env: AGENT_KEY,", "key_env: OTHER_KEY,"),
+        &["runtimes.agent.projection.key_env: OTHER_KEY is not in credential_precedence"],
+    );
+    assert_refused(
+        &with("base_url_env: AGENT_BASE_URL }", "base_url_env: OTHER_URL }"),
+        &["runtimes.agent.projection.base_url_env"],
+    );
 }
 
 #[test]
 fn field_values_are_checked() {
-    assert_refused(&with("auth_env: [VENDOR_B_KEY]", "auth_env: []"), &["providers[1] (vendor-b).auth_env: must list at least one"]);
-    assert_refused(&with("auth_env: [VENDOR_B_KEY]", "auth_env: [vendor_b_key]"), &["must match ^[A-Z_][A-Z0-9_]*$"]);
-    assert_refused(&with("auth_env: [VENDOR_B_KEY]", "auth_env: [VENDOR_B_KEY, VENDOR_B_KEY]"), &["VENDOR_B_KEY is listed twice"]);
-    assert_refused(&with("https://b.example", "ftp://b.example"), &["base_url_anthropic: `ftp://b.example` is not an http(s) URL"]);
-    assert_refused(&with("name: vendor-b\n    display_name: Vendor B", "name: Vendor_B\n    display_name: ''"), &["(Vendor_B).name: must be lower-case", "(Vendor_B).display_name: must not be empty"]);
-    assert_refused(&with("- name: vendor-b\n    display_name", "- name: vendor-a\n    display_name"), &["provider `vendor-a` is declared twice"]);
+    assert_refused(
+        &with("auth_env: [VENDOR_B_KEY]", "auth_env: []"),
+        &["providers[1] (vendor-b).auth_env: must list at least one"],
+    );
+    assert_refused(
+        &with("auth_env: [VENDOR_B_KEY]", "auth_env: [vendor_b_key]"),
+        &["must match ^[A-Z_][A-Z0-9_]*$"],
+    );
+    assert_refused(
+        &with("auth_env: [VENDOR_B_KEY]", "auth_env: [VENDOR_B_KEY, VENDOR_B_KEY]"),
+        &["VENDOR_B_KEY is listed twice"],
+    );
+    assert_refused(
+        &with("https://b.example", "ftp://b.example"),
+        &["base_url_anthropic: `ftp://b.example` is not an http(s) URL"],
+    );
+    assert_refused(
+        &with("name: vendor-b\n    display_name: Vendor B", "name: Vendor_B\n    display_name: ''"),
+        &["(Vendor_B).name: must be lower-case", "(Vendor_B).display_name: must not be empty"],
+    );
+    assert_refused(
+        &with("- name: vendor-b\n    display_name", "- name: vendor-a\n    display_name"),
+        &["provider `vendor-a` is declared twice"],
+    );
     assert_refused(&with("models: [a-1]", "models: [a-1, a-1]"), &["model id `a-1` is listed twice"]);
     assert_refused(&with("models: [a-1]", "models: [' a-1']"), &["surrounding whitespace"]);
-    assert_refused(&with("protocol: anthropic\n    auth_mode: api_key", "protocol: grpc\n    auth_mode: api_key"), &["unknown variant `grpc`"]);
-    assert_refused(&with("      - - { env: AGENT_KEY, sent_as: \"x-api-key\" }\n", "      - []\n"), &["credential_precedence: must list at least one tier"]);
-    assert_refused(&with("{ env: AGENT_KEY, sent_as", "{ file: /etc/passwd, sent_as"), &["must be a relative path"]);
-    assert_refused(&with("{ env: AGENT_KEY, sent_as", "{ env: AGENT_KEY, file: x, sent_as"), &["exactly one of `env` or `file`"]);
+    assert_refused(
+        &with(
+            "protocol: anthropic\n    auth_mode: api_key",
+            "protocol: grpc\n    auth_mode: api_key",
+        ),
+        &["unknown variant `grpc`"],
+    );
+    assert_refused(
+        &with("      - - { env: AGENT_KEY, sent_as: \"x-api-key\" }\n", "      - []\n"),
+        &["credential_precedence: must list at least one tier"],
+    );
+    assert_refused(
+        &with("{ env: AGENT_KEY, sent_as", "{ file: /etc/passwd, sent_as"),
+        &["must be a relative path"],
+    );
+    assert_refused(
+        &with("{ env: AGENT_KEY, sent_as", "{ env: AGENT_KEY, file: x, sent_as"),
+        &["exactly one of `env` or `file`"],
+    );
 }
 
 #[test]
 fn every_problem_is_reported_at_once() {
-    let yaml = with("'^a-'", "'('").replace("name: vendor-b\n        models", "name: nope\n        models").replacen("      - name: vendor-b\n", "      - name: missing\n", 1);
+    let yaml = with("'^a-'", "'('")
+        .replace("name: vendor-b\n        models", "name: nope\n        models")
+        .replacen("      - name: vendor-b\n", "      - name: missing\n", 1);
     let message = issues_of(&yaml);
-    assert!(message.contains("model_match") && message.contains("unknown provider `missing`"), "{message}");
+    assert!(
+        message.contains("model_match") && message.contains("unknown provider `missing`"),
+        "{message}"
+    );
 }

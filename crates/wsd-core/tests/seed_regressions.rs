@@ -9,63 +9,91 @@ use wsd_core::plan::Policy;
 
 #[test]
 fn org_oauth_token_is_stripped_for_minimax_model() {
-    let plan = ok(plan("claude-code", "MiniMax-M2.7", &["CLAUDE_CODE_OAUTH_TOKEN", "MINIMAX_API_KEY"], &[], false));
+    let plan = ok(plan(
+        "claude-code",
+        "MiniMax-M2.7",
+        &["CLAUDE_CODE_OAUTH_TOKEN", "MINIMAX_API_KEY"],
+        &[],
+        false,
+    ));
     assert_eq!(plan.provider, "minimax");
     assert_eq!(plan.routing.as_str(), "byok");
-    assert_eq!(decisions(&plan), [
-        "ANTHROPIC_AUTH_TOKEN projected projected",
-        "ANTHROPIC_BASE_URL injected injected",
-        "ANTHROPIC_MODEL injected injected",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC injected injected",
-        "CLAUDE_CODE_OAUTH_TOKEN org stripped",
-        "DISABLE_TELEMETRY injected injected",
-        "MINIMAX_API_KEY org kept",
-        "WSD_MODEL injected injected",
-    ]);
-    assert_eq!(env(&plan), [
-        "ANTHROPIC_AUTH_TOKEN <- org secret MINIMAX_API_KEY",
-        "ANTHROPIC_BASE_URL <- \"https://api.minimax.io/anthropic\"",
-        "ANTHROPIC_MODEL <- \"MiniMax-M2.7\"",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC <- \"1\"",
-        "DISABLE_TELEMETRY <- \"1\"",
-        "MINIMAX_API_KEY <- org secret MINIMAX_API_KEY",
-        "WSD_MODEL <- \"MiniMax-M2.7\"",
-    ]);
+    assert_eq!(
+        decisions(&plan),
+        [
+            "ANTHROPIC_AUTH_TOKEN projected projected",
+            "ANTHROPIC_BASE_URL injected injected",
+            "ANTHROPIC_MODEL injected injected",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC injected injected",
+            "CLAUDE_CODE_OAUTH_TOKEN org stripped",
+            "DISABLE_TELEMETRY injected injected",
+            "MINIMAX_API_KEY org kept",
+            "WSD_MODEL injected injected",
+        ]
+    );
+    assert_eq!(
+        env(&plan),
+        [
+            "ANTHROPIC_AUTH_TOKEN <- org secret MINIMAX_API_KEY",
+            "ANTHROPIC_BASE_URL <- \"https://api.minimax.io/anthropic\"",
+            "ANTHROPIC_MODEL <- \"MiniMax-M2.7\"",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC <- \"1\"",
+            "DISABLE_TELEMETRY <- \"1\"",
+            "MINIMAX_API_KEY <- org secret MINIMAX_API_KEY",
+            "WSD_MODEL <- \"MiniMax-M2.7\"",
+        ]
+    );
     let stripped = plan.decisions.iter().find(|d| d.key.as_str() == "CLAUDE_CODE_OAUTH_TOKEN").unwrap();
-    assert!(stripped.reason.contains("minimax") && stripped.reason.contains("MINIMAX_API_KEY"), "{}", stripped.reason);
+    assert!(
+        stripped.reason.contains("minimax") && stripped.reason.contains("MINIMAX_API_KEY"),
+        "{}",
+        stripped.reason
+    );
 }
 
 #[test]
 fn org_oauth_token_is_kept_for_opus_on_the_claude_subscription() {
     let plan = ok(plan("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN"], &[], false));
     assert_eq!(plan.provider, "anthropic-oauth");
-    assert_eq!(decisions(&plan), [
-        "ANTHROPIC_BASE_URL injected injected",
-        "ANTHROPIC_MODEL injected injected",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC injected injected",
-        "CLAUDE_CODE_OAUTH_TOKEN org kept",
-        "DISABLE_TELEMETRY injected injected",
-        "WSD_MODEL injected injected",
-    ]);
+    assert_eq!(
+        decisions(&plan),
+        [
+            "ANTHROPIC_BASE_URL injected injected",
+            "ANTHROPIC_MODEL injected injected",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC injected injected",
+            "CLAUDE_CODE_OAUTH_TOKEN org kept",
+            "DISABLE_TELEMETRY injected injected",
+            "WSD_MODEL injected injected",
+        ]
+    );
     assert!(env(&plan).contains(&"CLAUDE_CODE_OAUTH_TOKEN <- org secret CLAUDE_CODE_OAUTH_TOKEN".to_owned()));
 }
 
 #[test]
 fn kimi_key_is_kept_for_a_kimi_coding_model_and_other_org_credentials_go() {
-    let plan = ok(plan("claude-code", "kimi-k2.5", &["KIMI_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"], &[], false));
+    let plan = ok(plan(
+        "claude-code",
+        "kimi-k2.5",
+        &["KIMI_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"],
+        &[],
+        false,
+    ));
     assert_eq!(plan.provider, "kimi-coding");
-    assert_eq!(decisions(&plan), [
-        "ANTHROPIC_API_KEY org stripped",
-        "ANTHROPIC_AUTH_TOKEN projected projected",
-        "ANTHROPIC_BASE_URL injected injected",
-        "ANTHROPIC_MODEL injected injected",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC injected injected",
-        "CLAUDE_CODE_OAUTH_TOKEN org stripped",
-        "DISABLE_TELEMETRY injected injected",
-        "KIMI_API_KEY org kept",
-        "OPENAI_API_KEY org stripped",
-        "WSD_MODEL injected injected",
-    ]);
+    assert_eq!(
+        decisions(&plan),
+        [
+            "ANTHROPIC_API_KEY org stripped",
+            "ANTHROPIC_AUTH_TOKEN projected projected",
+            "ANTHROPIC_BASE_URL injected injected",
+            "ANTHROPIC_MODEL injected injected",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC injected injected",
+            "CLAUDE_CODE_OAUTH_TOKEN org stripped",
+            "DISABLE_TELEMETRY injected injected",
+            "KIMI_API_KEY org kept",
+            "OPENAI_API_KEY org stripped",
+            "WSD_MODEL injected injected",
+        ]
+    );
     assert!(env(&plan).contains(&"ANTHROPIC_AUTH_TOKEN <- org secret KIMI_API_KEY".to_owned()));
 }
 
@@ -73,25 +101,45 @@ fn kimi_key_is_kept_for_a_kimi_coding_model_and_other_org_credentials_go() {
 fn a_non_matching_credential_set_on_the_workspace_is_kept() {
     // The user put their own OpenAI key on a MiniMax workspace: user-authored, kept; the
     // runtime does not read it, so parity holds.
-    let plan = ok(plan("claude-code", "MiniMax-M2.7", &["MINIMAX_API_KEY"], &["OPENAI_API_KEY"], false));
-    assert_eq!(decisions(&plan), [
-        "ANTHROPIC_AUTH_TOKEN projected projected",
-        "ANTHROPIC_BASE_URL injected injected",
-        "ANTHROPIC_MODEL injected injected",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC injected injected",
-        "DISABLE_TELEMETRY injected injected",
-        "MINIMAX_API_KEY org kept",
-        "OPENAI_API_KEY workspace kept",
-        "WSD_MODEL injected injected",
-    ]);
+    let plan = ok(plan(
+        "claude-code",
+        "MiniMax-M2.7",
+        &["MINIMAX_API_KEY"],
+        &["OPENAI_API_KEY"],
+        false,
+    ));
+    assert_eq!(
+        decisions(&plan),
+        [
+            "ANTHROPIC_AUTH_TOKEN projected projected",
+            "ANTHROPIC_BASE_URL injected injected",
+            "ANTHROPIC_MODEL injected injected",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC injected injected",
+            "DISABLE_TELEMETRY injected injected",
+            "MINIMAX_API_KEY org kept",
+            "OPENAI_API_KEY workspace kept",
+            "WSD_MODEL injected injected",
+        ]
+    );
 }
 
 #[test]
 fn workspace_auth_token_on_an_opus_workspace_fails_parity() {
-    let e = refusal(plan("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN"], &["ANTHROPIC_AUTH_TOKEN"], false));
+    let e = refusal(plan(
+        "claude-code",
+        "opus",
+        &["CLAUDE_CODE_OAUTH_TOKEN"],
+        &["ANTHROPIC_AUTH_TOKEN"],
+        false,
+    ));
     assert_eq!(e.code(), ErrorCode::RoutingParityMismatch);
     let message = e.to_string();
-    for needle in ["workspace secret ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "anthropic-oauth", "reads ANTHROPIC_AUTH_TOKEN and ANTHROPIC_API_KEY first"] {
+    for needle in [
+        "workspace secret ANTHROPIC_AUTH_TOKEN",
+        "CLAUDE_CODE_OAUTH_TOKEN",
+        "anthropic-oauth",
+        "reads ANTHROPIC_AUTH_TOKEN and ANTHROPIC_API_KEY first",
+    ] {
         assert!(message.contains(needle), "{needle:?} not in {message}");
     }
 }
@@ -100,13 +148,25 @@ fn workspace_auth_token_on_an_opus_workspace_fails_parity() {
 fn workspace_oauth_token_beside_a_workspace_minimax_key_would_not_be_sent() {
     // Claude Code sends ANTHROPIC_AUTH_TOKEN over CLAUDE_CODE_OAUTH_TOKEN: the projected
     // MiniMax key wins, the user's OAuth token is never read.
-    let plan = ok(plan("claude-code", "MiniMax-M2.7", &[], &["MINIMAX_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"], false));
+    let plan = ok(plan(
+        "claude-code",
+        "MiniMax-M2.7",
+        &[],
+        &["MINIMAX_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"],
+        false,
+    ));
     assert!(env(&plan).contains(&"ANTHROPIC_AUTH_TOKEN <- workspace secret MINIMAX_API_KEY".to_owned()));
 }
 
 #[test]
 fn two_workspace_credentials_that_claude_code_sends_together_fail_parity() {
-    let e = refusal(plan("claude-code", "MiniMax-M2.7", &[], &["ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY"], false));
+    let e = refusal(plan(
+        "claude-code",
+        "MiniMax-M2.7",
+        &[],
+        &["ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY"],
+        false,
+    ));
     assert_eq!(e.code(), ErrorCode::RoutingParityMismatch);
     assert!(e.to_string().contains("together on the same request"), "{e}");
 }
@@ -115,57 +175,83 @@ fn two_workspace_credentials_that_claude_code_sends_together_fail_parity() {
 fn an_org_anthropic_key_beside_a_minimax_key_never_travels_to_minimax() {
     // minimax accepts ANTHROPIC_API_KEY by name, but Claude Code would send it beside the
     // projected key: exactly one credential reaches the runtime.
-    let plan = ok(plan("claude-code", "MiniMax-M2.7", &["MINIMAX_API_KEY", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"], &[], false));
-    assert_eq!(decisions(&plan), [
-        "ANTHROPIC_API_KEY org stripped",
-        "ANTHROPIC_AUTH_TOKEN org stripped",
-        "ANTHROPIC_AUTH_TOKEN projected projected",
-        "ANTHROPIC_BASE_URL injected injected",
-        "ANTHROPIC_MODEL injected injected",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC injected injected",
-        "DISABLE_TELEMETRY injected injected",
-        "MINIMAX_API_KEY org kept",
-        "WSD_MODEL injected injected",
-    ]);
+    let plan = ok(plan(
+        "claude-code",
+        "MiniMax-M2.7",
+        &["MINIMAX_API_KEY", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"],
+        &[],
+        false,
+    ));
+    assert_eq!(
+        decisions(&plan),
+        [
+            "ANTHROPIC_API_KEY org stripped",
+            "ANTHROPIC_AUTH_TOKEN org stripped",
+            "ANTHROPIC_AUTH_TOKEN projected projected",
+            "ANTHROPIC_BASE_URL injected injected",
+            "ANTHROPIC_MODEL injected injected",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC injected injected",
+            "DISABLE_TELEMETRY injected injected",
+            "MINIMAX_API_KEY org kept",
+            "WSD_MODEL injected injected",
+        ]
+    );
     assert!(env(&plan).contains(&"ANTHROPIC_AUTH_TOKEN <- org secret MINIMAX_API_KEY".to_owned()));
 }
 
 #[test]
 fn platform_routing_strips_every_vendor_key_and_injects_the_usage_token() {
-    let org = ["CLAUDE_CODE_OAUTH_TOKEN", "MINIMAX_API_KEY", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "DATABASE_URL"];
+    let org = [
+        "CLAUDE_CODE_OAUTH_TOKEN",
+        "MINIMAX_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "DATABASE_URL",
+    ];
     let plan = ok(plan("claude-code", "minimax/MiniMax-M2.7", &org, &["ANTHROPIC_AUTH_TOKEN"], true));
     assert_eq!(plan.provider, "platform");
     assert_eq!(plan.routing.as_str(), "platform");
-    assert_eq!(decisions(&plan), [
-        "ANTHROPIC_API_KEY org stripped",
-        "ANTHROPIC_AUTH_TOKEN workspace stripped",
-        "ANTHROPIC_AUTH_TOKEN projected projected",
-        "ANTHROPIC_BASE_URL org stripped",
-        "ANTHROPIC_BASE_URL injected injected",
-        "ANTHROPIC_CUSTOM_HEADERS injected injected",
-        "ANTHROPIC_MODEL injected injected",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC injected injected",
-        "CLAUDE_CODE_OAUTH_TOKEN org stripped",
-        "DATABASE_URL org kept",
-        "DISABLE_TELEMETRY injected injected",
-        "MINIMAX_API_KEY org stripped",
-        "WSD_LLM_BASE_URL injected injected",
-        "WSD_LLM_USAGE_TOKEN injected injected",
-        "WSD_MODEL injected injected",
-    ]);
-    assert_eq!(env(&plan), [
-        "ANTHROPIC_AUTH_TOKEN <- usage token",
-        "ANTHROPIC_BASE_URL <- \"http://127.0.0.1:8080/llm/anthropic\"",
-        "ANTHROPIC_CUSTOM_HEADERS <- \"X-Wsd-Workspace-Id: ws-1\"",
-        "ANTHROPIC_MODEL <- \"minimax/MiniMax-M2.7\"",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC <- \"1\"",
-        "DATABASE_URL <- org secret DATABASE_URL",
-        "DISABLE_TELEMETRY <- \"1\"",
-        "WSD_LLM_BASE_URL <- \"http://127.0.0.1:8080/llm\"",
-        "WSD_LLM_USAGE_TOKEN <- usage token",
-        "WSD_MODEL <- \"minimax/MiniMax-M2.7\"",
-    ]);
-    assert!(plan.decisions.iter().filter(|d| d.action.as_str() == "stripped").all(|d| d.reason.starts_with("platform-managed")));
+    assert_eq!(
+        decisions(&plan),
+        [
+            "ANTHROPIC_API_KEY org stripped",
+            "ANTHROPIC_AUTH_TOKEN workspace stripped",
+            "ANTHROPIC_AUTH_TOKEN projected projected",
+            "ANTHROPIC_BASE_URL org stripped",
+            "ANTHROPIC_BASE_URL injected injected",
+            "ANTHROPIC_CUSTOM_HEADERS injected injected",
+            "ANTHROPIC_MODEL injected injected",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC injected injected",
+            "CLAUDE_CODE_OAUTH_TOKEN org stripped",
+            "DATABASE_URL org kept",
+            "DISABLE_TELEMETRY injected injected",
+            "MINIMAX_API_KEY org stripped",
+            "WSD_LLM_BASE_URL injected injected",
+            "WSD_LLM_USAGE_TOKEN injected injected",
+            "WSD_MODEL injected injected",
+        ]
+    );
+    assert_eq!(
+        env(&plan),
+        [
+            "ANTHROPIC_AUTH_TOKEN <- usage token",
+            "ANTHROPIC_BASE_URL <- \"http://127.0.0.1:8080/llm/anthropic\"",
+            "ANTHROPIC_CUSTOM_HEADERS <- \"X-Wsd-Workspace-Id: ws-1\"",
+            "ANTHROPIC_MODEL <- \"minimax/MiniMax-M2.7\"",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC <- \"1\"",
+            "DATABASE_URL <- org secret DATABASE_URL",
+            "DISABLE_TELEMETRY <- \"1\"",
+            "WSD_LLM_BASE_URL <- \"http://127.0.0.1:8080/llm\"",
+            "WSD_LLM_USAGE_TOKEN <- usage token",
+            "WSD_MODEL <- \"minimax/MiniMax-M2.7\"",
+        ]
+    );
+    assert!(
+        plan.decisions
+            .iter()
+            .filter(|d| d.action.as_str() == "stripped")
+            .all(|d| d.reason.starts_with("platform-managed"))
+    );
 }
 
 #[test]
@@ -180,34 +266,75 @@ fn byok_without_an_accepted_credential_is_refused_and_never_falls_back_to_the_pl
     let e = refusal(plan("claude-code", "MiniMax-M2.7", &["CLAUDE_CODE_OAUTH_TOKEN"], &[], true));
     assert_eq!(e.code(), ErrorCode::MissingByokCredential);
     let message = e.to_string();
-    assert!(message.contains("`minimax`") && message.contains("MINIMAX_API_KEY, ANTHROPIC_AUTH_TOKEN, ANTHROPIC_API_KEY"), "{message}");
+    assert!(
+        message.contains("`minimax`") && message.contains("MINIMAX_API_KEY, ANTHROPIC_AUTH_TOKEN, ANTHROPIC_API_KEY"),
+        "{message}"
+    );
 }
 
 #[test]
 fn org_github_token_is_forbidden_but_the_same_key_on_the_workspace_is_allowed() {
-    let e = refusal(plan("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY"], &[], false));
+    let e = refusal(plan(
+        "claude-code",
+        "opus",
+        &["CLAUDE_CODE_OAUTH_TOKEN", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY"],
+        &[],
+        false,
+    ));
     assert_eq!(e.code(), ErrorCode::ForbiddenTenantEnvKey);
     assert!(e.to_string().contains("AWS_SECRET_ACCESS_KEY, GITHUB_TOKEN"), "{e}");
 
     let plan = ok(plan("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN"], &["GITHUB_TOKEN"], false));
     assert!(decisions(&plan).contains(&"GITHUB_TOKEN workspace kept".to_owned()));
     // A workspace secret overriding an org secret of the same key takes its origin.
-    let plan = ok(support::plan("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN", "GITHUB_TOKEN"], &["GITHUB_TOKEN"], false));
+    let plan = ok(support::plan(
+        "claude-code",
+        "opus",
+        &["CLAUDE_CODE_OAUTH_TOKEN", "GITHUB_TOKEN"],
+        &["GITHUB_TOKEN"],
+        false,
+    ));
     assert!(decisions(&plan).contains(&"GITHUB_TOKEN org overridden".to_owned()));
     assert!(decisions(&plan).contains(&"GITHUB_TOKEN workspace kept".to_owned()));
 }
 
 #[test]
 fn policy_forbidden_keys_and_prefixes_apply_to_org_secrets() {
-    let policy = Policy { forbidden_keys: support::keys(&["MY_DEPLOY_TOKEN"]), forbidden_prefixes: vec!["OPS_".into()] };
-    let e = refusal(plan_with_policy("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN", "MY_DEPLOY_TOKEN", "OPS_KEY"], &[], false, &policy));
+    let policy = Policy {
+        forbidden_keys: support::keys(&["MY_DEPLOY_TOKEN"]),
+        forbidden_prefixes: vec!["OPS_".into()],
+    };
+    let e = refusal(plan_with_policy(
+        "claude-code",
+        "opus",
+        &["CLAUDE_CODE_OAUTH_TOKEN", "MY_DEPLOY_TOKEN", "OPS_KEY"],
+        &[],
+        false,
+        &policy,
+    ));
     assert!(e.to_string().contains("MY_DEPLOY_TOKEN, OPS_KEY"), "{e}");
-    assert!(plan_with_policy("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN"], &["MY_DEPLOY_TOKEN"], false, &policy).is_ok());
+    assert!(
+        plan_with_policy(
+            "claude-code",
+            "opus",
+            &["CLAUDE_CODE_OAUTH_TOKEN"],
+            &["MY_DEPLOY_TOKEN"],
+            false,
+            &policy
+        )
+        .is_ok()
+    );
 }
 
 #[test]
 fn stray_org_base_url_is_stripped_on_a_byok_workspace_of_another_provider() {
-    let plan = ok(plan("claude-code", "MiniMax-M2.7", &["MINIMAX_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_CUSTOM_HEADERS"], &[], false));
+    let plan = ok(plan(
+        "claude-code",
+        "MiniMax-M2.7",
+        &["MINIMAX_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_CUSTOM_HEADERS"],
+        &[],
+        false,
+    ));
     let d = decisions(&plan);
     assert!(d.contains(&"ANTHROPIC_BASE_URL org stripped".to_owned()), "{d:?}");
     assert!(d.contains(&"ANTHROPIC_CUSTOM_HEADERS org stripped".to_owned()), "{d:?}");
@@ -217,9 +344,19 @@ fn stray_org_base_url_is_stripped_on_a_byok_workspace_of_another_provider() {
 
 #[test]
 fn a_workspace_base_url_is_the_users_choice_and_is_warned_about() {
-    let plan = ok(plan("claude-code", "MiniMax-M2.7", &["MINIMAX_API_KEY"], &["ANTHROPIC_BASE_URL"], false));
+    let plan = ok(plan(
+        "claude-code",
+        "MiniMax-M2.7",
+        &["MINIMAX_API_KEY"],
+        &["ANTHROPIC_BASE_URL"],
+        false,
+    ));
     assert!(env(&plan).contains(&"ANTHROPIC_BASE_URL <- workspace secret ANTHROPIC_BASE_URL".to_owned()));
-    assert!(plan.warnings.iter().any(|w| w.contains("ANTHROPIC_BASE_URL")), "{:?}", plan.warnings);
+    assert!(
+        plan.warnings.iter().any(|w| w.contains("ANTHROPIC_BASE_URL")),
+        "{:?}",
+        plan.warnings
+    );
 }
 
 #[test]
@@ -244,14 +381,27 @@ fn codex_gpt_model_needs_a_credential_to_pick_its_provider() {
     let e = refusal(plan("codex", "gpt-5.5", &[], &[], true));
     assert_eq!(e.code(), ErrorCode::AmbiguousProvider);
     let message = e.to_string();
-    assert!(message.contains("openai-subscription") && message.contains("OPENAI_API_KEY, CODEX_API_KEY (openai-api)"), "{message}");
+    assert!(
+        message.contains("openai-subscription") && message.contains("OPENAI_API_KEY, CODEX_API_KEY (openai-api)"),
+        "{message}"
+    );
 }
 
 #[test]
 fn secrets_named_like_wsd_settings_cannot_replace_them() {
-    let plan = ok(plan("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN", "DISABLE_TELEMETRY"], &["ANTHROPIC_MODEL", "WSD_LLM_USAGE_TOKEN"], false));
+    let plan = ok(plan(
+        "claude-code",
+        "opus",
+        &["CLAUDE_CODE_OAUTH_TOKEN", "DISABLE_TELEMETRY"],
+        &["ANTHROPIC_MODEL", "WSD_LLM_USAGE_TOKEN"],
+        false,
+    ));
     let d = decisions(&plan);
-    for stripped in ["DISABLE_TELEMETRY org stripped", "ANTHROPIC_MODEL workspace stripped", "WSD_LLM_USAGE_TOKEN workspace stripped"] {
+    for stripped in [
+        "DISABLE_TELEMETRY org stripped",
+        "ANTHROPIC_MODEL workspace stripped",
+        "WSD_LLM_USAGE_TOKEN workspace stripped",
+    ] {
         assert!(d.contains(&stripped.to_owned()), "{stripped} not in {d:?}");
     }
     assert!(env(&plan).contains(&"DISABLE_TELEMETRY <- \"1\"".to_owned()));

@@ -19,7 +19,9 @@ pub fn parse_secrets(flag: &str, args: &[String]) -> Result<BTreeMap<EnvKey, Sec
         };
         let key = EnvKey::new(name).map_err(|e| Failure::Usage(format!("{flag} #{}: invalid KEY {name:?}: {e}", position + 1)))?;
         if value.is_empty() {
-            return Err(Failure::Usage(format!("{flag} {key}: the value is empty; secrets hold non-empty values")));
+            return Err(Failure::Usage(format!(
+                "{flag} {key}: the value is empty; secrets hold non-empty values"
+            )));
         }
         if secrets.insert(key.clone(), SecretValue::new(value)).is_some() {
             return Err(Failure::Usage(format!("{flag} {key} is given twice")));
@@ -33,8 +35,8 @@ pub fn load_registry(file: Option<&Path>) -> Result<Registry, Failure> {
     match file {
         None => Registry::embedded().map_err(|e| Failure::Usage(format!("the embedded registry is invalid: {e}"))),
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Failure::Usage(format!("cannot read registry file {}: {e}", path.display())))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| Failure::Usage(format!("cannot read registry file {}: {e}", path.display())))?;
             Registry::from_yaml(&text).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))
         }
     }

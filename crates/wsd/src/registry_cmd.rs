@@ -73,13 +73,23 @@ pub fn run(command: RegistryCommand) -> Result<(), Failure> {
             }
             Ok(())
         }
-        RegistryCommand::Derive { runtime, model, credentials, registry, json } => {
+        RegistryCommand::Derive {
+            runtime,
+            model,
+            credentials,
+            registry,
+            json,
+        } => {
             let registry = load_registry(registry.registry.as_deref())?;
             let available: BTreeSet<EnvKey> = credentials.into_iter().collect();
             let result = derive(&registry, &runtime, &model, &available);
             let value = match &result {
-                Ok(d) => json!({"ok": true, "provider": d.provider.name, "platform": d.provider.platform, "reason": d.explain(&model), "error": null}),
-                Err(e) => json!({"ok": false, "provider": null, "platform": null, "reason": null, "error": {"code": e.code(), "message": e.to_string()}}),
+                Ok(d) => {
+                    json!({"ok": true, "provider": d.provider.name, "platform": d.provider.platform, "reason": d.explain(&model), "error": null})
+                }
+                Err(e) => {
+                    json!({"ok": false, "provider": null, "platform": null, "reason": null, "error": {"code": e.code(), "message": e.to_string()}})
+                }
             };
             match (&result, json) {
                 (_, true) => println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default()),
@@ -113,8 +123,15 @@ fn registry_json(registry: &Registry) -> serde_json::Value {
     let runtimes: Vec<_> = registry
         .runtimes()
         .map(|r| {
-            let natives: Vec<_> = registry.native_providers(r).map(|(p, models)| json!({"provider": p.name, "models": models})).collect();
-            let precedence: Vec<Vec<String>> = r.credential_precedence.iter().map(|tier| tier.iter().map(|c| c.source.to_string()).collect()).collect();
+            let natives: Vec<_> = registry
+                .native_providers(r)
+                .map(|(p, models)| json!({"provider": p.name, "models": models}))
+                .collect();
+            let precedence: Vec<Vec<String>> = r
+                .credential_precedence
+                .iter()
+                .map(|tier| tier.iter().map(|c| c.source.to_string()).collect())
+                .collect();
             json!({
                 "name": r.name, "display_name": r.display_name, "protocol": r.protocol,
                 "verified_versions": r.verified_versions, "model_env": r.model_env, "hardening_env": r.hardening_env,
@@ -140,9 +157,18 @@ fn render_registry(registry: &Registry) -> String {
         .set_content_arrangement(ContentArrangement::Disabled)
         .set_header(vec!["PROVIDER", "PROTOCOL", "AUTH ENV (any one)", "UPSTREAM VENDOR"]);
     for p in registry.providers() {
-        let name = if p.platform { format!("{} (platform arm)", p.name) } else { p.name.clone() };
+        let name = if p.platform {
+            format!("{} (platform arm)", p.name)
+        } else {
+            p.name.clone()
+        };
         let auth: Vec<&str> = p.auth_env.iter().map(EnvKey::as_str).collect();
-        providers.add_row(vec![name, p.protocol.as_str().to_owned(), auth.join(", "), p.upstream_vendor.clone().unwrap_or_default()]);
+        providers.add_row(vec![
+            name,
+            p.protocol.as_str().to_owned(),
+            auth.join(", "),
+            p.upstream_vendor.clone().unwrap_or_default(),
+        ]);
     }
     let mut runtimes = Table::new();
     runtimes
@@ -150,13 +176,28 @@ fn render_registry(registry: &Registry) -> String {
         .set_content_arrangement(ContentArrangement::Disabled)
         .set_header(vec!["RUNTIME", "VERIFIED", "CREDENTIAL PRECEDENCE", "PROVIDERS (listed models)"]);
     for r in registry.runtimes() {
-        let verified = if r.verified_versions.is_empty() { "no".to_owned() } else { r.verified_versions.join(", ") };
+        let verified = if r.verified_versions.is_empty() {
+            "no".to_owned()
+        } else {
+            r.verified_versions.join(", ")
+        };
         let precedence: Vec<String> = r
             .credential_precedence
             .iter()
-            .map(|tier| tier.iter().map(|c| match &c.source { CredentialSource::Env(k) => k.to_string(), CredentialSource::File(f) => format!("~/{f}") }).collect::<Vec<_>>().join(" + "))
+            .map(|tier| {
+                tier.iter()
+                    .map(|c| match &c.source {
+                        CredentialSource::Env(k) => k.to_string(),
+                        CredentialSource::File(f) => format!("~/{f}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            })
             .collect();
-        let natives: Vec<String> = registry.native_providers(r).map(|(p, models)| format!("{} ({})", p.name, models.len())).collect();
+        let natives: Vec<String> = registry
+            .native_providers(r)
+            .map(|(p, models)| format!("{} ({})", p.name, models.len()))
+            .collect();
         runtimes.add_row(vec![r.name.clone(), verified, precedence.join(" > "), natives.join(", ")]);
     }
     format!("Providers\n{providers}\n\nRuntimes\n{runtimes}\n")

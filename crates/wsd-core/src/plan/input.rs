@@ -19,8 +19,7 @@ pub struct WorkspaceIdError;
 
 impl WorkspaceId {
     pub fn new(id: &str) -> Result<Self, WorkspaceIdError> {
-        let ok = (1..=64).contains(&id.len())
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let ok = (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok { Ok(Self(id.to_owned())) } else { Err(WorkspaceIdError) }
     }
 
@@ -166,7 +165,9 @@ mod tests {
 
     #[test]
     fn proxy_urls_are_joined_without_double_slashes() {
-        let settings = PlatformSettings { proxy_base_url: "http://127.0.0.1:8080/llm/".into() };
+        let settings = PlatformSettings {
+            proxy_base_url: "http://127.0.0.1:8080/llm/".into(),
+        };
         assert_eq!(settings.anthropic_base_url(), "http://127.0.0.1:8080/llm/anthropic");
         assert_eq!(settings.openai_base_url(), "http://127.0.0.1:8080/llm/openai/v1");
     }
@@ -177,7 +178,13 @@ mod tests {
             forbidden_keys: [key("MY_DEPLOY_TOKEN")].into(),
             forbidden_prefixes: vec!["OPS_".into()],
         };
-        for forbidden in ["GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "WSD_MASTER_KEY", "MY_DEPLOY_TOKEN", "OPS_X"] {
+        for forbidden in [
+            "GITHUB_TOKEN",
+            "AWS_SECRET_ACCESS_KEY",
+            "WSD_MASTER_KEY",
+            "MY_DEPLOY_TOKEN",
+            "OPS_X",
+        ] {
             assert!(policy.is_forbidden_for_org(&key(forbidden)), "{forbidden}");
         }
         for allowed in ["MINIMAX_API_KEY", "OPS", "MY_DEPLOY", "DATABASE_URL"] {

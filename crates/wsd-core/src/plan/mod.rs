@@ -17,12 +17,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use codex::{CodexConfig, CodexProvider};
 pub use input::{
-    BUILTIN_FORBIDDEN_KEYS, BUILTIN_FORBIDDEN_PREFIXES, PlatformSettings, Policy, SecretNames,
-    SecretOrigin, WorkspaceId, WorkspaceIdError, WorkspaceSpec,
+    BUILTIN_FORBIDDEN_KEYS, BUILTIN_FORBIDDEN_PREFIXES, PlatformSettings, Policy, SecretNames, SecretOrigin, WorkspaceId, WorkspaceIdError,
+    WorkspaceSpec,
 };
 pub use output::{
-    Action, Decision, EntryOrigin, EnvEntry, EnvValue, FileContent, MODEL_ENV, PROXY_BASE_URL_ENV,
-    Plan, PlanFile, Routing, USAGE_TOKEN_ENV,
+    Action, Decision, EntryOrigin, EnvEntry, EnvValue, FileContent, MODEL_ENV, PROXY_BASE_URL_ENV, Plan, PlanFile, Routing, USAGE_TOKEN_ENV,
 };
 pub use report::{EnvReport, ErrorReport, FileReport, PlanReport};
 
@@ -48,7 +47,12 @@ pub fn plan(
     }
     for key in &secrets.workspace {
         if effective.insert(key.clone(), SecretOrigin::Workspace).is_some() {
-            draft.decide(key, EntryOrigin::Org, Action::Overridden, format!("the workspace sets its own {key}, which overrides the org secret"));
+            draft.decide(
+                key,
+                EntryOrigin::Org,
+                Action::Overridden,
+                format!("the workspace sets its own {key}, which overrides the org secret"),
+            );
         }
     }
 
@@ -68,12 +72,22 @@ pub fn plan(
     let (runtime, provider) = (derivation.runtime, derivation.provider);
 
     let fixed = fixed_settings(runtime, &workspace.model);
-    let mut planner = Planner { registry, workspace, runtime, provider, effective, fixed, draft };
+    let mut planner = Planner {
+        registry,
+        workspace,
+        runtime,
+        provider,
+        effective,
+        fixed,
+        draft,
+    };
     planner.route_inputs();
 
     // Steps 3 and 4: routing.
     let (routing, intended, codex) = if provider.platform {
-        let platform = platform.ok_or_else(|| PlanError::MissingPlatformProxy { model: workspace.model.clone() })?;
+        let platform = platform.ok_or_else(|| PlanError::MissingPlatformProxy {
+            model: workspace.model.clone(),
+        })?;
         let (intended, codex) = planner.route_platform(platform);
         (Routing::Platform, intended, codex)
     } else {
@@ -84,7 +98,10 @@ pub fn plan(
     // Step 5: model env, hardening env, config files.
     planner.inject_fixed();
     if let (Some(config), Projection::CodexConfig { path, .. }) = (&codex, &runtime.projection) {
-        planner.draft.files.push(PlanFile { path: path.clone(), content: FileContent::Text(config.render()) });
+        planner.draft.files.push(PlanFile {
+            path: path.clone(),
+            content: FileContent::Text(config.render()),
+        });
     }
 
     // Step 7: parity.
@@ -115,7 +132,11 @@ impl Draft {
     }
 
     fn inject(&mut self, key: &EnvKey, origin: EntryOrigin, value: EnvValue, reason: String) {
-        let action = if origin == EntryOrigin::Projected { Action::Projected } else { Action::Injected };
+        let action = if origin == EntryOrigin::Projected {
+            Action::Projected
+        } else {
+            Action::Injected
+        };
         self.env.insert(key.clone(), EnvEntry { origin, value });
         self.decide(key, origin, action, reason);
     }
@@ -127,7 +148,10 @@ fn fixed_settings(runtime: &Runtime, model: &str) -> BTreeMap<EnvKey, (String, S
     let model_key = EnvKey::new(MODEL_ENV).expect("MODEL_ENV is a valid env name");
     fixed.insert(model_key, (model.to_owned(), "the workspace's model".to_owned()));
     for key in &runtime.model_env {
-        fixed.insert(key.clone(), (model.to_owned(), format!("the workspace's model, where {} reads it", runtime.name)));
+        fixed.insert(
+            key.clone(),
+            (model.to_owned(), format!("the workspace's model, where {} reads it", runtime.name)),
+        );
     }
     for (key, value) in &runtime.hardening_env {
         fixed.insert(key.clone(), (value.clone(), format!("hardening setting of {}", runtime.name)));
@@ -155,23 +179,41 @@ impl Planner<'_> {
             let (action, reason) = if self.fixed.contains_key(key) || key.as_str().starts_with("WSD_") {
                 (Action::Stripped, format!("{key} is set by wsd itself; a secret cannot replace it"))
             } else if platform && (self.registry.is_credential_key(key) || self.registry.is_routing_key(key)) {
-                (Action::Stripped, "platform-managed: the workspace reaches LLMs only through wsd's metering proxy with its usage token".to_owned())
+                (
+                    Action::Stripped,
+                    "platform-managed: the workspace reaches LLMs only through wsd's metering proxy with its usage token".to_owned(),
+                )
             } else if self.registry.is_credential_key(key) {
                 match origin {
                     SecretOrigin::Workspace => (Action::Kept, "user-authored: set on the workspace by its user".to_owned()),
                     SecretOrigin::Org if self.provider.accepts(key) => (Action::Kept, format!("accepted by provider `{p}`")),
-                    SecretOrigin::Org => (Action::Stripped, format!("provider `{p}` accepts only {}; an org-wide {key} must not reach this workspace", join_keys(&self.provider.auth_env))),
+                    SecretOrigin::Org => (
+                        Action::Stripped,
+                        format!(
+                            "provider `{p}` accepts only {}; an org-wide {key} must not reach this workspace",
+                            join_keys(&self.provider.auth_env)
+                        ),
+                    ),
                 }
             } else if self.registry.is_routing_key(key) {
                 match origin {
                     SecretOrigin::Workspace => (Action::Kept, "user-authored: set on the workspace by its user".to_owned()),
-                    SecretOrigin::Org => (Action::Stripped, format!("an org-wide {key} is never applied: the endpoint of provider `{p}` comes from the registry")),
+                    SecretOrigin::Org => (
+                        Action::Stripped,
+                        format!("an org-wide {key} is never applied: the endpoint of provider `{p}` comes from the registry"),
+                    ),
                 }
             } else {
                 (Action::Kept, "not an LLM credential; passed through unchanged".to_owned())
             };
             if action == Action::Kept {
-                self.draft.env.insert(key.clone(), EnvEntry { origin: origin.into(), value: EnvValue::Secret { key: key.clone(), origin } });
+                self.draft.env.insert(
+                    key.clone(),
+                    EnvEntry {
+                        origin: origin.into(),
+                        value: EnvValue::Secret { key: key.clone(), origin },
+                    },
+                );
             }
             self.draft.decide(key, origin.into(), action, reason);
         }
@@ -204,15 +246,44 @@ impl Planner<'_> {
         let usage_key = EnvKey::new(USAGE_TOKEN_ENV).expect("valid env name");
         let base_key = EnvKey::new(PROXY_BASE_URL_ENV).expect("valid env name");
         let proxy_url = platform.base_url(runtime.protocol);
-        self.put(&base_key, EntryOrigin::Injected, EnvValue::Literal(platform.proxy_base_url.clone()), "the metering proxy's root URL".to_owned());
-        self.put(&usage_key, EntryOrigin::Injected, EnvValue::UsageToken, "the workspace's usage token for the metering proxy, minted at provision".to_owned());
+        self.put(
+            &base_key,
+            EntryOrigin::Injected,
+            EnvValue::Literal(platform.proxy_base_url.clone()),
+            "the metering proxy's root URL".to_owned(),
+        );
+        self.put(
+            &usage_key,
+            EntryOrigin::Injected,
+            EnvValue::UsageToken,
+            "the workspace's usage token for the metering proxy, minted at provision".to_owned(),
+        );
         let codex = match &runtime.projection {
-            Projection::Env { key_env, base_url_env, workspace_header_env } => {
-                self.put(key_env, EntryOrigin::Projected, EnvValue::UsageToken, format!("{} reads its key from {key_env}; it carries the usage token", runtime.name));
-                self.put(base_url_env, EntryOrigin::Injected, EnvValue::Literal(proxy_url.clone()), format!("the metering proxy's {} surface", runtime.protocol.as_str()));
+            Projection::Env {
+                key_env,
+                base_url_env,
+                workspace_header_env,
+            } => {
+                self.put(
+                    key_env,
+                    EntryOrigin::Projected,
+                    EnvValue::UsageToken,
+                    format!("{} reads its key from {key_env}; it carries the usage token", runtime.name),
+                );
+                self.put(
+                    base_url_env,
+                    EntryOrigin::Injected,
+                    EnvValue::Literal(proxy_url.clone()),
+                    format!("the metering proxy's {} surface", runtime.protocol.as_str()),
+                );
                 if let Some(header_env) = workspace_header_env {
                     let header = format!("X-Wsd-Workspace-Id: {}", self.workspace.id);
-                    self.put(header_env, EntryOrigin::Injected, EnvValue::Literal(header), "attributes the workspace's requests at the metering proxy".to_owned());
+                    self.put(
+                        header_env,
+                        EntryOrigin::Injected,
+                        EnvValue::Literal(header),
+                        "attributes the workspace's requests at the metering proxy".to_owned(),
+                    );
                 }
                 None
             }
@@ -226,7 +297,13 @@ impl Planner<'_> {
                 }),
             }),
         };
-        (Intended { credential: EnvValue::UsageToken, endpoint: Some(proxy_url) }, codex)
+        (
+            Intended {
+                credential: EnvValue::UsageToken,
+                endpoint: Some(proxy_url),
+            },
+            codex,
+        )
     }
 
     /// The credential the workspace uses: a workspace secret the runtime reads as is, else
@@ -250,29 +327,61 @@ impl Planner<'_> {
     fn route_byok(&mut self) -> Result<(Intended, Option<CodexConfig>), PlanError> {
         let (runtime, provider) = (self.runtime, self.provider);
         let Some((source, origin)) = self.choose_credential() else {
-            return Err(PlanError::MissingByokCredential { provider: provider.name.clone(), accepted: provider.auth_env.clone() });
+            return Err(PlanError::MissingByokCredential {
+                provider: provider.name.clone(),
+                accepted: provider.auth_env.clone(),
+            });
         };
-        let source_value = EnvValue::Secret { key: source.clone(), origin };
+        let source_value = EnvValue::Secret {
+            key: source.clone(),
+            origin,
+        };
         let provider_url = provider.base_url(runtime.protocol).map(str::to_owned);
         let (credential_key, endpoint, codex) = match &runtime.projection {
             Projection::Env { key_env, base_url_env, .. } => {
-                let target = provider.auth_token_env.as_ref().filter(|t| runtime.reads_credential_env(t)).unwrap_or(key_env);
+                let target = provider
+                    .auth_token_env
+                    .as_ref()
+                    .filter(|t| runtime.reads_credential_env(t))
+                    .unwrap_or(key_env);
                 let used_directly = origin == SecretOrigin::Workspace && runtime.reads_credential_env(&source);
                 let credential_key = if source == *target || used_directly || self.input_origin(target) == Some(SecretOrigin::Workspace) {
                     source.clone()
                 } else {
                     if origin == SecretOrigin::Org && runtime.reads_credential_env(&source) {
-                        self.strip_input(&source, format!("moved into {target}, where {} reads a {} key; it would otherwise be sent twice", runtime.name, provider.name));
+                        self.strip_input(
+                            &source,
+                            format!(
+                                "moved into {target}, where {} reads a {} key; it would otherwise be sent twice",
+                                runtime.name, provider.name
+                            ),
+                        );
                     }
-                    self.put(target, EntryOrigin::Projected, source_value.clone(), format!("{} reads the {} key from {target}; it carries {source}", runtime.name, provider.name));
+                    self.put(
+                        target,
+                        EntryOrigin::Projected,
+                        source_value.clone(),
+                        format!(
+                            "{} reads the {} key from {target}; it carries {source}",
+                            runtime.name, provider.name
+                        ),
+                    );
                     target.clone()
                 };
                 let endpoint = if self.input_origin(base_url_env) == Some(SecretOrigin::Workspace) {
-                    self.draft.warnings.push(format!("the workspace secret {base_url_env} overrides the endpoint of provider `{}`; its credential is sent there", provider.name));
+                    self.draft.warnings.push(format!(
+                        "the workspace secret {base_url_env} overrides the endpoint of provider `{}`; its credential is sent there",
+                        provider.name
+                    ));
                     None
                 } else {
                     if let Some(url) = &provider_url {
-                        self.put(base_url_env, EntryOrigin::Injected, EnvValue::Literal(url.clone()), format!("the {} endpoint of provider `{}`", runtime.protocol.as_str(), provider.name));
+                        self.put(
+                            base_url_env,
+                            EntryOrigin::Injected,
+                            EnvValue::Literal(url.clone()),
+                            format!("the {} endpoint of provider `{}`", runtime.protocol.as_str(), provider.name),
+                        );
                     }
                     provider_url.clone()
                 };
@@ -280,8 +389,17 @@ impl Planner<'_> {
             }
             Projection::CodexConfig { login_file, .. } => {
                 let config = if provider.auth_mode == AuthMode::Oauth {
-                    self.draft.files.push(PlanFile { path: login_file.clone(), content: FileContent::Secret { key: source.clone(), origin } });
-                    CodexConfig { model: self.workspace.model.clone(), provider: None }
+                    self.draft.files.push(PlanFile {
+                        path: login_file.clone(),
+                        content: FileContent::Secret {
+                            key: source.clone(),
+                            origin,
+                        },
+                    });
+                    CodexConfig {
+                        model: self.workspace.model.clone(),
+                        provider: None,
+                    }
                 } else {
                     CodexConfig {
                         model: self.workspace.model.clone(),
@@ -301,10 +419,22 @@ impl Planner<'_> {
         let others: Vec<EnvKey> = runtime.credential_envs().filter(|k| **k != credential_key).cloned().collect();
         for key in others {
             if self.input_origin(&key) == Some(SecretOrigin::Org) {
-                self.strip_input(&key, format!("{} also reads {key}; exactly one credential may reach provider `{}`", runtime.name, provider.name));
+                self.strip_input(
+                    &key,
+                    format!(
+                        "{} also reads {key}; exactly one credential may reach provider `{}`",
+                        runtime.name, provider.name
+                    ),
+                );
             }
         }
-        Ok((Intended { credential: source_value, endpoint }, codex))
+        Ok((
+            Intended {
+                credential: source_value,
+                endpoint,
+            },
+            codex,
+        ))
     }
 
     fn inject_fixed(&mut self) {
@@ -316,7 +446,10 @@ impl Planner<'_> {
 
     fn finish(mut self, routing: Routing, derivation: &Derivation<'_>) -> Plan {
         if self.runtime.verified_versions.is_empty() {
-            self.draft.warnings.push(format!("the credential profile of runtime `{}` has not been verified against a real CLI", self.runtime.name));
+            self.draft.warnings.push(format!(
+                "the credential profile of runtime `{}` has not been verified against a real CLI",
+                self.runtime.name
+            ));
         }
         if self.provider.deprecated {
             self.draft.warnings.push(format!("provider `{}` is deprecated", self.provider.name));
@@ -333,7 +466,12 @@ impl Planner<'_> {
                 .draft
                 .decisions
                 .into_iter()
-                .map(|((key, origin), (action, reason))| Decision { key, origin, action, reason })
+                .map(|((key, origin), (action, reason))| Decision {
+                    key,
+                    origin,
+                    action,
+                    reason,
+                })
                 .collect(),
             warnings: self.draft.warnings,
         }

@@ -65,15 +65,30 @@ impl PlanReport {
                     EnvValue::UsageToken => (Some(USAGE_TOKEN_ENV.to_owned()), None),
                     EnvValue::Literal(text) => (None, Some(text.clone())),
                 };
-                (key.to_string(), EnvReport { origin: entry.origin, from, value })
+                (
+                    key.to_string(),
+                    EnvReport {
+                        origin: entry.origin,
+                        from,
+                        value,
+                    },
+                )
             })
             .collect();
         let files = plan
             .files
             .iter()
             .map(|file| match &file.content {
-                FileContent::Text(text) => FileReport { path: file.path.clone(), content: Some(text.clone()), from: None },
-                FileContent::Secret { key, .. } => FileReport { path: file.path.clone(), content: None, from: Some(key.to_string()) },
+                FileContent::Text(text) => FileReport {
+                    path: file.path.clone(),
+                    content: Some(text.clone()),
+                    from: None,
+                },
+                FileContent::Secret { key, .. } => FileReport {
+                    path: file.path.clone(),
+                    content: None,
+                    from: Some(key.to_string()),
+                },
             })
             .collect();
         Self {
@@ -90,7 +105,13 @@ impl PlanReport {
 
     pub fn from_error(error: &PlanError) -> Self {
         let provider = error.provider().map(str::to_owned);
-        let routing = provider.as_deref().map(|p| if p == PLATFORM_PROVIDER_NAME { Routing::Platform } else { Routing::Byok });
+        let routing = provider.as_deref().map(|p| {
+            if p == PLATFORM_PROVIDER_NAME {
+                Routing::Platform
+            } else {
+                Routing::Byok
+            }
+        });
         Self {
             ok: false,
             routing,
@@ -99,7 +120,10 @@ impl PlanReport {
             files: Vec::new(),
             decisions: Vec::new(),
             warnings: Vec::new(),
-            error: Some(ErrorReport { code: error.code(), message: error.to_string() }),
+            error: Some(ErrorReport {
+                code: error.code(),
+                message: error.to_string(),
+            }),
         }
     }
 }

@@ -167,13 +167,10 @@ impl Runtime {
 
     /// Every env var the runtime reads as a credential, in precedence order.
     pub fn credential_envs(&self) -> impl Iterator<Item = &EnvKey> {
-        self.credential_precedence
-            .iter()
-            .flatten()
-            .filter_map(|read| match &read.source {
-                CredentialSource::Env(key) => Some(key),
-                CredentialSource::File(_) => None,
-            })
+        self.credential_precedence.iter().flatten().filter_map(|read| match &read.source {
+            CredentialSource::Env(key) => Some(key),
+            CredentialSource::File(_) => None,
+        })
     }
 }
 
@@ -221,10 +218,7 @@ impl Registry {
     }
 
     /// The providers a runtime runs natively, in declared order, with their listed models.
-    pub fn native_providers<'a>(
-        &'a self,
-        runtime: &'a Runtime,
-    ) -> impl Iterator<Item = (&'a Provider, &'a [String])> + 'a {
+    pub fn native_providers<'a>(&'a self, runtime: &'a Runtime) -> impl Iterator<Item = (&'a Provider, &'a [String])> + 'a {
         runtime
             .providers
             .iter()

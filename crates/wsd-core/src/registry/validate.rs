@@ -8,10 +8,7 @@ use std::fmt;
 use regex::Regex;
 
 use super::raw::{RawCredentialRead, RawProjection, RawProvider, RawRegistry, RawRuntime};
-use super::{
-    CredentialRead, CredentialSource, NativeProvider, Projection, Provider, Registry, Runtime,
-    SCHEMA_VERSION,
-};
+use super::{CredentialRead, CredentialSource, NativeProvider, Projection, Provider, Registry, Runtime, SCHEMA_VERSION};
 use crate::env_key::{EnvKey, join_keys};
 
 /// The name reserved for the closed platform arm.
@@ -53,11 +50,7 @@ impl RegistryError {
 }
 
 fn render_issues(issues: &[RegistryIssue]) -> String {
-    issues
-        .iter()
-        .map(|issue| format!("  - {issue}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    issues.iter().map(|issue| format!("  - {issue}")).collect::<Vec<_>>().join("\n")
 }
 
 #[derive(Default)]
@@ -78,8 +71,7 @@ pub(super) fn load(text: &str) -> Result<Registry, RegistryError> {
     if version != SCHEMA_VERSION {
         return Err(RegistryError::UnsupportedSchemaVersion { found: version });
     }
-    let raw: RawRegistry =
-        yaml_serde::from_str(text).map_err(|e| RegistryError::Parse(e.to_string()))?;
+    let raw: RawRegistry = yaml_serde::from_str(text).map_err(|e| RegistryError::Parse(e.to_string()))?;
     build(raw)
 }
 
@@ -90,8 +82,7 @@ fn peek_schema_version(text: &str) -> Result<u32, RegistryError> {
     struct Versioned {
         schema_version: Option<u32>,
     }
-    let versioned: Versioned =
-        yaml_serde::from_str(text).map_err(|e| RegistryError::Parse(e.to_string()))?;
+    let versioned: Versioned = yaml_serde::from_str(text).map_err(|e| RegistryError::Parse(e.to_string()))?;
     versioned
         .schema_version
         .ok_or_else(|| RegistryError::Parse("missing field `schema_version`".to_owned()))
@@ -101,19 +92,14 @@ fn build(raw: RawRegistry) -> Result<Registry, RegistryError> {
     let mut issues = Issues::default();
     let providers = build_providers(raw.providers, &mut issues);
     let platform = find_platform(&providers, &mut issues);
-    let index: BTreeMap<&str, usize> = providers
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.name.as_str(), i))
-        .collect();
+    let index: BTreeMap<&str, usize> = providers.iter().enumerate().map(|(i, p)| (p.name.as_str(), i)).collect();
 
     if raw.runtimes.is_empty() {
         issues.push("runtimes", "", "at least one runtime is required");
     }
     let mut runtimes = BTreeMap::new();
     for (name, raw_runtime) in raw.runtimes {
-        if let Some(runtime) = build_runtime(name.clone(), raw_runtime, &providers, &index, &mut issues)
-        {
+        if let Some(runtime) = build_runtime(name.clone(), raw_runtime, &providers, &index, &mut issues) {
             runtimes.insert(name, runtime);
         }
     }
@@ -224,24 +210,44 @@ fn find_platform(providers: &[Provider], issues: &mut Issues) -> Option<usize> {
     for p in providers {
         let entry = format!("provider `{}`", p.name);
         if p.platform && p.name != PLATFORM_PROVIDER_NAME {
-            issues.push(&entry, "platform", format!("the platform arm must be named `{PLATFORM_PROVIDER_NAME}`"));
+            issues.push(
+                &entry,
+                "platform",
+                format!("the platform arm must be named `{PLATFORM_PROVIDER_NAME}`"),
+            );
         }
         if !p.platform && p.name == PLATFORM_PROVIDER_NAME {
-            issues.push(&entry, "platform", format!("the name `{PLATFORM_PROVIDER_NAME}` is reserved for the platform arm (set `platform: true`)"));
+            issues.push(
+                &entry,
+                "platform",
+                format!("the name `{PLATFORM_PROVIDER_NAME}` is reserved for the platform arm (set `platform: true`)"),
+            );
         }
         if p.platform != (p.auth_mode == super::AuthMode::Platform) {
-            issues.push(&entry, "auth_mode", "`auth_mode: platform` is for the platform arm only, and the platform arm must use it");
+            issues.push(
+                &entry,
+                "auth_mode",
+                "`auth_mode: platform` is for the platform arm only, and the platform arm must use it",
+            );
         }
     }
     match platforms.as_slice() {
         [one] => Some(*one),
         [] => {
-            issues.push("providers", "platform", "exactly one provider must be the platform arm; there is none");
+            issues.push(
+                "providers",
+                "platform",
+                "exactly one provider must be the platform arm; there is none",
+            );
             None
         }
         many => {
             let names: Vec<&str> = many.iter().map(|&i| providers[i].name.as_str()).collect();
-            issues.push("providers", "platform", format!("exactly one provider must be the platform arm; found {}", names.join(", ")));
+            issues.push(
+                "providers",
+                "platform",
+                format!("exactly one provider must be the platform arm; found {}", names.join(", ")),
+            );
             None
         }
     }
@@ -253,11 +259,19 @@ fn build_credential_read(entry: &str, raw: RawCredentialRead, issues: &mut Issue
         (Some(key), None) => CredentialSource::Env(key),
         (None, Some(path)) if is_relative_path(&path) => CredentialSource::File(path),
         (None, Some(path)) => {
-            issues.push(entry, "credential_precedence.file", format!("`{path}` must be a relative path inside the workspace home"));
+            issues.push(
+                entry,
+                "credential_precedence.file",
+                format!("`{path}` must be a relative path inside the workspace home"),
+            );
             return None;
         }
         _ => {
-            issues.push(entry, "credential_precedence", "each credential names exactly one of `env` or `file`");
+            issues.push(
+                entry,
+                "credential_precedence",
+                "each credential names exactly one of `env` or `file`",
+            );
             return None;
         }
     };
@@ -290,7 +304,11 @@ fn build_runtime(
     check_no_duplicate_keys(&entry, "model_env", &raw.model_env, issues);
 
     if raw.credential_precedence.is_empty() || raw.credential_precedence.iter().any(Vec::is_empty) {
-        issues.push(&entry, "credential_precedence", "must list at least one tier, and no tier may be empty");
+        issues.push(
+            &entry,
+            "credential_precedence",
+            "must list at least one tier, and no tier may be empty",
+        );
     }
     let credential_precedence: Vec<Vec<CredentialRead>> = raw
         .credential_precedence
@@ -315,21 +333,45 @@ fn build_runtime(
     };
 
     let projection = match raw.projection {
-        RawProjection::Env { key_env, base_url_env, workspace_header_env } => {
+        RawProjection::Env {
+            key_env,
+            base_url_env,
+            workspace_header_env,
+        } => {
             if !reads_env(&key_env) {
-                issues.push(&entry, "projection.key_env", format!("{key_env} is not in credential_precedence: the runtime would never read the projected key"));
+                issues.push(
+                    &entry,
+                    "projection.key_env",
+                    format!("{key_env} is not in credential_precedence: the runtime would never read the projected key"),
+                );
             }
             if raw.base_url_env.as_ref() != Some(&base_url_env) {
-                issues.push(&entry, "projection.base_url_env", format!("{base_url_env} must be the runtime's base_url_env, or the runtime would ignore the projected base URL"));
+                issues.push(
+                    &entry,
+                    "projection.base_url_env",
+                    format!("{base_url_env} must be the runtime's base_url_env, or the runtime would ignore the projected base URL"),
+                );
             }
-            Projection::Env { key_env, base_url_env, workspace_header_env }
+            Projection::Env {
+                key_env,
+                base_url_env,
+                workspace_header_env,
+            }
         }
         RawProjection::CodexConfig { path, login_file } => {
             if !is_relative_path(&path) {
-                issues.push(&entry, "projection.path", format!("`{path}` must be a relative path inside the workspace home"));
+                issues.push(
+                    &entry,
+                    "projection.path",
+                    format!("`{path}` must be a relative path inside the workspace home"),
+                );
             }
             if !reads_file(&login_file) {
-                issues.push(&entry, "projection.login_file", format!("`{login_file}` is not a file credential in credential_precedence"));
+                issues.push(
+                    &entry,
+                    "projection.login_file",
+                    format!("`{login_file}` is not a file credential in credential_precedence"),
+                );
             }
             Projection::CodexConfig { path, login_file }
         }
@@ -337,7 +379,11 @@ fn build_runtime(
 
     for key in raw.hardening_env.keys().chain(&raw.model_env) {
         if reads_env(key) || raw.base_url_env.as_ref() == Some(key) {
-            issues.push(&entry, "hardening_env", format!("{key} is a credential or base-URL env of this runtime and cannot be a fixed setting"));
+            issues.push(
+                &entry,
+                "hardening_env",
+                format!("{key} is a credential or base-URL env of this runtime and cannot be a fixed setting"),
+            );
         }
     }
 
@@ -366,12 +412,21 @@ fn build_runtime(
         }
         let provider = &providers[i];
         if !provider.platform && provider.base_url(raw.protocol).is_none() {
-            issues.push(&entry, &field, format!(
-                "provider `{}` has no base_url_{} for this {}-protocol runtime: the runtime would send its key to its default endpoint",
-                provider.name, raw.protocol.as_str(), raw.protocol.as_str()
-            ));
+            issues.push(
+                &entry,
+                &field,
+                format!(
+                    "provider `{}` has no base_url_{} for this {}-protocol runtime: the runtime would send its key to its default endpoint",
+                    provider.name,
+                    raw.protocol.as_str(),
+                    raw.protocol.as_str()
+                ),
+            );
         }
-        natives.push(NativeProvider { provider: i, models: native.models });
+        natives.push(NativeProvider {
+            provider: i,
+            models: native.models,
+        });
     }
 
     Some(Runtime {
@@ -450,7 +505,12 @@ fn llm_keys(providers: &[Provider], runtimes: &BTreeMap<String, Runtime>) -> (BT
     for r in runtimes.values() {
         credential.extend(r.credential_envs().cloned());
         routing.extend(r.base_url_env.iter().cloned());
-        if let Projection::Env { key_env, base_url_env, workspace_header_env } = &r.projection {
+        if let Projection::Env {
+            key_env,
+            base_url_env,
+            workspace_header_env,
+        } = &r.projection
+        {
             credential.insert(key_env.clone());
             routing.insert(base_url_env.clone());
             routing.extend(workspace_header_env.iter().cloned());
