@@ -125,6 +125,13 @@ mod tests {
     }
 
     #[test]
+    fn renders_as_its_name() {
+        let key = EnvKey::new("SOME_KEY").unwrap();
+        assert_eq!(format!("{key:?} {key}"), "\"SOME_KEY\" SOME_KEY");
+        assert_eq!(key.as_str(), "SOME_KEY");
+    }
+
+    #[test]
     fn join_keys_separates_with_commas() {
         let keys = [EnvKey::new("A").unwrap(), EnvKey::new("B").unwrap()];
         assert_eq!(join_keys(&keys), "A, B");

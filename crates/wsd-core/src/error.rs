@@ -117,3 +117,27 @@ impl PlanError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_the_stable_strings_of_the_api() {
+        let all = [
+            (ErrorCode::ModelRequired, "MODEL_REQUIRED"),
+            (ErrorCode::UnknownRuntime, "UNKNOWN_RUNTIME"),
+            (ErrorCode::UnregisteredModelForRuntime, "UNREGISTERED_MODEL_FOR_RUNTIME"),
+            (ErrorCode::AmbiguousProvider, "AMBIGUOUS_PROVIDER"),
+            (ErrorCode::ForbiddenTenantEnvKey, "FORBIDDEN_TENANT_ENV_KEY"),
+            (ErrorCode::MissingByokCredential, "MISSING_BYOK_CREDENTIAL"),
+            (ErrorCode::MissingPlatformProxy, "MISSING_PLATFORM_PROXY"),
+            (ErrorCode::RoutingParityMismatch, "ROUTING_PARITY_MISMATCH"),
+        ];
+        for (code, text) in all {
+            assert_eq!(code.as_str(), text);
+            assert_eq!(code.to_string(), text);
+            assert_eq!(serde_json::to_value(code).unwrap(), serde_json::Value::from(text));
+        }
+    }
+}

@@ -296,3 +296,78 @@ fn every_problem_is_reported_at_once() {
         "{message}"
     );
 }
+
+#[test]
+fn upstream_vendor_is_a_single_namespace_token() {
+    for bad in ["a/b", "a:b", "''"] {
+        assert_refused(
+            &with("upstream_vendor: a\n", &format!("upstream_vendor: {bad}\n")),
+            &["(vendor-a).upstream_vendor: must be a non-empty token"],
+        );
+    }
+}
+
+#[test]
+fn credential_files_stay_inside_the_workspace_home() {
+    for bad in ["../secrets", "a/../../b", "a//b", "/etc/x"] {
+        let yaml = with(
+            "{ env: AGENT_KEY, sent_as",
+            &format!("{{ env: AGENT_KEY, sent_as: x }}\n        - {{ file: '{bad}', sent_as"),
+        );
+        assert_refused(&yaml, &["must be a relative path inside the workspace home"]);
+    }
+    let ok = with(
+        "{ env: AGENT_KEY, sent_as",
+        "{ env: AGENT_KEY, sent_as: x }\n        - { file: .agent/login.json, sent_as",
+    );
+    assert!(Registry::from_yaml(&ok).is_ok());
+}
+
+#[test]
+fn a_config_file_projection_needs_its_login_file_in_the_precedence() {
+    let codex_like = |login: &str| {
+        with(
+            "    projection: { kind: env, key_env: AGENT_KEY, base_url_env: AGENT_BASE_URL }\n",
+            &format!("    projection: {{ kind: codex_config, path: .agent/config.toml, login_file: {login} }}\n"),
+        )
+        .replacen(
+            "      - - { env: AGENT_KEY, sent_as: \"x-api-key\" }\n",
+            "      - - { env: AGENT_KEY, sent_as: \"x-api-key\" }\n      - - { file: .agent/auth.json, sent_as: login }\n",
+            1,
+        )
+    };
+    assert!(Registry::from_yaml(&codex_like(".agent/auth.json")).is_ok());
+    assert_refused(
+        &codex_like(".agent/other.json"),
+        &["runtimes.agent.projection.login_file: `.agent/other.json` is not a file credential"],
+    );
+    let bad_path = codex_like(".agent/auth.json").replace("path: .agent/config.toml", "path: /etc/config.toml");
+    assert_refused(
+        &bad_path,
+        &["runtimes.agent.projection.path: `/etc/config.toml` must be a relative path"],
+    );
+}
+
+#[test]
+fn fixed_settings_cannot_be_credential_or_base_url_envs() {
+    for key in ["AGENT_KEY", "AGENT_BASE_URL"] {
+        let yaml = with(
+            "    base_url_env: AGENT_BASE_URL\n",
+            &format!("    base_url_env: AGENT_BASE_URL\n    hardening_env: {{ {key}: '1' }}\n"),
+        );
+        assert_refused(
+            &yaml,
+            &[&format!("runtimes.agent.hardening_env: {key} is a credential or base-URL env")],
+        );
+        let yaml = with(
+            "    base_url_env: AGENT_BASE_URL\n",
+            &format!("    base_url_env: AGENT_BASE_URL\n    model_env: [{key}]\n"),
+        );
+        assert_refused(&yaml, &[&format!("{key} is a credential or base-URL env")]);
+    }
+    let yaml = with(
+        "    base_url_env: AGENT_BASE_URL\n",
+        "    base_url_env: AGENT_BASE_URL\n    hardening_env: { AGENT_TELEMETRY: '0' }\n    model_env: [AGENT_MODEL]\n",
+    );
+    assert!(Registry::from_yaml(&yaml).is_ok());
+}

@@ -407,3 +407,100 @@ fn secrets_named_like_wsd_settings_cannot_replace_them() {
     assert!(env(&plan).contains(&"DISABLE_TELEMETRY <- \"1\"".to_owned()));
     assert!(!plan.env.keys().any(|k| k.as_str() == "WSD_LLM_USAGE_TOKEN"));
 }
+
+#[test]
+fn the_users_own_key_wins_over_the_orgs() {
+    // moonshot accepts MOONSHOT_API_KEY and KIMI_API_KEY; the user's KIMI_API_KEY is used.
+    let plan = ok(plan("hermes", "moonshot/kimi-k2", &["MOONSHOT_API_KEY"], &["KIMI_API_KEY"], false));
+    assert!(
+        env(&plan).contains(&"OPENAI_API_KEY <- workspace secret KIMI_API_KEY".to_owned()),
+        "{:?}",
+        env(&plan)
+    );
+}
+
+#[test]
+fn an_org_anthropic_key_for_a_kimi_model_is_moved_into_the_auth_token() {
+    // Claude Code needs third-party keys in ANTHROPIC_AUTH_TOKEN; the org's key is moved
+    // there, not sent a second time as x-api-key.
+    let plan = ok(plan("claude-code", "kimi-k2", &["ANTHROPIC_API_KEY"], &[], false));
+    assert_eq!(
+        decisions(&plan),
+        [
+            "ANTHROPIC_API_KEY org stripped",
+            "ANTHROPIC_AUTH_TOKEN projected projected",
+            "ANTHROPIC_BASE_URL injected injected",
+            "ANTHROPIC_MODEL injected injected",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC injected injected",
+            "DISABLE_TELEMETRY injected injected",
+            "WSD_MODEL injected injected",
+        ]
+    );
+    assert!(env(&plan).contains(&"ANTHROPIC_AUTH_TOKEN <- org secret ANTHROPIC_API_KEY".to_owned()));
+}
+
+#[test]
+fn a_workspace_key_the_runtime_reads_as_is_is_used_as_is() {
+    let plan = ok(plan(
+        "claude-code",
+        "MiniMax-M2.7",
+        &["MINIMAX_API_KEY"],
+        &["ANTHROPIC_API_KEY"],
+        false,
+    ));
+    let env = env(&plan);
+    assert!(
+        env.contains(&"ANTHROPIC_API_KEY <- workspace secret ANTHROPIC_API_KEY".to_owned()),
+        "{env:?}"
+    );
+    assert!(!env.iter().any(|e| e.starts_with("ANTHROPIC_AUTH_TOKEN")), "{env:?}");
+}
+
+#[test]
+fn parity_names_the_credentials_that_would_travel_together() {
+    let e = refusal(plan(
+        "claude-code",
+        "moonshot-v1-8k",
+        &["MOONSHOT_API_KEY"],
+        &["ANTHROPIC_API_KEY"],
+        false,
+    ));
+    assert_eq!(e.code(), ErrorCode::RoutingParityMismatch);
+    assert_eq!(e.provider(), Some("moonshot"));
+    assert_eq!(
+        e.to_string(),
+        "claude-code would send the org secret MOONSHOT_API_KEY as ANTHROPIC_AUTH_TOKEN (Authorization: Bearer) and the workspace secret ANTHROPIC_API_KEY (x-api-key) together on the same request; exactly one credential may reach provider `moonshot`: remove the extra workspace secret"
+    );
+    let e = refusal(plan(
+        "claude-code",
+        "opus",
+        &["CLAUDE_CODE_OAUTH_TOKEN"],
+        &["ANTHROPIC_AUTH_TOKEN"],
+        false,
+    ));
+    assert_eq!(
+        e.to_string(),
+        "claude-code would send the workspace secret ANTHROPIC_AUTH_TOKEN (Authorization: Bearer) instead of the org secret CLAUDE_CODE_OAUTH_TOKEN, the credential planned for provider `anthropic-oauth`; claude-code reads ANTHROPIC_AUTH_TOKEN and ANTHROPIC_API_KEY first; remove it from the workspace or choose a model whose provider accepts it"
+    );
+}
+
+#[test]
+fn parity_refuses_a_credential_sent_to_another_endpoint_than_the_providers() {
+    // A registry whose subscription provider names another endpoint than the one Codex
+    // sends its login to: the plan is refused rather than trusted.
+    let yaml = wsd_core::registry::EMBEDDED_REGISTRY_YAML.replace(
+        "base_url_openai: https://chatgpt.com/backend-api/codex",
+        "base_url_openai: https://other.example/v1",
+    );
+    let registry = wsd_core::Registry::from_yaml(&yaml).unwrap();
+    let secrets = wsd_core::plan::SecretNames {
+        org: support::keys(&["CODEX_AUTH_JSON"]),
+        workspace: Default::default(),
+    };
+    let e = wsd_core::plan(&registry, &support::spec("codex", "gpt-5.5"), &secrets, None, &Policy::default()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::RoutingParityMismatch);
+    assert_eq!(
+        e.to_string(),
+        "codex would send the org secret CODEX_AUTH_JSON to https://chatgpt.com/backend-api/codex instead of https://other.example/v1, the endpoint of provider `openai-subscription`"
+    );
+}

@@ -156,7 +156,11 @@ mod tests {
 
     #[test]
     fn workspace_ids_are_header_safe() {
-        assert!(WorkspaceId::new("0193b7c2-aa").is_ok());
+        let id = WorkspaceId::new("0193b7c2-aa_B").unwrap();
+        assert_eq!(
+            (id.as_str(), format!("{id:?}"), id.to_string()),
+            ("0193b7c2-aa_B", "\"0193b7c2-aa_B\"".to_owned(), "0193b7c2-aa_B".to_owned())
+        );
         assert!(WorkspaceId::new(&"a".repeat(64)).is_ok());
         for bad in ["", "a b", "a\nb", "a:b", &"a".repeat(65)] {
             assert_eq!(WorkspaceId::new(bad), Err(WorkspaceIdError), "{bad:?}");

@@ -127,3 +127,76 @@ impl PlanReport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::plan::{PlatformSettings, Policy, SecretNames, WorkspaceId, WorkspaceSpec};
+    use crate::{EnvKey, Registry};
+
+    fn report(model: &str, org: &[&str], platform: bool) -> PlanReport {
+        let registry = Registry::embedded().unwrap();
+        let spec = WorkspaceSpec {
+            id: WorkspaceId::new("ws").unwrap(),
+            runtime: "claude-code".into(),
+            model: model.into(),
+        };
+        let org: BTreeSet<EnvKey> = org.iter().map(|k| EnvKey::new(k).unwrap()).collect();
+        let secrets = SecretNames {
+            org,
+            workspace: BTreeSet::new(),
+        };
+        let settings = PlatformSettings {
+            proxy_base_url: "http://proxy.test/llm".into(),
+        };
+        PlanReport::new(&crate::plan(
+            &registry,
+            &spec,
+            &secrets,
+            platform.then_some(&settings),
+            &Policy::default(),
+        ))
+    }
+
+    #[test]
+    fn the_usage_token_shows_where_it_is_projected_from() {
+        let r = report("anthropic/claude-opus-4-7", &[], true);
+        assert_eq!(
+            r.env["WSD_LLM_USAGE_TOKEN"],
+            EnvReport {
+                origin: EntryOrigin::Injected,
+                from: None,
+                value: None
+            }
+        );
+        assert_eq!(
+            r.env["ANTHROPIC_AUTH_TOKEN"],
+            EnvReport {
+                origin: EntryOrigin::Projected,
+                from: Some(USAGE_TOKEN_ENV.into()),
+                value: None
+            }
+        );
+        assert_eq!(
+            r.env["ANTHROPIC_BASE_URL"].value.as_deref(),
+            Some("http://proxy.test/llm/anthropic")
+        );
+    }
+
+    #[test]
+    fn refusals_carry_routing_only_when_a_provider_was_resolved() {
+        let r = report("anthropic/claude-opus-4-7", &[], false);
+        assert_eq!(
+            (r.ok, r.routing, r.provider.as_deref()),
+            (false, Some(Routing::Platform), Some("platform"))
+        );
+        assert_eq!(r.error.as_ref().map(|e| e.code), Some(ErrorCode::MissingPlatformProxy));
+        let r = report("MiniMax-M2.7", &[], true);
+        assert_eq!((r.routing, r.provider.as_deref()), (Some(Routing::Byok), Some("minimax")));
+        let r = report("nope", &[], true);
+        assert_eq!((r.routing, r.provider), (None, None));
+        assert!(r.env.is_empty() && r.decisions.is_empty());
+    }
+}

@@ -49,6 +49,27 @@ impl RegistryError {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registry_refusal_has_one_code() {
+        assert_eq!(RegistryError::Parse("x".into()).code(), "INVALID_REGISTRY");
+        assert_eq!(RegistryError::UnsupportedSchemaVersion { found: 9 }.code(), "INVALID_REGISTRY");
+    }
+
+    #[test]
+    fn names_are_lower_case_words_joined_by_dashes() {
+        for ok in ["a", "anthropic-api", "9x", "claude-code"] {
+            assert!(is_valid_name(ok), "{ok}");
+        }
+        for bad in ["", "-vendor", "Vendor", "vendor_b", "vendor b", "vendor-B"] {
+            assert!(!is_valid_name(bad), "{bad}");
+        }
+    }
+}
+
 fn render_issues(issues: &[RegistryIssue]) -> String {
     issues.iter().map(|issue| format!("  - {issue}")).collect::<Vec<_>>().join("\n")
 }
