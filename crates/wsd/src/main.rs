@@ -4,6 +4,8 @@
 mod input;
 mod plan_cmd;
 mod registry_cmd;
+mod registry_view;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +38,10 @@ enum Command {
     ///     --org-secret CLAUDE_CODE_OAUTH_TOKEN=x --org-secret MINIMAX_API_KEY=y
     #[command(verbatim_doc_comment)]
     Plan(plan_cmd::PlanArgs),
+    /// Run the wsd server.
+    ///
+    /// Every setting has a flag and a WSD_* environment variable; flags win.
+    Serve(serve::ServeArgs),
     /// Inspect and check the provider registry.
     #[command(subcommand)]
     Registry(registry_cmd::RegistryCommand),
@@ -63,6 +69,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Plan(args) => plan_cmd::run(args),
         Command::Registry(command) => registry_cmd::run(command),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use comfy_table::{ContentArrangement, Table, presets};
 use serde_json::json;
-use wsd_core::registry::{CredentialSource, Projection};
+use wsd_core::registry::CredentialSource;
 use wsd_core::{EnvKey, Registry, derive};
 
 use crate::input::load_registry;
+use crate::registry_view;
 use crate::{Failure, RegistrySource};
 
 #[derive(Debug, Subcommand)]
@@ -67,7 +68,10 @@ pub fn run(command: RegistryCommand) -> Result<(), Failure> {
         RegistryCommand::Show { registry, json } => {
             let registry = load_registry(registry.registry.as_deref())?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&registry_json(&registry)).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&registry_view::registry(&registry)).unwrap_or_default()
+                );
             } else {
                 print!("{}", render_registry(&registry));
             }
@@ -103,50 +107,6 @@ pub fn run(command: RegistryCommand) -> Result<(), Failure> {
             }
             result.map(|_| ()).map_err(|_| Failure::Refused)
         }
-    }
-}
-
-fn registry_json(registry: &Registry) -> serde_json::Value {
-    let providers: Vec<_> = registry
-        .providers()
-        .iter()
-        .map(|p| {
-            json!({
-                "name": p.name, "display_name": p.display_name, "protocol": p.protocol, "auth_mode": p.auth_mode,
-                "platform": p.platform, "auth_env": p.auth_env, "auth_token_env": p.auth_token_env,
-                "base_url_openai": p.base_url_openai, "base_url_anthropic": p.base_url_anthropic,
-                "model_match": p.model_match.as_str(), "model_aliases": p.model_aliases,
-                "upstream_vendor": p.upstream_vendor, "deprecated": p.deprecated,
-            })
-        })
-        .collect();
-    let runtimes: Vec<_> = registry
-        .runtimes()
-        .map(|r| {
-            let natives: Vec<_> = registry
-                .native_providers(r)
-                .map(|(p, models)| json!({"provider": p.name, "models": models}))
-                .collect();
-            let precedence: Vec<Vec<String>> = r
-                .credential_precedence
-                .iter()
-                .map(|tier| tier.iter().map(|c| c.source.to_string()).collect())
-                .collect();
-            json!({
-                "name": r.name, "display_name": r.display_name, "protocol": r.protocol,
-                "verified_versions": r.verified_versions, "model_env": r.model_env, "hardening_env": r.hardening_env,
-                "credential_precedence": precedence, "base_url_env": r.base_url_env, "default_base_url": r.default_base_url,
-                "projection": projection_name(&r.projection), "providers": natives,
-            })
-        })
-        .collect();
-    json!({"providers": providers, "runtimes": runtimes, "credential_keys": registry.credential_keys(), "routing_keys": registry.routing_keys()})
-}
-
-fn projection_name(projection: &Projection) -> String {
-    match projection {
-        Projection::Env { key_env, base_url_env, .. } => format!("env: key in {key_env}, base URL in {base_url_env}"),
-        Projection::CodexConfig { path, .. } => format!("config file ~/{path}"),
     }
 }
 
