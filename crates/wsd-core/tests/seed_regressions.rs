@@ -437,6 +437,8 @@ fn an_org_anthropic_key_for_a_kimi_model_is_moved_into_the_auth_token() {
         ]
     );
     assert!(env(&plan).contains(&"ANTHROPIC_AUTH_TOKEN <- org secret ANTHROPIC_API_KEY".to_owned()));
+    let moved = plan.decisions.iter().find(|d| d.key.as_str() == "ANTHROPIC_API_KEY").unwrap();
+    assert!(moved.reason.starts_with("moved into ANTHROPIC_AUTH_TOKEN"), "{}", moved.reason);
 }
 
 #[test]

@@ -1,0 +1,26 @@
+//! wsd's state of record: orgs, workspaces (with their model as a column), secrets in the
+//! `org`, `workspace` and `platform` scopes sealed with AES-256-GCM under a versioned
+//! keyring, API tokens (hashes only), the hash-chained audit log and the usage ledger — on
+//! SQLite (the embedded default) or PostgreSQL, chosen by the URL scheme.
+//!
+//! Architecture invariants: plaintext secret values exist only inside `SecretValue`; a
+//! ciphertext is bound to its (scope, org, workspace, KEY); a wrong master key is refused at
+//! open (canary); loading a workspace's secrets is all or nothing.
+
+mod audit;
+mod db;
+mod error;
+pub mod keyfile;
+pub mod keyring;
+mod model;
+mod orgs;
+mod rotation;
+mod secrets;
+mod tokens;
+mod usage;
+
+pub use audit::AuditVerification;
+pub use db::{Backend, Store, StoreOptions, backend_of};
+pub use error::{Result, StoreError};
+pub use model::*;
+pub use tokens::{TOKEN_PREFIX, generate_token};

@@ -1,0 +1,291 @@
+//! Orgs (tenants) and their workspaces.
+
+use serde_json::json;
+
+use crate::audit::append_audit;
+use crate::db::{Store, new_id, now_ms, on_read, on_write};
+use crate::error::{Result, StoreError, conflict_or};
+use crate::model::{LastError, NewAuditEvent, NewWorkspace, Org, Workspace, WorkspaceState, WorkspaceStatus};
+
+#[derive(sqlx::FromRow)]
+struct OrgRow {
+    id: String,
+    name: String,
+    created_at: i64,
+}
+
+impl From<OrgRow> for Org {
+    fn from(r: OrgRow) -> Self {
+        Org {
+            id: r.id,
+            name: r.name,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct WorkspaceRow {
+    id: String,
+    org_id: String,
+    name: String,
+    runtime: String,
+    model: String,
+    status: String,
+    last_error_code: Option<String>,
+    last_error_message: Option<String>,
+    backend: Option<String>,
+    instance_id: Option<String>,
+    plan_hash: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl WorkspaceRow {
+    fn into_workspace(self) -> Result<Workspace> {
+        let status = WorkspaceStatus::parse(&self.status)
+            .ok_or_else(|| StoreError::Database(sqlx::Error::Decode(format!("unknown workspace status `{}`", self.status).into())))?;
+        let last_error = match (self.last_error_code, self.last_error_message) {
+            (Some(code), message) => Some(LastError {
+                code,
+                message: message.unwrap_or_default(),
+            }),
+            (None, _) => None,
+        };
+        Ok(Workspace {
+            id: self.id,
+            org_id: self.org_id,
+            name: self.name,
+            runtime: self.runtime,
+            model: self.model,
+            status,
+            last_error,
+            backend: self.backend,
+            instance_id: self.instance_id,
+            plan_hash: self.plan_hash,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+const WORKSPACE_COLUMNS: &str = "id, org_id, name, runtime, model, status, last_error_code, last_error_message, backend, instance_id, plan_hash, created_at, updated_at";
+
+impl Store {
+    fn audit_lock(&self) -> bool {
+        self.backend() == crate::Backend::Postgres
+    }
+
+    pub async fn create_org(&self, name: &str, actor: &str) -> Result<Org> {
+        let org = Org {
+            id: new_id(),
+            name: name.to_owned(),
+            created_at: now_ms(),
+        };
+        let event = NewAuditEvent {
+            org_id: Some(org.id.clone()),
+            actor: actor.to_owned(),
+            action: "org.create".into(),
+            target: format!("org/{}", org.id),
+            details: json!({"name": name}),
+        };
+        let lock = self.audit_lock();
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)")
+                .bind(&org.id)
+                .bind(&org.name)
+                .bind(org.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| conflict_or(e, format!("org `{name}`")))?;
+            append_audit!(tx, &event, lock);
+            tx.commit().await?;
+        });
+        Ok(org)
+    }
+
+    pub async fn get_org(&self, id: &str) -> Result<Org> {
+        let row: Option<OrgRow> = on_read!(self, |pool| sqlx::query_as("SELECT id, name, created_at FROM orgs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?);
+        row.map(Org::from).ok_or(StoreError::NotFound { what: "org" })
+    }
+
+    pub async fn list_orgs(&self) -> Result<Vec<Org>> {
+        let rows: Vec<OrgRow> = on_read!(self, |pool| sqlx::query_as(
+            "SELECT id, name, created_at FROM orgs ORDER BY created_at, id"
+        )
+        .fetch_all(pool)
+        .await?);
+        Ok(rows.into_iter().map(Org::from).collect())
+    }
+
+    pub async fn create_workspace(&self, org: &str, new: &NewWorkspace<'_>, actor: &str) -> Result<Workspace> {
+        let now = now_ms();
+        let workspace = Workspace {
+            id: new_id(),
+            org_id: org.to_owned(),
+            name: new.name.to_owned(),
+            runtime: new.runtime.to_owned(),
+            model: new.model.to_owned(),
+            status: WorkspaceStatus::Created,
+            last_error: None,
+            backend: None,
+            instance_id: None,
+            plan_hash: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let event = NewAuditEvent {
+            org_id: Some(org.to_owned()),
+            actor: actor.to_owned(),
+            action: "workspace.create".into(),
+            target: format!("org/{org}/workspaces/{}", workspace.id),
+            details: json!({"name": new.name, "runtime": new.runtime, "model": new.model}),
+        };
+        let lock = self.audit_lock();
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let exists: Option<i64> = sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM orgs WHERE id = $1")
+                .bind(org)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound { what: "org" });
+            }
+            sqlx::query(
+                "INSERT INTO workspaces (id, org_id, name, runtime, model, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&workspace.id)
+            .bind(org)
+            .bind(new.name)
+            .bind(new.runtime)
+            .bind(new.model)
+            .bind(workspace.status.as_str())
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict_or(e, format!("workspace `{}`", new.name)))?;
+            append_audit!(tx, &event, lock);
+            tx.commit().await?;
+        });
+        Ok(workspace)
+    }
+
+    /// The workspace `id` of `org`; another org's workspace is `NotFound`.
+    pub async fn get_workspace(&self, org: &str, id: &str) -> Result<Workspace> {
+        let row: Option<WorkspaceRow> = on_read!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = $1 AND org_id = $2"
+            )))
+            .bind(id)
+            .bind(org)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.ok_or(StoreError::NotFound { what: "workspace" })?.into_workspace()
+    }
+
+    pub async fn list_workspaces(&self, org: &str) -> Result<Vec<Workspace>> {
+        let rows: Vec<WorkspaceRow> = on_read!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE org_id = $1 ORDER BY created_at, id"
+            )))
+            .bind(org)
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(WorkspaceRow::into_workspace).collect()
+    }
+
+    /// Deletes a workspace with its secrets and tokens.
+    pub async fn delete_workspace(&self, org: &str, id: &str, actor: &str) -> Result<()> {
+        let event = NewAuditEvent {
+            org_id: Some(org.to_owned()),
+            actor: actor.to_owned(),
+            action: "workspace.delete".into(),
+            target: format!("org/{org}/workspaces/{id}"),
+            details: json!({}),
+        };
+        let lock = self.audit_lock();
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM workspace_secrets WHERE workspace_id = $1 AND org_id = $2")
+                .bind(id)
+                .bind(org)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM api_tokens WHERE workspace_id = $1 AND org_id = $2")
+                .bind(id)
+                .bind(org)
+                .execute(&mut *tx)
+                .await?;
+            let deleted = sqlx::query("DELETE FROM workspaces WHERE id = $1 AND org_id = $2")
+                .bind(id)
+                .bind(org)
+                .execute(&mut *tx)
+                .await?;
+            if deleted.rows_affected() == 0 {
+                return Err(StoreError::NotFound { what: "workspace" });
+            }
+            append_audit!(tx, &event, lock);
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn set_workspace_model(&self, org: &str, id: &str, model: &str, actor: &str) -> Result<Workspace> {
+        let event = NewAuditEvent {
+            org_id: Some(org.to_owned()),
+            actor: actor.to_owned(),
+            action: "workspace.model".into(),
+            target: format!("org/{org}/workspaces/{id}"),
+            details: json!({"model": model}),
+        };
+        let lock = self.audit_lock();
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let updated = sqlx::query("UPDATE workspaces SET model = $1, updated_at = $2 WHERE id = $3 AND org_id = $4")
+                .bind(model)
+                .bind(now_ms())
+                .bind(id)
+                .bind(org)
+                .execute(&mut *tx)
+                .await?;
+            if updated.rows_affected() == 0 {
+                return Err(StoreError::NotFound { what: "workspace" });
+            }
+            append_audit!(tx, &event, lock);
+            tx.commit().await?;
+        });
+        self.get_workspace(org, id).await
+    }
+
+    /// Records a workspace's state after a lifecycle step.
+    pub async fn set_workspace_state(&self, org: &str, id: &str, state: &WorkspaceState<'_>) -> Result<()> {
+        let updated = on_write!(self, |pool| {
+            sqlx::query(
+                "UPDATE workspaces SET status = $1, last_error_code = $2, last_error_message = $3, backend = $4, instance_id = $5, plan_hash = $6, updated_at = $7 WHERE id = $8 AND org_id = $9",
+            )
+            .bind(state.status.as_str())
+            .bind(state.last_error.map(|e| e.code.clone()))
+            .bind(state.last_error.map(|e| e.message.clone()))
+            .bind(state.backend)
+            .bind(state.instance_id)
+            .bind(state.plan_hash)
+            .bind(now_ms())
+            .bind(id)
+            .bind(org)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        if updated == 0 {
+            return Err(StoreError::NotFound { what: "workspace" });
+        }
+        Ok(())
+    }
+}

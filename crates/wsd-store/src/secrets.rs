@@ -1,0 +1,317 @@
+//! Secrets in the `org`, `workspace` and `platform` scopes: sealed on write, listed by name,
+//! and loaded with provenance as the planner's input.
+//!
+//! Invariants: a value is sealed before it reaches SQL and opened only into a
+//! `SecretValue`; a workspace's secrets load in one query per scope, and any row that fails
+//! to open fails the whole load (`SECRET_DECRYPT_FAILED`), never a partial set; a storage
+//! error is an error, never an empty result.
+
+use serde_json::json;
+use wsd_core::plan::SecretOrigin;
+use wsd_core::{EnvKey, SecretValue};
+
+use crate::audit::append_audit;
+use crate::db::{Store, now_ms, on_read, on_write};
+use crate::error::{Result, StoreError};
+use crate::keyring::{Binding, Scope, Sealed};
+use crate::model::{NewAuditEvent, SecretMeta, SecretOwner, WorkspaceSecrets};
+
+#[derive(sqlx::FromRow)]
+struct SealedRow {
+    key: String,
+    key_version: i64,
+    nonce: Vec<u8>,
+    ciphertext: Vec<u8>,
+}
+
+#[derive(sqlx::FromRow)]
+struct MetaRow {
+    key: String,
+    key_version: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+fn corrupt_key(key: &str) -> StoreError {
+    StoreError::Database(sqlx::Error::Decode(
+        format!("stored secret key {key:?} is not a valid env-var name").into(),
+    ))
+}
+
+impl MetaRow {
+    fn into_meta(self) -> Result<SecretMeta> {
+        Ok(SecretMeta {
+            key: EnvKey::new(&self.key).map_err(|_| corrupt_key(&self.key))?,
+            key_version: u32::try_from(self.key_version).unwrap_or(0),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+impl SecretOwner<'_> {
+    fn scope(&self) -> Scope {
+        match self {
+            SecretOwner::Org { .. } => Scope::Org,
+            SecretOwner::Workspace { .. } => Scope::Workspace,
+            SecretOwner::Platform => Scope::Platform,
+        }
+    }
+
+    fn binding<'k>(&'k self, key: &'k EnvKey) -> Binding<'k> {
+        match *self {
+            SecretOwner::Org { org } => Binding {
+                scope: Scope::Org,
+                org,
+                workspace: "",
+                key,
+            },
+            SecretOwner::Workspace { org, workspace } => Binding {
+                scope: Scope::Workspace,
+                org,
+                workspace,
+                key,
+            },
+            SecretOwner::Platform => Binding {
+                scope: Scope::Platform,
+                org: "",
+                workspace: "",
+                key,
+            },
+        }
+    }
+
+    fn org(&self) -> Option<&str> {
+        match *self {
+            SecretOwner::Org { org } | SecretOwner::Workspace { org, .. } => Some(org),
+            SecretOwner::Platform => None,
+        }
+    }
+
+    fn target(&self, key: &EnvKey) -> String {
+        match *self {
+            SecretOwner::Org { org } => format!("org/{org}/secrets/{key}"),
+            SecretOwner::Workspace { org, workspace } => format!("org/{org}/workspaces/{workspace}/secrets/{key}"),
+            SecretOwner::Platform => format!("platform/secrets/{key}"),
+        }
+    }
+}
+
+impl Store {
+    /// Writes (or replaces) a secret. `value` must be non-empty; validation of the KEY is
+    /// the `EnvKey` type's.
+    pub async fn put_secret(&self, owner: SecretOwner<'_>, key: &EnvKey, value: &SecretValue, actor: &str) -> Result<SecretMeta> {
+        let sealed = self.keyring().seal(&owner.binding(key), value);
+        let now = now_ms();
+        let event = NewAuditEvent {
+            org_id: owner.org().map(str::to_owned),
+            actor: actor.to_owned(),
+            action: "secret.put".into(),
+            target: owner.target(key),
+            details: json!({"scope": owner.scope().as_str(), "key": key, "key_version": sealed.key_version}),
+        };
+        let lock = self.backend() == crate::Backend::Postgres;
+        let version = i64::from(sealed.key_version);
+        let created_at: i64 = on_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let created_at: i64 = match owner {
+                SecretOwner::Org { org } => {
+                    let exists: Option<i64> = sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM orgs WHERE id = $1").bind(org).fetch_optional(&mut *tx).await?;
+                    if exists.is_none() {
+                        return Err(StoreError::NotFound { what: "org" });
+                    }
+                    sqlx::query_scalar(
+                        "INSERT INTO org_secrets (org_id, key, key_version, nonce, ciphertext, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
+                         ON CONFLICT (org_id, key) DO UPDATE SET key_version = excluded.key_version, nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at
+                         RETURNING created_at",
+                    )
+                    .bind(org)
+                    .bind(key.as_str())
+                    .bind(version)
+                    .bind(&sealed.nonce)
+                    .bind(&sealed.ciphertext)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?
+                }
+                SecretOwner::Workspace { org, workspace } => {
+                    let exists: Option<i64> = sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM workspaces WHERE id = $1 AND org_id = $2")
+                        .bind(workspace)
+                        .bind(org)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if exists.is_none() {
+                        return Err(StoreError::NotFound { what: "workspace" });
+                    }
+                    sqlx::query_scalar(
+                        "INSERT INTO workspace_secrets (org_id, workspace_id, key, key_version, nonce, ciphertext, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+                         ON CONFLICT (workspace_id, key) DO UPDATE SET key_version = excluded.key_version, nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at
+                         RETURNING created_at",
+                    )
+                    .bind(org)
+                    .bind(workspace)
+                    .bind(key.as_str())
+                    .bind(version)
+                    .bind(&sealed.nonce)
+                    .bind(&sealed.ciphertext)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?
+                }
+                SecretOwner::Platform => {
+                    sqlx::query_scalar(
+                        "INSERT INTO platform_secrets (key, key_version, nonce, ciphertext, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
+                         ON CONFLICT (key) DO UPDATE SET key_version = excluded.key_version, nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at
+                         RETURNING created_at",
+                    )
+                    .bind(key.as_str())
+                    .bind(version)
+                    .bind(&sealed.nonce)
+                    .bind(&sealed.ciphertext)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?
+                }
+            };
+            append_audit!(tx, &event, lock);
+            tx.commit().await?;
+            created_at
+        });
+        Ok(SecretMeta {
+            key: key.clone(),
+            key_version: sealed.key_version,
+            created_at,
+            updated_at: now,
+        })
+    }
+
+    /// Deletes a secret; `NotFound` when there is none.
+    pub async fn delete_secret(&self, owner: SecretOwner<'_>, key: &EnvKey, actor: &str) -> Result<()> {
+        let event = NewAuditEvent {
+            org_id: owner.org().map(str::to_owned),
+            actor: actor.to_owned(),
+            action: "secret.delete".into(),
+            target: owner.target(key),
+            details: json!({"scope": owner.scope().as_str(), "key": key}),
+        };
+        let lock = self.backend() == crate::Backend::Postgres;
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let deleted = match owner {
+                SecretOwner::Org { org } => {
+                    sqlx::query("DELETE FROM org_secrets WHERE org_id = $1 AND key = $2")
+                        .bind(org)
+                        .bind(key.as_str())
+                        .execute(&mut *tx)
+                        .await?
+                }
+                SecretOwner::Workspace { org, workspace } => {
+                    sqlx::query("DELETE FROM workspace_secrets WHERE org_id = $1 AND workspace_id = $2 AND key = $3")
+                        .bind(org)
+                        .bind(workspace)
+                        .bind(key.as_str())
+                        .execute(&mut *tx)
+                        .await?
+                }
+                SecretOwner::Platform => {
+                    sqlx::query("DELETE FROM platform_secrets WHERE key = $1")
+                        .bind(key.as_str())
+                        .execute(&mut *tx)
+                        .await?
+                }
+            };
+            if deleted.rows_affected() == 0 {
+                return Err(StoreError::NotFound { what: "secret" });
+            }
+            append_audit!(tx, &event, lock);
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The names and metadata of an owner's secrets, sorted by KEY.
+    pub async fn list_secrets(&self, owner: SecretOwner<'_>) -> Result<Vec<SecretMeta>> {
+        let rows: Vec<MetaRow> = on_read!(self, |pool| match owner {
+            SecretOwner::Org { org } => {
+                sqlx::query_as("SELECT key, key_version, created_at, updated_at FROM org_secrets WHERE org_id = $1 ORDER BY key")
+                    .bind(org)
+                    .fetch_all(pool)
+                    .await?
+            }
+            SecretOwner::Workspace { org, workspace } => {
+                sqlx::query_as(
+                    "SELECT key, key_version, created_at, updated_at FROM workspace_secrets WHERE org_id = $1 AND workspace_id = $2 ORDER BY key",
+                )
+                .bind(org)
+                .bind(workspace)
+                .fetch_all(pool)
+                .await?
+            }
+            SecretOwner::Platform => {
+                sqlx::query_as("SELECT key, key_version, created_at, updated_at FROM platform_secrets ORDER BY key")
+                    .fetch_all(pool)
+                    .await?
+            }
+        });
+        rows.into_iter().map(MetaRow::into_meta).collect()
+    }
+
+    /// A workspace's secrets with provenance: the org's and the workspace's own, one query
+    /// each. A workspace secret overrides the org secret of the same KEY (the planner
+    /// records that as `overridden`). Any row that fails to open fails the load.
+    pub async fn load_workspace_secrets(&self, org: &str, workspace: &str) -> Result<WorkspaceSecrets> {
+        let (org_rows, workspace_rows): (Vec<SealedRow>, Vec<SealedRow>) = on_read!(self, |pool| {
+            let org_rows = sqlx::query_as("SELECT key, key_version, nonce, ciphertext FROM org_secrets WHERE org_id = $1")
+                .bind(org)
+                .fetch_all(pool)
+                .await?;
+            let workspace_rows =
+                sqlx::query_as("SELECT key, key_version, nonce, ciphertext FROM workspace_secrets WHERE org_id = $1 AND workspace_id = $2")
+                    .bind(org)
+                    .bind(workspace)
+                    .fetch_all(pool)
+                    .await?;
+            (org_rows, workspace_rows)
+        });
+        let mut secrets = WorkspaceSecrets::default();
+        for (origin, owner, rows) in [
+            (SecretOrigin::Org, SecretOwner::Org { org }, org_rows),
+            (SecretOrigin::Workspace, SecretOwner::Workspace { org, workspace }, workspace_rows),
+        ] {
+            for row in rows {
+                let (key, value) = self.open_row(owner, row)?;
+                secrets.insert(origin, key, value);
+            }
+        }
+        Ok(secrets)
+    }
+
+    /// The value of one platform secret (the proxy's vendor keys).
+    pub async fn get_platform_secret(&self, key: &EnvKey) -> Result<Option<SecretValue>> {
+        let row: Option<SealedRow> = on_read!(self, |pool| {
+            sqlx::query_as("SELECT key, key_version, nonce, ciphertext FROM platform_secrets WHERE key = $1")
+                .bind(key.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(|row| self.open_row(SecretOwner::Platform, row).map(|(_, value)| value))
+            .transpose()
+    }
+
+    fn open_row(&self, owner: SecretOwner<'_>, row: SealedRow) -> Result<(EnvKey, SecretValue)> {
+        let key = EnvKey::new(&row.key).map_err(|_| corrupt_key(&row.key))?;
+        let sealed = Sealed {
+            key_version: u32::try_from(row.key_version).unwrap_or(0),
+            nonce: row.nonce,
+            ciphertext: row.ciphertext,
+        };
+        let value = self
+            .open_sealed(&owner.binding(&key), &sealed)
+            .map_err(|reason| StoreError::SecretDecryptFailed {
+                scope: owner.scope(),
+                key: key.clone(),
+                reason,
+            })?;
+        Ok((key, value))
+    }
+}

@@ -1,0 +1,215 @@
+//! API tokens: shown once at creation, stored only as a SHA-256 hash with a short prefix
+//! for listings, compared in constant time, revocable, with last use recorded.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use wsd_core::SecretValue;
+
+use crate::audit::append_audit;
+use crate::db::{Store, new_id, now_ms, on_read, on_write};
+use crate::error::{Result, StoreError};
+use crate::model::{NewAuditEvent, Token, TokenKind};
+
+/// Every token starts with this, so that scanners can recognise a leaked one.
+pub const TOKEN_PREFIX: &str = "wsd_";
+const PREFIX_LEN: usize = 12;
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: String,
+    org_id: Option<String>,
+    workspace_id: Option<String>,
+    kind: String,
+    name: String,
+    prefix: String,
+    token_hash: Vec<u8>,
+    created_at: i64,
+    last_used_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+impl TokenRow {
+    fn into_token(self) -> Result<Token> {
+        Ok(Token {
+            kind: TokenKind::parse(&self.kind)
+                .ok_or_else(|| StoreError::Database(sqlx::Error::Decode(format!("unknown token kind `{}`", self.kind).into())))?,
+            id: self.id,
+            org_id: self.org_id,
+            workspace_id: self.workspace_id,
+            name: self.name,
+            prefix: self.prefix,
+            created_at: self.created_at,
+            last_used_at: self.last_used_at,
+            revoked_at: self.revoked_at,
+        })
+    }
+}
+
+fn hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// A fresh random token.
+pub fn generate_token() -> SecretValue {
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    rand::fill(&mut bytes[..]);
+    SecretValue::new(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(*bytes)))
+}
+
+const TOKEN_COLUMNS: &str = "id, org_id, workspace_id, kind, name, prefix, token_hash, created_at, last_used_at, revoked_at";
+
+impl Store {
+    /// Creates a token and returns it with its plaintext, which is never stored.
+    pub async fn create_token(
+        &self,
+        kind: TokenKind,
+        org: Option<&str>,
+        workspace: Option<&str>,
+        name: &str,
+        actor: &str,
+    ) -> Result<(Token, SecretValue)> {
+        let plaintext = generate_token();
+        let token = self.insert_token(kind, org, workspace, name, &plaintext, actor).await?;
+        Ok((token, plaintext))
+    }
+
+    /// Stores a token whose plaintext the caller chose (the operator's `WSD_ADMIN_TOKEN`).
+    pub async fn insert_token(
+        &self,
+        kind: TokenKind,
+        org: Option<&str>,
+        workspace: Option<&str>,
+        name: &str,
+        plaintext: &SecretValue,
+        actor: &str,
+    ) -> Result<Token> {
+        let token = Token {
+            id: new_id(),
+            org_id: org.map(str::to_owned),
+            workspace_id: workspace.map(str::to_owned),
+            kind,
+            name: name.to_owned(),
+            prefix: plaintext.expose().chars().take(PREFIX_LEN).collect(),
+            created_at: now_ms(),
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let event = NewAuditEvent {
+            org_id: token.org_id.clone(),
+            actor: actor.to_owned(),
+            action: "token.create".into(),
+            target: format!("tokens/{}", token.id),
+            details: json!({"kind": kind.as_str(), "name": name, "prefix": token.prefix, "workspace": workspace}),
+        };
+        let lock = self.backend() == crate::Backend::Postgres;
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO api_tokens (id, org_id, workspace_id, kind, name, prefix, token_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&token.id)
+            .bind(org)
+            .bind(workspace)
+            .bind(kind.as_str())
+            .bind(name)
+            .bind(&token.prefix)
+            .bind(hash(plaintext.expose()))
+            .bind(token.created_at)
+            .execute(&mut *tx)
+            .await?;
+            append_audit!(tx, &event, lock);
+            tx.commit().await?;
+        });
+        Ok(token)
+    }
+
+    /// The live token whose plaintext is `presented`, with its last use recorded; `None`
+    /// for an unknown or revoked token.
+    pub async fn authenticate_token(&self, presented: &str) -> Result<Option<Token>> {
+        let presented_hash = hash(presented);
+        let row: Option<TokenRow> = on_read!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"
+            )))
+            .bind(&presented_hash)
+            .fetch_optional(pool)
+            .await?
+        });
+        let Some(row) = row else { return Ok(None) };
+        if !bool::from(row.token_hash.ct_eq(&presented_hash)) || row.revoked_at.is_some() {
+            return Ok(None);
+        }
+        let now = now_ms();
+        on_write!(self, |pool| sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(&row.id)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        let mut token = row.into_token()?;
+        token.last_used_at = Some(now);
+        Ok(Some(token))
+    }
+
+    /// Tokens of `org` (all tokens when `None`), newest last.
+    pub async fn list_tokens(&self, org: Option<&str>) -> Result<Vec<Token>> {
+        let rows: Vec<TokenRow> = on_read!(self, |pool| match org {
+            Some(org) => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE org_id = $1 ORDER BY created_at, id"
+                )))
+                .bind(org)
+                .fetch_all(pool)
+                .await?
+            }
+            None =>
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id"
+                )))
+                .fetch_all(pool)
+                .await?,
+        });
+        rows.into_iter().map(TokenRow::into_token).collect()
+    }
+
+    /// Revokes a token of `org` (any token when `None`).
+    pub async fn revoke_token(&self, org: Option<&str>, id: &str, actor: &str) -> Result<()> {
+        let event = NewAuditEvent {
+            org_id: org.map(str::to_owned),
+            actor: actor.to_owned(),
+            action: "token.revoke".into(),
+            target: format!("tokens/{id}"),
+            details: json!({}),
+        };
+        let lock = self.backend() == crate::Backend::Postgres;
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let updated = match org {
+                Some(org) => {
+                    sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND org_id = $3 AND revoked_at IS NULL")
+                        .bind(now_ms())
+                        .bind(id)
+                        .bind(org)
+                        .execute(&mut *tx)
+                        .await?
+                }
+                None => {
+                    sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                        .bind(now_ms())
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                }
+            };
+            if updated.rows_affected() == 0 {
+                return Err(StoreError::NotFound { what: "token" });
+            }
+            append_audit!(tx, &event, lock);
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}
