@@ -1,11 +1,14 @@
 //! `wsd`: the command-line entry point. Parses arguments once, runs one command, and maps
 //! its outcome to an exit code: 0 success, 3 the planner refused, 2 bad usage or input.
 
+mod audit_cmd;
 mod input;
+mod keys_cmd;
 mod plan_cmd;
 mod registry_cmd;
 mod registry_view;
 mod serve;
+mod settings;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +48,12 @@ enum Command {
     /// Inspect and check the provider registry.
     #[command(subcommand)]
     Registry(registry_cmd::RegistryCommand),
+    /// Manage the master keyring: rotate, status, generate.
+    #[command(subcommand)]
+    Keys(keys_cmd::KeysCommand),
+    /// Check the audit log.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
 }
 
 /// Where the registry comes from: a file, or the one shipped in the binary.
@@ -62,6 +71,8 @@ enum Failure {
     Usage(String),
     /// The planner refused; the command already reported why: exit 3.
     Refused,
+    /// A check found a problem and reported it: exit 1.
+    Broken,
 }
 
 fn main() -> ExitCode {
@@ -70,13 +81,26 @@ fn main() -> ExitCode {
         Command::Plan(args) => plan_cmd::run(args),
         Command::Registry(command) => registry_cmd::run(command),
         Command::Serve(args) => serve::run(args),
+        Command::Keys(command) => keys_cmd::run(command),
+        Command::Audit(command) => audit_cmd::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Refused) => ExitCode::from(3),
+        Err(Failure::Broken) => ExitCode::from(1),
         Err(Failure::Usage(message)) => {
             eprintln!("error: {message}");
             ExitCode::from(2)
         }
     }
+}
+
+/// Runs an async command on a small runtime.
+fn block_on<F: std::future::Future<Output = Result<(), Failure>>>(future: F) -> Result<(), Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Usage(format!("cannot start the async runtime: {e}")))?
+        .block_on(future)
 }

@@ -11,9 +11,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use clap::{Args, ValueEnum};
 use serde_json::json;
-use wsd_core::Registry;
+use wsd_core::{Registry, SecretValue};
+use wsd_store::{Store, TokenKind};
 
 use crate::input::load_registry;
+use crate::settings::StoreSettings;
 use crate::{Failure, registry_view};
 
 #[derive(Debug, Args)]
@@ -21,9 +23,11 @@ pub struct ServeArgs {
     /// The address to listen on.
     #[arg(long, env = "WSD_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// The data directory (database, master key file, workspace homes).
-    #[arg(long, env = "WSD_DATA_DIR", default_value = "./wsd-data")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    store: StoreSettings,
+    /// The admin token. When unset, one is generated on the first start and printed once.
+    #[arg(long, env = "WSD_ADMIN_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    admin_token: Option<String>,
     /// A registry YAML file to use instead of the embedded one.
     #[arg(long, value_name = "FILE", env = "WSD_REGISTRY")]
     registry: Option<PathBuf>,
@@ -40,18 +44,50 @@ enum LogFormat {
 
 struct AppState {
     registry: Registry,
+    store: Store,
 }
 
 pub fn run(args: ServeArgs) -> Result<(), Failure> {
     let registry = load_registry(args.registry.as_deref())?;
     init_logging(args.log_format);
-    std::fs::create_dir_all(&args.data_dir)
-        .map_err(|e| Failure::Usage(format!("cannot create the data directory {}: {e}", args.data_dir.display())))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::Usage(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(serve(args.listen, Arc::new(AppState { registry })))
+    runtime.block_on(async move {
+        let (store, generated_key) = args.store.open(16).await?;
+        if generated_key {
+            tracing::info!(data_dir = %args.store.data_dir.display(), "generated a new master key file (mode 0600); back it up");
+        }
+        ensure_admin_token(&store, args.admin_token.map(SecretValue::new)).await?;
+        serve(args.listen, Arc::new(AppState { registry, store })).await
+    })
+}
+
+/// Makes sure an admin token exists: the operator's `WSD_ADMIN_TOKEN`, or on the first
+/// start a generated one, printed once and stored only as a hash.
+async fn ensure_admin_token(store: &Store, configured: Option<SecretValue>) -> Result<(), Failure> {
+    let storage = |e: wsd_store::StoreError| Failure::Usage(format!("cannot set up the admin token: {e}"));
+    if let Some(token) = configured {
+        if store.authenticate_token(token.expose()).await.map_err(storage)?.is_none() {
+            store
+                .insert_token(TokenKind::Admin, None, None, "admin (WSD_ADMIN_TOKEN)", &token, "wsd")
+                .await
+                .map_err(storage)?;
+        }
+        return Ok(());
+    }
+    let tokens = store.list_tokens(None).await.map_err(storage)?;
+    if tokens.iter().any(|t| t.kind == TokenKind::Admin && t.revoked_at.is_none()) {
+        return Ok(());
+    }
+    let (_, token) = store
+        .create_token(TokenKind::Admin, None, None, "admin (generated)", "wsd")
+        .await
+        .map_err(storage)?;
+    // Shown once, on the terminal only: it is stored as a hash and never logged.
+    println!("admin token (shown once, store it now): {}", token.expose());
+    Ok(())
 }
 
 fn init_logging(format: LogFormat) {
@@ -71,6 +107,7 @@ fn init_logging(format: LogFormat) {
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
         .route("/v1/registry/providers", get(providers))
         .route("/v1/registry/runtimes", get(runtimes))
         .fallback(|| async {
@@ -82,6 +119,19 @@ fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (axum::http::StatusCode::OK, Json(json!({"status": "ready"}))),
+        Err(e) => {
+            tracing::warn!(error = %e, "database not reachable");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": {"code": "STORAGE_UNAVAILABLE", "message": "the database is not reachable"}})),
+            )
+        }
+    }
+}
+
 async fn providers(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     Json(json!({"providers": registry_view::providers(&state.registry)}))
 }
@@ -91,6 +141,7 @@ async fn runtimes(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 async fn serve(listen: SocketAddr, state: Arc<AppState>) -> Result<(), Failure> {
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| Failure::Usage(format!("cannot listen on {listen}: {e}")))?;
@@ -100,27 +151,28 @@ async fn serve(listen: SocketAddr, state: Arc<AppState>) -> Result<(), Failure> 
     tracing::info!(address = %local, "wsd listening");
     // One line on stdout that scripts and tests can wait for.
     println!("wsd listening on http://{local}");
+    let state_for_close = state.clone();
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| Failure::Usage(format!("server error: {e}")))?;
+    state_for_close.store.close().await;
     tracing::info!("wsd stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, before
+/// the server announces itself, so a signal right after start-up still stops it gracefully.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Failure> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let install = |kind| signal(kind).map_err(|e| Failure::Usage(format!("cannot install signal handlers: {e}")));
+    let mut interrupt = install(SignalKind::interrupt())?;
+    let mut terminate = install(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = interrupt => {}
-        _ = terminate => {}
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    })
 }
