@@ -50,6 +50,16 @@ impl Derivation<'_> {
 
 /// Derives the provider of `model` on `runtime`, given the names of the credentials set.
 pub fn derive<'r>(registry: &'r Registry, runtime: &str, model: &str, available: &BTreeSet<EnvKey>) -> Result<Derivation<'r>, DeriveError> {
+    derive_with(registry, runtime, model, |key| available.contains(key))
+}
+
+/// `derive`, with the available credential names given as a membership test.
+pub fn derive_with<'r>(
+    registry: &'r Registry,
+    runtime: &str,
+    model: &str,
+    available: impl Fn(&EnvKey) -> bool,
+) -> Result<Derivation<'r>, DeriveError> {
     if model.trim().is_empty() {
         return Err(DeriveError::ModelRequired {
             runtime: runtime.to_owned(),
@@ -72,7 +82,7 @@ pub fn derive<'r>(registry: &'r Registry, runtime: &str, model: &str, available:
             rt,
             model,
             listed,
-            available,
+            &available,
             DerivationRule::ExactModel,
             DerivationRule::ExactModelByCredential,
         );
@@ -92,7 +102,7 @@ pub fn derive<'r>(registry: &'r Registry, runtime: &str, model: &str, available:
         rt,
         model,
         matching,
-        available,
+        &available,
         DerivationRule::ModelMatch,
         DerivationRule::ModelMatchByCredential,
     )
@@ -102,7 +112,7 @@ fn pick<'r>(
     runtime: &'r Runtime,
     model: &str,
     candidates: Vec<&'r Provider>,
-    available: &BTreeSet<EnvKey>,
+    available: &impl Fn(&EnvKey) -> bool,
     single: DerivationRule,
     by_credential: DerivationRule,
 ) -> Result<Derivation<'r>, DeriveError> {
@@ -113,11 +123,7 @@ fn pick<'r>(
             rule: single,
         });
     }
-    let with_credential: Vec<&Provider> = candidates
-        .iter()
-        .copied()
-        .filter(|p| p.auth_env.iter().any(|k| available.contains(k)))
-        .collect();
+    let with_credential: Vec<&Provider> = candidates.iter().copied().filter(|p| p.auth_env.iter().any(available)).collect();
     if let [provider] = with_credential.as_slice() {
         return Ok(Derivation {
             runtime,

@@ -4,16 +4,18 @@
 //! Invariant: an `EnvKey` always matches `^[A-Z_][A-Z0-9_]*$` and is at most 128 bytes long.
 
 use std::fmt;
+use std::sync::Arc;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The longest env-var name wsd accepts.
 pub const MAX_ENV_KEY_LEN: usize = 128;
 
 /// A validated environment-variable name (`^[A-Z_][A-Z0-9_]*$`, at most 128 bytes).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct EnvKey(String);
+/// Shared, so that a plan can name the same key in its env, decisions and sources without
+/// copying it.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EnvKey(Arc<str>);
 
 /// Why a string is not a valid env-var name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,7 +43,7 @@ impl EnvKey {
             .iter()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_');
         if first_ok && rest_ok {
-            Ok(Self(name.to_owned()))
+            Ok(Self(Arc::from(name)))
         } else {
             Err(EnvKeyError::InvalidCharacters)
         }
@@ -74,6 +76,12 @@ impl std::str::FromStr for EnvKey {
 impl std::borrow::Borrow<str> for EnvKey {
     fn borrow(&self) -> &str {
         &self.0
+    }
+}
+
+impl Serialize for EnvKey {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
     }
 }
 

@@ -13,7 +13,7 @@ pub mod plan;
 pub mod registry;
 pub mod secret;
 
-pub use derive::{Derivation, DerivationRule, derive};
+pub use derive::{Derivation, DerivationRule, derive, derive_with};
 pub use env_key::{EnvKey, EnvKeyError};
 pub use error::{DeriveError, ErrorCode, PlanError};
 pub use plan::{Plan, PlanReport, plan};

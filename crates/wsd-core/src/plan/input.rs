@@ -108,21 +108,26 @@ impl PlatformSettings {
 /// Operator-scope env names that org secrets may never carry into a workspace: SCM write
 /// tokens, static cloud keys, wsd's own credentials.
 pub const BUILTIN_FORBIDDEN_KEYS: &[&str] = &[
-    "GITHUB_TOKEN",
-    "GITHUB_PAT",
-    "GH_TOKEN",
-    "GITLAB_TOKEN",
-    "GL_TOKEN",
-    "GITEA_TOKEN",
-    "GITEA_PAT",
-    "BITBUCKET_TOKEN",
+    "ADMIN_TOKEN",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
     "AZURE_CLIENT_SECRET",
+    "BITBUCKET_TOKEN",
+    "GH_TOKEN",
+    "GITEA_PAT",
+    "GITEA_TOKEN",
+    "GITHUB_PAT",
+    "GITHUB_TOKEN",
+    "GITLAB_TOKEN",
+    "GL_TOKEN",
     "GOOGLE_APPLICATION_CREDENTIALS",
-    "ADMIN_TOKEN",
 ];
+
+fn builtin_forbidden() -> &'static rustc_hash::FxHashSet<&'static str> {
+    static SET: std::sync::OnceLock<rustc_hash::FxHashSet<&'static str>> = std::sync::OnceLock::new();
+    SET.get_or_init(|| BUILTIN_FORBIDDEN_KEYS.iter().copied().collect())
+}
 
 /// Prefixes that mark operator-scope names; `WSD_` covers wsd's admin, master and
 /// encryption keys and the usage-token env.
@@ -139,7 +144,7 @@ impl Policy {
     /// Whether an org secret named `key` is operator-scope.
     pub fn is_forbidden_for_org(&self, key: &EnvKey) -> bool {
         let name = key.as_str();
-        BUILTIN_FORBIDDEN_KEYS.contains(&name)
+        builtin_forbidden().contains(name)
             || self.forbidden_keys.contains(key)
             || BUILTIN_FORBIDDEN_PREFIXES.iter().any(|p| name.starts_with(p))
             || self.forbidden_prefixes.iter().any(|p| name.starts_with(p.as_str()))
@@ -174,6 +179,13 @@ mod tests {
         };
         assert_eq!(settings.anthropic_base_url(), "http://127.0.0.1:8080/llm/anthropic");
         assert_eq!(settings.openai_base_url(), "http://127.0.0.1:8080/llm/openai/v1");
+    }
+
+    #[test]
+    fn every_builtin_key_is_forbidden() {
+        for name in BUILTIN_FORBIDDEN_KEYS {
+            assert!(Policy::default().is_forbidden_for_org(&key(name)), "{name}");
+        }
     }
 
     #[test]

@@ -12,8 +12,9 @@ mod input;
 mod output;
 mod parity;
 mod report;
+mod sorted;
 
-use std::collections::{BTreeMap, BTreeSet};
+use sorted::SortedVecMap;
 
 pub use codex::{CodexConfig, CodexProvider};
 pub use input::{
@@ -25,10 +26,11 @@ pub use output::{
 };
 pub use report::{EnvReport, ErrorReport, FileReport, PlanReport};
 
-use crate::derive::{Derivation, derive};
+use crate::derive::{Derivation, derive_with};
 use crate::env_key::{EnvKey, join_keys};
 use crate::error::PlanError;
-use crate::registry::{AuthMode, Projection, Provider, Registry, Runtime};
+use crate::registry::{AuthMode, KeyClass, Projection, Provider, Registry, Runtime};
+use output::Reason as DecisionReason;
 
 /// Plans the environment of `workspace`. See the module documentation.
 pub fn plan(
@@ -38,10 +40,16 @@ pub fn plan(
     platform: Option<&PlatformSettings>,
     policy: &Policy,
 ) -> Result<Plan, PlanError> {
-    let mut draft = Draft::default();
+    let inputs = secrets.org.len() + secrets.workspace.len();
+    let mut draft = Draft {
+        env: SortedVecMap::with_capacity(inputs + 12),
+        files: Vec::new(),
+        decisions: Vec::with_capacity(inputs + 16),
+        warnings: Vec::new(),
+    };
 
     // Provenance: a workspace secret overrides the org secret of the same key.
-    let mut effective: BTreeMap<EnvKey, SecretOrigin> = BTreeMap::new();
+    let mut effective: SortedVecMap<EnvKey, SecretOrigin> = SortedVecMap::with_capacity(inputs);
     for key in &secrets.org {
         effective.insert(key.clone(), SecretOrigin::Org);
     }
@@ -67,8 +75,7 @@ pub fn plan(
     }
 
     // Step 2: derive the provider from the stored model.
-    let available: BTreeSet<EnvKey> = effective.keys().cloned().collect();
-    let derivation = derive(registry, &workspace.runtime, &workspace.model, &available)?;
+    let derivation = derive_with(registry, &workspace.runtime, &workspace.model, |key| effective.contains_key(key))?;
     let (runtime, provider) = (derivation.runtime, derivation.provider);
 
     let fixed = fixed_settings(runtime, &workspace.model);
@@ -118,20 +125,26 @@ pub(crate) struct Intended {
     pub endpoint: Option<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Draft {
-    env: BTreeMap<EnvKey, EnvEntry>,
+    env: SortedVecMap<EnvKey, EnvEntry>,
     files: Vec<PlanFile>,
-    decisions: BTreeMap<(EnvKey, EntryOrigin), (Action, String)>,
+    /// In the order taken; a later decision on the same key and origin replaces an earlier.
+    decisions: Vec<Decision>,
     warnings: Vec<String>,
 }
 
 impl Draft {
-    fn decide(&mut self, key: &EnvKey, origin: EntryOrigin, action: Action, reason: String) {
-        self.decisions.insert((key.clone(), origin), (action, reason));
+    fn decide(&mut self, key: &EnvKey, origin: EntryOrigin, action: Action, reason: impl Into<DecisionReason>) {
+        self.decisions.push(Decision {
+            key: key.clone(),
+            origin,
+            action,
+            reason: reason.into(),
+        });
     }
 
-    fn inject(&mut self, key: &EnvKey, origin: EntryOrigin, value: EnvValue, reason: String) {
+    fn inject(&mut self, key: &EnvKey, origin: EntryOrigin, value: EnvValue, reason: DecisionReason) {
         let action = if origin == EntryOrigin::Projected {
             Action::Projected
         } else {
@@ -142,9 +155,23 @@ impl Draft {
     }
 }
 
+/// Sorts decisions by key and origin, keeping the last one taken for each.
+fn final_decisions(mut decisions: Vec<Decision>) -> Vec<Decision> {
+    // Stable: among equal keys, the order taken is kept, so the last is the latest.
+    decisions.sort_by(|a, b| (&a.key, a.origin).cmp(&(&b.key, b.origin)));
+    let mut out: Vec<Decision> = Vec::with_capacity(decisions.len());
+    for decision in decisions {
+        match out.last_mut() {
+            Some(last) if last.key == decision.key && last.origin == decision.origin => *last = decision,
+            _ => out.push(decision),
+        }
+    }
+    out
+}
+
 /// The settings wsd always writes: the model and the runtime's hardening env.
-fn fixed_settings(runtime: &Runtime, model: &str) -> BTreeMap<EnvKey, (String, String)> {
-    let mut fixed = BTreeMap::new();
+fn fixed_settings(runtime: &Runtime, model: &str) -> SortedVecMap<EnvKey, (String, String)> {
+    let mut fixed = SortedVecMap::default();
     let model_key = EnvKey::new(MODEL_ENV).expect("MODEL_ENV is a valid env name");
     fixed.insert(model_key, (model.to_owned(), "the workspace's model".to_owned()));
     for key in &runtime.model_env {
@@ -164,8 +191,8 @@ struct Planner<'a> {
     workspace: &'a WorkspaceSpec,
     runtime: &'a Runtime,
     provider: &'a Provider,
-    effective: BTreeMap<EnvKey, SecretOrigin>,
-    fixed: BTreeMap<EnvKey, (String, String)>,
+    effective: SortedVecMap<EnvKey, SecretOrigin>,
+    fixed: SortedVecMap<EnvKey, (String, String)>,
     draft: Draft,
 }
 
@@ -175,36 +202,33 @@ impl Planner<'_> {
     fn route_inputs(&mut self) {
         let platform = self.provider.platform;
         let p = &self.provider.name;
-        for (key, &origin) in &self.effective {
-            let (action, reason) = if self.fixed.contains_key(key) || key.as_str().starts_with("WSD_") {
-                (Action::Stripped, format!("{key} is set by wsd itself; a secret cannot replace it"))
-            } else if platform && (self.registry.is_credential_key(key) || self.registry.is_routing_key(key)) {
+        // Reasons shared by every key they apply to.
+        let user_authored = DecisionReason::from("user-authored: set on the workspace by its user");
+        let accepted = DecisionReason::from(format!("accepted by provider `{p}`"));
+        let not_accepted = DecisionReason::from(format!(
+            "provider `{p}` accepts only {}; an org-wide credential it does not accept must not reach this workspace",
+            join_keys(&self.provider.auth_env)
+        ));
+        let org_routing = DecisionReason::from(format!(
+            "org-wide base URLs and headers are never applied: the endpoint of provider `{p}` comes from the registry"
+        ));
+        for (key, &origin) in self.effective.iter() {
+            let class = self.registry.classify(key);
+            let (action, reason): (Action, DecisionReason) = if self.fixed.contains_key(key) || key.as_str().starts_with("WSD_") {
+                (Action::Stripped, "set by wsd itself; a secret cannot replace it".into())
+            } else if platform && class != KeyClass::Other {
                 (
                     Action::Stripped,
-                    "platform-managed: the workspace reaches LLMs only through wsd's metering proxy with its usage token".to_owned(),
+                    "platform-managed: the workspace reaches LLMs only through wsd's metering proxy with its usage token".into(),
                 )
-            } else if self.registry.is_credential_key(key) {
-                match origin {
-                    SecretOrigin::Workspace => (Action::Kept, "user-authored: set on the workspace by its user".to_owned()),
-                    SecretOrigin::Org if self.provider.accepts(key) => (Action::Kept, format!("accepted by provider `{p}`")),
-                    SecretOrigin::Org => (
-                        Action::Stripped,
-                        format!(
-                            "provider `{p}` accepts only {}; an org-wide {key} must not reach this workspace",
-                            join_keys(&self.provider.auth_env)
-                        ),
-                    ),
-                }
-            } else if self.registry.is_routing_key(key) {
-                match origin {
-                    SecretOrigin::Workspace => (Action::Kept, "user-authored: set on the workspace by its user".to_owned()),
-                    SecretOrigin::Org => (
-                        Action::Stripped,
-                        format!("an org-wide {key} is never applied: the endpoint of provider `{p}` comes from the registry"),
-                    ),
-                }
             } else {
-                (Action::Kept, "not an LLM credential; passed through unchanged".to_owned())
+                match (class, origin) {
+                    (KeyClass::Other, _) => (Action::Kept, "not an LLM credential; passed through unchanged".into()),
+                    (_, SecretOrigin::Workspace) => (Action::Kept, user_authored.clone()),
+                    (KeyClass::Credential, SecretOrigin::Org) if self.provider.accepts(key) => (Action::Kept, accepted.clone()),
+                    (KeyClass::Credential, SecretOrigin::Org) => (Action::Stripped, not_accepted.clone()),
+                    (KeyClass::Routing, SecretOrigin::Org) => (Action::Stripped, org_routing.clone()),
+                }
             };
             if action == Action::Kept {
                 self.draft.env.insert(
@@ -220,12 +244,12 @@ impl Planner<'_> {
     }
 
     /// Removes a kept input from the env, recording why.
-    fn strip_input(&mut self, key: &EnvKey, reason: String) {
+    fn strip_input(&mut self, key: &EnvKey, reason: impl FnOnce() -> String) {
         if let Some(&origin) = self.effective.get(key)
             && self.draft.env.get(key).is_some_and(|e| e.origin == EntryOrigin::from(origin))
         {
             self.draft.env.remove(key);
-            self.draft.decide(key, origin.into(), Action::Stripped, reason);
+            self.draft.decide(key, origin.into(), Action::Stripped, reason());
         }
     }
 
@@ -236,8 +260,9 @@ impl Planner<'_> {
     }
 
     /// Replaces whatever input sits at `key` by an injected or projected value.
-    fn put(&mut self, key: &EnvKey, origin: EntryOrigin, value: EnvValue, reason: String) {
-        self.strip_input(key, format!("replaced: {reason}"));
+    fn put(&mut self, key: &EnvKey, origin: EntryOrigin, value: EnvValue, reason: impl Into<DecisionReason>) {
+        let reason = reason.into();
+        self.strip_input(key, || format!("replaced: {reason}"));
         self.draft.inject(key, origin, value, reason);
     }
 
@@ -349,13 +374,12 @@ impl Planner<'_> {
                     source.clone()
                 } else {
                     if origin == SecretOrigin::Org && runtime.reads_credential_env(&source) {
-                        self.strip_input(
-                            &source,
+                        self.strip_input(&source, || {
                             format!(
                                 "moved into {target}, where {} reads a {} key; it would otherwise be sent twice",
                                 runtime.name, provider.name
-                            ),
-                        );
+                            )
+                        });
                     }
                     self.put(
                         target,
@@ -419,13 +443,12 @@ impl Planner<'_> {
         let others: Vec<EnvKey> = runtime.credential_envs().filter(|k| **k != credential_key).cloned().collect();
         for key in others {
             if self.input_origin(&key) == Some(SecretOrigin::Org) {
-                self.strip_input(
-                    &key,
+                self.strip_input(&key, || {
                     format!(
                         "{} also reads {key}; exactly one credential may reach provider `{}`",
                         runtime.name, provider.name
-                    ),
-                );
+                    )
+                });
             }
         }
         Ok((
@@ -439,7 +462,7 @@ impl Planner<'_> {
 
     fn inject_fixed(&mut self) {
         let fixed = std::mem::take(&mut self.fixed);
-        for (key, (value, reason)) in fixed {
+        for (key, (value, reason)) in fixed.into_entries() {
             self.put(&key, EntryOrigin::Injected, EnvValue::Literal(value), reason);
         }
     }
@@ -460,19 +483,9 @@ impl Planner<'_> {
             routing,
             provider: self.provider.name.clone(),
             derivation: derivation.explain(&self.workspace.model),
-            env: self.draft.env,
+            env: self.draft.env.into_btree_map(),
             files: self.draft.files,
-            decisions: self
-                .draft
-                .decisions
-                .into_iter()
-                .map(|((key, origin), (action, reason))| Decision {
-                    key,
-                    origin,
-                    action,
-                    reason,
-                })
-                .collect(),
+            decisions: final_decisions(self.draft.decisions),
             warnings: self.draft.warnings,
         }
     }

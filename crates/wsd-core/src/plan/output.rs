@@ -3,8 +3,10 @@
 //! last moment. A `Plan` holds no secret value, so it can be shown, logged and hashed.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use super::input::SecretOrigin;
 use crate::env_key::EnvKey;
@@ -134,13 +136,64 @@ impl Action {
     }
 }
 
+/// Why a decision was taken: one line of text, static or shared, since most keys of a
+/// workspace share their reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason(ReasonText);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ReasonText {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl Reason {
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            ReasonText::Static(text) => text,
+            ReasonText::Shared(text) => text,
+        }
+    }
+}
+
+impl From<&'static str> for Reason {
+    fn from(text: &'static str) -> Self {
+        Self(ReasonText::Static(text))
+    }
+}
+
+impl From<String> for Reason {
+    fn from(text: String) -> Self {
+        Self(ReasonText::Shared(Arc::from(text)))
+    }
+}
+
+impl std::ops::Deref for Reason {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// One decision: for an input key (by origin) or an injected key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
     pub key: EnvKey,
     pub origin: EntryOrigin,
     pub action: Action,
-    pub reason: String,
+    pub reason: Reason,
 }
 
 /// The credential plan of one workspace.

@@ -174,6 +174,17 @@ impl Runtime {
     }
 }
 
+/// What an env-var name is to the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyClass {
+    /// Carries an LLM credential.
+    Credential,
+    /// Steers where LLM traffic goes (a base URL or forwarded header).
+    Routing,
+    /// Anything else.
+    Other,
+}
+
 /// A loaded, validated registry.
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -181,6 +192,8 @@ pub struct Registry {
     runtimes: BTreeMap<String, Runtime>,
     credential_keys: BTreeSet<EnvKey>,
     routing_keys: BTreeSet<EnvKey>,
+    /// Every credential and routing key with its class: the planner's hot lookup.
+    classes: rustc_hash::FxHashMap<EnvKey, KeyClass>,
     platform: usize,
 }
 
@@ -239,10 +252,15 @@ impl Registry {
     }
 
     pub fn is_credential_key(&self, key: &EnvKey) -> bool {
-        self.credential_keys.contains(key)
+        self.classify(key) == KeyClass::Credential
     }
 
     pub fn is_routing_key(&self, key: &EnvKey) -> bool {
-        self.routing_keys.contains(key)
+        self.classify(key) == KeyClass::Routing
+    }
+
+    /// Whether `key` carries a credential, steers routing, or neither.
+    pub fn classify(&self, key: &EnvKey) -> KeyClass {
+        self.classes.get(key).copied().unwrap_or(KeyClass::Other)
     }
 }

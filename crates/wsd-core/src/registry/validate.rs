@@ -8,7 +8,7 @@ use std::fmt;
 use regex::Regex;
 
 use super::raw::{RawCredentialRead, RawProjection, RawProvider, RawRegistry, RawRuntime};
-use super::{CredentialRead, CredentialSource, NativeProvider, Projection, Provider, Registry, Runtime, SCHEMA_VERSION};
+use super::{CredentialRead, CredentialSource, KeyClass, NativeProvider, Projection, Provider, Registry, Runtime, SCHEMA_VERSION};
 use crate::env_key::{EnvKey, join_keys};
 
 /// The name reserved for the closed platform arm.
@@ -129,11 +129,18 @@ fn build(raw: RawRegistry) -> Result<Registry, RegistryError> {
     match (issues.0.is_empty(), platform) {
         (true, Some(platform)) => {
             let (credential_keys, routing_keys) = llm_keys(&providers, &runtimes);
+            // A name that is both (none in the shipped registry) counts as a credential.
+            let classes = routing_keys
+                .iter()
+                .map(|k| (k.clone(), KeyClass::Routing))
+                .chain(credential_keys.iter().map(|k| (k.clone(), KeyClass::Credential)))
+                .collect();
             Ok(Registry {
                 providers,
                 runtimes,
                 credential_keys,
                 routing_keys,
+                classes,
                 platform,
             })
         }
