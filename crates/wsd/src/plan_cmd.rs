@@ -151,7 +151,7 @@ fn render_human(spec: &WorkspaceSpec, report: &PlanReport, derivation: Option<&s
             d.key.to_string(),
             d.origin.as_str().to_owned(),
             d.action.as_str().to_owned(),
-            d.reason.clone(),
+            d.reason.to_string(),
         ]);
     }
     out.push_str(&format!("\nDecisions\n{decisions}\n"));
