@@ -114,7 +114,7 @@ impl Store {
     pub async fn append_audit(&self, event: &NewAuditEvent) -> Result<()> {
         let lock = self.backend() == crate::Backend::Postgres;
         crate::db::on_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
             append_audit!(tx, event, lock);
             tx.commit().await?;
         });

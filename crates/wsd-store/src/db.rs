@@ -65,6 +65,28 @@ macro_rules! on_read {
 
 pub(crate) use {on_read, on_write};
 
+/// Starts a write transaction. On SQLite it takes the write lock up front (`BEGIN
+/// IMMEDIATE`), so that a transaction that reads before it writes (the audit head) waits for
+/// another process's writer (`wsd keys rotate`) instead of failing on a lock upgrade.
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
 /// How to open the store.
 #[derive(Debug)]
 pub struct StoreOptions {

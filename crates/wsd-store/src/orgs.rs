@@ -91,7 +91,7 @@ impl Store {
         };
         let lock = self.audit_lock();
         on_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
             sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)")
                 .bind(&org.id)
                 .bind(&org.name)
@@ -147,7 +147,7 @@ impl Store {
         };
         let lock = self.audit_lock();
         on_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
             let exists: Option<i64> = sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM orgs WHERE id = $1")
                 .bind(org)
                 .fetch_optional(&mut *tx)
@@ -212,7 +212,7 @@ impl Store {
         };
         let lock = self.audit_lock();
         on_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
             sqlx::query("DELETE FROM workspace_secrets WHERE workspace_id = $1 AND org_id = $2")
                 .bind(id)
                 .bind(org)
@@ -247,7 +247,7 @@ impl Store {
         };
         let lock = self.audit_lock();
         on_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
             let updated = sqlx::query("UPDATE workspaces SET model = $1, updated_at = $2 WHERE id = $3 AND org_id = $4")
                 .bind(model)
                 .bind(now_ms())

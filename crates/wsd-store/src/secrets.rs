@@ -113,7 +113,7 @@ impl Store {
         let lock = self.backend() == crate::Backend::Postgres;
         let version = i64::from(sealed.key_version);
         let created_at: i64 = on_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
             let created_at: i64 = match owner {
                 SecretOwner::Org { org } => {
                     let exists: Option<i64> = sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM orgs WHERE id = $1").bind(org).fetch_optional(&mut *tx).await?;
@@ -196,7 +196,7 @@ impl Store {
         };
         let lock = self.backend() == crate::Backend::Postgres;
         on_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
             let deleted = match owner {
                 SecretOwner::Org { org } => {
                     sqlx::query("DELETE FROM org_secrets WHERE org_id = $1 AND key = $2")

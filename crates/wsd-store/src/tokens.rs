@@ -106,7 +106,7 @@ impl Store {
         };
         let lock = self.backend() == crate::Backend::Postgres;
         on_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
             sqlx::query(
                 "INSERT INTO api_tokens (id, org_id, workspace_id, kind, name, prefix, token_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
@@ -186,7 +186,7 @@ impl Store {
         };
         let lock = self.backend() == crate::Backend::Postgres;
         on_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
             let updated = match org {
                 Some(org) => {
                     sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND org_id = $3 AND revoked_at IS NULL")

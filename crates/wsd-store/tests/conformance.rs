@@ -581,3 +581,31 @@ async fn storage_errors_are_errors_not_empty_results(db: &TestDb) {
     assert!(store.ping().await.is_err());
 }
 conformance!(storage_errors_are_errors_not_empty_results);
+
+async fn two_processes_writing_at_once_keep_the_audit_chain_whole(db: &TestDb) {
+    let ring = Keyring::generate();
+    let first = std::sync::Arc::new(open(db, same(&ring)).await.unwrap());
+    let second = std::sync::Arc::new(open(db, same(&ring)).await.unwrap());
+    let org = first.create_org("acme", "admin").await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = if i % 2 == 0 { first.clone() } else { second.clone() };
+        let org = org.id.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .put_secret(
+                    SecretOwner::Org { org: &org },
+                    &key(&format!("K_{i}")),
+                    &SecretValue::new("v"),
+                    "writer",
+                )
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(first.list_secrets(SecretOwner::Org { org: &org.id }).await.unwrap().len(), 40);
+    assert_eq!(second.verify_audit().await.unwrap().events, 41);
+}
+conformance!(two_processes_writing_at_once_keep_the_audit_chain_whole);
