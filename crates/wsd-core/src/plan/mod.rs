@@ -40,11 +40,11 @@ pub fn plan(
     platform: Option<&PlatformSettings>,
     policy: &Policy,
 ) -> Result<Plan, PlanError> {
-    let inputs = secrets.org.len() + secrets.workspace.len();
+    let (inputs, outputs) = capacity_hints(secrets);
     let mut draft = Draft {
-        env: SortedVecMap::with_capacity(inputs + 12),
+        env: SortedVecMap::with_capacity(outputs),
         files: Vec::new(),
-        decisions: Vec::with_capacity(inputs + 16),
+        decisions: Vec::with_capacity(outputs),
         warnings: Vec::new(),
     };
 
@@ -153,6 +153,13 @@ impl Draft {
         self.env.insert(key.clone(), EnvEntry { origin, value });
         self.decide(key, origin, action, reason);
     }
+}
+
+/// How many input keys, and about how many env entries and decisions, a plan will hold.
+/// Only allocation sizes depend on it.
+fn capacity_hints(secrets: &SecretNames) -> (usize, usize) {
+    let inputs = secrets.org.len() + secrets.workspace.len();
+    (inputs, inputs + 16)
 }
 
 /// Sorts decisions by key and origin, keeping the last one taken for each.
