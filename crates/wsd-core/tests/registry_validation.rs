@@ -371,3 +371,44 @@ fn fixed_settings_cannot_be_credential_or_base_url_envs() {
     );
     assert!(Registry::from_yaml(&yaml).is_ok());
 }
+
+#[test]
+fn operator_overrides_replace_base_urls_of_known_providers_only() {
+    use std::collections::BTreeMap;
+    use wsd_core::registry::ProviderOverride;
+    let registry = Registry::embedded().unwrap();
+    let overlay = |openai: Option<&str>, anthropic: Option<&str>| ProviderOverride {
+        base_url_openai: openai.map(str::to_owned),
+        base_url_anthropic: anthropic.map(str::to_owned),
+    };
+    let overrides = BTreeMap::from([("minimax".to_owned(), overlay(None, Some("http://127.0.0.1:9000/anthropic")))]);
+    let patched = registry.with_overrides(&overrides).unwrap();
+    let minimax = patched.provider("minimax").unwrap();
+    assert_eq!(minimax.base_url_anthropic.as_deref(), Some("http://127.0.0.1:9000/anthropic"));
+    assert_eq!(minimax.base_url_openai.as_deref(), Some("https://api.minimax.io/v1"));
+    assert_eq!(
+        registry.provider("minimax").unwrap().base_url_anthropic.as_deref(),
+        Some("https://api.minimax.io/anthropic")
+    );
+
+    let patched = registry
+        .with_overrides(&BTreeMap::from([("groq".to_owned(), overlay(Some("http://127.0.0.1:1/v1"), None))]))
+        .unwrap();
+    assert_eq!(
+        patched.provider("groq").unwrap().base_url_openai.as_deref(),
+        Some("http://127.0.0.1:1/v1")
+    );
+
+    let bad = BTreeMap::from([
+        ("nope".to_owned(), overlay(None, None)),
+        ("minimax".to_owned(), overlay(Some("ftp://x"), Some("file:///y"))),
+    ]);
+    let e = registry.with_overrides(&bad).unwrap_err().to_string();
+    for needle in [
+        "registry.overrides.nope: unknown provider `nope`",
+        "registry.overrides.minimax.base_url_openai: `ftp://x`",
+        "registry.overrides.minimax.base_url_anthropic: `file:///y`",
+    ] {
+        assert!(e.contains(needle), "{needle:?} not in {e}");
+    }
+}

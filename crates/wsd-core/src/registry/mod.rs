@@ -174,6 +174,15 @@ impl Runtime {
     }
 }
 
+/// An operator's overlay on one provider (regional endpoints, self-hosted gateways, test
+/// fakes): the base URLs it replaces.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderOverride {
+    pub base_url_openai: Option<String>,
+    pub base_url_anthropic: Option<String>,
+}
+
 /// What an env-var name is to the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyClass {
@@ -207,6 +216,44 @@ impl Registry {
     /// Parses and validates a registry document.
     pub fn from_yaml(text: &str) -> Result<Self, RegistryError> {
         validate::load(text)
+    }
+
+    /// This registry with the operator's overlays applied. Every overlay must name a known
+    /// provider and give http(s) URLs; all problems are reported at once.
+    pub fn with_overrides(&self, overrides: &BTreeMap<String, ProviderOverride>) -> Result<Registry, RegistryError> {
+        let mut registry = self.clone();
+        let mut issues = Vec::new();
+        for (name, overlay) in overrides {
+            let entry = format!("registry.overrides.{name}");
+            let Some(provider) = registry.providers.iter_mut().find(|p| &p.name == name) else {
+                issues.push(RegistryIssue {
+                    entry,
+                    field: String::new(),
+                    message: format!("unknown provider `{name}`"),
+                });
+                continue;
+            };
+            for (field, url, target) in [
+                ("base_url_openai", &overlay.base_url_openai, &mut provider.base_url_openai),
+                ("base_url_anthropic", &overlay.base_url_anthropic, &mut provider.base_url_anthropic),
+            ] {
+                let Some(url) = url else { continue };
+                if url.starts_with("http://") || url.starts_with("https://") {
+                    *target = Some(url.clone());
+                } else {
+                    issues.push(RegistryIssue {
+                        entry: entry.clone(),
+                        field: field.to_owned(),
+                        message: format!("`{url}` is not an http(s) URL"),
+                    });
+                }
+            }
+        }
+        if issues.is_empty() {
+            Ok(registry)
+        } else {
+            Err(RegistryError::Invalid(issues))
+        }
     }
 
     pub fn providers(&self) -> &[Provider] {

@@ -26,7 +26,11 @@ pub struct RegistryIssue {
 
 impl fmt::Display for RegistryIssue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}: {}", self.entry, self.field, self.message)
+        if self.field.is_empty() {
+            write!(f, "{}: {}", self.entry, self.message)
+        } else {
+            write!(f, "{}.{}: {}", self.entry, self.field, self.message)
+        }
     }
 }
 
