@@ -289,3 +289,18 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// A workspace by id alone, for the operator.
+    pub async fn find_workspace(&self, id: &str) -> Result<Workspace> {
+        let row: Option<WorkspaceRow> = on_read!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = $1"
+            )))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.ok_or(StoreError::NotFound { what: "workspace" })?.into_workspace()
+    }
+}

@@ -315,3 +315,36 @@ impl Store {
         Ok((key, value))
     }
 }
+
+impl Store {
+    /// The names of a workspace's secrets by origin, without opening any value: the
+    /// planner's input for plans that are shown rather than provisioned.
+    pub async fn secret_names(&self, org: &str, workspace: Option<&str>) -> Result<wsd_core::plan::SecretNames> {
+        let (org_keys, workspace_keys): (Vec<String>, Vec<String>) = on_read!(self, |pool| {
+            let org_keys = sqlx::query_scalar("SELECT key FROM org_secrets WHERE org_id = $1")
+                .bind(org)
+                .fetch_all(pool)
+                .await?;
+            let workspace_keys = match workspace {
+                Some(workspace) => {
+                    sqlx::query_scalar("SELECT key FROM workspace_secrets WHERE org_id = $1 AND workspace_id = $2")
+                        .bind(org)
+                        .bind(workspace)
+                        .fetch_all(pool)
+                        .await?
+                }
+                None => Vec::new(),
+            };
+            (org_keys, workspace_keys)
+        });
+        let parse = |keys: Vec<String>| {
+            keys.iter()
+                .map(|k| EnvKey::new(k).map_err(|_| corrupt_key(k)))
+                .collect::<Result<_>>()
+        };
+        Ok(wsd_core::plan::SecretNames {
+            org: parse(org_keys)?,
+            workspace: parse(workspace_keys)?,
+        })
+    }
+}

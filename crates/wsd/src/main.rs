@@ -6,7 +6,6 @@ mod input;
 mod keys_cmd;
 mod plan_cmd;
 mod registry_cmd;
-mod registry_view;
 mod serve;
 mod settings;
 

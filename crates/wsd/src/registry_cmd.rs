@@ -10,8 +10,8 @@ use wsd_core::registry::CredentialSource;
 use wsd_core::{EnvKey, Registry, derive};
 
 use crate::input::load_registry;
-use crate::registry_view;
 use crate::{Failure, RegistrySource};
+use wsd_server::registry_view;
 
 #[derive(Debug, Subcommand)]
 pub enum RegistryCommand {

@@ -5,18 +5,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use clap::{Args, ValueEnum};
-use serde_json::json;
-use wsd_core::{Registry, SecretValue};
+use wsd_core::SecretValue;
+use wsd_server::AppState;
+use wsd_server::config::ConfigFile;
 use wsd_store::{Store, TokenKind};
 
+use crate::Failure;
 use crate::input::load_registry;
 use crate::settings::StoreSettings;
-use crate::{Failure, registry_view};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -31,6 +28,9 @@ pub struct ServeArgs {
     /// A registry YAML file to use instead of the embedded one.
     #[arg(long, value_name = "FILE", env = "WSD_REGISTRY")]
     registry: Option<PathBuf>,
+    /// The TOML file for platform routing, registry overlays, backends and policy.
+    #[arg(long, env = "WSD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "WSD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
@@ -42,13 +42,22 @@ enum LogFormat {
     Json,
 }
 
-struct AppState {
-    registry: Registry,
-    store: Store,
-}
-
 pub fn run(args: ServeArgs) -> Result<(), Failure> {
     let registry = load_registry(args.registry.as_deref())?;
+    let config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::Usage(format!("cannot read the config file {}: {e}", path.display())))?;
+            ConfigFile::parse(&text).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?
+        }
+        None => ConfigFile::default(),
+    };
+    let registry = registry.with_overrides(&config.registry.overrides).map_err(|e| {
+        Failure::Usage(format!(
+            "{}: {e}",
+            args.config.as_deref().map(|p| p.display().to_string()).unwrap_or_default()
+        ))
+    })?;
     init_logging(args.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -60,7 +69,13 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             tracing::info!(data_dir = %args.store.data_dir.display(), "generated a new master key file (mode 0600); back it up");
         }
         ensure_admin_token(&store, args.admin_token.map(SecretValue::new)).await?;
-        serve(args.listen, Arc::new(AppState { registry, store })).await
+        let state = AppState {
+            registry,
+            store,
+            platform: config.platform_settings(),
+            policy: config.planner_policy(),
+        };
+        serve(args.listen, Arc::new(state)).await
     })
 }
 
@@ -104,42 +119,6 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(readyz))
-        .route("/v1/registry/providers", get(providers))
-        .route("/v1/registry/runtimes", get(runtimes))
-        .fallback(|| async {
-            (
-                axum::http::StatusCode::NOT_FOUND,
-                Json(json!({"error": {"code": "NOT_FOUND", "message": "no such endpoint"}})),
-            )
-        })
-        .with_state(state)
-}
-
-async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    match state.store.ping().await {
-        Ok(()) => (axum::http::StatusCode::OK, Json(json!({"status": "ready"}))),
-        Err(e) => {
-            tracing::warn!(error = %e, "database not reachable");
-            (
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"error": {"code": "STORAGE_UNAVAILABLE", "message": "the database is not reachable"}})),
-            )
-        }
-    }
-}
-
-async fn providers(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    Json(json!({"providers": registry_view::providers(&state.registry)}))
-}
-
-async fn runtimes(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    Json(json!({"runtimes": registry_view::runtimes(&state.registry)}))
-}
-
 async fn serve(listen: SocketAddr, state: Arc<AppState>) -> Result<(), Failure> {
     let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -152,7 +131,7 @@ async fn serve(listen: SocketAddr, state: Arc<AppState>) -> Result<(), Failure> 
     // One line on stdout that scripts and tests can wait for.
     println!("wsd listening on http://{local}");
     let state_for_close = state.clone();
-    axum::serve(listener, router(state))
+    axum::serve(listener, wsd_server::router(state))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| Failure::Usage(format!("server error: {e}")))?;

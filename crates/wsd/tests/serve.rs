@@ -49,9 +49,23 @@ impl Server {
         }
     }
 
+    fn admin_token(&self) -> String {
+        self.preamble[0].rsplit(' ').next().unwrap().to_owned()
+    }
+
     fn get(&self, path: &str) -> (u16, String) {
+        self.get_with(path, None)
+    }
+
+    fn get_with(&self, path: &str, token: Option<&str>) -> (u16, String) {
         let mut stream = TcpStream::connect(&self.address).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.address).unwrap();
+        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n",
+            self.address
+        )
+        .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         let status = response[9..12].parse().unwrap();
@@ -112,12 +126,14 @@ fn serves_health_and_the_registry_and_stops_on_sigterm() {
     let (status, body) = server.get("/healthz");
     assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
 
-    let (status, body) = server.get("/v1/registry/providers");
+    let token = server.admin_token();
+    assert_eq!(server.get("/v1/registry/providers").0, 401);
+    let (status, body) = server.get_with("/v1/registry/providers", Some(&token));
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["providers"].as_array().unwrap().len(), 14);
 
-    let (status, body) = server.get("/v1/registry/runtimes");
+    let (status, body) = server.get_with("/v1/registry/runtimes", Some(&token));
     assert_eq!(status, 200);
     assert!(body.contains("claude-code"));
 

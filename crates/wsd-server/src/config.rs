@@ -1,0 +1,165 @@
+//! `WSD_CONFIG`: the TOML file for what is not a single setting — platform routing,
+//! registry overlays, backends, policy. Parsed once; unknown keys are refused, and every
+//! problem names its table and key.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use wsd_core::EnvKey;
+use wsd_core::plan::{PlatformSettings, Policy};
+use wsd_core::registry::ProviderOverride;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Present: platform routing is available.
+    pub platform: Option<PlatformSection>,
+    #[serde(default)]
+    pub registry: RegistrySection,
+    #[serde(default)]
+    pub backends: BackendsSection,
+    #[serde(default)]
+    pub policy: PolicySection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformSection {
+    /// What workspaces are told to call, e.g. `http://127.0.0.1:8080/llm`.
+    pub proxy_base_url: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySection {
+    #[serde(default)]
+    pub overrides: BTreeMap<String, ProviderOverride>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendsSection {
+    #[serde(default)]
+    pub restart_on_change: bool,
+    pub process: Option<ProcessSection>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSection {
+    pub root: Option<PathBuf>,
+    /// argv per runtime; a runtime without a command cannot be provisioned.
+    #[serde(default)]
+    pub commands: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    #[serde(default)]
+    pub forbidden_keys: Vec<EnvKey>,
+    #[serde(default)]
+    pub forbidden_prefixes: Vec<String>,
+    /// Liveness check of BYOK keys at create.
+    #[serde(default)]
+    pub preflight: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Toml(String),
+    #[error("platform.proxy_base_url: `{0}` is not an http(s) URL")]
+    ProxyUrl(String),
+}
+
+impl ConfigFile {
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
+        if let Some(platform) = &config.platform
+            && !(platform.proxy_base_url.starts_with("http://") || platform.proxy_base_url.starts_with("https://"))
+        {
+            return Err(ConfigError::ProxyUrl(platform.proxy_base_url.clone()));
+        }
+        Ok(config)
+    }
+
+    pub fn platform_settings(&self) -> Option<PlatformSettings> {
+        self.platform.as_ref().map(|p| PlatformSettings {
+            proxy_base_url: p.proxy_base_url.clone(),
+        })
+    }
+
+    pub fn planner_policy(&self) -> Policy {
+        Policy {
+            forbidden_keys: self.policy.forbidden_keys.iter().cloned().collect(),
+            forbidden_prefixes: self.policy.forbidden_prefixes.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let config = ConfigFile::parse(
+            r#"
+[platform]
+proxy_base_url = "http://127.0.0.1:8080/llm"
+
+[registry.overrides.minimax]
+base_url_anthropic = "http://127.0.0.1:9000/anthropic"
+
+[backends.process]
+root = "./wsd-data/workspaces"
+[backends.process.commands]
+claude-code = ["claude", "-p", "hello"]
+
+[policy]
+forbidden_keys = ["MY_DEPLOY_TOKEN"]
+forbidden_prefixes = ["OPS_"]
+preflight = false
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.platform_settings().unwrap().proxy_base_url, "http://127.0.0.1:8080/llm");
+        assert_eq!(
+            config.registry.overrides["minimax"].base_url_anthropic.as_deref(),
+            Some("http://127.0.0.1:9000/anthropic")
+        );
+        assert_eq!(config.backends.process.as_ref().unwrap().commands["claude-code"], ["claude", "-p", "hello"]);
+        let policy = config.planner_policy();
+        assert!(policy.is_forbidden_for_org(&EnvKey::new("MY_DEPLOY_TOKEN").unwrap()));
+        assert!(policy.is_forbidden_for_org(&EnvKey::new("OPS_X").unwrap()));
+    }
+
+    #[test]
+    fn an_empty_file_is_the_defaults() {
+        let config = ConfigFile::parse("").unwrap();
+        assert!(config.platform_settings().is_none());
+        assert!(!config.policy.preflight);
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_their_location() {
+        let e = ConfigFile::parse("[platfrom]\nproxy_base_url = \"http://x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `platfrom`"), "{e}");
+        let e = ConfigFile::parse("[policy]\nforbidden_keys = [\"lower\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lower"), "{e}");
+        let e = ConfigFile::parse("[platform]\nproxy_base_url = \"127.0.0.1:8080\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not an http(s) URL"), "{e}");
+        let e = ConfigFile::parse("[registry.overrides.minimax]\nbase_url = \"http://x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `base_url`"), "{e}");
+    }
+}

@@ -1,0 +1,101 @@
+//! `ApiError`: every failure the API reports, as `{"error": {"code", "message", …}}` with a
+//! stable code. One table maps store and planner errors to statuses. A server-side failure
+//! logs its cause and shows the caller a generic message; client mistakes are always 4xx.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use wsd_core::PlanError;
+use wsd_store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Map<String, Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: Map::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.details.insert(key.to_owned(), value.into());
+        self
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{what} not found"))
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", message)
+    }
+
+    fn internal(code: &'static str, cause: &dyn std::error::Error) -> Self {
+        let request_id = uuid::Uuid::now_v7();
+        tracing::error!(%request_id, code, error = %cause, source = ?std::error::Error::source(cause).map(ToString::to_string), "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            code,
+            format!("internal error (request {request_id}); the server log has the cause"),
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::NotFound { what } => Self::not_found(what),
+            StoreError::Conflict { what } => Self::new(StatusCode::CONFLICT, "CONFLICT", format!("{what} already exists")),
+            // Names a key, never a value: safe to show, and the operator needs it.
+            StoreError::SecretDecryptFailed { .. } => {
+                tracing::error!(error = %e, "secret decryption failed");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "SECRET_DECRYPT_FAILED", e.to_string())
+            }
+            _ => Self::internal(e.code(), &e),
+        }
+    }
+}
+
+impl From<PlanError> for ApiError {
+    fn from(e: PlanError) -> Self {
+        let mut error = Self::new(StatusCode::UNPROCESSABLE_ENTITY, e.code().as_str(), e.to_string());
+        if let Some(provider) = e.provider() {
+            error = error.with("provider", provider);
+        }
+        match &e {
+            PlanError::MissingByokCredential { accepted, .. } => error.with("accepted_keys", json!(accepted)),
+            PlanError::ForbiddenTenantEnvKey { keys } => error.with("keys", json!(keys)),
+            _ => error,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = Map::new();
+        body.insert("code".into(), Value::from(self.code));
+        body.insert("message".into(), Value::from(self.message));
+        body.extend(self.details);
+        (self.status, Json(json!({ "error": body }))).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

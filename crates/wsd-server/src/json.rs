@@ -1,0 +1,37 @@
+//! `ApiJson<T>`: a JSON body whose every rejection is an `ApiError` with a stable code:
+//! malformed JSON and unknown fields are 400, a missing content type 415, an oversized body
+//! 413. Nothing is stored for a rejected body.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(match rejection {
+                JsonRejection::JsonDataError(e) => {
+                    ApiError::bad_request("INVALID_REQUEST", format!("the request body does not fit: {}", e.body_text()))
+                }
+                JsonRejection::JsonSyntaxError(_) => ApiError::bad_request("INVALID_JSON", "the request body is not valid JSON"),
+                JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "UNSUPPORTED_MEDIA_TYPE",
+                    "send `Content-Type: application/json`",
+                ),
+                JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_LARGE", "the request body is over 64 KiB")
+                }
+                other => ApiError::bad_request("INVALID_REQUEST", other.body_text()),
+            }),
+        }
+    }
+}

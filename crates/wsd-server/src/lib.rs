@@ -1,0 +1,74 @@
+//! wsd's HTTP API (DESIGN §8): orgs, tokens, org, workspace and platform secrets,
+//! workspaces with create-time validation, plans and billing modes, the registry and the
+//! audit log, behind bearer-token auth.
+//!
+//! Architecture invariants: handlers parse and authorize, then call the store or the pure
+//! planner; every error is `{"error": {"code", "message"}}` with a stable code, client
+//! mistakes are 4xx; another org's resources answer 404; no response carries a secret
+//! value except the one that mints a token.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+mod json;
+pub mod registry_view;
+mod routes;
+mod service;
+pub mod state;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+
+use crate::error::ApiError;
+use crate::routes::{misc, orgs, secrets, workspaces};
+pub use crate::state::AppState;
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(misc::healthz))
+        .route("/readyz", get(misc::readyz))
+        .route("/v1/registry/providers", get(misc::providers))
+        .route("/v1/registry/runtimes", get(misc::runtimes))
+        .route("/v1/orgs", post(orgs::create).get(orgs::list))
+        .route("/v1/orgs/{org}", get(orgs::get))
+        .route("/v1/orgs/{org}/tokens", post(orgs::create_token).get(orgs::list_tokens))
+        .route("/v1/orgs/{org}/tokens/{id}", axum::routing::delete(orgs::revoke_token))
+        .route("/v1/orgs/{org}/secrets", get(secrets::list_org))
+        .route("/v1/orgs/{org}/secrets/{key}", put(secrets::put_org).delete(secrets::delete_org))
+        .route("/v1/orgs/{org}/workspaces", post(workspaces::create).get(workspaces::list))
+        .route(
+            "/v1/orgs/{org}/workspaces/{id}",
+            get(workspaces::get).delete(workspaces::delete).patch(workspaces::patch),
+        )
+        .route("/v1/orgs/{org}/workspaces/{id}/secrets", get(secrets::list_workspace))
+        .route(
+            "/v1/orgs/{org}/workspaces/{id}/secrets/{key}",
+            put(secrets::put_workspace).delete(secrets::delete_workspace),
+        )
+        .route("/v1/orgs/{org}/workspaces/{id}/plan", get(workspaces::plan))
+        .route("/v1/orgs/{org}/workspaces/{id}/llm-billing-mode", get(workspaces::billing))
+        .route("/v1/orgs/{org}/audit", get(misc::audit))
+        .route("/v1/platform/secrets", get(secrets::list_platform))
+        .route(
+            "/v1/platform/secrets/{key}",
+            put(secrets::put_platform).delete(secrets::delete_platform),
+        )
+        .route("/admin/workspaces/{id}/llm-billing-mode", get(workspaces::admin_billing))
+        .fallback(|| async { ApiError::not_found("endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "this endpoint does not take that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}

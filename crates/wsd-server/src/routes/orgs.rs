@@ -1,0 +1,102 @@
+//! Orgs and their API tokens.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use wsd_store::TokenKind;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrg {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    name: String,
+}
+
+/// A display name: 1 to 128 characters, no control characters.
+pub fn check_name(what: &str, name: &str) -> ApiResult<()> {
+    let length = name.chars().count();
+    if name.trim().is_empty() || length > 128 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "INVALID_NAME",
+            format!("{what} name must be 1 to 128 characters without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateOrg>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require_admin()?;
+    check_name("org", &body.name)?;
+    let org = state.store.create_org(&body.name, &caller.actor()).await?;
+    Ok((StatusCode::CREATED, Json(json!(org))))
+}
+
+pub async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<Json<Value>> {
+    let orgs = state.store.list_orgs().await?;
+    let visible: Vec<_> = orgs.into_iter().filter(|o| caller.require_org(&o.id).is_ok()).collect();
+    Ok(Json(json!({ "orgs": visible })))
+}
+
+pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Path(org): Path<String>) -> ApiResult<Json<Value>> {
+    caller.require_org(&org)?;
+    Ok(Json(json!(state.store.get_org(&org).await?)))
+}
+
+pub async fn create_token(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(org): Path<String>,
+    ApiJson(body): ApiJson<CreateToken>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require_org(&org)?;
+    caller.require_admin()?;
+    check_name("token", &body.name)?;
+    state.store.get_org(&org).await?;
+    let (token, secret) = state
+        .store
+        .create_token(TokenKind::Org, Some(&org), None, &body.name, &caller.actor())
+        .await?;
+    // The only response that carries a token: it is shown once and stored as a hash.
+    Ok((StatusCode::CREATED, Json(json!({ "token": token, "secret": secret.expose() }))))
+}
+
+pub async fn list_tokens(State(state): State<Arc<AppState>>, caller: Caller, Path(org): Path<String>) -> ApiResult<Json<Value>> {
+    caller.require_org(&org)?;
+    state.store.get_org(&org).await?;
+    let tokens: Vec<_> = state
+        .store
+        .list_tokens(Some(&org))
+        .await?
+        .into_iter()
+        .filter(|t| t.kind == TokenKind::Org)
+        .collect();
+    Ok(Json(json!({ "tokens": tokens })))
+}
+
+pub async fn revoke_token(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((org, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    caller.require_org(&org)?;
+    state.store.revoke_token(Some(&org), &id, &caller.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,185 @@
+//! Org, workspace and platform secrets: written, listed by name, deleted. Values go in and
+//! never come out.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use wsd_core::{EnvKey, PlanError, SecretValue};
+use wsd_store::SecretOwner;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+use crate::state::AppState;
+
+/// The largest secret value accepted.
+pub const MAX_VALUE_BYTES: usize = 32 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutSecret {
+    value: SecretText,
+}
+
+/// A secret value as it arrives: held redacted from the moment it is parsed.
+pub struct SecretText(SecretValue);
+
+impl<'de> Deserialize<'de> for SecretText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|s| SecretText(SecretValue::new(s)))
+    }
+}
+
+fn parse_key(key: &str) -> ApiResult<EnvKey> {
+    let key = EnvKey::new(key).map_err(|e| ApiError::bad_request("INVALID_KEY", format!("invalid secret KEY: {e}")))?;
+    if key.as_str().starts_with("WSD_") {
+        return Err(ApiError::bad_request(
+            "RESERVED_KEY",
+            format!("{key}: names starting with WSD_ are reserved for wsd"),
+        ));
+    }
+    Ok(key)
+}
+
+fn check_value(value: &SecretValue) -> ApiResult<()> {
+    if value.is_empty() {
+        return Err(ApiError::bad_request("INVALID_VALUE", "the secret value is empty"));
+    }
+    if value.expose().len() > MAX_VALUE_BYTES {
+        return Err(ApiError::bad_request(
+            "VALUE_TOO_LARGE",
+            format!("the secret value is over {} KiB", MAX_VALUE_BYTES / 1024),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn put_org(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((org, key)): Path<(String, String)>,
+    ApiJson(body): ApiJson<PutSecret>,
+) -> ApiResult<Json<Value>> {
+    caller.require_org(&org)?;
+    let key = parse_key(&key)?;
+    check_value(&body.value.0)?;
+    if state.policy.is_forbidden_for_org(&key) {
+        return Err(PlanError::ForbiddenTenantEnvKey { keys: vec![key] }.into());
+    }
+    let meta = state
+        .store
+        .put_secret(SecretOwner::Org { org: &org }, &key, &body.value.0, &caller.actor())
+        .await?;
+    Ok(Json(json!(meta)))
+}
+
+pub async fn delete_org(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((org, key)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    caller.require_org(&org)?;
+    let key = parse_key(&key)?;
+    state
+        .store
+        .delete_secret(SecretOwner::Org { org: &org }, &key, &caller.actor())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_org(State(state): State<Arc<AppState>>, caller: Caller, Path(org): Path<String>) -> ApiResult<Json<Value>> {
+    caller.require_org(&org)?;
+    state.store.get_org(&org).await?;
+    Ok(Json(
+        json!({ "secrets": state.store.list_secrets(SecretOwner::Org { org: &org }).await? }),
+    ))
+}
+
+pub async fn put_workspace(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((org, workspace, key)): Path<(String, String, String)>,
+    ApiJson(body): ApiJson<PutSecret>,
+) -> ApiResult<Json<Value>> {
+    caller.require_org(&org)?;
+    let key = parse_key(&key)?;
+    check_value(&body.value.0)?;
+    let owner = SecretOwner::Workspace {
+        org: &org,
+        workspace: &workspace,
+    };
+    Ok(Json(json!(
+        state.store.put_secret(owner, &key, &body.value.0, &caller.actor()).await?
+    )))
+}
+
+pub async fn delete_workspace(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((org, workspace, key)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    caller.require_org(&org)?;
+    let key = parse_key(&key)?;
+    state
+        .store
+        .delete_secret(
+            SecretOwner::Workspace {
+                org: &org,
+                workspace: &workspace,
+            },
+            &key,
+            &caller.actor(),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_workspace(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((org, workspace)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    caller.require_org(&org)?;
+    state.store.get_workspace(&org, &workspace).await?;
+    let secrets = state
+        .store
+        .list_secrets(SecretOwner::Workspace {
+            org: &org,
+            workspace: &workspace,
+        })
+        .await?;
+    Ok(Json(json!({ "secrets": secrets })))
+}
+
+pub async fn put_platform(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(key): Path<String>,
+    ApiJson(body): ApiJson<PutSecret>,
+) -> ApiResult<Json<Value>> {
+    caller.require_admin()?;
+    let key = parse_key(&key)?;
+    check_value(&body.value.0)?;
+    Ok(Json(json!(
+        state
+            .store
+            .put_secret(SecretOwner::Platform, &key, &body.value.0, &caller.actor())
+            .await?
+    )))
+}
+
+pub async fn delete_platform(State(state): State<Arc<AppState>>, caller: Caller, Path(key): Path<String>) -> ApiResult<StatusCode> {
+    caller.require_admin()?;
+    let key = parse_key(&key)?;
+    state.store.delete_secret(SecretOwner::Platform, &key, &caller.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_platform(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require_admin()?;
+    Ok(Json(json!({ "secrets": state.store.list_secrets(SecretOwner::Platform).await? })))
+}

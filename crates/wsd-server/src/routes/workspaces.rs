@@ -1,0 +1,137 @@
+//! Workspaces: create (validated by planning it first), read, list, delete, switch model,
+//! and their plan and billing mode.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use wsd_core::{PlanReport, derive_with};
+use wsd_store::{NewWorkspace, Workspace};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+use crate::routes::orgs::check_name;
+use crate::service;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkspace {
+    name: String,
+    runtime: String,
+    model: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchWorkspace {
+    model: String,
+}
+
+fn check_model(model: &str) -> ApiResult<()> {
+    if model.len() > 256 || model.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "INVALID_MODEL",
+            "the model id must be at most 256 characters without control characters",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(org): Path<String>,
+    ApiJson(body): ApiJson<CreateWorkspace>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require_org(&org)?;
+    check_name("workspace", &body.name)?;
+    check_model(&body.model)?;
+    state.store.get_org(&org).await?;
+    // A workspace whose plan would be refused is never created.
+    service::validate(&state, &org, None, &body.runtime, &body.model).await?;
+    let new = NewWorkspace {
+        name: &body.name,
+        runtime: &body.runtime,
+        model: &body.model,
+    };
+    let workspace = state.store.create_workspace(&org, &new, &caller.actor()).await?;
+    Ok((StatusCode::CREATED, Json(json!(workspace))))
+}
+
+pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, Path(org): Path<String>) -> ApiResult<Json<Value>> {
+    caller.require_org(&org)?;
+    state.store.get_org(&org).await?;
+    Ok(Json(json!({ "workspaces": state.store.list_workspaces(&org).await? })))
+}
+
+pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Path((org, id)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+    caller.require_org(&org)?;
+    Ok(Json(json!(state.store.get_workspace(&org, &id).await?)))
+}
+
+pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Path((org, id)): Path<(String, String)>) -> ApiResult<StatusCode> {
+    caller.require_org(&org)?;
+    state.store.delete_workspace(&org, &id, &caller.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Switches the model, validated like create.
+pub async fn patch(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((org, id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<PatchWorkspace>,
+) -> ApiResult<Json<Value>> {
+    caller.require_org(&org)?;
+    check_model(&body.model)?;
+    let workspace = state.store.get_workspace(&org, &id).await?;
+    service::validate(&state, &org, Some(&id), &workspace.runtime, &body.model).await?;
+    Ok(Json(json!(
+        state.store.set_workspace_model(&org, &id, &body.model, &caller.actor()).await?
+    )))
+}
+
+/// The §4 plan from stored secrets, as `wsd plan --json` prints it.
+pub async fn plan(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((org, id)): Path<(String, String)>,
+) -> ApiResult<Json<PlanReport>> {
+    caller.require_org(&org)?;
+    let workspace = state.store.get_workspace(&org, &id).await?;
+    let result = service::plan_workspace(&state, &workspace).await?;
+    Ok(Json(PlanReport::new(&result)))
+}
+
+async fn billing_mode(state: &AppState, workspace: &Workspace) -> ApiResult<Json<Value>> {
+    let names = state.store.secret_names(&workspace.org_id, Some(&workspace.id)).await?;
+    let derivation = derive_with(&state.registry, &workspace.runtime, &workspace.model, |k| {
+        names.org.contains(k) || names.workspace.contains(k)
+    })
+    .map_err(|e| ApiError::from(wsd_core::PlanError::from(e)))?;
+    let mode = if derivation.provider.platform { "platform_managed" } else { "byok" };
+    Ok(Json(
+        json!({ "mode": mode, "provider": derivation.provider.name, "reason": derivation.explain(&workspace.model) }),
+    ))
+}
+
+pub async fn billing(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((org, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    caller.require_org(&org)?;
+    let workspace = state.store.get_workspace(&org, &id).await?;
+    billing_mode(&state, &workspace).await
+}
+
+pub async fn admin_billing(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    caller.require_admin()?;
+    let workspace = state.store.find_workspace(&id).await?;
+    billing_mode(&state, &workspace).await
+}

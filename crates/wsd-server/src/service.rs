@@ -1,0 +1,41 @@
+//! What handlers ask of wsd beyond one store call: planning a stored workspace, and the
+//! create-time validation that refuses a workspace whose plan would be refused (§5).
+
+use wsd_core::plan::{SecretNames, WorkspaceId, WorkspaceSpec};
+use wsd_core::{Plan, PlanError};
+use wsd_store::Workspace;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Plans `runtime`/`model` for workspace `id` with the given secret names.
+pub fn plan_names(state: &AppState, id: &str, runtime: &str, model: &str, names: &SecretNames) -> ApiResult<Result<Plan, PlanError>> {
+    let id = WorkspaceId::new(id).map_err(|_| ApiError::bad_request("INVALID_ID", "invalid workspace id"))?;
+    let spec = WorkspaceSpec {
+        id,
+        runtime: runtime.to_owned(),
+        model: model.to_owned(),
+    };
+    Ok(wsd_core::plan(
+        &state.registry,
+        &spec,
+        names,
+        state.platform.as_ref(),
+        &state.policy,
+    ))
+}
+
+/// The plan of a stored workspace, from its stored model and current secret names.
+pub async fn plan_workspace(state: &AppState, workspace: &Workspace) -> ApiResult<Result<Plan, PlanError>> {
+    let names = state.store.secret_names(&workspace.org_id, Some(&workspace.id)).await?;
+    plan_names(state, &workspace.id, &workspace.runtime, &workspace.model, &names)
+}
+
+/// Refuses `model` on `runtime` for a workspace of `org` unless its plan would be made.
+pub async fn validate(state: &AppState, org: &str, workspace: Option<&str>, runtime: &str, model: &str) -> ApiResult<()> {
+    let names = state.store.secret_names(org, workspace).await?;
+    // A workspace about to be created has no id yet; the plan does not depend on it.
+    plan_names(state, workspace.unwrap_or("new"), runtime, model, &names)?
+        .map(|_| ())
+        .map_err(ApiError::from)
+}
