@@ -130,7 +130,10 @@ preflight = false
             config.registry.overrides["minimax"].base_url_anthropic.as_deref(),
             Some("http://127.0.0.1:9000/anthropic")
         );
-        assert_eq!(config.backends.process.as_ref().unwrap().commands["claude-code"], ["claude", "-p", "hello"]);
+        assert_eq!(
+            config.backends.process.as_ref().unwrap().commands["claude-code"],
+            ["claude", "-p", "hello"]
+        );
         let policy = config.planner_policy();
         assert!(policy.is_forbidden_for_org(&EnvKey::new("MY_DEPLOY_TOKEN").unwrap()));
         assert!(policy.is_forbidden_for_org(&EnvKey::new("OPS_X").unwrap()));
