@@ -274,13 +274,16 @@ async fn every_endpoint_succeeds_for_its_owner(api: &Api) {
 }
 api_test!(every_endpoint_succeeds_for_its_owner);
 
+/// A request that is wrong, and the status and code it must get.
+type Mistake<'a> = (Method, String, Option<&'a str>, Option<String>, StatusCode, &'a str);
+
 async fn client_mistakes_get_a_stable_4xx_and_store_nothing(api: &Api) {
     let org = api.org("acme").await;
     api.secret(&org, "MINIMAX_API_KEY", CANARY_MINIMAX).await;
     let ws = api.workspace(&org, "dev", "claude-code", "MiniMax-M2.7").await;
     let workspaces = format!("/v1/orgs/{org}/workspaces");
     let big = "x".repeat(70 * 1024);
-    let cases: Vec<(Method, String, Option<&str>, Option<String>, StatusCode, &str)> = vec![
+    let cases: Vec<Mistake> = vec![
         (
             Method::GET,
             format!("/v1/orgs/{org}"),
