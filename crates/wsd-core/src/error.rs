@@ -1,12 +1,12 @@
 //! The planner's refusals (DESIGN §4): each has a stable code, part of the API, and a
 //! message that names runtimes, models, providers and env-var names, never values.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::env_key::{EnvKey, join_keys};
 
 /// The stable error codes of derivation and planning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     ModelRequired,

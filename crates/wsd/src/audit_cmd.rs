@@ -15,10 +15,28 @@ pub enum AuditCommand {
         #[command(flatten)]
         store: StoreSettings,
     },
+    /// List an org's audit events, oldest first (API client: WSD_URL, WSD_TOKEN).
+    List {
+        #[command(flatten)]
+        connection: crate::client::Connection,
+        #[arg(long)]
+        org: String,
+        /// Only events after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
 }
 
 pub fn run(command: AuditCommand) -> Result<(), Failure> {
     match command {
+        AuditCommand::List {
+            connection,
+            org,
+            after,
+            limit,
+        } => crate::client_cmd::audit(connection, crate::client_cmd::AuditClientCommand::List { org, after, limit }),
         AuditCommand::Verify { store } => crate::block_on(async move {
             let (store, _) = store.open(2).await?;
             let result = store.verify_audit().await;

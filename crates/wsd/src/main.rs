@@ -2,6 +2,8 @@
 //! its outcome to an exit code: 0 success, 3 the planner refused, 2 bad usage or input.
 
 mod audit_cmd;
+mod client;
+mod client_cmd;
 mod input;
 mod keys_cmd;
 mod plan_cmd;
@@ -50,9 +52,37 @@ enum Command {
     /// Manage the master keyring: rotate, status, generate.
     #[command(subcommand)]
     Keys(keys_cmd::KeysCommand),
-    /// Check the audit log.
+    /// The audit log: list an org's events (API), or verify the hash chain (database).
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// Orgs (API client: WSD_URL, WSD_TOKEN).
+    Org {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: client_cmd::OrgCommand,
+    },
+    /// Org API tokens (API client).
+    Token {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: client_cmd::TokenCommand,
+    },
+    /// Org, workspace and platform secrets (API client). Values are read from stdin.
+    Secret {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: client_cmd::SecretCommand,
+    },
+    /// Workspaces, their plans and billing modes (API client).
+    Ws {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: client_cmd::WorkspaceCommand,
+    },
 }
 
 /// Where the registry comes from: a file, or the one shipped in the binary.
@@ -72,6 +102,13 @@ enum Failure {
     Refused,
     /// A check found a problem and reported it: exit 1.
     Broken,
+    /// The server answered with an error: exit 3 for a planner refusal, else 1.
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+        planner: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -82,11 +119,24 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Keys(command) => keys_cmd::run(command),
         Command::Audit(command) => audit_cmd::run(command),
+        Command::Org { connection, command } => client_cmd::org(connection, command),
+        Command::Token { connection, command } => client_cmd::token(connection, command),
+        Command::Secret { connection, command } => client_cmd::secret(connection, command),
+        Command::Ws { connection, command } => client_cmd::workspace(connection, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Refused) => ExitCode::from(3),
         Err(Failure::Broken) => ExitCode::from(1),
+        Err(Failure::Api {
+            status,
+            code,
+            message,
+            planner,
+        }) => {
+            eprintln!("error: {code} (HTTP {status}): {message}");
+            ExitCode::from(if planner { 3 } else { 1 })
+        }
         Err(Failure::Usage(message)) => {
             eprintln!("error: {message}");
             ExitCode::from(2)

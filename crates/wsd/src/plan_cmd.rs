@@ -79,13 +79,18 @@ pub fn run(args: PlanArgs) -> Result<(), Failure> {
     } else {
         print!(
             "{}",
-            render_human(&spec, &report, result.as_ref().ok().map(|p| p.derivation.as_str()))
+            render_human(
+                &spec.runtime,
+                &spec.model,
+                &report,
+                result.as_ref().ok().map(|p| p.derivation.as_str())
+            )
         );
     }
     if report.ok { Ok(()) } else { Err(Failure::Refused) }
 }
 
-fn table(header: &[&str]) -> Table {
+pub fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_style(presets::NOTHING)
@@ -95,8 +100,8 @@ fn table(header: &[&str]) -> Table {
 }
 
 /// The plan as a person reads it: the verdict first, then the env, files and decisions.
-fn render_human(spec: &WorkspaceSpec, report: &PlanReport, derivation: Option<&str>) -> String {
-    let mut out = format!("Plan for a {} workspace on model `{}`\n", spec.runtime, spec.model);
+pub fn render_human(runtime: &str, model: &str, report: &PlanReport, derivation: Option<&str>) -> String {
+    let mut out = format!("Plan for a {runtime} workspace on model `{model}`\n");
     if let Some(error) = &report.error {
         out.push_str(&format!("\nREFUSED  {}\n  {}\n", error.code, error.message));
         if let Some(provider) = &report.provider {

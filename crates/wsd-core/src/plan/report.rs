@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::output::{Decision, EntryOrigin, EnvValue, FileContent, Plan, Routing, USAGE_TOKEN_ENV};
 use crate::error::{ErrorCode, PlanError};
 use crate::registry::PLATFORM_PROVIDER_NAME;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvReport {
     pub origin: EntryOrigin,
     /// The secret (or injected key) the value comes from.
@@ -18,7 +18,7 @@ pub struct EnvReport {
     pub value: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileReport {
     pub path: String,
     /// The rendered text; `null` for a file that holds a secret.
@@ -27,14 +27,14 @@ pub struct FileReport {
     pub from: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorReport {
     pub code: ErrorCode,
     pub message: String,
 }
 
 /// A plan or a refusal, as one JSON object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanReport {
     pub ok: bool,
     pub routing: Option<Routing>,
@@ -183,6 +183,17 @@ mod tests {
             r.env["ANTHROPIC_BASE_URL"].value.as_deref(),
             Some("http://proxy.test/llm/anthropic")
         );
+    }
+
+    #[test]
+    fn reports_read_back_what_they_wrote() {
+        for report in [
+            report("MiniMax-M2.7", &["MINIMAX_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"], true),
+            report("anthropic/claude-opus-4-7", &[], false),
+        ] {
+            let text = serde_json::to_string(&report).unwrap();
+            assert_eq!(serde_json::from_str::<PlanReport>(&text).unwrap(), report);
+        }
     }
 
     #[test]

@@ -1,0 +1,165 @@
+//! The API client commands against a real `wsd serve`: the seed scenario from the command
+//! line, tables and `--json`, the server's errors shown with their codes, values read from
+//! standard input and never printed.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use support::{Server, fresh_dir};
+
+const CANARY: &str = "canary-cli-client-6d2a90";
+
+struct Cli<'a> {
+    server: &'a Server,
+    token: String,
+}
+
+impl Cli<'_> {
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wsd"))
+            .args(args)
+            .env("WSD_URL", format!("http://{}", self.server.address))
+            .env("WSD_TOKEN", &self.token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!all.contains(CANARY), "a secret value was printed: {all}");
+        out
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.run(&all, None);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_seed_scenario_from_the_command_line() {
+    let server = Server::start(&fresh_dir("cli-client"));
+    let cli = Cli {
+        server: &server,
+        token: server.admin_token(),
+    };
+
+    let org = cli.json(&["org", "create", "acme"])["id"].as_str().unwrap().to_owned();
+    let out = cli.run(&["org", "list"], None);
+    assert!(stdout(&out).contains("acme"), "{}", stdout(&out));
+
+    for key in ["CLAUDE_CODE_OAUTH_TOKEN", "MINIMAX_API_KEY"] {
+        let out = cli.run(&["secret", "set", "--org", &org, key], Some(&format!("{CANARY}\n")));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(stdout(&out), format!("set {key} (key version 1)\n"));
+    }
+    let out = cli.run(&["secret", "list", "--org", &org], None);
+    assert!(stdout(&out).contains("CLAUDE_CODE_OAUTH_TOKEN") && stdout(&out).contains("MINIMAX_API_KEY"));
+
+    let ws = cli.json(&[
+        "ws",
+        "create",
+        "--org",
+        &org,
+        "--name",
+        "dev-b",
+        "--runtime",
+        "claude-code",
+        "--model",
+        "MiniMax-M2.7",
+    ]);
+    let ws = ws["id"].as_str().unwrap().to_owned();
+    let out = cli.run(&["ws", "plan", "--org", &org, &ws], None);
+    assert!(out.status.success());
+    let plan = stdout(&out);
+    assert!(
+        plan.contains("provider: minimax") && plan.contains("CLAUDE_CODE_OAUTH_TOKEN") && plan.contains("stripped"),
+        "{plan}"
+    );
+    let json_plan = cli.json(&["ws", "plan", "--org", &org, &ws]);
+    assert_eq!(json_plan["env"]["ANTHROPIC_AUTH_TOKEN"]["from"], "MINIMAX_API_KEY");
+    assert_eq!(cli.json(&["ws", "billing-mode", "--org", &org, &ws])["mode"], "byok");
+
+    // The server's refusal, with its code, and exit status 3.
+    let bare = cli.json(&["org", "create", "bare"])["id"].as_str().unwrap().to_owned();
+    let out = cli.run(
+        &[
+            "ws",
+            "create",
+            "--org",
+            &bare,
+            "--name",
+            "x",
+            "--runtime",
+            "claude-code",
+            "--model",
+            "MiniMax-M2.7",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: MISSING_BYOK_CREDENTIAL (HTTP 422): provider `minimax` needs one of"));
+    // A client mistake: exit 1 with the code.
+    let out = cli.run(&["secret", "set", "--org", &org, "bad-key"], Some("v"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("INVALID_KEY"));
+    // An empty value never reaches the server.
+    let out = cli.run(&["secret", "set", "--org", &org, "EMPTY"], Some("\n"));
+    assert_eq!(out.status.code(), Some(2));
+
+    // An org token works on its org only.
+    let minted = cli.json(&["token", "create", "--org", &org, "ci"]);
+    let org_cli = Cli {
+        server: &server,
+        token: minted["secret"].as_str().unwrap().to_owned(),
+    };
+    assert_eq!(
+        org_cli.json(&["ws", "list", "--org", &org])["workspaces"].as_array().unwrap().len(),
+        1
+    );
+    let out = org_cli.run(&["ws", "list", "--org", &bare], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NOT_FOUND (HTTP 404)"));
+
+    let out = cli.run(&["ws", "set-model", "--org", &org, &ws, "MiniMax-M3"], None);
+    assert!(out.status.success());
+    let out = cli.run(&["audit", "list", "--org", &org], None);
+    assert!(stdout(&out).contains("workspace.model"), "{}", stdout(&out));
+    let out = cli.run(&["ws", "delete", "--org", &org, &ws], None);
+    assert_eq!(stdout(&out), format!("deleted workspace {ws}\n"));
+    let out = cli.run(&["token", "revoke", "--org", &org, minted["token"]["id"].as_str().unwrap()], None);
+    assert!(out.status.success());
+    let out = org_cli.run(&["org", "show", &org], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("UNAUTHENTICATED"));
+    server.stop();
+}
+
+#[test]
+fn without_a_token_or_a_server_the_client_says_so() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wsd"))
+        .args(["org", "list"])
+        .env_remove("WSD_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("set WSD_TOKEN"));
+    let out = Command::new(env!("CARGO_BIN_EXE_wsd"))
+        .args(["org", "list", "--url", "http://127.0.0.1:9", "--token", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach wsd at http://127.0.0.1:9"));
+}

@@ -1,0 +1,94 @@
+//! A real `wsd serve` process on loopback for the binary's tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub struct Server {
+    pub child: Child,
+    pub address: String,
+    /// Lines printed before the server was ready.
+    pub preamble: Vec<String>,
+}
+
+impl Server {
+    pub fn start(data: &Path) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_wsd"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("WSD_DATA_DIR", data)
+            .env_remove("WSD_REGISTRY")
+            .env_remove("WSD_DATABASE_URL")
+            .env_remove("WSD_MASTER_KEY")
+            .env_remove("WSD_ADMIN_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start wsd serve");
+        // Owned by `server` from here, so that a failed start is still killed and reaped.
+        let mut server = Server {
+            child,
+            address: String::new(),
+            preamble: Vec::new(),
+        };
+        let mut reader = BufReader::new(server.child.stdout.take().unwrap());
+        loop {
+            let mut line = String::new();
+            assert!(
+                reader.read_line(&mut line).unwrap() > 0,
+                "wsd serve exited before listening: {:?}",
+                server.preamble
+            );
+            if let Some(address) = line.trim().strip_prefix("wsd listening on http://") {
+                server.address = address.to_owned();
+                return server;
+            }
+            server.preamble.push(line.trim().to_owned());
+        }
+    }
+
+    pub fn admin_token(&self) -> String {
+        self.preamble[0].rsplit(' ').next().unwrap().to_owned()
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        self.get_with(path, None)
+    }
+
+    pub fn get_with(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut stream = TcpStream::connect(&self.address).unwrap();
+        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n",
+            self.address
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response[9..12].parse().unwrap();
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        (status, body)
+    }
+
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "graceful shutdown exits 0, got {status:?}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wsd-serve-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
