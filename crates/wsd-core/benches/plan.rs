@@ -35,13 +35,9 @@ fn benches(c: &mut Criterion) {
         "DEEPSEEK_API_KEY",
         "ANTHROPIC_BASE_URL",
     ];
-    let secrets = SecretNames {
-        org: names("ORG_SETTING", 40, &org_llm),
-        workspace: names("WORKSPACE_SETTING", 10, &["SENTRY_DSN", "DATABASE_URL"]),
-    };
-    let settings = PlatformSettings {
-        proxy_base_url: "http://127.0.0.1:8080/llm".into(),
-    };
+    let secrets =
+        SecretNames { org: names("ORG_SETTING", 40, &org_llm), workspace: names("WORKSPACE_SETTING", 10, &["SENTRY_DSN", "DATABASE_URL"]) };
+    let settings = PlatformSettings { proxy_base_url: "http://127.0.0.1:8080/llm".into() };
     let policy = Policy::default();
     let workspace = |runtime: &str, model: &str| WorkspaceSpec {
         id: WorkspaceId::new("ws-bench").unwrap(),
@@ -50,22 +46,14 @@ fn benches(c: &mut Criterion) {
     };
 
     for (name, ws) in [
-        (
-            "plan/byok claude-code MiniMax-M2.7 (40 org + 10 workspace secrets)",
-            workspace("claude-code", "MiniMax-M2.7"),
-        ),
-        (
-            "plan/platform claude-code anthropic/claude-opus-4-7 (40 + 10)",
-            workspace("claude-code", "anthropic/claude-opus-4-7"),
-        ),
+        ("plan/byok claude-code MiniMax-M2.7 (40 org + 10 workspace secrets)", workspace("claude-code", "MiniMax-M2.7")),
+        ("plan/platform claude-code anthropic/claude-opus-4-7 (40 + 10)", workspace("claude-code", "anthropic/claude-opus-4-7")),
         ("plan/byok codex gpt-5.5 (40 + 10)", workspace("codex", "gpt-5.5")),
     ] {
         if let Err(e) = plan(&registry, &ws, &secrets, Some(&settings), &policy) {
             panic!("{name}: {e}");
         }
-        c.bench_function(name, |b| {
-            b.iter(|| plan(black_box(&registry), black_box(&ws), black_box(&secrets), Some(&settings), &policy))
-        });
+        c.bench_function(name, |b| b.iter(|| plan(black_box(&registry), black_box(&ws), black_box(&secrets), Some(&settings), &policy)));
     }
 
     let available: BTreeSet<EnvKey> = secrets.org.iter().chain(&secrets.workspace).cloned().collect();

@@ -61,9 +61,7 @@ pub fn derive_with<'r>(
     available: impl Fn(&EnvKey) -> bool,
 ) -> Result<Derivation<'r>, DeriveError> {
     if model.trim().is_empty() {
-        return Err(DeriveError::ModelRequired {
-            runtime: runtime.to_owned(),
-        });
+        return Err(DeriveError::ModelRequired { runtime: runtime.to_owned() });
     }
     let Some(rt) = registry.runtime(runtime) else {
         return Err(DeriveError::UnknownRuntime {
@@ -72,40 +70,16 @@ pub fn derive_with<'r>(
         });
     };
 
-    let listed: Vec<&Provider> = registry
-        .native_providers(rt)
-        .filter(|(_, models)| models.iter().any(|m| m == model))
-        .map(|(p, _)| p)
-        .collect();
+    let listed: Vec<&Provider> =
+        registry.native_providers(rt).filter(|(_, models)| models.iter().any(|m| m == model)).map(|(p, _)| p).collect();
     if !listed.is_empty() {
-        return pick(
-            rt,
-            model,
-            listed,
-            &available,
-            DerivationRule::ExactModel,
-            DerivationRule::ExactModelByCredential,
-        );
+        return pick(rt, model, listed, &available, DerivationRule::ExactModel, DerivationRule::ExactModelByCredential);
     }
-    let matching: Vec<&Provider> = registry
-        .native_providers(rt)
-        .map(|(p, _)| p)
-        .filter(|p| p.model_match.is_match(model))
-        .collect();
+    let matching: Vec<&Provider> = registry.native_providers(rt).map(|(p, _)| p).filter(|p| p.model_match.is_match(model)).collect();
     if matching.is_empty() {
-        return Err(DeriveError::UnregisteredModelForRuntime {
-            runtime: runtime.to_owned(),
-            model: model.to_owned(),
-        });
+        return Err(DeriveError::UnregisteredModelForRuntime { runtime: runtime.to_owned(), model: model.to_owned() });
     }
-    pick(
-        rt,
-        model,
-        matching,
-        &available,
-        DerivationRule::ModelMatch,
-        DerivationRule::ModelMatchByCredential,
-    )
+    pick(rt, model, matching, &available, DerivationRule::ModelMatch, DerivationRule::ModelMatchByCredential)
 }
 
 fn pick<'r>(
@@ -117,25 +91,13 @@ fn pick<'r>(
     by_credential: DerivationRule,
 ) -> Result<Derivation<'r>, DeriveError> {
     if let [provider] = candidates.as_slice() {
-        return Ok(Derivation {
-            runtime,
-            provider,
-            rule: single,
-        });
+        return Ok(Derivation { runtime, provider, rule: single });
     }
     let with_credential: Vec<&Provider> = candidates.iter().copied().filter(|p| p.auth_env.iter().any(available)).collect();
     if let [provider] = with_credential.as_slice() {
-        return Ok(Derivation {
-            runtime,
-            provider,
-            rule: by_credential,
-        });
+        return Ok(Derivation { runtime, provider, rule: by_credential });
     }
-    let named = if with_credential.is_empty() {
-        &candidates
-    } else {
-        &with_credential
-    };
+    let named = if with_credential.is_empty() { &candidates } else { &with_credential };
     Err(DeriveError::AmbiguousProvider {
         runtime: runtime.name.clone(),
         model: model.to_owned(),

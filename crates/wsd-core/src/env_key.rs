@@ -39,14 +39,8 @@ impl EnvKey {
             return Err(EnvKeyError::TooLong);
         }
         let first_ok = first.is_ascii_uppercase() || *first == b'_';
-        let rest_ok = bytes[1..]
-            .iter()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_');
-        if first_ok && rest_ok {
-            Ok(Self(Arc::from(name)))
-        } else {
-            Err(EnvKeyError::InvalidCharacters)
-        }
+        let rest_ok = bytes[1..].iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_');
+        if first_ok && rest_ok { Ok(Self(Arc::from(name))) } else { Err(EnvKeyError::InvalidCharacters) }
     }
 
     pub fn as_str(&self) -> &str {

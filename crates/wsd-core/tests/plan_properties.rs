@@ -20,14 +20,7 @@ fn key_pool() -> Vec<EnvKey> {
         pool.extend(rt.model_env.iter().cloned());
         pool.extend(rt.hardening_env.keys().cloned());
     }
-    for name in [
-        "DATABASE_URL",
-        "SENTRY_DSN",
-        "NPM_TOKEN",
-        "GITHUB_TOKEN",
-        "WSD_MODEL",
-        "WSD_LLM_BASE_URL",
-    ] {
+    for name in ["DATABASE_URL", "SENTRY_DSN", "NPM_TOKEN", "GITHUB_TOKEN", "WSD_MODEL", "WSD_LLM_BASE_URL"] {
         pool.insert(EnvKey::new(name).unwrap());
     }
     pool.into_iter().collect()
@@ -41,12 +34,8 @@ fn org_pool() -> Vec<EnvKey> {
 
 /// Every key some provider accepts, so that many generated workspaces hold a usable one.
 fn provider_keys() -> Vec<EnvKey> {
-    let keys: BTreeSet<EnvKey> = registry()
-        .providers()
-        .iter()
-        .flat_map(|p| p.auth_env.iter().cloned())
-        .filter(|k| !k.as_str().starts_with("WSD_"))
-        .collect();
+    let keys: BTreeSet<EnvKey> =
+        registry().providers().iter().flat_map(|p| p.auth_env.iter().cloned()).filter(|k| !k.as_str().starts_with("WSD_")).collect();
     keys.into_iter().collect()
 }
 
@@ -92,16 +81,8 @@ prop_compose! {
 }
 
 fn run(case: &(String, String), secrets: &SecretNames, platform: bool) -> Result<Plan, PlanError> {
-    let settings = PlatformSettings {
-        proxy_base_url: PROXY.into(),
-    };
-    wsd_core::plan(
-        registry(),
-        &spec(&case.0, &case.1),
-        secrets,
-        platform.then_some(&settings),
-        &Policy::default(),
-    )
+    let settings = PlatformSettings { proxy_base_url: PROXY.into() };
+    wsd_core::plan(registry(), &spec(&case.0, &case.1), secrets, platform.then_some(&settings), &Policy::default())
 }
 
 fn effective(secrets: &SecretNames) -> BTreeMap<EnvKey, SecretOrigin> {
@@ -216,8 +197,5 @@ fn generated_inputs_cover_plans_of_both_routings() {
             Err(_) => refused += 1,
         }
     }
-    assert!(
-        byok > 350 && platform > 150 && refused > 200,
-        "byok {byok}, platform {platform}, refused {refused}"
-    );
+    assert!(byok > 350 && platform > 150 && refused > 200, "byok {byok}, platform {platform}, refused {refused}");
 }

@@ -23,14 +23,7 @@ fn claude_code_on_minimax_with_an_org_claude_subscription() {
 
 #[test]
 fn claude_code_on_opus_with_the_org_claude_subscription() {
-    check(
-        "claude_code_opus_oauth",
-        "claude-code",
-        "opus",
-        &["CLAUDE_CODE_OAUTH_TOKEN", "MINIMAX_API_KEY"],
-        &["SENTRY_DSN"],
-        true,
-    );
+    check("claude_code_opus_oauth", "claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN", "MINIMAX_API_KEY"], &["SENTRY_DSN"], true);
 }
 
 #[test]
@@ -47,26 +40,12 @@ fn claude_code_on_a_platform_model() {
 
 #[test]
 fn codex_on_the_openai_api() {
-    check(
-        "codex_openai_api",
-        "codex",
-        "gpt-5.5",
-        &["OPENAI_API_KEY", "CODEX_API_KEY", "MINIMAX_API_KEY"],
-        &[],
-        true,
-    );
+    check("codex_openai_api", "codex", "gpt-5.5", &["OPENAI_API_KEY", "CODEX_API_KEY", "MINIMAX_API_KEY"], &[], true);
 }
 
 #[test]
 fn codex_on_a_chatgpt_subscription() {
-    check(
-        "codex_chatgpt_login",
-        "codex",
-        "gpt-5.4",
-        &["CODEX_AUTH_JSON", "ANTHROPIC_API_KEY"],
-        &[],
-        true,
-    );
+    check("codex_chatgpt_login", "codex", "gpt-5.4", &["CODEX_AUTH_JSON", "ANTHROPIC_API_KEY"], &[], true);
 }
 
 #[test]
@@ -76,24 +55,10 @@ fn codex_on_a_platform_model() {
 
 #[test]
 fn hermes_on_minimax() {
-    check(
-        "hermes_minimax_byok",
-        "hermes",
-        "minimax:MiniMax-M2.7",
-        &["MINIMAX_API_KEY", "OPENROUTER_API_KEY"],
-        &[],
-        true,
-    );
+    check("hermes_minimax_byok", "hermes", "minimax:MiniMax-M2.7", &["MINIMAX_API_KEY", "OPENROUTER_API_KEY"], &[], true);
 }
 
 #[test]
 fn openclaw_on_groq_with_the_users_own_key() {
-    check(
-        "openclaw_groq_workspace_key",
-        "openclaw",
-        "groq:llama-3.3-70b",
-        &["OPENAI_API_KEY"],
-        &["GROQ_API_KEY"],
-        false,
-    );
+    check("openclaw_groq_workspace_key", "openclaw", "groq:llama-3.3-70b", &["OPENAI_API_KEY"], &["GROQ_API_KEY"], false);
 }

@@ -68,10 +68,7 @@ fn assert_refused(yaml: &str, needles: &[&str]) {
 fn the_minimal_registry_is_valid_and_derives_its_llm_keys() {
     let registry = Registry::from_yaml(MINIMAL).unwrap();
     let credential: Vec<&str> = registry.credential_keys().iter().map(|k| k.as_str()).collect();
-    assert_eq!(
-        credential,
-        ["AGENT_KEY", "SHARED_KEY", "VENDOR_A_KEY", "VENDOR_B_KEY", "WSD_LLM_USAGE_TOKEN"]
-    );
+    assert_eq!(credential, ["AGENT_KEY", "SHARED_KEY", "VENDOR_A_KEY", "VENDOR_B_KEY", "WSD_LLM_USAGE_TOKEN"]);
     let routing: Vec<&str> = registry.routing_keys().iter().map(|k| k.as_str()).collect();
     assert_eq!(routing, ["AGENT_BASE_URL"]);
     assert_eq!(registry.platform_provider().name, "platform");
@@ -103,13 +100,7 @@ fn the_embedded_registry_has_every_promised_provider_and_runtime() {
     }
     let claude = registry.runtime("claude-code").unwrap();
     assert_eq!(claude.hardening_env.get("DISABLE_TELEMETRY").map(String::as_str), Some("1"));
-    assert_eq!(
-        claude
-            .hardening_env
-            .get("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC")
-            .map(String::as_str),
-        Some("1")
-    );
+    assert_eq!(claude.hardening_env.get("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC").map(String::as_str), Some("1"));
     // Every provider's keys are LLM credential keys: a new provider can never be forgotten by the strip.
     for provider in registry.providers() {
         for key in &provider.auth_env {
@@ -124,10 +115,7 @@ fn unknown_keys_are_refused() {
         &with("    upstream_vendor: a\n", "    upstream_vendor: a\n    endpoint_vars: {}\n"),
         &["unknown field `endpoint_vars`"],
     );
-    assert_refused(
-        &with("schema_version: 1\n", "schema_version: 1\nwithdrawn_models: []\n"),
-        &["unknown field `withdrawn_models`"],
-    );
+    assert_refused(&with("schema_version: 1\n", "schema_version: 1\nwithdrawn_models: []\n"), &["unknown field `withdrawn_models`"]);
 }
 
 #[test]
@@ -141,10 +129,7 @@ fn an_unknown_schema_version_is_refused_for_its_version() {
 
 #[test]
 fn regexes_must_compile() {
-    assert_refused(
-        &with("'^a-'", "'^a-('"),
-        &["providers[0] (vendor-a).model_match: regex does not compile"],
-    );
+    assert_refused(&with("'^a-'", "'^a-('"), &["providers[0] (vendor-a).model_match: regex does not compile"]);
 }
 
 #[test]
@@ -171,24 +156,12 @@ fn upstream_vendor_is_unique() {
 fn exactly_one_platform_provider() {
     assert_refused(&with("    platform: true\n", ""), &["auth_mode"]);
     let none = with("    auth_mode: platform\n    platform: true\n", "    auth_mode: api_key\n");
-    assert_refused(
-        &none,
-        &[
-            "exactly one provider must be the platform arm; there is none",
-            "reserved for the platform arm",
-        ],
-    );
+    assert_refused(&none, &["exactly one provider must be the platform arm; there is none", "reserved for the platform arm"]);
     let two = with(
         "    auth_mode: api_key\n    auth_env: [VENDOR_B_KEY]",
         "    auth_mode: platform\n    platform: true\n    auth_env: [VENDOR_B_KEY]",
     );
-    assert_refused(
-        &two,
-        &[
-            "found vendor-b, platform",
-            "provider `vendor-b`.platform: the platform arm must be named `platform`",
-        ],
-    );
+    assert_refused(&two, &["found vendor-b, platform", "provider `vendor-b`.platform: the platform arm must be named `platform`"]);
 }
 
 #[test]
@@ -203,10 +176,7 @@ fn the_model_overlap_guard_runs_at_load() {
     // Overlapping patterns over a known id.
     let pattern = with("'^b-'", "'^(a|b)-'").replace("[VENDOR_B_KEY]", "[VENDOR_B_KEY, SHARED_KEY]");
     let registry_with_alias = pattern.replacen("    upstream_vendor: a\n", "    upstream_vendor: a\n    model_aliases: [a-2]\n", 1);
-    assert_refused(
-        &registry_with_alias,
-        &["model `a-2` is matched by the model_match of both `vendor-a` and `vendor-b`"],
-    );
+    assert_refused(&registry_with_alias, &["model `a-2` is matched by the model_match of both `vendor-a` and `vendor-b`"]);
     // Disjoint auth env separates them: allowed.
     let separated = with("      - name: vendor-b\n", "      - name: vendor-b\n        models: [a-1]\n");
     assert!(Registry::from_yaml(&separated).is_ok());
@@ -214,14 +184,8 @@ fn the_model_overlap_guard_runs_at_load() {
 
 #[test]
 fn a_runtime_provider_needs_a_base_url_for_the_runtime_protocol() {
-    let yaml = with(
-        "    base_url_anthropic: https://b.example\n",
-        "    base_url_openai: https://b.example\n",
-    );
-    assert_refused(
-        &yaml,
-        &["runtimes.agent.providers.vendor-b: provider `vendor-b` has no base_url_anthropic"],
-    );
+    let yaml = with("    base_url_anthropic: https://b.example\n", "    base_url_openai: https://b.example\n");
+    assert_refused(&yaml, &["runtimes.agent.providers.vendor-b: provider `vendor-b` has no base_url_anthropic"]);
 }
 
 #[test]
@@ -230,30 +194,15 @@ fn projections_must_be_read_by_the_runtime() {
         &with("key_env: AGENT_KEY,", "key_env: OTHER_KEY,"),
         &["runtimes.agent.projection.key_env: OTHER_KEY is not in credential_precedence"],
     );
-    assert_refused(
-        &with("base_url_env: AGENT_BASE_URL }", "base_url_env: OTHER_URL }"),
-        &["runtimes.agent.projection.base_url_env"],
-    );
+    assert_refused(&with("base_url_env: AGENT_BASE_URL }", "base_url_env: OTHER_URL }"), &["runtimes.agent.projection.base_url_env"]);
 }
 
 #[test]
 fn field_values_are_checked() {
-    assert_refused(
-        &with("auth_env: [VENDOR_B_KEY]", "auth_env: []"),
-        &["providers[1] (vendor-b).auth_env: must list at least one"],
-    );
-    assert_refused(
-        &with("auth_env: [VENDOR_B_KEY]", "auth_env: [vendor_b_key]"),
-        &["must match ^[A-Z_][A-Z0-9_]*$"],
-    );
-    assert_refused(
-        &with("auth_env: [VENDOR_B_KEY]", "auth_env: [VENDOR_B_KEY, VENDOR_B_KEY]"),
-        &["VENDOR_B_KEY is listed twice"],
-    );
-    assert_refused(
-        &with("https://b.example", "ftp://b.example"),
-        &["base_url_anthropic: `ftp://b.example` is not an http(s) URL"],
-    );
+    assert_refused(&with("auth_env: [VENDOR_B_KEY]", "auth_env: []"), &["providers[1] (vendor-b).auth_env: must list at least one"]);
+    assert_refused(&with("auth_env: [VENDOR_B_KEY]", "auth_env: [vendor_b_key]"), &["must match ^[A-Z_][A-Z0-9_]*$"]);
+    assert_refused(&with("auth_env: [VENDOR_B_KEY]", "auth_env: [VENDOR_B_KEY, VENDOR_B_KEY]"), &["VENDOR_B_KEY is listed twice"]);
+    assert_refused(&with("https://b.example", "ftp://b.example"), &["base_url_anthropic: `ftp://b.example` is not an http(s) URL"]);
     assert_refused(
         &with("name: vendor-b\n    display_name: Vendor B", "name: Vendor_B\n    display_name: ''"),
         &["(Vendor_B).name: must be lower-case", "(Vendor_B).display_name: must not be empty"],
@@ -265,36 +214,26 @@ fn field_values_are_checked() {
     assert_refused(&with("models: [a-1]", "models: [a-1, a-1]"), &["model id `a-1` is listed twice"]);
     assert_refused(&with("models: [a-1]", "models: [' a-1']"), &["surrounding whitespace"]);
     assert_refused(
-        &with(
-            "protocol: anthropic\n    auth_mode: api_key",
-            "protocol: grpc\n    auth_mode: api_key",
-        ),
+        &with("protocol: anthropic\n    auth_mode: api_key", "protocol: grpc\n    auth_mode: api_key"),
         &["unknown variant `grpc`"],
     );
     assert_refused(
         &with("      - - { env: AGENT_KEY, sent_as: \"x-api-key\" }\n", "      - []\n"),
         &["credential_precedence: must list at least one tier"],
     );
-    assert_refused(
-        &with("{ env: AGENT_KEY, sent_as", "{ file: /etc/passwd, sent_as"),
-        &["must be a relative path"],
-    );
-    assert_refused(
-        &with("{ env: AGENT_KEY, sent_as", "{ env: AGENT_KEY, file: x, sent_as"),
-        &["exactly one of `env` or `file`"],
-    );
+    assert_refused(&with("{ env: AGENT_KEY, sent_as", "{ file: /etc/passwd, sent_as"), &["must be a relative path"]);
+    assert_refused(&with("{ env: AGENT_KEY, sent_as", "{ env: AGENT_KEY, file: x, sent_as"), &["exactly one of `env` or `file`"]);
 }
 
 #[test]
 fn every_problem_is_reported_at_once() {
-    let yaml = with("'^a-'", "'('")
-        .replace("name: vendor-b\n        models", "name: nope\n        models")
-        .replacen("      - name: vendor-b\n", "      - name: missing\n", 1);
-    let message = issues_of(&yaml);
-    assert!(
-        message.contains("model_match") && message.contains("unknown provider `missing`"),
-        "{message}"
+    let yaml = with("'^a-'", "'('").replace("name: vendor-b\n        models", "name: nope\n        models").replacen(
+        "      - name: vendor-b\n",
+        "      - name: missing\n",
+        1,
     );
+    let message = issues_of(&yaml);
+    assert!(message.contains("model_match") && message.contains("unknown provider `missing`"), "{message}");
 }
 
 #[test]
@@ -310,16 +249,10 @@ fn upstream_vendor_is_a_single_namespace_token() {
 #[test]
 fn credential_files_stay_inside_the_workspace_home() {
     for bad in ["../secrets", "a/../../b", "a//b", "/etc/x"] {
-        let yaml = with(
-            "{ env: AGENT_KEY, sent_as",
-            &format!("{{ env: AGENT_KEY, sent_as: x }}\n        - {{ file: '{bad}', sent_as"),
-        );
+        let yaml = with("{ env: AGENT_KEY, sent_as", &format!("{{ env: AGENT_KEY, sent_as: x }}\n        - {{ file: '{bad}', sent_as"));
         assert_refused(&yaml, &["must be a relative path inside the workspace home"]);
     }
-    let ok = with(
-        "{ env: AGENT_KEY, sent_as",
-        "{ env: AGENT_KEY, sent_as: x }\n        - { file: .agent/login.json, sent_as",
-    );
+    let ok = with("{ env: AGENT_KEY, sent_as", "{ env: AGENT_KEY, sent_as: x }\n        - { file: .agent/login.json, sent_as");
     assert!(Registry::from_yaml(&ok).is_ok());
 }
 
@@ -342,27 +275,16 @@ fn a_config_file_projection_needs_its_login_file_in_the_precedence() {
         &["runtimes.agent.projection.login_file: `.agent/other.json` is not a file credential"],
     );
     let bad_path = codex_like(".agent/auth.json").replace("path: .agent/config.toml", "path: /etc/config.toml");
-    assert_refused(
-        &bad_path,
-        &["runtimes.agent.projection.path: `/etc/config.toml` must be a relative path"],
-    );
+    assert_refused(&bad_path, &["runtimes.agent.projection.path: `/etc/config.toml` must be a relative path"]);
 }
 
 #[test]
 fn fixed_settings_cannot_be_credential_or_base_url_envs() {
     for key in ["AGENT_KEY", "AGENT_BASE_URL"] {
-        let yaml = with(
-            "    base_url_env: AGENT_BASE_URL\n",
-            &format!("    base_url_env: AGENT_BASE_URL\n    hardening_env: {{ {key}: '1' }}\n"),
-        );
-        assert_refused(
-            &yaml,
-            &[&format!("runtimes.agent.hardening_env: {key} is a credential or base-URL env")],
-        );
-        let yaml = with(
-            "    base_url_env: AGENT_BASE_URL\n",
-            &format!("    base_url_env: AGENT_BASE_URL\n    model_env: [{key}]\n"),
-        );
+        let yaml =
+            with("    base_url_env: AGENT_BASE_URL\n", &format!("    base_url_env: AGENT_BASE_URL\n    hardening_env: {{ {key}: '1' }}\n"));
+        assert_refused(&yaml, &[&format!("runtimes.agent.hardening_env: {key} is a credential or base-URL env")]);
+        let yaml = with("    base_url_env: AGENT_BASE_URL\n", &format!("    base_url_env: AGENT_BASE_URL\n    model_env: [{key}]\n"));
         assert_refused(&yaml, &[&format!("{key} is a credential or base-URL env")]);
     }
     let yaml = with(
@@ -386,23 +308,13 @@ fn operator_overrides_replace_base_urls_of_known_providers_only() {
     let minimax = patched.provider("minimax").unwrap();
     assert_eq!(minimax.base_url_anthropic.as_deref(), Some("http://127.0.0.1:9000/anthropic"));
     assert_eq!(minimax.base_url_openai.as_deref(), Some("https://api.minimax.io/v1"));
-    assert_eq!(
-        registry.provider("minimax").unwrap().base_url_anthropic.as_deref(),
-        Some("https://api.minimax.io/anthropic")
-    );
+    assert_eq!(registry.provider("minimax").unwrap().base_url_anthropic.as_deref(), Some("https://api.minimax.io/anthropic"));
 
-    let patched = registry
-        .with_overrides(&BTreeMap::from([("groq".to_owned(), overlay(Some("http://127.0.0.1:1/v1"), None))]))
-        .unwrap();
-    assert_eq!(
-        patched.provider("groq").unwrap().base_url_openai.as_deref(),
-        Some("http://127.0.0.1:1/v1")
-    );
+    let patched = registry.with_overrides(&BTreeMap::from([("groq".to_owned(), overlay(Some("http://127.0.0.1:1/v1"), None))])).unwrap();
+    assert_eq!(patched.provider("groq").unwrap().base_url_openai.as_deref(), Some("http://127.0.0.1:1/v1"));
 
-    let bad = BTreeMap::from([
-        ("nope".to_owned(), overlay(None, None)),
-        ("minimax".to_owned(), overlay(Some("ftp://x"), Some("file:///y"))),
-    ]);
+    let bad =
+        BTreeMap::from([("nope".to_owned(), overlay(None, None)), ("minimax".to_owned(), overlay(Some("ftp://x"), Some("file:///y")))]);
     let e = registry.with_overrides(&bad).unwrap_err().to_string();
     for needle in [
         "registry.overrides.nope: unknown provider `nope`",

@@ -9,13 +9,7 @@ use wsd_core::plan::Policy;
 
 #[test]
 fn org_oauth_token_is_stripped_for_minimax_model() {
-    let plan = ok(plan(
-        "claude-code",
-        "MiniMax-M2.7",
-        &["CLAUDE_CODE_OAUTH_TOKEN", "MINIMAX_API_KEY"],
-        &[],
-        false,
-    ));
+    let plan = ok(plan("claude-code", "MiniMax-M2.7", &["CLAUDE_CODE_OAUTH_TOKEN", "MINIMAX_API_KEY"], &[], false));
     assert_eq!(plan.provider, "minimax");
     assert_eq!(plan.routing.as_str(), "byok");
     assert_eq!(
@@ -44,11 +38,7 @@ fn org_oauth_token_is_stripped_for_minimax_model() {
         ]
     );
     let stripped = plan.decisions.iter().find(|d| d.key.as_str() == "CLAUDE_CODE_OAUTH_TOKEN").unwrap();
-    assert!(
-        stripped.reason.contains("minimax") && stripped.reason.contains("MINIMAX_API_KEY"),
-        "{}",
-        stripped.reason
-    );
+    assert!(stripped.reason.contains("minimax") && stripped.reason.contains("MINIMAX_API_KEY"), "{}", stripped.reason);
 }
 
 #[test]
@@ -101,13 +91,7 @@ fn kimi_key_is_kept_for_a_kimi_coding_model_and_other_org_credentials_go() {
 fn a_non_matching_credential_set_on_the_workspace_is_kept() {
     // The user put their own OpenAI key on a MiniMax workspace: user-authored, kept; the
     // runtime does not read it, so parity holds.
-    let plan = ok(plan(
-        "claude-code",
-        "MiniMax-M2.7",
-        &["MINIMAX_API_KEY"],
-        &["OPENAI_API_KEY"],
-        false,
-    ));
+    let plan = ok(plan("claude-code", "MiniMax-M2.7", &["MINIMAX_API_KEY"], &["OPENAI_API_KEY"], false));
     assert_eq!(
         decisions(&plan),
         [
@@ -125,13 +109,7 @@ fn a_non_matching_credential_set_on_the_workspace_is_kept() {
 
 #[test]
 fn workspace_auth_token_on_an_opus_workspace_fails_parity() {
-    let e = refusal(plan(
-        "claude-code",
-        "opus",
-        &["CLAUDE_CODE_OAUTH_TOKEN"],
-        &["ANTHROPIC_AUTH_TOKEN"],
-        false,
-    ));
+    let e = refusal(plan("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN"], &["ANTHROPIC_AUTH_TOKEN"], false));
     assert_eq!(e.code(), ErrorCode::RoutingParityMismatch);
     let message = e.to_string();
     for needle in [
@@ -148,25 +126,13 @@ fn workspace_auth_token_on_an_opus_workspace_fails_parity() {
 fn workspace_oauth_token_beside_a_workspace_minimax_key_would_not_be_sent() {
     // Claude Code sends ANTHROPIC_AUTH_TOKEN over CLAUDE_CODE_OAUTH_TOKEN: the projected
     // MiniMax key wins, the user's OAuth token is never read.
-    let plan = ok(plan(
-        "claude-code",
-        "MiniMax-M2.7",
-        &[],
-        &["MINIMAX_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"],
-        false,
-    ));
+    let plan = ok(plan("claude-code", "MiniMax-M2.7", &[], &["MINIMAX_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"], false));
     assert!(env(&plan).contains(&"ANTHROPIC_AUTH_TOKEN <- workspace secret MINIMAX_API_KEY".to_owned()));
 }
 
 #[test]
 fn two_workspace_credentials_that_claude_code_sends_together_fail_parity() {
-    let e = refusal(plan(
-        "claude-code",
-        "MiniMax-M2.7",
-        &[],
-        &["ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY"],
-        false,
-    ));
+    let e = refusal(plan("claude-code", "MiniMax-M2.7", &[], &["ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY"], false));
     assert_eq!(e.code(), ErrorCode::RoutingParityMismatch);
     assert!(e.to_string().contains("together on the same request"), "{e}");
 }
@@ -175,13 +141,7 @@ fn two_workspace_credentials_that_claude_code_sends_together_fail_parity() {
 fn an_org_anthropic_key_beside_a_minimax_key_never_travels_to_minimax() {
     // minimax accepts ANTHROPIC_API_KEY by name, but Claude Code would send it beside the
     // projected key: exactly one credential reaches the runtime.
-    let plan = ok(plan(
-        "claude-code",
-        "MiniMax-M2.7",
-        &["MINIMAX_API_KEY", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"],
-        &[],
-        false,
-    ));
+    let plan = ok(plan("claude-code", "MiniMax-M2.7", &["MINIMAX_API_KEY", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"], &[], false));
     assert_eq!(
         decisions(&plan),
         [
@@ -201,13 +161,7 @@ fn an_org_anthropic_key_beside_a_minimax_key_never_travels_to_minimax() {
 
 #[test]
 fn platform_routing_strips_every_vendor_key_and_injects_the_usage_token() {
-    let org = [
-        "CLAUDE_CODE_OAUTH_TOKEN",
-        "MINIMAX_API_KEY",
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_BASE_URL",
-        "DATABASE_URL",
-    ];
+    let org = ["CLAUDE_CODE_OAUTH_TOKEN", "MINIMAX_API_KEY", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "DATABASE_URL"];
     let plan = ok(plan("claude-code", "minimax/MiniMax-M2.7", &org, &["ANTHROPIC_AUTH_TOKEN"], true));
     assert_eq!(plan.provider, "platform");
     assert_eq!(plan.routing.as_str(), "platform");
@@ -246,12 +200,7 @@ fn platform_routing_strips_every_vendor_key_and_injects_the_usage_token() {
             "WSD_MODEL <- \"minimax/MiniMax-M2.7\"",
         ]
     );
-    assert!(
-        plan.decisions
-            .iter()
-            .filter(|d| d.action.as_str() == "stripped")
-            .all(|d| d.reason.starts_with("platform-managed"))
-    );
+    assert!(plan.decisions.iter().filter(|d| d.action.as_str() == "stripped").all(|d| d.reason.starts_with("platform-managed")));
 }
 
 #[test]
@@ -266,75 +215,35 @@ fn byok_without_an_accepted_credential_is_refused_and_never_falls_back_to_the_pl
     let e = refusal(plan("claude-code", "MiniMax-M2.7", &["CLAUDE_CODE_OAUTH_TOKEN"], &[], true));
     assert_eq!(e.code(), ErrorCode::MissingByokCredential);
     let message = e.to_string();
-    assert!(
-        message.contains("`minimax`") && message.contains("MINIMAX_API_KEY, ANTHROPIC_AUTH_TOKEN, ANTHROPIC_API_KEY"),
-        "{message}"
-    );
+    assert!(message.contains("`minimax`") && message.contains("MINIMAX_API_KEY, ANTHROPIC_AUTH_TOKEN, ANTHROPIC_API_KEY"), "{message}");
 }
 
 #[test]
 fn org_github_token_is_forbidden_but_the_same_key_on_the_workspace_is_allowed() {
-    let e = refusal(plan(
-        "claude-code",
-        "opus",
-        &["CLAUDE_CODE_OAUTH_TOKEN", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY"],
-        &[],
-        false,
-    ));
+    let e = refusal(plan("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY"], &[], false));
     assert_eq!(e.code(), ErrorCode::ForbiddenTenantEnvKey);
     assert!(e.to_string().contains("AWS_SECRET_ACCESS_KEY, GITHUB_TOKEN"), "{e}");
 
     let plan = ok(plan("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN"], &["GITHUB_TOKEN"], false));
     assert!(decisions(&plan).contains(&"GITHUB_TOKEN workspace kept".to_owned()));
     // A workspace secret overriding an org secret of the same key takes its origin.
-    let plan = ok(support::plan(
-        "claude-code",
-        "opus",
-        &["CLAUDE_CODE_OAUTH_TOKEN", "GITHUB_TOKEN"],
-        &["GITHUB_TOKEN"],
-        false,
-    ));
+    let plan = ok(support::plan("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN", "GITHUB_TOKEN"], &["GITHUB_TOKEN"], false));
     assert!(decisions(&plan).contains(&"GITHUB_TOKEN org overridden".to_owned()));
     assert!(decisions(&plan).contains(&"GITHUB_TOKEN workspace kept".to_owned()));
 }
 
 #[test]
 fn policy_forbidden_keys_and_prefixes_apply_to_org_secrets() {
-    let policy = Policy {
-        forbidden_keys: support::keys(&["MY_DEPLOY_TOKEN"]),
-        forbidden_prefixes: vec!["OPS_".into()],
-    };
-    let e = refusal(plan_with_policy(
-        "claude-code",
-        "opus",
-        &["CLAUDE_CODE_OAUTH_TOKEN", "MY_DEPLOY_TOKEN", "OPS_KEY"],
-        &[],
-        false,
-        &policy,
-    ));
+    let policy = Policy { forbidden_keys: support::keys(&["MY_DEPLOY_TOKEN"]), forbidden_prefixes: vec!["OPS_".into()] };
+    let e =
+        refusal(plan_with_policy("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN", "MY_DEPLOY_TOKEN", "OPS_KEY"], &[], false, &policy));
     assert!(e.to_string().contains("MY_DEPLOY_TOKEN, OPS_KEY"), "{e}");
-    assert!(
-        plan_with_policy(
-            "claude-code",
-            "opus",
-            &["CLAUDE_CODE_OAUTH_TOKEN"],
-            &["MY_DEPLOY_TOKEN"],
-            false,
-            &policy
-        )
-        .is_ok()
-    );
+    assert!(plan_with_policy("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN"], &["MY_DEPLOY_TOKEN"], false, &policy).is_ok());
 }
 
 #[test]
 fn stray_org_base_url_is_stripped_on_a_byok_workspace_of_another_provider() {
-    let plan = ok(plan(
-        "claude-code",
-        "MiniMax-M2.7",
-        &["MINIMAX_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_CUSTOM_HEADERS"],
-        &[],
-        false,
-    ));
+    let plan = ok(plan("claude-code", "MiniMax-M2.7", &["MINIMAX_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_CUSTOM_HEADERS"], &[], false));
     let d = decisions(&plan);
     assert!(d.contains(&"ANTHROPIC_BASE_URL org stripped".to_owned()), "{d:?}");
     assert!(d.contains(&"ANTHROPIC_CUSTOM_HEADERS org stripped".to_owned()), "{d:?}");
@@ -344,19 +253,9 @@ fn stray_org_base_url_is_stripped_on_a_byok_workspace_of_another_provider() {
 
 #[test]
 fn a_workspace_base_url_is_the_users_choice_and_is_warned_about() {
-    let plan = ok(plan(
-        "claude-code",
-        "MiniMax-M2.7",
-        &["MINIMAX_API_KEY"],
-        &["ANTHROPIC_BASE_URL"],
-        false,
-    ));
+    let plan = ok(plan("claude-code", "MiniMax-M2.7", &["MINIMAX_API_KEY"], &["ANTHROPIC_BASE_URL"], false));
     assert!(env(&plan).contains(&"ANTHROPIC_BASE_URL <- workspace secret ANTHROPIC_BASE_URL".to_owned()));
-    assert!(
-        plan.warnings.iter().any(|w| w.contains("ANTHROPIC_BASE_URL")),
-        "{:?}",
-        plan.warnings
-    );
+    assert!(plan.warnings.iter().any(|w| w.contains("ANTHROPIC_BASE_URL")), "{:?}", plan.warnings);
 }
 
 #[test]
@@ -381,10 +280,7 @@ fn codex_gpt_model_needs_a_credential_to_pick_its_provider() {
     let e = refusal(plan("codex", "gpt-5.5", &[], &[], true));
     assert_eq!(e.code(), ErrorCode::AmbiguousProvider);
     let message = e.to_string();
-    assert!(
-        message.contains("openai-subscription") && message.contains("OPENAI_API_KEY, CODEX_API_KEY (openai-api)"),
-        "{message}"
-    );
+    assert!(message.contains("openai-subscription") && message.contains("OPENAI_API_KEY, CODEX_API_KEY (openai-api)"), "{message}");
 }
 
 #[test]
@@ -397,11 +293,7 @@ fn secrets_named_like_wsd_settings_cannot_replace_them() {
         false,
     ));
     let d = decisions(&plan);
-    for stripped in [
-        "DISABLE_TELEMETRY org stripped",
-        "ANTHROPIC_MODEL workspace stripped",
-        "WSD_LLM_USAGE_TOKEN workspace stripped",
-    ] {
+    for stripped in ["DISABLE_TELEMETRY org stripped", "ANTHROPIC_MODEL workspace stripped", "WSD_LLM_USAGE_TOKEN workspace stripped"] {
         assert!(d.contains(&stripped.to_owned()), "{stripped} not in {d:?}");
     }
     assert!(env(&plan).contains(&"DISABLE_TELEMETRY <- \"1\"".to_owned()));
@@ -412,11 +304,7 @@ fn secrets_named_like_wsd_settings_cannot_replace_them() {
 fn the_users_own_key_wins_over_the_orgs() {
     // moonshot accepts MOONSHOT_API_KEY and KIMI_API_KEY; the user's KIMI_API_KEY is used.
     let plan = ok(plan("hermes", "moonshot/kimi-k2", &["MOONSHOT_API_KEY"], &["KIMI_API_KEY"], false));
-    assert!(
-        env(&plan).contains(&"OPENAI_API_KEY <- workspace secret KIMI_API_KEY".to_owned()),
-        "{:?}",
-        env(&plan)
-    );
+    assert!(env(&plan).contains(&"OPENAI_API_KEY <- workspace secret KIMI_API_KEY".to_owned()), "{:?}", env(&plan));
 }
 
 #[test]
@@ -443,43 +331,22 @@ fn an_org_anthropic_key_for_a_kimi_model_is_moved_into_the_auth_token() {
 
 #[test]
 fn a_workspace_key_the_runtime_reads_as_is_is_used_as_is() {
-    let plan = ok(plan(
-        "claude-code",
-        "MiniMax-M2.7",
-        &["MINIMAX_API_KEY"],
-        &["ANTHROPIC_API_KEY"],
-        false,
-    ));
+    let plan = ok(plan("claude-code", "MiniMax-M2.7", &["MINIMAX_API_KEY"], &["ANTHROPIC_API_KEY"], false));
     let env = env(&plan);
-    assert!(
-        env.contains(&"ANTHROPIC_API_KEY <- workspace secret ANTHROPIC_API_KEY".to_owned()),
-        "{env:?}"
-    );
+    assert!(env.contains(&"ANTHROPIC_API_KEY <- workspace secret ANTHROPIC_API_KEY".to_owned()), "{env:?}");
     assert!(!env.iter().any(|e| e.starts_with("ANTHROPIC_AUTH_TOKEN")), "{env:?}");
 }
 
 #[test]
 fn parity_names_the_credentials_that_would_travel_together() {
-    let e = refusal(plan(
-        "claude-code",
-        "moonshot-v1-8k",
-        &["MOONSHOT_API_KEY"],
-        &["ANTHROPIC_API_KEY"],
-        false,
-    ));
+    let e = refusal(plan("claude-code", "moonshot-v1-8k", &["MOONSHOT_API_KEY"], &["ANTHROPIC_API_KEY"], false));
     assert_eq!(e.code(), ErrorCode::RoutingParityMismatch);
     assert_eq!(e.provider(), Some("moonshot"));
     assert_eq!(
         e.to_string(),
         "claude-code would send the org secret MOONSHOT_API_KEY as ANTHROPIC_AUTH_TOKEN (Authorization: Bearer) and the workspace secret ANTHROPIC_API_KEY (x-api-key) together on the same request; exactly one credential may reach provider `moonshot`: remove the extra workspace secret"
     );
-    let e = refusal(plan(
-        "claude-code",
-        "opus",
-        &["CLAUDE_CODE_OAUTH_TOKEN"],
-        &["ANTHROPIC_AUTH_TOKEN"],
-        false,
-    ));
+    let e = refusal(plan("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN"], &["ANTHROPIC_AUTH_TOKEN"], false));
     assert_eq!(
         e.to_string(),
         "claude-code would send the workspace secret ANTHROPIC_AUTH_TOKEN (Authorization: Bearer) instead of the org secret CLAUDE_CODE_OAUTH_TOKEN, the credential planned for provider `anthropic-oauth`; claude-code reads ANTHROPIC_AUTH_TOKEN and ANTHROPIC_API_KEY first; remove it from the workspace or choose a model whose provider accepts it"
@@ -490,15 +357,10 @@ fn parity_names_the_credentials_that_would_travel_together() {
 fn parity_refuses_a_credential_sent_to_another_endpoint_than_the_providers() {
     // A registry whose subscription provider names another endpoint than the one Codex
     // sends its login to: the plan is refused rather than trusted.
-    let yaml = wsd_core::registry::EMBEDDED_REGISTRY_YAML.replace(
-        "base_url_openai: https://chatgpt.com/backend-api/codex",
-        "base_url_openai: https://other.example/v1",
-    );
+    let yaml = wsd_core::registry::EMBEDDED_REGISTRY_YAML
+        .replace("base_url_openai: https://chatgpt.com/backend-api/codex", "base_url_openai: https://other.example/v1");
     let registry = wsd_core::Registry::from_yaml(&yaml).unwrap();
-    let secrets = wsd_core::plan::SecretNames {
-        org: support::keys(&["CODEX_AUTH_JSON"]),
-        workspace: Default::default(),
-    };
+    let secrets = wsd_core::plan::SecretNames { org: support::keys(&["CODEX_AUTH_JSON"]), workspace: Default::default() };
     let e = wsd_core::plan(&registry, &support::spec("codex", "gpt-5.5"), &secrets, None, &Policy::default()).unwrap_err();
     assert_eq!(e.code(), ErrorCode::RoutingParityMismatch);
     assert_eq!(

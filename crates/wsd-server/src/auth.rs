@@ -73,18 +73,11 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         match token {
             Some(token) if token.kind == TokenKind::Admin => Ok(Caller::Admin { token_id: token.id }),
             Some(token) if token.kind == TokenKind::Org => match token.org_id {
-                Some(org_id) => Ok(Caller::Org {
-                    token_id: token.id,
-                    org_id,
-                }),
+                Some(org_id) => Ok(Caller::Org { token_id: token.id, org_id }),
                 None => Err(ApiError::unauthenticated("the token is not valid")),
             },
             other => {
-                let reason = if other.is_some() {
-                    "usage token used on the API"
-                } else {
-                    "unknown or revoked token"
-                };
+                let reason = if other.is_some() { "usage token used on the API" } else { "unknown or revoked token" };
                 let event = NewAuditEvent {
                     org_id: None,
                     actor: "anonymous".into(),

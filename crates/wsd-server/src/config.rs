@@ -86,9 +86,7 @@ impl ConfigFile {
     }
 
     pub fn platform_settings(&self) -> Option<PlatformSettings> {
-        self.platform.as_ref().map(|p| PlatformSettings {
-            proxy_base_url: p.proxy_base_url.clone(),
-        })
+        self.platform.as_ref().map(|p| PlatformSettings { proxy_base_url: p.proxy_base_url.clone() })
     }
 
     pub fn planner_policy(&self) -> Policy {
@@ -126,14 +124,8 @@ preflight = false
         )
         .unwrap();
         assert_eq!(config.platform_settings().unwrap().proxy_base_url, "http://127.0.0.1:8080/llm");
-        assert_eq!(
-            config.registry.overrides["minimax"].base_url_anthropic.as_deref(),
-            Some("http://127.0.0.1:9000/anthropic")
-        );
-        assert_eq!(
-            config.backends.process.as_ref().unwrap().commands["claude-code"],
-            ["claude", "-p", "hello"]
-        );
+        assert_eq!(config.registry.overrides["minimax"].base_url_anthropic.as_deref(), Some("http://127.0.0.1:9000/anthropic"));
+        assert_eq!(config.backends.process.as_ref().unwrap().commands["claude-code"], ["claude", "-p", "hello"]);
         let policy = config.planner_policy();
         assert!(policy.is_forbidden_for_org(&EnvKey::new("MY_DEPLOY_TOKEN").unwrap()));
         assert!(policy.is_forbidden_for_org(&EnvKey::new("OPS_X").unwrap()));
@@ -148,21 +140,13 @@ preflight = false
 
     #[test]
     fn mistakes_are_refused_with_their_location() {
-        let e = ConfigFile::parse("[platfrom]\nproxy_base_url = \"http://x\"\n")
-            .unwrap_err()
-            .to_string();
+        let e = ConfigFile::parse("[platfrom]\nproxy_base_url = \"http://x\"\n").unwrap_err().to_string();
         assert!(e.contains("unknown field `platfrom`"), "{e}");
-        let e = ConfigFile::parse("[policy]\nforbidden_keys = [\"lower\"]\n")
-            .unwrap_err()
-            .to_string();
+        let e = ConfigFile::parse("[policy]\nforbidden_keys = [\"lower\"]\n").unwrap_err().to_string();
         assert!(e.contains("lower"), "{e}");
-        let e = ConfigFile::parse("[platform]\nproxy_base_url = \"127.0.0.1:8080\"\n")
-            .unwrap_err()
-            .to_string();
+        let e = ConfigFile::parse("[platform]\nproxy_base_url = \"127.0.0.1:8080\"\n").unwrap_err().to_string();
         assert!(e.contains("not an http(s) URL"), "{e}");
-        let e = ConfigFile::parse("[registry.overrides.minimax]\nbase_url = \"http://x\"\n")
-            .unwrap_err()
-            .to_string();
+        let e = ConfigFile::parse("[registry.overrides.minimax]\nbase_url = \"http://x\"\n").unwrap_err().to_string();
         assert!(e.contains("unknown field `base_url`"), "{e}");
     }
 }

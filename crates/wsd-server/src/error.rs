@@ -19,12 +19,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            details: Map::new(),
-        }
+        Self { status, code, message: message.into(), details: Map::new() }
     }
 
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
@@ -51,11 +46,7 @@ impl ApiError {
     fn internal(code: &'static str, cause: &dyn std::error::Error) -> Self {
         let request_id = uuid::Uuid::now_v7();
         tracing::error!(%request_id, code, error = %cause, source = ?std::error::Error::source(cause).map(ToString::to_string), "request failed");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            code,
-            format!("internal error (request {request_id}); the server log has the cause"),
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, code, format!("internal error (request {request_id}); the server log has the cause"))
     }
 }
 

@@ -22,11 +22,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                     ApiError::bad_request("INVALID_REQUEST", format!("the request body does not fit: {}", e.body_text()))
                 }
                 JsonRejection::JsonSyntaxError(_) => ApiError::bad_request("INVALID_JSON", "the request body is not valid JSON"),
-                JsonRejection::MissingJsonContentType(_) => ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "UNSUPPORTED_MEDIA_TYPE",
-                    "send `Content-Type: application/json`",
-                ),
+                JsonRejection::MissingJsonContentType(_) => {
+                    ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "send `Content-Type: application/json`")
+                }
                 JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_LARGE", "the request body is over 64 KiB")
                 }

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 mod json;
+pub mod metrics;
 pub mod registry_view;
 mod routes;
 mod service;
@@ -33,6 +34,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(misc::healthz))
+        .route("/metrics", get(misc::metrics))
         .route("/readyz", get(misc::readyz))
         .route("/v1/registry/providers", get(misc::providers))
         .route("/v1/registry/runtimes", get(misc::runtimes))
@@ -43,32 +45,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/orgs/{org}/secrets", get(secrets::list_org))
         .route("/v1/orgs/{org}/secrets/{key}", put(secrets::put_org).delete(secrets::delete_org))
         .route("/v1/orgs/{org}/workspaces", post(workspaces::create).get(workspaces::list))
-        .route(
-            "/v1/orgs/{org}/workspaces/{id}",
-            get(workspaces::get).delete(workspaces::delete).patch(workspaces::patch),
-        )
+        .route("/v1/orgs/{org}/workspaces/{id}", get(workspaces::get).delete(workspaces::delete).patch(workspaces::patch))
         .route("/v1/orgs/{org}/workspaces/{id}/secrets", get(secrets::list_workspace))
-        .route(
-            "/v1/orgs/{org}/workspaces/{id}/secrets/{key}",
-            put(secrets::put_workspace).delete(secrets::delete_workspace),
-        )
+        .route("/v1/orgs/{org}/workspaces/{id}/secrets/{key}", put(secrets::put_workspace).delete(secrets::delete_workspace))
         .route("/v1/orgs/{org}/workspaces/{id}/plan", get(workspaces::plan))
         .route("/v1/orgs/{org}/workspaces/{id}/llm-billing-mode", get(workspaces::billing))
         .route("/v1/orgs/{org}/audit", get(misc::audit))
         .route("/v1/platform/secrets", get(secrets::list_platform))
-        .route(
-            "/v1/platform/secrets/{key}",
-            put(secrets::put_platform).delete(secrets::delete_platform),
-        )
+        .route("/v1/platform/secrets/{key}", put(secrets::put_platform).delete(secrets::delete_platform))
         .route("/admin/workspaces/{id}/llm-billing-mode", get(workspaces::admin_billing))
         .fallback(|| async { ApiError::not_found("endpoint") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "METHOD_NOT_ALLOWED",
-                "this endpoint does not take that method",
-            )
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "this endpoint does not take that method")
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
 }

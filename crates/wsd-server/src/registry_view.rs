@@ -24,15 +24,9 @@ pub fn runtimes(registry: &Registry) -> Value {
     registry
         .runtimes()
         .map(|r| {
-            let natives: Vec<_> = registry
-                .native_providers(r)
-                .map(|(p, models)| json!({"provider": p.name, "models": models}))
-                .collect();
-            let precedence: Vec<Vec<String>> = r
-                .credential_precedence
-                .iter()
-                .map(|tier| tier.iter().map(|c| c.source.to_string()).collect())
-                .collect();
+            let natives: Vec<_> = registry.native_providers(r).map(|(p, models)| json!({"provider": p.name, "models": models})).collect();
+            let precedence: Vec<Vec<String>> =
+                r.credential_precedence.iter().map(|tier| tier.iter().map(|c| c.source.to_string()).collect()).collect();
             json!({
                 "name": r.name, "display_name": r.display_name, "protocol": r.protocol,
                 "verified_versions": r.verified_versions, "model_env": r.model_env, "hardening_env": r.hardening_env,

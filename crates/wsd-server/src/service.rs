@@ -8,21 +8,14 @@ use wsd_store::Workspace;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// Plans `runtime`/`model` for workspace `id` with the given secret names.
+/// Plans `runtime`/`model` for workspace `id` with the given secret names, and counts the
+/// outcome.
 pub fn plan_names(state: &AppState, id: &str, runtime: &str, model: &str, names: &SecretNames) -> ApiResult<Result<Plan, PlanError>> {
     let id = WorkspaceId::new(id).map_err(|_| ApiError::bad_request("INVALID_ID", "invalid workspace id"))?;
-    let spec = WorkspaceSpec {
-        id,
-        runtime: runtime.to_owned(),
-        model: model.to_owned(),
-    };
-    Ok(wsd_core::plan(
-        &state.registry,
-        &spec,
-        names,
-        state.platform.as_ref(),
-        &state.policy,
-    ))
+    let spec = WorkspaceSpec { id, runtime: runtime.to_owned(), model: model.to_owned() };
+    let result = wsd_core::plan(&state.registry, &spec, names, state.platform.as_ref(), &state.policy);
+    state.metrics.record_plan(result.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code().as_str()));
+    Ok(result)
 }
 
 /// The plan of a stored workspace, from its stored model and current secret names.
@@ -35,7 +28,5 @@ pub async fn plan_workspace(state: &AppState, workspace: &Workspace) -> ApiResul
 pub async fn validate(state: &AppState, org: &str, workspace: Option<&str>, runtime: &str, model: &str) -> ApiResult<()> {
     let names = state.store.secret_names(org, workspace).await?;
     // A workspace about to be created has no id yet; the plan does not depend on it.
-    plan_names(state, workspace.unwrap_or("new"), runtime, model, &names)?
-        .map(|_| ())
-        .map_err(ApiError::from)
+    plan_names(state, workspace.unwrap_or("new"), runtime, model, &names)?.map(|_| ()).map_err(ApiError::from)
 }

@@ -5,10 +5,19 @@ use wsd_core::Registry;
 use wsd_core::plan::{PlatformSettings, Policy};
 use wsd_store::Store;
 
+use crate::metrics::Metrics;
+
 #[derive(Debug)]
 pub struct AppState {
     pub registry: Registry,
     pub store: Store,
     pub platform: Option<PlatformSettings>,
     pub policy: Policy,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    pub fn new(registry: Registry, store: Store, platform: Option<PlatformSettings>, policy: Policy) -> Self {
+        Self { registry, store, platform, policy, metrics: Metrics::default() }
+    }
 }

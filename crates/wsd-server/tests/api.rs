@@ -33,10 +33,7 @@ async fn seed_scenarios_end_to_end(api: &Api) {
         (json!(true), json!("minimax"), json!("byok"))
     );
     assert_eq!(decision(&plan.body, "CLAUDE_CODE_OAUTH_TOKEN", "org")["action"], "stripped");
-    assert_eq!(
-        plan.body["env"]["ANTHROPIC_AUTH_TOKEN"],
-        json!({"origin": "projected", "from": "MINIMAX_API_KEY", "value": null})
-    );
+    assert_eq!(plan.body["env"]["ANTHROPIC_AUTH_TOKEN"], json!({"origin": "projected", "from": "MINIMAX_API_KEY", "value": null}));
     assert!(plan.body["env"].get("CLAUDE_CODE_OAUTH_TOKEN").is_none());
 
     let opus = api.workspace(&org, "reno", "claude-code", "opus").await;
@@ -44,41 +41,23 @@ async fn seed_scenarios_end_to_end(api: &Api) {
     assert_eq!(plan.body["provider"], "anthropic-oauth");
     assert_eq!(decision(&plan.body, "CLAUDE_CODE_OAUTH_TOKEN", "org")["action"], "kept");
 
-    let billing = api
-        .get(&format!("/v1/orgs/{org}/workspaces/{minimax}/llm-billing-mode"), ADMIN)
-        .await;
-    assert_eq!(
-        (billing.body["mode"].clone(), billing.body["provider"].clone()),
-        (json!("byok"), json!("minimax"))
-    );
+    let billing = api.get(&format!("/v1/orgs/{org}/workspaces/{minimax}/llm-billing-mode"), ADMIN).await;
+    assert_eq!((billing.body["mode"].clone(), billing.body["provider"].clone()), (json!("byok"), json!("minimax")));
     let platform = api.workspace(&org, "metered", "claude-code", "anthropic/claude-opus-4-7").await;
     let billing = api.get(&format!("/admin/workspaces/{platform}/llm-billing-mode"), ADMIN).await;
-    assert_eq!(
-        (billing.status, billing.body["mode"].clone()),
-        (StatusCode::OK, json!("platform_managed"))
-    );
+    assert_eq!((billing.status, billing.body["mode"].clone()), (StatusCode::OK, json!("platform_managed")));
 
     // A MiniMax workspace without a MiniMax key is refused at create and never stored.
     let bare = api.org("bare").await;
     api.secret(&bare, "CLAUDE_CODE_OAUTH_TOKEN", CANARY_OAUTH).await;
     let r = api
-        .post(
-            &format!("/v1/orgs/{bare}/workspaces"),
-            ADMIN,
-            json!({"name": "x", "runtime": "claude-code", "model": "MiniMax-M2.7"}),
-        )
+        .post(&format!("/v1/orgs/{bare}/workspaces"), ADMIN, json!({"name": "x", "runtime": "claude-code", "model": "MiniMax-M2.7"}))
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.body["error"]["code"], "MISSING_BYOK_CREDENTIAL");
     assert_eq!(r.body["error"]["provider"], "minimax");
-    assert_eq!(
-        r.body["error"]["accepted_keys"],
-        json!(["MINIMAX_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY"])
-    );
-    assert_eq!(
-        api.get(&format!("/v1/orgs/{bare}/workspaces"), ADMIN).await.body["workspaces"],
-        json!([])
-    );
+    assert_eq!(r.body["error"]["accepted_keys"], json!(["MINIMAX_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY"]));
+    assert_eq!(api.get(&format!("/v1/orgs/{bare}/workspaces"), ADMIN).await.body["workspaces"], json!([]));
 }
 api_test!(seed_scenarios_end_to_end);
 
@@ -98,151 +77,52 @@ async fn every_endpoint_succeeds_for_its_owner(api: &Api) {
     assert_eq!(api.get("/v1/orgs", &token).await.body["orgs"].as_array().unwrap().len(), 1);
 
     // Secrets with the org token: written, listed by name, deleted.
-    let r = api
-        .put(
-            &format!("/v1/orgs/{org}/secrets/MINIMAX_API_KEY"),
-            &token,
-            json!({"value": CANARY_MINIMAX}),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.body["key"].clone(), r.body["key_version"].clone()),
-        (StatusCode::OK, json!("MINIMAX_API_KEY"), json!(1))
-    );
-    api.put(
-        &format!("/v1/orgs/{org}/secrets/DATABASE_URL"),
-        &token,
-        json!({"value": "postgres://x"}),
-    )
-    .await;
+    let r = api.put(&format!("/v1/orgs/{org}/secrets/MINIMAX_API_KEY"), &token, json!({"value": CANARY_MINIMAX})).await;
+    assert_eq!((r.status, r.body["key"].clone(), r.body["key_version"].clone()), (StatusCode::OK, json!("MINIMAX_API_KEY"), json!(1)));
+    api.put(&format!("/v1/orgs/{org}/secrets/DATABASE_URL"), &token, json!({"value": "postgres://x"})).await;
     let listed = api.get(&format!("/v1/orgs/{org}/secrets"), &token).await;
-    let keys: Vec<&str> = listed.body["secrets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["key"].as_str().unwrap())
-        .collect();
+    let keys: Vec<&str> = listed.body["secrets"].as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap()).collect();
     assert_eq!(keys, ["DATABASE_URL", "MINIMAX_API_KEY"]);
-    assert_eq!(
-        api.delete(&format!("/v1/orgs/{org}/secrets/DATABASE_URL"), &token).await.status,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        api.delete(&format!("/v1/orgs/{org}/secrets/DATABASE_URL"), &token).await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(api.delete(&format!("/v1/orgs/{org}/secrets/DATABASE_URL"), &token).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(api.delete(&format!("/v1/orgs/{org}/secrets/DATABASE_URL"), &token).await.status, StatusCode::NOT_FOUND);
 
     // Workspaces.
     let r = api
-        .post(
-            &format!("/v1/orgs/{org}/workspaces"),
-            &token,
-            json!({"name": "dev", "runtime": "claude-code", "model": "MiniMax-M2.7"}),
-        )
+        .post(&format!("/v1/orgs/{org}/workspaces"), &token, json!({"name": "dev", "runtime": "claude-code", "model": "MiniMax-M2.7"}))
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
-    assert_eq!(
-        (r.body["model"].clone(), r.body["status"].clone()),
-        (json!("MiniMax-M2.7"), json!("created"))
-    );
+    assert_eq!((r.body["model"].clone(), r.body["status"].clone()), (json!("MiniMax-M2.7"), json!("created")));
     let ws = r.body["id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        api.get(&format!("/v1/orgs/{org}/workspaces/{ws}"), &token).await.body["name"],
-        "dev"
-    );
-    assert_eq!(
-        api.get(&format!("/v1/orgs/{org}/workspaces"), &token).await.body["workspaces"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
-    let r = api
-        .put(
-            &format!("/v1/orgs/{org}/workspaces/{ws}/secrets/SENTRY_DSN"),
-            &token,
-            json!({"value": CANARY_WS}),
-        )
-        .await;
+    assert_eq!(api.get(&format!("/v1/orgs/{org}/workspaces/{ws}"), &token).await.body["name"], "dev");
+    assert_eq!(api.get(&format!("/v1/orgs/{org}/workspaces"), &token).await.body["workspaces"].as_array().unwrap().len(), 1);
+    let r = api.put(&format!("/v1/orgs/{org}/workspaces/{ws}/secrets/SENTRY_DSN"), &token, json!({"value": CANARY_WS})).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(
-        api.get(&format!("/v1/orgs/{org}/workspaces/{ws}/secrets"), &token).await.body["secrets"][0]["key"],
-        "SENTRY_DSN"
-    );
+    assert_eq!(api.get(&format!("/v1/orgs/{org}/workspaces/{ws}/secrets"), &token).await.body["secrets"][0]["key"], "SENTRY_DSN");
     let plan = api.get(&format!("/v1/orgs/{org}/workspaces/{ws}/plan"), &token).await;
     assert_eq!(plan.body["env"]["SENTRY_DSN"]["origin"], "workspace");
 
     // Switching the model is validated like create.
-    let r = api
-        .patch(&format!("/v1/orgs/{org}/workspaces/{ws}"), &token, json!({"model": "opus"}))
-        .await;
-    assert_eq!(
-        (r.status, r.body["error"]["code"].clone()),
-        (StatusCode::UNPROCESSABLE_ENTITY, json!("MISSING_BYOK_CREDENTIAL"))
-    );
-    assert_eq!(
-        api.get(&format!("/v1/orgs/{org}/workspaces/{ws}"), &token).await.body["model"],
-        "MiniMax-M2.7"
-    );
-    let r = api
-        .patch(&format!("/v1/orgs/{org}/workspaces/{ws}"), &token, json!({"model": "MiniMax-M3"}))
-        .await;
+    let r = api.patch(&format!("/v1/orgs/{org}/workspaces/{ws}"), &token, json!({"model": "opus"})).await;
+    assert_eq!((r.status, r.body["error"]["code"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("MISSING_BYOK_CREDENTIAL")));
+    assert_eq!(api.get(&format!("/v1/orgs/{org}/workspaces/{ws}"), &token).await.body["model"], "MiniMax-M2.7");
+    let r = api.patch(&format!("/v1/orgs/{org}/workspaces/{ws}"), &token, json!({"model": "MiniMax-M3"})).await;
     assert_eq!((r.status, r.body["model"].clone()), (StatusCode::OK, json!("MiniMax-M3")));
 
-    assert_eq!(
-        api.delete(&format!("/v1/orgs/{org}/workspaces/{ws}/secrets/SENTRY_DSN"), &token)
-            .await
-            .status,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        api.delete(&format!("/v1/orgs/{org}/workspaces/{ws}"), &token).await.status,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        api.get(&format!("/v1/orgs/{org}/workspaces/{ws}"), &token).await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(api.delete(&format!("/v1/orgs/{org}/workspaces/{ws}/secrets/SENTRY_DSN"), &token).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(api.delete(&format!("/v1/orgs/{org}/workspaces/{ws}"), &token).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(api.get(&format!("/v1/orgs/{org}/workspaces/{ws}"), &token).await.status, StatusCode::NOT_FOUND);
 
     // Platform secrets are the operator's.
-    assert_eq!(
-        api.put("/v1/platform/secrets/ANTHROPIC_API_KEY", ADMIN, json!({"value": CANARY_PLATFORM}))
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        api.get("/v1/platform/secrets", ADMIN).await.body["secrets"][0]["key"],
-        "ANTHROPIC_API_KEY"
-    );
-    assert_eq!(
-        api.put("/v1/platform/secrets/ANTHROPIC_API_KEY", &token, json!({"value": "x"}))
-            .await
-            .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        api.delete("/v1/platform/secrets/ANTHROPIC_API_KEY", ADMIN).await.status,
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(api.put("/v1/platform/secrets/ANTHROPIC_API_KEY", ADMIN, json!({"value": CANARY_PLATFORM})).await.status, StatusCode::OK);
+    assert_eq!(api.get("/v1/platform/secrets", ADMIN).await.body["secrets"][0]["key"], "ANTHROPIC_API_KEY");
+    assert_eq!(api.put("/v1/platform/secrets/ANTHROPIC_API_KEY", &token, json!({"value": "x"})).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(api.delete("/v1/platform/secrets/ANTHROPIC_API_KEY", ADMIN).await.status, StatusCode::NO_CONTENT);
 
     // The audit log names keys and actions, never values.
     let audit = api.get(&format!("/v1/orgs/{org}/audit?limit=100"), &token).await;
-    let actions: Vec<&str> = audit.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions: Vec<&str> = audit.body["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert!(
-        actions.starts_with(&[
-            "org.create",
-            "token.create",
-            "secret.put",
-            "secret.put",
-            "secret.delete",
-            "workspace.create"
-        ]),
+        actions.starts_with(&["org.create", "token.create", "secret.put", "secret.put", "secret.delete", "workspace.create"]),
         "{actions:?}"
     );
     assert!(actions.contains(&"workspace.delete"), "{actions:?}");
@@ -251,25 +131,10 @@ async fn every_endpoint_succeeds_for_its_owner(api: &Api) {
     assert_eq!(page.body["events"].as_array().unwrap().len(), 1);
     assert_eq!(page.body["events"][0]["action"], "token.create");
 
-    assert!(
-        api.get("/v1/registry/providers", &token).await.body["providers"]
-            .as_array()
-            .unwrap()
-            .len()
-            >= 14
-    );
-    assert!(
-        api.get("/v1/registry/runtimes", &token).await.body["runtimes"]
-            .as_array()
-            .unwrap()
-            .len()
-            >= 4
-    );
+    assert!(api.get("/v1/registry/providers", &token).await.body["providers"].as_array().unwrap().len() >= 14);
+    assert!(api.get("/v1/registry/runtimes", &token).await.body["runtimes"].as_array().unwrap().len() >= 4);
 
-    assert_eq!(
-        api.delete(&format!("/v1/orgs/{org}/tokens/{token_id}"), ADMIN).await.status,
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(api.delete(&format!("/v1/orgs/{org}/tokens/{token_id}"), ADMIN).await.status, StatusCode::NO_CONTENT);
     assert_eq!(api.get(&format!("/v1/orgs/{org}"), &token).await.status, StatusCode::UNAUTHORIZED);
 }
 api_test!(every_endpoint_succeeds_for_its_owner);
@@ -284,30 +149,9 @@ async fn client_mistakes_get_a_stable_4xx_and_store_nothing(api: &Api) {
     let workspaces = format!("/v1/orgs/{org}/workspaces");
     let big = "x".repeat(70 * 1024);
     let cases: Vec<Mistake> = vec![
-        (
-            Method::GET,
-            format!("/v1/orgs/{org}"),
-            None,
-            None,
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-        ),
-        (
-            Method::GET,
-            format!("/v1/orgs/{org}"),
-            Some("wsd_wrong"),
-            None,
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-        ),
-        (
-            Method::POST,
-            workspaces.clone(),
-            Some(ADMIN),
-            Some("{not json".into()),
-            StatusCode::BAD_REQUEST,
-            "INVALID_JSON",
-        ),
+        (Method::GET, format!("/v1/orgs/{org}"), None, None, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
+        (Method::GET, format!("/v1/orgs/{org}"), Some("wsd_wrong"), None, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
+        (Method::POST, workspaces.clone(), Some(ADMIN), Some("{not json".into()), StatusCode::BAD_REQUEST, "INVALID_JSON"),
         (
             Method::POST,
             workspaces.clone(),
@@ -444,22 +288,8 @@ async fn client_mistakes_get_a_stable_4xx_and_store_nothing(api: &Api) {
             StatusCode::BAD_REQUEST,
             "INVALID_REQUEST",
         ),
-        (
-            Method::GET,
-            format!("/v1/orgs/{org}/workspaces/nope"),
-            Some(ADMIN),
-            None,
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-        ),
-        (
-            Method::GET,
-            "/v1/orgs/nope".into(),
-            Some(ADMIN),
-            None,
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-        ),
+        (Method::GET, format!("/v1/orgs/{org}/workspaces/nope"), Some(ADMIN), None, StatusCode::NOT_FOUND, "NOT_FOUND"),
+        (Method::GET, "/v1/orgs/nope".into(), Some(ADMIN), None, StatusCode::NOT_FOUND, "NOT_FOUND"),
         (
             Method::PUT,
             format!("/v1/orgs/{org}/workspaces/nope/secrets/K"),
@@ -468,90 +298,27 @@ async fn client_mistakes_get_a_stable_4xx_and_store_nothing(api: &Api) {
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
         ),
-        (
-            Method::DELETE,
-            format!("/v1/orgs/{org}/tokens/nope"),
-            Some(ADMIN),
-            None,
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-        ),
-        (
-            Method::GET,
-            "/v1/nowhere".into(),
-            Some(ADMIN),
-            None,
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-        ),
-        (
-            Method::DELETE,
-            format!("/v1/orgs/{org}"),
-            Some(ADMIN),
-            None,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "METHOD_NOT_ALLOWED",
-        ),
-        (
-            Method::PATCH,
-            workspaces.clone(),
-            Some(ADMIN),
-            Some("{}".into()),
-            StatusCode::METHOD_NOT_ALLOWED,
-            "METHOD_NOT_ALLOWED",
-        ),
-        (
-            Method::GET,
-            format!("/v1/orgs/{org}/audit?limit=5000"),
-            Some(ADMIN),
-            None,
-            StatusCode::BAD_REQUEST,
-            "INVALID_QUERY",
-        ),
-        (
-            Method::GET,
-            format!("/v1/orgs/{org}/audit?limit=abc"),
-            Some(ADMIN),
-            None,
-            StatusCode::BAD_REQUEST,
-            "INVALID_QUERY",
-        ),
-        (
-            Method::POST,
-            "/v1/orgs".into(),
-            Some(ADMIN),
-            Some(json!({"name": "acme"}).to_string()),
-            StatusCode::CONFLICT,
-            "CONFLICT",
-        ),
+        (Method::DELETE, format!("/v1/orgs/{org}/tokens/nope"), Some(ADMIN), None, StatusCode::NOT_FOUND, "NOT_FOUND"),
+        (Method::GET, "/v1/nowhere".into(), Some(ADMIN), None, StatusCode::NOT_FOUND, "NOT_FOUND"),
+        (Method::DELETE, format!("/v1/orgs/{org}"), Some(ADMIN), None, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
+        (Method::PATCH, workspaces.clone(), Some(ADMIN), Some("{}".into()), StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
+        (Method::GET, format!("/v1/orgs/{org}/audit?limit=5000"), Some(ADMIN), None, StatusCode::BAD_REQUEST, "INVALID_QUERY"),
+        (Method::GET, format!("/v1/orgs/{org}/audit?limit=abc"), Some(ADMIN), None, StatusCode::BAD_REQUEST, "INVALID_QUERY"),
+        (Method::POST, "/v1/orgs".into(), Some(ADMIN), Some(json!({"name": "acme"}).to_string()), StatusCode::CONFLICT, "CONFLICT"),
     ];
     for (method, path, token, body, status, code) in cases {
         let r = api.request(method.clone(), &path, token, body.as_deref()).await;
-        assert_eq!(
-            (r.status, r.body["error"]["code"].as_str()),
-            (status, Some(code)),
-            "{method} {path}: {}",
-            r.body
-        );
+        assert_eq!((r.status, r.body["error"]["code"].as_str()), (status, Some(code)), "{method} {path}: {}", r.body);
         assert!(r.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
     // Nothing was stored by any of them.
     let secrets = api.get(&format!("/v1/orgs/{org}/secrets"), ADMIN).await;
     assert_eq!(secrets.body["secrets"].as_array().unwrap().len(), 1);
     assert_eq!(api.get(&workspaces, ADMIN).await.body["workspaces"].as_array().unwrap().len(), 1);
-    assert_eq!(
-        api.get(&format!("/v1/orgs/{org}/workspaces/{ws}/secrets"), ADMIN).await.body["secrets"],
-        json!([])
-    );
+    assert_eq!(api.get(&format!("/v1/orgs/{org}/workspaces/{ws}/secrets"), ADMIN).await.body["secrets"], json!([]));
     // A presented token that fails is audited (a request without one is not a token use).
     let store = &api.state.store;
-    let failures = store
-        .list_audit(None, 0, 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.action == "auth.failure")
-        .count();
+    let failures = store.list_audit(None, 0, 1000).await.unwrap().into_iter().filter(|e| e.action == "auth.failure").count();
     assert_eq!(failures, 1);
 }
 api_test!(client_mistakes_get_a_stable_4xx_and_store_nothing);
@@ -561,14 +328,9 @@ async fn an_org_token_sees_nothing_of_another_org(api: &Api) {
     let b = api.org("b").await;
     api.secret(&b, "MINIMAX_API_KEY", CANARY_MINIMAX).await;
     let b_ws = api.workspace(&b, "b-dev", "claude-code", "MiniMax-M2.7").await;
-    let b_token = api.post(&format!("/v1/orgs/{b}/tokens"), ADMIN, json!({"name": "b"})).await.body["token"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let a_token = api.post(&format!("/v1/orgs/{a}/tokens"), ADMIN, json!({"name": "a"})).await.body["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let b_token =
+        api.post(&format!("/v1/orgs/{b}/tokens"), ADMIN, json!({"name": "b"})).await.body["token"]["id"].as_str().unwrap().to_owned();
+    let a_token = api.post(&format!("/v1/orgs/{a}/tokens"), ADMIN, json!({"name": "a"})).await.body["secret"].as_str().unwrap().to_owned();
     let before = api.state.store.list_audit(Some(&b), 0, 1000).await.unwrap().len();
 
     let value = Some(json!({"value": "x"}).to_string());
@@ -587,11 +349,7 @@ async fn an_org_token_sees_nothing_of_another_org(api: &Api) {
         ),
         (Method::GET, format!("/v1/orgs/{b}/workspaces"), None),
         (Method::GET, format!("/v1/orgs/{b}/workspaces/{b_ws}"), None),
-        (
-            Method::PATCH,
-            format!("/v1/orgs/{b}/workspaces/{b_ws}"),
-            Some(json!({"model": "MiniMax-M3"}).to_string()),
-        ),
+        (Method::PATCH, format!("/v1/orgs/{b}/workspaces/{b_ws}"), Some(json!({"model": "MiniMax-M3"}).to_string())),
         (Method::DELETE, format!("/v1/orgs/{b}/workspaces/{b_ws}"), None),
         (Method::GET, format!("/v1/orgs/{b}/workspaces/{b_ws}/secrets"), None),
         (Method::PUT, format!("/v1/orgs/{b}/workspaces/{b_ws}/secrets/K"), value.clone()),
@@ -609,36 +367,16 @@ async fn an_org_token_sees_nothing_of_another_org(api: &Api) {
         let r = api.request(method.clone(), &path, Some(&a_token), body.as_deref()).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {path}: {}", r.body);
     }
-    assert_eq!(
-        api.get(&format!("/admin/workspaces/{b_ws}/llm-billing-mode"), &a_token)
-            .await
-            .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        api.post("/v1/orgs", &a_token, json!({"name": "c"})).await.status,
-        StatusCode::FORBIDDEN
-    );
+    assert_eq!(api.get(&format!("/admin/workspaces/{b_ws}/llm-billing-mode"), &a_token).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(api.post("/v1/orgs", &a_token, json!({"name": "c"})).await.status, StatusCode::FORBIDDEN);
     let orgs = api.get("/v1/orgs", &a_token).await;
     assert_eq!(orgs.body["orgs"].as_array().unwrap().len(), 1);
 
     // Nothing of org B changed.
     assert_eq!(api.state.store.list_audit(Some(&b), 0, 1000).await.unwrap().len(), before);
-    assert_eq!(
-        api.get(&format!("/v1/orgs/{b}/workspaces/{b_ws}"), ADMIN).await.body["model"],
-        "MiniMax-M2.7"
-    );
-    assert_eq!(
-        api.get(&format!("/v1/orgs/{b}/secrets"), ADMIN).await.body["secrets"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
-    assert_eq!(
-        api.get(&format!("/v1/orgs/{b}/tokens"), ADMIN).await.body["tokens"][0]["revoked_at"],
-        Value::Null
-    );
+    assert_eq!(api.get(&format!("/v1/orgs/{b}/workspaces/{b_ws}"), ADMIN).await.body["model"], "MiniMax-M2.7");
+    assert_eq!(api.get(&format!("/v1/orgs/{b}/secrets"), ADMIN).await.body["secrets"].as_array().unwrap().len(), 1);
+    assert_eq!(api.get(&format!("/v1/orgs/{b}/tokens"), ADMIN).await.body["tokens"][0]["revoked_at"], Value::Null);
 }
 api_test!(an_org_token_sees_nothing_of_another_org);
 
@@ -647,36 +385,13 @@ async fn secret_values_never_leave_the_vault(api: &Api) {
     api.secret(&org, "CLAUDE_CODE_OAUTH_TOKEN", CANARY_OAUTH).await;
     api.secret(&org, "MINIMAX_API_KEY", CANARY_MINIMAX).await;
     let ws = api.workspace(&org, "dev", "claude-code", "MiniMax-M2.7").await;
-    api.put(
-        &format!("/v1/orgs/{org}/workspaces/{ws}/secrets/ANTHROPIC_AUTH_TOKEN"),
-        ADMIN,
-        json!({"value": CANARY_WS}),
-    )
-    .await;
-    api.put("/v1/platform/secrets/OPENAI_API_KEY", ADMIN, json!({"value": CANARY_PLATFORM}))
-        .await;
+    api.put(&format!("/v1/orgs/{org}/workspaces/{ws}/secrets/ANTHROPIC_AUTH_TOKEN"), ADMIN, json!({"value": CANARY_WS})).await;
+    api.put("/v1/platform/secrets/OPENAI_API_KEY", ADMIN, json!({"value": CANARY_PLATFORM})).await;
     // Error paths that carry a value in the request.
-    api.put(
-        &format!("/v1/orgs/{org}/secrets/GITHUB_TOKEN"),
-        ADMIN,
-        json!({"value": CANARY_OAUTH}),
-    )
-    .await;
-    api.put(&format!("/v1/orgs/{org}/secrets/bad-key"), ADMIN, json!({"value": CANARY_OAUTH}))
-        .await;
-    api.put(
-        &format!("/v1/orgs/{org}/secrets/K"),
-        ADMIN,
-        json!({"value": CANARY_OAUTH, "extra": CANARY_OAUTH}),
-    )
-    .await;
-    api.request(
-        Method::PUT,
-        &format!("/v1/orgs/{org}/secrets/K"),
-        Some(ADMIN),
-        Some(&format!("{{\"value\": \"{CANARY_OAUTH}")),
-    )
-    .await;
+    api.put(&format!("/v1/orgs/{org}/secrets/GITHUB_TOKEN"), ADMIN, json!({"value": CANARY_OAUTH})).await;
+    api.put(&format!("/v1/orgs/{org}/secrets/bad-key"), ADMIN, json!({"value": CANARY_OAUTH})).await;
+    api.put(&format!("/v1/orgs/{org}/secrets/K"), ADMIN, json!({"value": CANARY_OAUTH, "extra": CANARY_OAUTH})).await;
+    api.request(Method::PUT, &format!("/v1/orgs/{org}/secrets/K"), Some(ADMIN), Some(&format!("{{\"value\": \"{CANARY_OAUTH}"))).await;
     api.request(Method::GET, "/v1/orgs", Some(CANARY_OAUTH), None).await;
     for path in [
         format!("/v1/orgs/{org}"),
@@ -691,11 +406,7 @@ async fn secret_values_never_leave_the_vault(api: &Api) {
         "/v1/platform/secrets".to_owned(),
     ] {
         let r = api.get(&path, ADMIN).await;
-        assert!(
-            r.status.is_success() || r.status == StatusCode::UNPROCESSABLE_ENTITY,
-            "{path}: {}",
-            r.body
-        );
+        assert!(r.status.is_success() || r.status == StatusCode::UNPROCESSABLE_ENTITY, "{path}: {}", r.body);
     }
     let seen = api.seen.lock().unwrap().clone();
     let audit = serde_json::to_string(&api.state.store.list_audit(None, 0, 10_000).await.unwrap()).unwrap();
@@ -708,3 +419,23 @@ async fn secret_values_never_leave_the_vault(api: &Api) {
     assert!(seen.contains("MINIMAX_API_KEY"), "responses name keys");
 }
 api_test!(secret_values_never_leave_the_vault);
+
+async fn metrics_count_requests_by_route_and_plans_by_outcome(api: &Api) {
+    let org = api.org("acme").await;
+    api.secret(&org, "MINIMAX_API_KEY", CANARY_MINIMAX).await;
+    let ws = api.workspace(&org, "dev", "claude-code", "MiniMax-M2.7").await;
+    api.get(&format!("/v1/orgs/{org}/workspaces/{ws}/plan"), ADMIN).await;
+    api.post(&format!("/v1/orgs/{org}/workspaces"), ADMIN, json!({"name": "x", "runtime": "claude-code", "model": "opus"})).await;
+    let text = api.client.get(format!("{}/metrics", api.base)).send().await.unwrap().text().await.unwrap();
+    for line in [
+        "wsd_http_requests_total{method=\"GET\",route=\"/v1/orgs/{org}/workspaces/{id}/plan\",status=\"200\"} 1",
+        "wsd_http_requests_total{method=\"POST\",route=\"/v1/orgs/{org}/workspaces\",status=\"422\"} 1",
+        "wsd_plan_outcomes_total{outcome=\"ok\"} 2",
+        "wsd_plan_outcomes_total{outcome=\"MISSING_BYOK_CREDENTIAL\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+    }
+    assert!(!text.contains(&org), "ids are never labels");
+    assert!(text.contains("wsd_http_request_duration_seconds_bucket{route=\"/v1/orgs/{org}/workspaces/{id}/plan\",le=\"+Inf\"} 1"));
+}
+api_test!(metrics_count_requests_by_route_and_plans_by_outcome);

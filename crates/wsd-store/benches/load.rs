@@ -36,10 +36,7 @@ fn workspace_id(o: usize, w: usize) -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let backend = std::env::args()
-        .skip(1)
-        .find(|a| a == "sqlite" || a == "postgres")
-        .unwrap_or_else(|| "sqlite".into());
+    let backend = std::env::args().skip(1).find(|a| a == "sqlite" || a == "postgres").unwrap_or_else(|| "sqlite".into());
     let url = match backend.as_str() {
         "postgres" => {
             let admin = std::env::var("WSD_TEST_DATABASE_URL").expect("set WSD_TEST_DATABASE_URL (scripts/with-postgres.sh does)");
@@ -86,10 +83,7 @@ async fn main() {
         let start = Instant::now();
         let loaded = store.load_workspace_secrets(&o, &w).await.unwrap();
         samples.push(start.elapsed());
-        assert_eq!(
-            loaded.names.workspace.len() + loaded.names.org.len(),
-            SECRETS_PER_WORKSPACE + SECRETS_PER_ORG
-        );
+        assert_eq!(loaded.names.workspace.len() + loaded.names.org.len(), SECRETS_PER_WORKSPACE + SECRETS_PER_ORG);
     }
     samples.sort();
     let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
@@ -121,10 +115,7 @@ async fn main() {
         task.await.unwrap();
     }
     let elapsed = start.elapsed();
-    println!(
-        "{backend}: {:.0} loads/s with 16 in flight",
-        (SAMPLES / 16 * 16) as f64 / elapsed.as_secs_f64()
-    );
+    println!("{backend}: {:.0} loads/s with 16 in flight", (SAMPLES / 16 * 16) as f64 / elapsed.as_secs_f64());
     store.close().await;
 }
 

@@ -18,13 +18,7 @@ pub(crate) fn chain_hash(prev: &[u8], seq: i64, at: i64, event: &NewAuditEvent, 
     h.update(prev);
     h.update(seq.to_be_bytes());
     h.update(at.to_be_bytes());
-    for field in [
-        event.org_id.as_deref().unwrap_or(""),
-        &event.actor,
-        &event.action,
-        &event.target,
-        details,
-    ] {
+    for field in [event.org_id.as_deref().unwrap_or(""), &event.actor, &event.action, &event.target, details] {
         h.update((field.len() as u64).to_be_bytes());
         h.update(field.as_bytes());
     }
@@ -149,11 +143,8 @@ impl Store {
 
     /// Walks the whole chain and checks every link and the head.
     pub async fn verify_audit(&self) -> Result<AuditVerification> {
-        let (head_seq, head_hash): (i64, Vec<u8>) = on_read!(self, |pool| sqlx::query_as(
-            "SELECT last_seq, last_hash FROM audit_head WHERE id = 1"
-        )
-        .fetch_one(pool)
-        .await?);
+        let (head_seq, head_hash): (i64, Vec<u8>) =
+            on_read!(self, |pool| sqlx::query_as("SELECT last_seq, last_hash FROM audit_head WHERE id = 1").fetch_one(pool).await?);
         let mut prev_hash = vec![0u8; 32];
         let mut expected_seq = 1i64;
         let mut events = 0u64;
@@ -171,10 +162,7 @@ impl Store {
                 break;
             }
             for row in rows {
-                let broken = |problem: &str| StoreError::AuditChainBroken {
-                    seq: row.seq,
-                    problem: problem.to_owned(),
-                };
+                let broken = |problem: &str| StoreError::AuditChainBroken { seq: row.seq, problem: problem.to_owned() };
                 if row.seq != expected_seq {
                     return Err(StoreError::AuditChainBroken {
                         seq: expected_seq,
@@ -202,9 +190,6 @@ impl Store {
                 ),
             });
         }
-        Ok(AuditVerification {
-            events,
-            last_seq: head_seq,
-        })
+        Ok(AuditVerification { events, last_seq: head_seq })
     }
 }

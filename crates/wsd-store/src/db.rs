@@ -110,17 +110,12 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("backend", &self.backend())
-            .field("key_source", &self.key_source)
-            .finish()
+        f.debug_struct("Store").field("backend", &self.backend()).field("key_source", &self.key_source).finish()
     }
 }
 
 pub(crate) fn now_ms() -> i64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -134,12 +129,10 @@ pub fn backend_of(url: &str) -> Result<Backend> {
     match scheme {
         "sqlite" => Ok(Backend::Sqlite),
         "postgres" | "postgresql" => Ok(Backend::Postgres),
-        "" => Err(StoreError::InvalidDatabaseUrl(
-            "the database URL has no scheme; use sqlite://PATH or postgres://…".into(),
-        )),
-        other => Err(StoreError::InvalidDatabaseUrl(format!(
-            "unsupported database URL scheme `{other}`; use sqlite://PATH or postgres://…"
-        ))),
+        "" => Err(StoreError::InvalidDatabaseUrl("the database URL has no scheme; use sqlite://PATH or postgres://…".into())),
+        other => {
+            Err(StoreError::InvalidDatabaseUrl(format!("unsupported database URL scheme `{other}`; use sqlite://PATH or postgres://…")))
+        }
     }
 }
 
@@ -149,11 +142,7 @@ impl Store {
             Backend::Sqlite => open_sqlite(&options).await?,
             Backend::Postgres => open_postgres(&options).await?,
         };
-        let store = Store {
-            db,
-            keyring: RwLock::new(Arc::new(options.keyring)),
-            key_source: options.key_source,
-        };
+        let store = Store { db, keyring: RwLock::new(Arc::new(options.keyring)), key_source: options.key_source };
         store.migrate().await?;
         store.check_canary().await?;
         Ok(store)
@@ -168,14 +157,8 @@ impl Store {
 
     async fn migrate(&self) -> Result<()> {
         match &self.db {
-            Db::Sqlite { write, .. } => sqlx::migrate!("./migrations/sqlite")
-                .run(write)
-                .await
-                .map_err(StoreError::Migration)?,
-            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres")
-                .run(pool)
-                .await
-                .map_err(StoreError::Migration)?,
+            Db::Sqlite { write, .. } => sqlx::migrate!("./migrations/sqlite").run(write).await.map_err(StoreError::Migration)?,
+            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await.map_err(StoreError::Migration)?,
         }
         on_write!(self, |pool| {
             sqlx::query("INSERT INTO audit_head (id, last_seq, last_hash) VALUES (1, 0, $1) ON CONFLICT (id) DO NOTHING")
@@ -244,31 +227,17 @@ impl Store {
 
     async fn check_canary(&self) -> Result<()> {
         let canary_key = wsd_core::EnvKey::new("WSD_VAULT_CANARY").expect("valid env name");
-        let binding = Binding {
-            scope: crate::keyring::Scope::Platform,
-            org: "",
-            workspace: "",
-            key: &canary_key,
-        };
+        let binding = Binding { scope: crate::keyring::Scope::Platform, org: "", workspace: "", key: &canary_key };
         let row: Option<(i64, Vec<u8>, Vec<u8>)> = on_read!(self, |pool| {
-            sqlx::query_as("SELECT key_version, nonce, ciphertext FROM vault_canary WHERE id = 1")
-                .fetch_optional(pool)
-                .await?
+            sqlx::query_as("SELECT key_version, nonce, ciphertext FROM vault_canary WHERE id = 1").fetch_optional(pool).await?
         });
         match row {
             Some((version, nonce, ciphertext)) => {
                 let version = u32::try_from(version).unwrap_or(0);
-                let sealed = Sealed {
-                    key_version: version,
-                    nonce,
-                    ciphertext,
-                };
+                let sealed = Sealed { key_version: version, nonce, ciphertext };
                 match self.open_sealed(&binding, &sealed) {
                     Ok(value) if value.expose() == CANARY_PLAINTEXT => Ok(()),
-                    Ok(_) => Err(StoreError::WrongMasterKey {
-                        version,
-                        reason: OpenError::Authentication,
-                    }),
+                    Ok(_) => Err(StoreError::WrongMasterKey { version, reason: OpenError::Authentication }),
                     Err(reason) => Err(StoreError::WrongMasterKey { version, reason }),
                 }
             }
@@ -321,15 +290,8 @@ async fn open_sqlite(options: &StoreOptions) -> Result<Db> {
         )),
         _ => StoreError::Database(e),
     };
-    let write = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(connect.clone())
-        .await
-        .map_err(missing)?;
-    let read = SqlitePoolOptions::new()
-        .max_connections(options.max_connections.max(1))
-        .connect_with(connect)
-        .await?;
+    let write = SqlitePoolOptions::new().max_connections(1).connect_with(connect.clone()).await.map_err(missing)?;
+    let read = SqlitePoolOptions::new().max_connections(options.max_connections.max(1)).connect_with(connect).await?;
     Ok(Db::Sqlite { read, write })
 }
 

@@ -36,37 +36,22 @@ pub fn load_or_create(path: &Path, create: bool) -> Result<(Keyring, bool), KeyF
         Ok(meta) => {
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                return Err(KeyFileError::Permissions {
-                    path: path.to_owned(),
-                    mode,
-                });
+                return Err(KeyFileError::Permissions { path: path.to_owned(), mode });
             }
             Ok((load(path)?, false))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
             let keyring = Keyring::generate();
-            write_new(path, &keyring).map_err(|source| KeyFileError::Write {
-                path: path.to_owned(),
-                source,
-            })?;
+            write_new(path, &keyring).map_err(|source| KeyFileError::Write { path: path.to_owned(), source })?;
             Ok((keyring, true))
         }
-        Err(source) => Err(KeyFileError::Read {
-            path: path.to_owned(),
-            source,
-        }),
+        Err(source) => Err(KeyFileError::Read { path: path.to_owned(), source }),
     }
 }
 
 pub fn load(path: &Path) -> Result<Keyring, KeyFileError> {
-    let text = zeroize::Zeroizing::new(fs::read_to_string(path).map_err(|source| KeyFileError::Read {
-        path: path.to_owned(),
-        source,
-    })?);
-    Keyring::parse(&text).map_err(|source| KeyFileError::Invalid {
-        path: path.to_owned(),
-        source,
-    })
+    let text = zeroize::Zeroizing::new(fs::read_to_string(path).map_err(|source| KeyFileError::Read { path: path.to_owned(), source })?);
+    Keyring::parse(&text).map_err(|source| KeyFileError::Invalid { path: path.to_owned(), source })
 }
 
 fn write_new(path: &Path, keyring: &Keyring) -> io::Result<()> {
@@ -88,10 +73,7 @@ pub fn replace(path: &Path, keyring: &Keyring) -> Result<(), KeyFileError> {
         fs::rename(&tmp, path)?;
         sync_dir(path)
     };
-    write().map_err(|source| KeyFileError::Write {
-        path: path.to_owned(),
-        source,
-    })
+    write().map_err(|source| KeyFileError::Write { path: path.to_owned(), source })
 }
 
 fn sync_dir(path: &Path) -> io::Result<()> {
@@ -135,10 +117,7 @@ mod tests {
         let path = temp_dir("perm").join("master.key");
         load_or_create(&path, true).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(
-            load_or_create(&path, true),
-            Err(KeyFileError::Permissions { mode: 0o644, .. })
-        ));
+        assert!(matches!(load_or_create(&path, true), Err(KeyFileError::Permissions { mode: 0o644, .. })));
     }
 
     #[test]

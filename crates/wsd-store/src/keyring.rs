@@ -91,9 +91,7 @@ pub struct Keyring {
 
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Keyring")
-            .field("versions", &self.keys.keys().collect::<Vec<_>>())
-            .finish()
+        f.debug_struct("Keyring").field("versions", &self.keys.keys().collect::<Vec<_>>()).finish()
     }
 }
 
@@ -106,21 +104,15 @@ fn random_key() -> Zeroizing<[u8; 32]> {
 impl Keyring {
     /// A new keyring with one random key, version 1.
     pub fn generate() -> Self {
-        Self {
-            keys: BTreeMap::from([(1, MasterKey(random_key()))]),
-        }
+        Self { keys: BTreeMap::from([(1, MasterKey(random_key()))]) }
     }
 
     /// Parses a keyring: one `VERSION:BASE64` per line, or a single bare base64 key
     /// (version 1). Every key must decode to exactly 32 bytes.
     pub fn parse(text: &str) -> Result<Self, KeyringError> {
         let mut keys = BTreeMap::new();
-        let lines: Vec<(usize, &str)> = text
-            .lines()
-            .enumerate()
-            .map(|(i, l)| (i + 1, l.trim()))
-            .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
-            .collect();
+        let lines: Vec<(usize, &str)> =
+            text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())).filter(|(_, l)| !l.is_empty() && !l.starts_with('#')).collect();
         for &(line, content) in &lines {
             let (version, encoded) = match content.split_once(':') {
                 Some((v, k)) => {
@@ -129,33 +121,23 @@ impl Keyring {
                         .parse::<u32>()
                         .ok()
                         .filter(|v| *v > 0)
-                        .ok_or_else(|| KeyringError::Malformed {
-                            line,
-                            problem: "the version must be a positive integer".into(),
-                        })?;
+                        .ok_or_else(|| KeyringError::Malformed { line, problem: "the version must be a positive integer".into() })?;
                     (version, k.trim())
                 }
                 None if lines.len() == 1 => (1, content),
                 None => {
-                    return Err(KeyringError::Malformed {
-                        line,
-                        problem: "expected VERSION:BASE64".into(),
-                    });
+                    return Err(KeyringError::Malformed { line, problem: "expected VERSION:BASE64".into() });
                 }
             };
-            let bytes = Zeroizing::new(BASE64.decode(encoded).map_err(|_| KeyringError::Malformed {
-                line,
-                problem: "the key is not valid base64".into(),
-            })?);
-            let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyringError::Malformed {
-                line,
-                problem: format!("the key decodes to {} bytes, not 32", bytes.len()),
-            })?;
+            let bytes = Zeroizing::new(
+                BASE64.decode(encoded).map_err(|_| KeyringError::Malformed { line, problem: "the key is not valid base64".into() })?,
+            );
+            let key: [u8; 32] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| KeyringError::Malformed { line, problem: format!("the key decodes to {} bytes, not 32", bytes.len()) })?;
             if keys.insert(version, MasterKey(Zeroizing::new(key))).is_some() {
-                return Err(KeyringError::Malformed {
-                    line,
-                    problem: format!("version {version} appears twice"),
-                });
+                return Err(KeyringError::Malformed { line, problem: format!("version {version} appears twice") });
             }
         }
         if keys.is_empty() {
@@ -166,9 +148,7 @@ impl Keyring {
 
     /// The keyring in the format `parse` reads. Contains key material: for the key file only.
     pub fn render(&self) -> Zeroizing<String> {
-        let mut out = Zeroizing::new(String::from(
-            "# wsd master keys: VERSION:BASE64, the newest seals. Keep this file secret.\n",
-        ));
+        let mut out = Zeroizing::new(String::from("# wsd master keys: VERSION:BASE64, the newest seals. Keep this file secret.\n"));
         for (version, key) in &self.keys {
             out.push_str(&format!("{version}:{}\n", BASE64.encode(key.0.as_slice())));
         }
@@ -213,11 +193,7 @@ impl Keyring {
         let ciphertext = cipher
             .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad: &aad })
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
-        Sealed {
-            key_version: version,
-            nonce: nonce.to_vec(),
-            ciphertext,
-        }
+        Sealed { key_version: version, nonce: nonce.to_vec(), ciphertext }
     }
 
     /// Opens a sealed value bound to `binding`.
@@ -228,19 +204,11 @@ impl Keyring {
     }
 
     fn open_bytes(&self, binding: &Binding<'_>, sealed: &Sealed) -> Result<Zeroizing<Vec<u8>>, OpenError> {
-        let cipher = self
-            .cipher(sealed.key_version)
-            .ok_or(OpenError::UnknownKeyVersion(sealed.key_version))?;
+        let cipher = self.cipher(sealed.key_version).ok_or(OpenError::UnknownKeyVersion(sealed.key_version))?;
         let nonce: [u8; 12] = sealed.nonce.as_slice().try_into().map_err(|_| OpenError::Authentication)?;
         let aad = binding.associated_data();
         cipher
-            .decrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: &sealed.ciphertext,
-                    aad: &aad,
-                },
-            )
+            .decrypt(&Nonce::from(nonce), Payload { msg: &sealed.ciphertext, aad: &aad })
             .map(Zeroizing::new)
             .map_err(|_| OpenError::Authentication)
     }
@@ -263,12 +231,7 @@ mod tests {
     }
 
     fn binding<'a>(org: &'a str, workspace: &'a str, k: &'a EnvKey) -> Binding<'a> {
-        Binding {
-            scope: if workspace.is_empty() { Scope::Org } else { Scope::Workspace },
-            org,
-            workspace,
-            key: k,
-        }
+        Binding { scope: if workspace.is_empty() { Scope::Org } else { Scope::Workspace }, org, workspace, key: k }
     }
 
     #[test]
@@ -297,56 +260,29 @@ mod tests {
         let ring = Keyring::generate();
         let (k, other) = (key("K"), key("OTHER"));
         let sealed = ring.seal(&binding("org-a", "ws-1", &k), &SecretValue::new(CANARY));
-        for wrong in [
-            binding("org-b", "ws-1", &k),
-            binding("org-a", "ws-2", &k),
-            binding("org-a", "ws-1", &other),
-            binding("org-a", "", &k),
-        ] {
+        for wrong in
+            [binding("org-b", "ws-1", &k), binding("org-a", "ws-2", &k), binding("org-a", "ws-1", &other), binding("org-a", "", &k)]
+        {
             assert_eq!(ring.open(&wrong, &sealed).unwrap_err(), OpenError::Authentication);
         }
         let mut flipped = sealed.clone();
         flipped.ciphertext[0] ^= 1;
-        assert_eq!(
-            ring.open(&binding("org-a", "ws-1", &k), &flipped).unwrap_err(),
-            OpenError::Authentication
-        );
+        assert_eq!(ring.open(&binding("org-a", "ws-1", &k), &flipped).unwrap_err(), OpenError::Authentication);
         let mut bad_nonce = sealed.clone();
         bad_nonce.nonce.pop();
-        assert_eq!(
-            ring.open(&binding("org-a", "ws-1", &k), &bad_nonce).unwrap_err(),
-            OpenError::Authentication
-        );
+        assert_eq!(ring.open(&binding("org-a", "ws-1", &k), &bad_nonce).unwrap_err(), OpenError::Authentication);
         let mut unknown = sealed.clone();
         unknown.key_version = 7;
-        assert_eq!(
-            ring.open(&binding("org-a", "ws-1", &k), &unknown).unwrap_err(),
-            OpenError::UnknownKeyVersion(7)
-        );
+        assert_eq!(ring.open(&binding("org-a", "ws-1", &k), &unknown).unwrap_err(), OpenError::UnknownKeyVersion(7));
         let other_ring = Keyring::generate();
-        assert_eq!(
-            other_ring.open(&binding("org-a", "ws-1", &k), &sealed).unwrap_err(),
-            OpenError::Authentication
-        );
+        assert_eq!(other_ring.open(&binding("org-a", "ws-1", &k), &sealed).unwrap_err(), OpenError::Authentication);
     }
 
     #[test]
     fn bindings_with_shifted_fields_differ() {
         let k = key("K");
-        let a = Binding {
-            scope: Scope::Workspace,
-            org: "ab",
-            workspace: "c",
-            key: &k,
-        }
-        .associated_data();
-        let b = Binding {
-            scope: Scope::Workspace,
-            org: "a",
-            workspace: "bc",
-            key: &k,
-        }
-        .associated_data();
+        let a = Binding { scope: Scope::Workspace, org: "ab", workspace: "c", key: &k }.associated_data();
+        let b = Binding { scope: Scope::Workspace, org: "a", workspace: "bc", key: &k }.associated_data();
         assert_ne!(a, b);
     }
 
@@ -361,10 +297,7 @@ mod tests {
         let resealed = rotated.reseal(&binding("o", "", &k), &old).unwrap();
         assert_eq!(resealed.key_version, 2);
         assert_eq!(rotated.open(&binding("o", "", &k), &resealed).unwrap().expose(), CANARY);
-        assert_eq!(
-            ring.open(&binding("o", "", &k), &resealed).unwrap_err(),
-            OpenError::UnknownKeyVersion(2)
-        );
+        assert_eq!(ring.open(&binding("o", "", &k), &resealed).unwrap_err(), OpenError::UnknownKeyVersion(2));
     }
 
     #[test]

@@ -37,9 +37,7 @@ impl WorkspaceStatus {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Created, Self::Provisioning, Self::Running, Self::Stopped, Self::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+        [Self::Created, Self::Provisioning, Self::Running, Self::Stopped, Self::Failed].into_iter().find(|s| s.as_str() == text)
     }
 }
 

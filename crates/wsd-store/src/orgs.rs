@@ -16,11 +16,7 @@ struct OrgRow {
 
 impl From<OrgRow> for Org {
     fn from(r: OrgRow) -> Self {
-        Org {
-            id: r.id,
-            name: r.name,
-            created_at: r.created_at,
-        }
+        Org { id: r.id, name: r.name, created_at: r.created_at }
     }
 }
 
@@ -46,10 +42,7 @@ impl WorkspaceRow {
         let status = WorkspaceStatus::parse(&self.status)
             .ok_or_else(|| StoreError::Database(sqlx::Error::Decode(format!("unknown workspace status `{}`", self.status).into())))?;
         let last_error = match (self.last_error_code, self.last_error_message) {
-            (Some(code), message) => Some(LastError {
-                code,
-                message: message.unwrap_or_default(),
-            }),
+            (Some(code), message) => Some(LastError { code, message: message.unwrap_or_default() }),
             (None, _) => None,
         };
         Ok(Workspace {
@@ -77,11 +70,7 @@ impl Store {
     }
 
     pub async fn create_org(&self, name: &str, actor: &str) -> Result<Org> {
-        let org = Org {
-            id: new_id(),
-            name: name.to_owned(),
-            created_at: now_ms(),
-        };
+        let org = Org { id: new_id(), name: name.to_owned(), created_at: now_ms() };
         let event = NewAuditEvent {
             org_id: Some(org.id.clone()),
             actor: actor.to_owned(),
@@ -114,11 +103,8 @@ impl Store {
     }
 
     pub async fn list_orgs(&self) -> Result<Vec<Org>> {
-        let rows: Vec<OrgRow> = on_read!(self, |pool| sqlx::query_as(
-            "SELECT id, name, created_at FROM orgs ORDER BY created_at, id"
-        )
-        .fetch_all(pool)
-        .await?);
+        let rows: Vec<OrgRow> =
+            on_read!(self, |pool| sqlx::query_as("SELECT id, name, created_at FROM orgs ORDER BY created_at, id").fetch_all(pool).await?);
         Ok(rows.into_iter().map(Org::from).collect())
     }
 
@@ -148,10 +134,8 @@ impl Store {
         let lock = self.audit_lock();
         on_write!(self, |pool| {
             let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
-            let exists: Option<i64> = sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM orgs WHERE id = $1")
-                .bind(org)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM orgs WHERE id = $1").bind(org).fetch_optional(&mut *tx).await?;
             if exists.is_none() {
                 return Err(StoreError::NotFound { what: "org" });
             }
@@ -178,13 +162,11 @@ impl Store {
     /// The workspace `id` of `org`; another org's workspace is `NotFound`.
     pub async fn get_workspace(&self, org: &str, id: &str) -> Result<Workspace> {
         let row: Option<WorkspaceRow> = on_read!(self, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = $1 AND org_id = $2"
-            )))
-            .bind(id)
-            .bind(org)
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = $1 AND org_id = $2")))
+                .bind(id)
+                .bind(org)
+                .fetch_optional(pool)
+                .await?
         });
         row.ok_or(StoreError::NotFound { what: "workspace" })?.into_workspace()
     }
@@ -218,16 +200,8 @@ impl Store {
                 .bind(org)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM api_tokens WHERE workspace_id = $1 AND org_id = $2")
-                .bind(id)
-                .bind(org)
-                .execute(&mut *tx)
-                .await?;
-            let deleted = sqlx::query("DELETE FROM workspaces WHERE id = $1 AND org_id = $2")
-                .bind(id)
-                .bind(org)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("DELETE FROM api_tokens WHERE workspace_id = $1 AND org_id = $2").bind(id).bind(org).execute(&mut *tx).await?;
+            let deleted = sqlx::query("DELETE FROM workspaces WHERE id = $1 AND org_id = $2").bind(id).bind(org).execute(&mut *tx).await?;
             if deleted.rows_affected() == 0 {
                 return Err(StoreError::NotFound { what: "workspace" });
             }
@@ -294,12 +268,10 @@ impl Store {
     /// A workspace by id alone, for the operator.
     pub async fn find_workspace(&self, id: &str) -> Result<Workspace> {
         let row: Option<WorkspaceRow> = on_read!(self, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = $1"
-            )))
-            .bind(id)
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = $1")))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
         });
         row.ok_or(StoreError::NotFound { what: "workspace" })?.into_workspace()
     }

@@ -54,11 +54,8 @@ impl Store {
         let target = i64::from(keyring.current_version());
         let mut resealed = 0u64;
         for table in &TABLES {
-            let rows: Vec<RotationRow> = on_read!(self, |pool| sqlx::query_as(table.select)
-                .bind(target)
-                .bind(batch)
-                .fetch_all(pool)
-                .await?);
+            let rows: Vec<RotationRow> =
+                on_read!(self, |pool| sqlx::query_as(table.select).bind(target).bind(batch).fetch_all(pool).await?);
             if rows.is_empty() {
                 continue;
             }
@@ -66,24 +63,17 @@ impl Store {
             for row in rows {
                 let key = EnvKey::new(&row.key)
                     .map_err(|_| StoreError::Database(sqlx::Error::Decode(format!("stored secret key {:?} is invalid", row.key).into())))?;
-                let binding = Binding {
-                    scope: table.scope,
-                    org: &row.owner_org,
-                    workspace: &row.owner_workspace,
-                    key: &key,
-                };
+                let binding = Binding { scope: table.scope, org: &row.owner_org, workspace: &row.owner_workspace, key: &key };
                 let sealed = Sealed {
                     key_version: u32::try_from(row.key_version).unwrap_or(0),
                     nonce: row.nonce.clone(),
                     ciphertext: row.ciphertext,
                 };
-                let fresh = keyring
-                    .reseal(&binding, &sealed)
-                    .map_err(|reason| StoreError::SecretDecryptFailed {
-                        scope: table.scope,
-                        key: key.clone(),
-                        reason,
-                    })?;
+                let fresh = keyring.reseal(&binding, &sealed).map_err(|reason| StoreError::SecretDecryptFailed {
+                    scope: table.scope,
+                    key: key.clone(),
+                    reason,
+                })?;
                 updates.push((row.id, row.key_version, row.nonce, fresh));
             }
             on_write!(self, |pool| {
@@ -110,30 +100,18 @@ impl Store {
     async fn rotate_canary(&self) -> Result<()> {
         let keyring = self.keyring();
         let target = i64::from(keyring.current_version());
-        let row: (i64, Vec<u8>, Vec<u8>) = on_read!(self, |pool| sqlx::query_as(
-            "SELECT key_version, nonce, ciphertext FROM vault_canary WHERE id = 1"
-        )
-        .fetch_one(pool)
-        .await?);
+        let row: (i64, Vec<u8>, Vec<u8>) =
+            on_read!(self, |pool| sqlx::query_as("SELECT key_version, nonce, ciphertext FROM vault_canary WHERE id = 1")
+                .fetch_one(pool)
+                .await?);
         if row.0 == target {
             return Ok(());
         }
         let canary_key = EnvKey::new("WSD_VAULT_CANARY").expect("valid env name");
-        let binding = Binding {
-            scope: Scope::Platform,
-            org: "",
-            workspace: "",
-            key: &canary_key,
-        };
-        let sealed = Sealed {
-            key_version: u32::try_from(row.0).unwrap_or(0),
-            nonce: row.1.clone(),
-            ciphertext: row.2,
-        };
-        let fresh = keyring.reseal(&binding, &sealed).map_err(|reason| StoreError::WrongMasterKey {
-            version: sealed.key_version,
-            reason,
-        })?;
+        let binding = Binding { scope: Scope::Platform, org: "", workspace: "", key: &canary_key };
+        let sealed = Sealed { key_version: u32::try_from(row.0).unwrap_or(0), nonce: row.1.clone(), ciphertext: row.2 };
+        let fresh =
+            keyring.reseal(&binding, &sealed).map_err(|reason| StoreError::WrongMasterKey { version: sealed.key_version, reason })?;
         on_write!(self, |pool| {
             sqlx::query(
                 "UPDATE vault_canary SET key_version = $1, nonce = $2, ciphertext = $3 WHERE id = 1 AND key_version = $4 AND nonce = $5",
@@ -164,10 +142,7 @@ impl Store {
         });
         Ok(KeyStatus {
             current_version: self.keyring().current_version(),
-            rows_by_version: rows
-                .into_iter()
-                .map(|(v, n)| (u32::try_from(v).unwrap_or(0), u64::try_from(n).unwrap_or(0)))
-                .collect(),
+            rows_by_version: rows.into_iter().map(|(v, n)| (u32::try_from(v).unwrap_or(0), u64::try_from(n).unwrap_or(0))).collect(),
         })
     }
 }

@@ -33,9 +33,7 @@ struct MetaRow {
 }
 
 fn corrupt_key(key: &str) -> StoreError {
-    StoreError::Database(sqlx::Error::Decode(
-        format!("stored secret key {key:?} is not a valid env-var name").into(),
-    ))
+    StoreError::Database(sqlx::Error::Decode(format!("stored secret key {key:?} is not a valid env-var name").into()))
 }
 
 impl MetaRow {
@@ -60,24 +58,9 @@ impl SecretOwner<'_> {
 
     fn binding<'k>(&'k self, key: &'k EnvKey) -> Binding<'k> {
         match *self {
-            SecretOwner::Org { org } => Binding {
-                scope: Scope::Org,
-                org,
-                workspace: "",
-                key,
-            },
-            SecretOwner::Workspace { org, workspace } => Binding {
-                scope: Scope::Workspace,
-                org,
-                workspace,
-                key,
-            },
-            SecretOwner::Platform => Binding {
-                scope: Scope::Platform,
-                org: "",
-                workspace: "",
-                key,
-            },
+            SecretOwner::Org { org } => Binding { scope: Scope::Org, org, workspace: "", key },
+            SecretOwner::Workspace { org, workspace } => Binding { scope: Scope::Workspace, org, workspace, key },
+            SecretOwner::Platform => Binding { scope: Scope::Platform, org: "", workspace: "", key },
         }
     }
 
@@ -177,12 +160,7 @@ impl Store {
             tx.commit().await?;
             created_at
         });
-        Ok(SecretMeta {
-            key: key.clone(),
-            key_version: sealed.key_version,
-            created_at,
-            updated_at: now,
-        })
+        Ok(SecretMeta { key: key.clone(), key_version: sealed.key_version, created_at, updated_at: now })
     }
 
     /// Deletes a secret; `NotFound` when there is none.
@@ -214,10 +192,7 @@ impl Store {
                         .await?
                 }
                 SecretOwner::Platform => {
-                    sqlx::query("DELETE FROM platform_secrets WHERE key = $1")
-                        .bind(key.as_str())
-                        .execute(&mut *tx)
-                        .await?
+                    sqlx::query("DELETE FROM platform_secrets WHERE key = $1").bind(key.as_str()).execute(&mut *tx).await?
                 }
             };
             if deleted.rows_affected() == 0 {
@@ -248,9 +223,7 @@ impl Store {
                 .await?
             }
             SecretOwner::Platform => {
-                sqlx::query_as("SELECT key, key_version, created_at, updated_at FROM platform_secrets ORDER BY key")
-                    .fetch_all(pool)
-                    .await?
+                sqlx::query_as("SELECT key, key_version, created_at, updated_at FROM platform_secrets ORDER BY key").fetch_all(pool).await?
             }
         });
         rows.into_iter().map(MetaRow::into_meta).collect()
@@ -294,24 +267,17 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
         });
-        row.map(|row| self.open_row(SecretOwner::Platform, row).map(|(_, value)| value))
-            .transpose()
+        row.map(|row| self.open_row(SecretOwner::Platform, row).map(|(_, value)| value)).transpose()
     }
 
     fn open_row(&self, owner: SecretOwner<'_>, row: SealedRow) -> Result<(EnvKey, SecretValue)> {
         let key = EnvKey::new(&row.key).map_err(|_| corrupt_key(&row.key))?;
-        let sealed = Sealed {
-            key_version: u32::try_from(row.key_version).unwrap_or(0),
-            nonce: row.nonce,
-            ciphertext: row.ciphertext,
-        };
-        let value = self
-            .open_sealed(&owner.binding(&key), &sealed)
-            .map_err(|reason| StoreError::SecretDecryptFailed {
-                scope: owner.scope(),
-                key: key.clone(),
-                reason,
-            })?;
+        let sealed = Sealed { key_version: u32::try_from(row.key_version).unwrap_or(0), nonce: row.nonce, ciphertext: row.ciphertext };
+        let value = self.open_sealed(&owner.binding(&key), &sealed).map_err(|reason| StoreError::SecretDecryptFailed {
+            scope: owner.scope(),
+            key: key.clone(),
+            reason,
+        })?;
         Ok((key, value))
     }
 }
@@ -321,10 +287,7 @@ impl Store {
     /// planner's input for plans that are shown rather than provisioned.
     pub async fn secret_names(&self, org: &str, workspace: Option<&str>) -> Result<wsd_core::plan::SecretNames> {
         let (org_keys, workspace_keys): (Vec<String>, Vec<String>) = on_read!(self, |pool| {
-            let org_keys = sqlx::query_scalar("SELECT key FROM org_secrets WHERE org_id = $1")
-                .bind(org)
-                .fetch_all(pool)
-                .await?;
+            let org_keys = sqlx::query_scalar("SELECT key FROM org_secrets WHERE org_id = $1").bind(org).fetch_all(pool).await?;
             let workspace_keys = match workspace {
                 Some(workspace) => {
                     sqlx::query_scalar("SELECT key FROM workspace_secrets WHERE org_id = $1 AND workspace_id = $2")
@@ -337,14 +300,7 @@ impl Store {
             };
             (org_keys, workspace_keys)
         });
-        let parse = |keys: Vec<String>| {
-            keys.iter()
-                .map(|k| EnvKey::new(k).map_err(|_| corrupt_key(k)))
-                .collect::<Result<_>>()
-        };
-        Ok(wsd_core::plan::SecretNames {
-            org: parse(org_keys)?,
-            workspace: parse(workspace_keys)?,
-        })
+        let parse = |keys: Vec<String>| keys.iter().map(|k| EnvKey::new(k).map_err(|_| corrupt_key(k))).collect::<Result<_>>();
+        Ok(wsd_core::plan::SecretNames { org: parse(org_keys)?, workspace: parse(workspace_keys)? })
     }
 }

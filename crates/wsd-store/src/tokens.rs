@@ -131,12 +131,10 @@ impl Store {
     pub async fn authenticate_token(&self, presented: &str) -> Result<Option<Token>> {
         let presented_hash = hash(presented);
         let row: Option<TokenRow> = on_read!(self, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"
-            )))
-            .bind(&presented_hash)
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1")))
+                .bind(&presented_hash)
+                .fetch_optional(pool)
+                .await?
         });
         let Some(row) = row else { return Ok(None) };
         if !bool::from(row.token_hash.ct_eq(&presented_hash)) || row.revoked_at.is_some() {
@@ -166,11 +164,9 @@ impl Store {
                 .await?
             }
             None =>
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id"
-                )))
-                .fetch_all(pool)
-                .await?,
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id")))
+                    .fetch_all(pool)
+                    .await?,
         });
         rows.into_iter().map(TokenRow::into_token).collect()
     }

@@ -21,11 +21,7 @@ fn same(ring: &Keyring) -> Keyring {
 }
 
 fn ws<'a>(name: &'a str, model: &'a str) -> NewWorkspace<'a> {
-    NewWorkspace {
-        name,
-        runtime: "claude-code",
-        model,
-    }
+    NewWorkspace { name, runtime: "claude-code", model }
 }
 
 async fn orgs_and_workspaces(db: &TestDb) {
@@ -39,14 +35,8 @@ async fn orgs_and_workspaces(db: &TestDb) {
 
     let w = store.create_workspace(&a.id, &ws("dev", "MiniMax-M2.7"), "admin").await.unwrap();
     assert_eq!((w.model.as_str(), w.status), ("MiniMax-M2.7", WorkspaceStatus::Created));
-    assert!(matches!(
-        store.create_workspace(&a.id, &ws("dev", "opus"), "admin").await,
-        Err(StoreError::Conflict { .. })
-    ));
-    assert!(matches!(
-        store.create_workspace("nope", &ws("x", "opus"), "admin").await,
-        Err(StoreError::NotFound { what: "org" })
-    ));
+    assert!(matches!(store.create_workspace(&a.id, &ws("dev", "opus"), "admin").await, Err(StoreError::Conflict { .. })));
+    assert!(matches!(store.create_workspace("nope", &ws("x", "opus"), "admin").await, Err(StoreError::NotFound { what: "org" })));
     assert_eq!(store.get_workspace(&a.id, &w.id).await.unwrap(), w);
     // Another org's workspace does not exist for this org.
     assert!(matches!(store.get_workspace(&b.id, &w.id).await, Err(StoreError::NotFound { .. })));
@@ -55,10 +45,7 @@ async fn orgs_and_workspaces(db: &TestDb) {
 
     let changed = store.set_workspace_model(&a.id, &w.id, "opus", "admin").await.unwrap();
     assert_eq!(changed.model, "opus");
-    let error = wsd_store::LastError {
-        code: "MISSING_BYOK_CREDENTIAL".into(),
-        message: "m".into(),
-    };
+    let error = wsd_store::LastError { code: "MISSING_BYOK_CREDENTIAL".into(), message: "m".into() };
     let failed_state = WorkspaceState {
         status: WorkspaceStatus::Failed,
         last_error: Some(&error),
@@ -68,40 +55,14 @@ async fn orgs_and_workspaces(db: &TestDb) {
     };
     store.set_workspace_state(&a.id, &w.id, &failed_state).await.unwrap();
     let failed = store.get_workspace(&a.id, &w.id).await.unwrap();
-    assert_eq!(
-        (failed.status, failed.last_error, failed.plan_hash.as_deref()),
-        (WorkspaceStatus::Failed, Some(error.clone()), Some("h"))
-    );
+    assert_eq!((failed.status, failed.last_error, failed.plan_hash.as_deref()), (WorkspaceStatus::Failed, Some(error.clone()), Some("h")));
     assert!(matches!(
-        store
-            .set_workspace_state(
-                &b.id,
-                &w.id,
-                &WorkspaceState {
-                    status: WorkspaceStatus::Running,
-                    ..failed_state
-                }
-            )
-            .await,
+        store.set_workspace_state(&b.id, &w.id, &WorkspaceState { status: WorkspaceStatus::Running, ..failed_state }).await,
         Err(StoreError::NotFound { .. })
     ));
 
-    store
-        .put_secret(
-            SecretOwner::Workspace {
-                org: &a.id,
-                workspace: &w.id,
-            },
-            &key("K"),
-            &SecretValue::new("v"),
-            "admin",
-        )
-        .await
-        .unwrap();
-    assert!(matches!(
-        store.delete_workspace(&b.id, &w.id, "admin").await,
-        Err(StoreError::NotFound { .. })
-    ));
+    store.put_secret(SecretOwner::Workspace { org: &a.id, workspace: &w.id }, &key("K"), &SecretValue::new("v"), "admin").await.unwrap();
+    assert!(matches!(store.delete_workspace(&b.id, &w.id, "admin").await, Err(StoreError::NotFound { .. })));
     store.delete_workspace(&a.id, &w.id, "admin").await.unwrap();
     assert!(matches!(store.get_workspace(&a.id, &w.id).await, Err(StoreError::NotFound { .. })));
     assert!(store.load_workspace_secrets(&a.id, &w.id).await.unwrap().names.workspace.is_empty());
@@ -114,129 +75,50 @@ async fn secrets_load_with_provenance(db: &TestDb) {
     let w = store.create_workspace(&org.id, &ws("dev", "MiniMax-M2.7"), "admin").await.unwrap();
     let other = store.create_workspace(&org.id, &ws("other", "opus"), "admin").await.unwrap();
     let org_owner = SecretOwner::Org { org: &org.id };
-    let ws_owner = SecretOwner::Workspace {
-        org: &org.id,
-        workspace: &w.id,
-    };
+    let ws_owner = SecretOwner::Workspace { org: &org.id, workspace: &w.id };
 
+    store.put_secret(org_owner, &key("CLAUDE_CODE_OAUTH_TOKEN"), &SecretValue::new(CANARY_ORG), "admin").await.unwrap();
+    store.put_secret(org_owner, &key("MINIMAX_API_KEY"), &SecretValue::new("org-minimax"), "admin").await.unwrap();
+    store.put_secret(ws_owner, &key("MINIMAX_API_KEY"), &SecretValue::new(CANARY_WS), "alice").await.unwrap();
     store
-        .put_secret(org_owner, &key("CLAUDE_CODE_OAUTH_TOKEN"), &SecretValue::new(CANARY_ORG), "admin")
-        .await
-        .unwrap();
-    store
-        .put_secret(org_owner, &key("MINIMAX_API_KEY"), &SecretValue::new("org-minimax"), "admin")
-        .await
-        .unwrap();
-    store
-        .put_secret(ws_owner, &key("MINIMAX_API_KEY"), &SecretValue::new(CANARY_WS), "alice")
-        .await
-        .unwrap();
-    store
-        .put_secret(
-            SecretOwner::Workspace {
-                org: &org.id,
-                workspace: &other.id,
-            },
-            &key("OTHER"),
-            &SecretValue::new("x"),
-            "admin",
-        )
+        .put_secret(SecretOwner::Workspace { org: &org.id, workspace: &other.id }, &key("OTHER"), &SecretValue::new("x"), "admin")
         .await
         .unwrap();
     // Replacing keeps created_at and moves updated_at.
-    let first = store
-        .put_secret(org_owner, &key("DATABASE_URL"), &SecretValue::new("one"), "admin")
-        .await
-        .unwrap();
-    let second = store
-        .put_secret(org_owner, &key("DATABASE_URL"), &SecretValue::new("two"), "admin")
-        .await
-        .unwrap();
+    let first = store.put_secret(org_owner, &key("DATABASE_URL"), &SecretValue::new("one"), "admin").await.unwrap();
+    let second = store.put_secret(org_owner, &key("DATABASE_URL"), &SecretValue::new("two"), "admin").await.unwrap();
     assert_eq!(first.created_at, second.created_at);
     assert!(second.updated_at >= first.updated_at);
 
     let loaded = store.load_workspace_secrets(&org.id, &w.id).await.unwrap();
     let names = |set: &std::collections::BTreeSet<EnvKey>| set.iter().map(|k| k.to_string()).collect::<Vec<_>>();
-    assert_eq!(
-        names(&loaded.names.org),
-        ["CLAUDE_CODE_OAUTH_TOKEN", "DATABASE_URL", "MINIMAX_API_KEY"]
-    );
+    assert_eq!(names(&loaded.names.org), ["CLAUDE_CODE_OAUTH_TOKEN", "DATABASE_URL", "MINIMAX_API_KEY"]);
     assert_eq!(names(&loaded.names.workspace), ["MINIMAX_API_KEY"]);
-    assert_eq!(
-        loaded.value(SecretOrigin::Workspace, &key("MINIMAX_API_KEY")).unwrap().expose(),
-        CANARY_WS
-    );
-    assert_eq!(
-        loaded.value(SecretOrigin::Org, &key("MINIMAX_API_KEY")).unwrap().expose(),
-        "org-minimax"
-    );
+    assert_eq!(loaded.value(SecretOrigin::Workspace, &key("MINIMAX_API_KEY")).unwrap().expose(), CANARY_WS);
+    assert_eq!(loaded.value(SecretOrigin::Org, &key("MINIMAX_API_KEY")).unwrap().expose(), "org-minimax");
     assert_eq!(loaded.value(SecretOrigin::Org, &key("DATABASE_URL")).unwrap().expose(), "two");
     assert!(!format!("{loaded:?}").contains(CANARY_WS), "Debug of loaded secrets shows a value");
 
-    let listed: Vec<String> = store
-        .list_secrets(org_owner)
-        .await
-        .unwrap()
-        .iter()
-        .map(|m| m.key.to_string())
-        .collect();
+    let listed: Vec<String> = store.list_secrets(org_owner).await.unwrap().iter().map(|m| m.key.to_string()).collect();
     assert_eq!(listed, ["CLAUDE_CODE_OAUTH_TOKEN", "DATABASE_URL", "MINIMAX_API_KEY"]);
     assert_eq!(store.list_secrets(ws_owner).await.unwrap().len(), 1);
 
     // Writes to another org's workspace, or to a missing org, are refused.
     let foreign = store.create_org("globex", "admin").await.unwrap();
-    let refused = store
-        .put_secret(
-            SecretOwner::Workspace {
-                org: &foreign.id,
-                workspace: &w.id,
-            },
-            &key("K"),
-            &SecretValue::new("v"),
-            "x",
-        )
-        .await;
+    let refused =
+        store.put_secret(SecretOwner::Workspace { org: &foreign.id, workspace: &w.id }, &key("K"), &SecretValue::new("v"), "x").await;
     assert!(matches!(refused, Err(StoreError::NotFound { what: "workspace" })));
     assert!(matches!(
-        store
-            .put_secret(SecretOwner::Org { org: "nope" }, &key("K"), &SecretValue::new("v"), "x")
-            .await,
+        store.put_secret(SecretOwner::Org { org: "nope" }, &key("K"), &SecretValue::new("v"), "x").await,
         Err(StoreError::NotFound { .. })
     ));
 
     store.delete_secret(ws_owner, &key("MINIMAX_API_KEY"), "alice").await.unwrap();
-    assert!(matches!(
-        store.delete_secret(ws_owner, &key("MINIMAX_API_KEY"), "alice").await,
-        Err(StoreError::NotFound { .. })
-    ));
-    assert!(
-        store
-            .load_workspace_secrets(&org.id, &w.id)
-            .await
-            .unwrap()
-            .names
-            .workspace
-            .is_empty()
-    );
+    assert!(matches!(store.delete_secret(ws_owner, &key("MINIMAX_API_KEY"), "alice").await, Err(StoreError::NotFound { .. })));
+    assert!(store.load_workspace_secrets(&org.id, &w.id).await.unwrap().names.workspace.is_empty());
 
-    store
-        .put_secret(
-            SecretOwner::Platform,
-            &key("ANTHROPIC_API_KEY"),
-            &SecretValue::new("platform-key"),
-            "operator",
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        store
-            .get_platform_secret(&key("ANTHROPIC_API_KEY"))
-            .await
-            .unwrap()
-            .unwrap()
-            .expose(),
-        "platform-key"
-    );
+    store.put_secret(SecretOwner::Platform, &key("ANTHROPIC_API_KEY"), &SecretValue::new("platform-key"), "operator").await.unwrap();
+    assert_eq!(store.get_platform_secret(&key("ANTHROPIC_API_KEY")).await.unwrap().unwrap().expose(), "platform-key");
     assert!(store.get_platform_secret(&key("NONE")).await.unwrap().is_none());
     assert_eq!(store.list_secrets(SecretOwner::Platform).await.unwrap().len(), 1);
 }
@@ -249,24 +131,12 @@ async fn tampered_rows_fail_closed(db: &TestDb) {
     let b = store.create_org("globex", "admin").await.unwrap();
     let w = store.create_workspace(&a.id, &ws("dev", "opus"), "admin").await.unwrap();
     let put = |org: &str, k: &str| (org.to_owned(), k.to_owned());
-    for (org, k) in [
-        put(&a.id, "FLIPPED"),
-        put(&a.id, "MOVED_ORG"),
-        put(&a.id, "RENAMED"),
-        put(&a.id, "UNKNOWN_VERSION"),
-    ] {
+    for (org, k) in [put(&a.id, "FLIPPED"), put(&a.id, "MOVED_ORG"), put(&a.id, "RENAMED"), put(&a.id, "UNKNOWN_VERSION")] {
         let store = &store;
-        store
-            .put_secret(SecretOwner::Org { org: &org }, &key(&k), &SecretValue::new(CANARY_ORG), "admin")
-            .await
-            .unwrap();
+        store.put_secret(SecretOwner::Org { org: &org }, &key(&k), &SecretValue::new(CANARY_ORG), "admin").await.unwrap();
     }
     let expect_failure = |result: Result<wsd_store::WorkspaceSecrets, StoreError>, k: &str, reason: OpenError| match result {
-        Err(StoreError::SecretDecryptFailed {
-            scope: Scope::Org,
-            key: failed,
-            reason: got,
-        }) => {
+        Err(StoreError::SecretDecryptFailed { scope: Scope::Org, key: failed, reason: got }) => {
             assert_eq!((failed.as_str(), got), (k, reason));
         }
         other => panic!("expected SECRET_DECRYPT_FAILED for {k}, got {other:?}"),
@@ -283,34 +153,19 @@ async fn tampered_rows_fail_closed(db: &TestDb) {
 
     raw_exec(db, &format!("UPDATE org_secrets SET org_id = '{}' WHERE key = 'MOVED_ORG'", b.id)).await;
     let bw = store.create_workspace(&b.id, &ws("b", "opus"), "admin").await.unwrap();
-    expect_failure(
-        store.load_workspace_secrets(&b.id, &bw.id).await,
-        "MOVED_ORG",
-        OpenError::Authentication,
-    );
+    expect_failure(store.load_workspace_secrets(&b.id, &bw.id).await, "MOVED_ORG", OpenError::Authentication);
 
     raw_exec(db, "UPDATE org_secrets SET key = 'RENAMED_TOO' WHERE key = 'RENAMED'").await;
-    expect_failure(
-        store.load_workspace_secrets(&a.id, &w.id).await,
-        "RENAMED_TOO",
-        OpenError::Authentication,
-    );
+    expect_failure(store.load_workspace_secrets(&a.id, &w.id).await, "RENAMED_TOO", OpenError::Authentication);
     raw_exec(db, "DELETE FROM org_secrets WHERE key = 'RENAMED_TOO'").await;
 
     raw_exec(db, "UPDATE org_secrets SET key_version = 99 WHERE key = 'UNKNOWN_VERSION'").await;
-    expect_failure(
-        store.load_workspace_secrets(&a.id, &w.id).await,
-        "UNKNOWN_VERSION",
-        OpenError::UnknownKeyVersion(99),
-    );
+    expect_failure(store.load_workspace_secrets(&a.id, &w.id).await, "UNKNOWN_VERSION", OpenError::UnknownKeyVersion(99));
     store.close().await;
 
     // A wrong master key is refused when the store opens.
     match open(db, Keyring::generate()).await {
-        Err(StoreError::WrongMasterKey {
-            version: 1,
-            reason: OpenError::Authentication,
-        }) => {}
+        Err(StoreError::WrongMasterKey { version: 1, reason: OpenError::Authentication }) => {}
         other => panic!("expected WRONG_MASTER_KEY, got {other:?}"),
     }
     assert!(open(db, same(&ring)).await.is_ok());
@@ -320,10 +175,7 @@ conformance!(tampered_rows_fail_closed);
 async fn secrets_without_a_canary_are_refused(db: &TestDb) {
     let store = open(db, Keyring::generate()).await.unwrap();
     let org = store.create_org("acme", "admin").await.unwrap();
-    store
-        .put_secret(SecretOwner::Org { org: &org.id }, &key("K"), &SecretValue::new("v"), "admin")
-        .await
-        .unwrap();
+    store.put_secret(SecretOwner::Org { org: &org.id }, &key("K"), &SecretValue::new("v"), "admin").await.unwrap();
     store.close().await;
     raw_exec(db, "DELETE FROM vault_canary").await;
     assert!(matches!(open(db, Keyring::generate()).await, Err(StoreError::MissingCanary)));
@@ -333,19 +185,13 @@ conformance!(secrets_without_a_canary_are_refused);
 async fn tokens_are_hashed_and_revocable(db: &TestDb) {
     let store = open(db, Keyring::generate()).await.unwrap();
     let org = store.create_org("acme", "admin").await.unwrap();
-    let (token, plaintext) = store
-        .create_token(TokenKind::Org, Some(&org.id), None, "ci", "admin")
-        .await
-        .unwrap();
+    let (token, plaintext) = store.create_token(TokenKind::Org, Some(&org.id), None, "ci", "admin").await.unwrap();
     assert!(plaintext.expose().starts_with(wsd_store::TOKEN_PREFIX));
     assert!(plaintext.expose().starts_with(&token.prefix) && token.prefix.len() == 12);
     assert_eq!(token.last_used_at, None);
 
     let found = store.authenticate_token(plaintext.expose()).await.unwrap().unwrap();
-    assert_eq!(
-        (found.id.as_str(), found.kind, found.org_id.as_deref()),
-        (token.id.as_str(), TokenKind::Org, Some(org.id.as_str()))
-    );
+    assert_eq!((found.id.as_str(), found.kind, found.org_id.as_deref()), (token.id.as_str(), TokenKind::Org, Some(org.id.as_str())));
     assert!(found.last_used_at.is_some());
     assert!(store.authenticate_token("wsd_not-a-token").await.unwrap().is_none());
 
@@ -355,26 +201,14 @@ async fn tokens_are_hashed_and_revocable(db: &TestDb) {
     assert!(!format!("{listed:?}").contains(plaintext.expose()));
 
     let other = store.create_org("globex", "admin").await.unwrap();
-    assert!(matches!(
-        store.revoke_token(Some(&other.id), &token.id, "x").await,
-        Err(StoreError::NotFound { .. })
-    ));
+    assert!(matches!(store.revoke_token(Some(&other.id), &token.id, "x").await, Err(StoreError::NotFound { .. })));
     store.revoke_token(Some(&org.id), &token.id, "admin").await.unwrap();
     assert!(store.authenticate_token(plaintext.expose()).await.unwrap().is_none());
-    assert!(matches!(
-        store.revoke_token(None, &token.id, "admin").await,
-        Err(StoreError::NotFound { .. })
-    ));
+    assert!(matches!(store.revoke_token(None, &token.id, "admin").await, Err(StoreError::NotFound { .. })));
 
     let admin = SecretValue::new("wsd_operator-chosen-admin-token");
-    store
-        .insert_token(TokenKind::Admin, None, None, "admin", &admin, "bootstrap")
-        .await
-        .unwrap();
-    assert_eq!(
-        store.authenticate_token(admin.expose()).await.unwrap().unwrap().kind,
-        TokenKind::Admin
-    );
+    store.insert_token(TokenKind::Admin, None, None, "admin", &admin, "bootstrap").await.unwrap();
+    assert_eq!(store.authenticate_token(admin.expose()).await.unwrap().unwrap().kind, TokenKind::Admin);
 }
 conformance!(tokens_are_hashed_and_revocable);
 
@@ -382,42 +216,20 @@ async fn audit_chain_detects_edits_and_deletions(db: &TestDb) {
     let store = open(db, Keyring::generate()).await.unwrap();
     let org = store.create_org("acme", "admin").await.unwrap();
     let w = store.create_workspace(&org.id, &ws("dev", "opus"), "admin").await.unwrap();
-    store
-        .put_secret(SecretOwner::Org { org: &org.id }, &key("K"), &SecretValue::new(CANARY_ORG), "admin")
-        .await
-        .unwrap();
-    store
-        .delete_secret(SecretOwner::Org { org: &org.id }, &key("K"), "admin")
-        .await
-        .unwrap();
-    store
-        .create_token(TokenKind::Org, Some(&org.id), None, "ci", "admin")
-        .await
-        .unwrap();
+    store.put_secret(SecretOwner::Org { org: &org.id }, &key("K"), &SecretValue::new(CANARY_ORG), "admin").await.unwrap();
+    store.delete_secret(SecretOwner::Org { org: &org.id }, &key("K"), "admin").await.unwrap();
+    store.create_token(TokenKind::Org, Some(&org.id), None, "ci", "admin").await.unwrap();
     store.delete_workspace(&org.id, &w.id, "admin").await.unwrap();
 
     let events = store.list_audit(Some(&org.id), 0, 100).await.unwrap();
     let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
-    assert_eq!(
-        actions,
-        [
-            "org.create",
-            "workspace.create",
-            "secret.put",
-            "secret.delete",
-            "token.create",
-            "workspace.delete"
-        ]
-    );
+    assert_eq!(actions, ["org.create", "workspace.create", "secret.put", "secret.delete", "token.create", "workspace.delete"]);
     assert_eq!(events[2].details["key"], "K");
     assert!(!serde_json::to_string(&events).unwrap().contains(CANARY_ORG));
     assert_eq!(store.verify_audit().await.unwrap().events, 6);
 
     raw_exec(db, "UPDATE audit_events SET details = '{\"key\":\"OTHER\"}' WHERE seq = 3").await;
-    assert!(matches!(
-        store.verify_audit().await,
-        Err(StoreError::AuditChainBroken { seq: 3, .. })
-    ));
+    assert!(matches!(store.verify_audit().await, Err(StoreError::AuditChainBroken { seq: 3, .. })));
     store.close().await;
 }
 conformance!(audit_chain_detects_edits_and_deletions);
@@ -428,15 +240,9 @@ async fn audit_chain_detects_deleted_events(db: &TestDb) {
         store.create_org(name, "admin").await.unwrap();
     }
     raw_exec(db, "DELETE FROM audit_events WHERE seq = 4").await;
-    assert!(matches!(
-        store.verify_audit().await,
-        Err(StoreError::AuditChainBroken { seq: 4, .. })
-    ));
+    assert!(matches!(store.verify_audit().await, Err(StoreError::AuditChainBroken { seq: 4, .. })));
     raw_exec(db, "DELETE FROM audit_events WHERE seq = 2").await;
-    assert!(matches!(
-        store.verify_audit().await,
-        Err(StoreError::AuditChainBroken { seq: 2, .. })
-    ));
+    assert!(matches!(store.verify_audit().await, Err(StoreError::AuditChainBroken { seq: 2, .. })));
 }
 conformance!(audit_chain_detects_deleted_events);
 
@@ -447,20 +253,12 @@ async fn rotation_reseals_everything_and_keeps_values(db: &TestDb) {
     let w = store.create_workspace(&org.id, &ws("dev", "opus"), "admin").await.unwrap();
     for i in 0..25 {
         store
-            .put_secret(
-                SecretOwner::Org { org: &org.id },
-                &key(&format!("ORG_{i}")),
-                &SecretValue::new(format!("org-{i}")),
-                "a",
-            )
+            .put_secret(SecretOwner::Org { org: &org.id }, &key(&format!("ORG_{i}")), &SecretValue::new(format!("org-{i}")), "a")
             .await
             .unwrap();
         store
             .put_secret(
-                SecretOwner::Workspace {
-                    org: &org.id,
-                    workspace: &w.id,
-                },
+                SecretOwner::Workspace { org: &org.id, workspace: &w.id },
                 &key(&format!("WS_{i}")),
                 &SecretValue::new(format!("ws-{i}")),
                 "a",
@@ -468,10 +266,7 @@ async fn rotation_reseals_everything_and_keeps_values(db: &TestDb) {
             .await
             .unwrap();
     }
-    store
-        .put_secret(SecretOwner::Platform, &key("OPENAI_API_KEY"), &SecretValue::new("platform"), "op")
-        .await
-        .unwrap();
+    store.put_secret(SecretOwner::Platform, &key("OPENAI_API_KEY"), &SecretValue::new("platform"), "op").await.unwrap();
     assert_eq!(store.key_status().await.unwrap().rows_by_version, [(1, 52)].into());
 
     let rotated = ring.with_new_version();
@@ -490,20 +285,11 @@ async fn rotation_reseals_everything_and_keeps_values(db: &TestDb) {
     let loaded = store.load_workspace_secrets(&org.id, &w.id).await.unwrap();
     assert_eq!(loaded.value(SecretOrigin::Org, &key("ORG_7")).unwrap().expose(), "org-7");
     assert_eq!(loaded.value(SecretOrigin::Workspace, &key("WS_24")).unwrap().expose(), "ws-24");
-    assert_eq!(
-        store.get_platform_secret(&key("OPENAI_API_KEY")).await.unwrap().unwrap().expose(),
-        "platform"
-    );
+    assert_eq!(store.get_platform_secret(&key("OPENAI_API_KEY")).await.unwrap().unwrap().expose(), "platform");
     store.close().await;
 
     // The old keyring alone no longer opens the database.
-    assert!(matches!(
-        open(db, same(&ring)).await,
-        Err(StoreError::WrongMasterKey {
-            version: 2,
-            reason: OpenError::UnknownKeyVersion(2)
-        })
-    ));
+    assert!(matches!(open(db, same(&ring)).await, Err(StoreError::WrongMasterKey { version: 2, reason: OpenError::UnknownKeyVersion(2) })));
     assert!(open(db, same(&rotated)).await.is_ok());
 }
 conformance!(rotation_reseals_everything_and_keeps_values);
@@ -513,20 +299,12 @@ async fn canary_values_never_reach_storage_in_clear(db: &TestDb) {
     let org = store.create_org("acme", "admin").await.unwrap();
     let w = store.create_workspace(&org.id, &ws("dev", "opus"), "admin").await.unwrap();
     store
-        .put_secret(
-            SecretOwner::Org { org: &org.id },
-            &key("CLAUDE_CODE_OAUTH_TOKEN"),
-            &SecretValue::new(CANARY_ORG),
-            "admin",
-        )
+        .put_secret(SecretOwner::Org { org: &org.id }, &key("CLAUDE_CODE_OAUTH_TOKEN"), &SecretValue::new(CANARY_ORG), "admin")
         .await
         .unwrap();
     store
         .put_secret(
-            SecretOwner::Workspace {
-                org: &org.id,
-                workspace: &w.id,
-            },
+            SecretOwner::Workspace { org: &org.id, workspace: &w.id },
             &key("MINIMAX_API_KEY"),
             &SecretValue::new(CANARY_WS),
             "admin",
@@ -561,12 +339,7 @@ async fn canary_values_never_reach_storage_in_clear(db: &TestDb) {
 conformance!(canary_values_never_reach_storage_in_clear);
 
 fn pg_dump() -> std::path::PathBuf {
-    let bins = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("bin/pg_dump"));
+    let bins = std::fs::read_dir("/usr/lib/postgresql").ok().into_iter().flatten().flatten().map(|e| e.path().join("bin/pg_dump"));
     bins.filter(|p| p.exists()).max().unwrap_or_else(|| "pg_dump".into())
 }
 
@@ -592,14 +365,7 @@ async fn two_processes_writing_at_once_keep_the_audit_chain_whole(db: &TestDb) {
         let store = if i % 2 == 0 { first.clone() } else { second.clone() };
         let org = org.id.clone();
         tasks.push(tokio::spawn(async move {
-            store
-                .put_secret(
-                    SecretOwner::Org { org: &org },
-                    &key(&format!("K_{i}")),
-                    &SecretValue::new("v"),
-                    "writer",
-                )
-                .await
+            store.put_secret(SecretOwner::Org { org: &org }, &key(&format!("K_{i}")), &SecretValue::new("v"), "writer").await
         }));
     }
     for task in tasks {

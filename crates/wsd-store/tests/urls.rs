@@ -14,12 +14,7 @@ fn schemes_pick_the_backend() {
         let e = backend_of(bad).unwrap_err();
         assert_eq!(e.code(), "INVALID_DATABASE_URL", "{bad}");
     }
-    assert!(
-        backend_of("mysql://h/db")
-            .unwrap_err()
-            .to_string()
-            .contains("unsupported database URL scheme `mysql`")
-    );
+    assert!(backend_of("mysql://h/db").unwrap_err().to_string().contains("unsupported database URL scheme `mysql`"));
 }
 
 #[tokio::test]
@@ -34,17 +29,13 @@ async fn a_missing_sqlite_file_is_not_created_unless_asked() {
         key_source: KeySource::Inline,
         max_connections: 2,
     };
-    let e = Store::open(options(format!("sqlite://{}", file.display()), false))
-        .await
-        .unwrap_err();
+    let e = Store::open(options(format!("sqlite://{}", file.display()), false)).await.unwrap_err();
     assert!(matches!(e, StoreError::InvalidDatabaseUrl(_)), "{e:?}");
     assert!(e.to_string().contains("does not exist"), "{e}");
     assert!(!file.exists());
     let store = Store::open(options(format!("sqlite://{}", file.display()), true)).await.unwrap();
     store.close().await;
     assert!(file.exists());
-    let e = Store::open(options("sqlite:///nonexistent-dir/wsd.db".into(), false))
-        .await
-        .unwrap_err();
+    let e = Store::open(options("sqlite:///nonexistent-dir/wsd.db".into(), false)).await.unwrap_err();
     assert!(matches!(e, StoreError::InvalidDatabaseUrl(_)), "{e:?}");
 }

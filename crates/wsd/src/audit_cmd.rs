@@ -31,12 +31,9 @@ pub enum AuditCommand {
 
 pub fn run(command: AuditCommand) -> Result<(), Failure> {
     match command {
-        AuditCommand::List {
-            connection,
-            org,
-            after,
-            limit,
-        } => crate::client_cmd::audit(connection, crate::client_cmd::AuditClientCommand::List { org, after, limit }),
+        AuditCommand::List { connection, org, after, limit } => {
+            crate::client_cmd::audit(connection, crate::client_cmd::AuditClientCommand::List { org, after, limit })
+        }
         AuditCommand::Verify { store } => crate::block_on(async move {
             let (store, _) = store.open(2).await?;
             let result = store.verify_audit().await;

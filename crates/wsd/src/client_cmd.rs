@@ -163,15 +163,7 @@ fn print_json(value: &Value) {
 }
 
 fn print_rows(value: &Value, list: &str, columns: &[&str]) {
-    let mut t = table(
-        &columns
-            .iter()
-            .map(|c| c.to_uppercase())
-            .collect::<Vec<_>>()
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    let mut t = table(&columns.iter().map(|c| c.to_uppercase()).collect::<Vec<_>>().iter().map(String::as_str).collect::<Vec<_>>());
     for item in value[list].as_array().into_iter().flatten() {
         t.add_row(columns.iter().map(|c| cell(&item[*c])).collect::<Vec<_>>());
     }
@@ -215,17 +207,11 @@ pub fn token(connection: Connection, command: TokenCommand) -> Result<(), Failur
         let client = Client::new(&connection)?;
         match &command {
             TokenCommand::Create { org, name } => {
-                let value = client
-                    .call(Method::POST, &format!("/v1/orgs/{org}/tokens"), Some(json!({"name": name})))
-                    .await?;
+                let value = client.call(Method::POST, &format!("/v1/orgs/{org}/tokens"), Some(json!({"name": name}))).await?;
                 if connection.json {
                     print_json(&value);
                 } else {
-                    println!(
-                        "token {} ({}) for org {org}; shown once, store it now:",
-                        value["token"]["id"].as_str().unwrap_or("-"),
-                        name
-                    );
+                    println!("token {} ({}) for org {org}; shown once, store it now:", value["token"]["id"].as_str().unwrap_or("-"), name);
                     println!("{}", value["secret"].as_str().unwrap_or_default());
                 }
             }
@@ -248,9 +234,7 @@ pub fn token(connection: Connection, command: TokenCommand) -> Result<(), Failur
 
 fn read_value() -> Result<String, Failure> {
     let mut value = String::new();
-    std::io::stdin()
-        .read_to_string(&mut value)
-        .map_err(|e| Failure::Usage(format!("cannot read the value from standard input: {e}")))?;
+    std::io::stdin().read_to_string(&mut value).map_err(|e| Failure::Usage(format!("cannot read the value from standard input: {e}")))?;
     if value.ends_with('\n') {
         value.pop();
         if value.ends_with('\r') {
@@ -274,11 +258,7 @@ pub fn secret(connection: Connection, command: SecretCommand) -> Result<(), Fail
             SecretCommand::Set { scope, key } => {
                 let body = json!({"value": value.as_deref().map(String::as_str).unwrap_or_default()});
                 let meta = client.call(Method::PUT, &format!("{}/{key}", scope.path()), Some(body)).await?;
-                if connection.json {
-                    print_json(&meta)
-                } else {
-                    println!("set {key} (key version {})", cell(&meta["key_version"]))
-                }
+                if connection.json { print_json(&meta) } else { println!("set {key} (key version {})", cell(&meta["key_version"])) }
             }
             SecretCommand::List { scope } => {
                 let value = client.call(Method::GET, &scope.path(), None).await?;
@@ -312,29 +292,15 @@ pub fn workspace(connection: Connection, command: WorkspaceCommand) -> Result<()
             }
             WorkspaceCommand::List { org } => client.call(Method::GET, &format!("/v1/orgs/{org}/workspaces"), None).await?,
             WorkspaceCommand::Show { org, id } => client.call(Method::GET, &format!("/v1/orgs/{org}/workspaces/{id}"), None).await?,
-            WorkspaceCommand::Plan { org, id } => {
-                client
-                    .call(Method::GET, &format!("/v1/orgs/{org}/workspaces/{id}/plan"), None)
-                    .await?
-            }
+            WorkspaceCommand::Plan { org, id } => client.call(Method::GET, &format!("/v1/orgs/{org}/workspaces/{id}/plan"), None).await?,
             WorkspaceCommand::BillingMode { org, id } => {
-                client
-                    .call(Method::GET, &format!("/v1/orgs/{org}/workspaces/{id}/llm-billing-mode"), None)
-                    .await?
+                client.call(Method::GET, &format!("/v1/orgs/{org}/workspaces/{id}/llm-billing-mode"), None).await?
             }
             WorkspaceCommand::SetModel { org, id, model } => {
-                client
-                    .call(
-                        Method::PATCH,
-                        &format!("/v1/orgs/{org}/workspaces/{id}"),
-                        Some(json!({"model": model})),
-                    )
-                    .await?
+                client.call(Method::PATCH, &format!("/v1/orgs/{org}/workspaces/{id}"), Some(json!({"model": model}))).await?
             }
             WorkspaceCommand::Delete { org, id } => {
-                client
-                    .call(Method::DELETE, &format!("/v1/orgs/{org}/workspaces/{id}"), None)
-                    .await?;
+                client.call(Method::DELETE, &format!("/v1/orgs/{org}/workspaces/{id}"), None).await?;
                 println!("deleted workspace {id}");
                 return Ok(());
             }
@@ -350,10 +316,7 @@ pub fn workspace(connection: Connection, command: WorkspaceCommand) -> Result<()
                     let report: PlanReport =
                         serde_json::from_value(value).map_err(|e| Failure::Usage(format!("unexpected plan from the server: {e}")))?;
                     let workspace = client.call(Method::GET, &format!("/v1/orgs/{org}/workspaces/{id}"), None).await?;
-                    print!(
-                        "{}",
-                        render_human(&cell(&workspace["runtime"]), &cell(&workspace["model"]), &report, None)
-                    );
+                    print!("{}", render_human(&cell(&workspace["runtime"]), &cell(&workspace["model"]), &report, None));
                     if !report.ok {
                         return Err(Failure::Refused);
                     }
@@ -369,9 +332,7 @@ pub fn audit(connection: Connection, command: AuditClientCommand) -> Result<(), 
     crate::block_on(async move {
         let client = Client::new(&connection)?;
         let AuditClientCommand::List { org, after, limit } = command;
-        let value = client
-            .call(Method::GET, &format!("/v1/orgs/{org}/audit?after={after}&limit={limit}"), None)
-            .await?;
+        let value = client.call(Method::GET, &format!("/v1/orgs/{org}/audit?after={after}&limit={limit}"), None).await?;
         if connection.json {
             print_json(&value)
         } else {

@@ -19,9 +19,7 @@ pub fn parse_secrets(flag: &str, args: &[String]) -> Result<BTreeMap<EnvKey, Sec
         };
         let key = EnvKey::new(name).map_err(|e| Failure::Usage(format!("{flag} #{}: invalid KEY {name:?}: {e}", position + 1)))?;
         if value.is_empty() {
-            return Err(Failure::Usage(format!(
-                "{flag} {key}: the value is empty; secrets hold non-empty values"
-            )));
+            return Err(Failure::Usage(format!("{flag} {key}: the value is empty; secrets hold non-empty values")));
         }
         if secrets.insert(key.clone(), SecretValue::new(value)).is_some() {
             return Err(Failure::Usage(format!("{flag} {key} is given twice")));

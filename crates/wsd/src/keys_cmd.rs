@@ -36,12 +36,7 @@ pub fn run(command: KeysCommand) -> Result<(), Failure> {
     match command {
         KeysCommand::Generate => {
             let text = Keyring::generate().render();
-            let key = text
-                .lines()
-                .find(|l| !l.starts_with('#'))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, k)| k)
-                .unwrap_or_default();
+            let key = text.lines().find(|l| !l.starts_with('#')).and_then(|l| l.split_once(':')).map(|(_, k)| k).unwrap_or_default();
             println!("{key}");
             Ok(())
         }
@@ -65,12 +60,7 @@ async fn rotate(settings: StoreSettings, batch_size: i64) -> Result<(), Failure>
     let (store, _) = settings.open(2).await?;
     let storage = |e: wsd_store::StoreError| Failure::Usage(e.to_string());
     let status = store.key_status().await.map_err(storage)?;
-    let behind: u64 = status
-        .rows_by_version
-        .iter()
-        .filter(|(v, _)| **v != status.current_version)
-        .map(|(_, n)| n)
-        .sum();
+    let behind: u64 = status.rows_by_version.iter().filter(|(v, _)| **v != status.current_version).map(|(_, n)| n).sum();
     if behind == 0 {
         match store.key_source().clone() {
             KeySource::File(path) => {
@@ -104,10 +94,7 @@ async fn rotate(settings: StoreSettings, batch_size: i64) -> Result<(), Failure>
         println!("re-encrypted {done} of at most {total} values");
     }
     let status = store.key_status().await.map_err(storage)?;
-    println!(
-        "done: every value is on key version {} ({done} re-encrypted now)",
-        status.current_version
-    );
+    println!("done: every value is on key version {} ({done} re-encrypted now)", status.current_version);
     store.close().await;
     Ok(())
 }

@@ -103,12 +103,7 @@ enum Failure {
     /// A check found a problem and reported it: exit 1.
     Broken,
     /// The server answered with an error: exit 3 for a planner refusal, else 1.
-    Api {
-        status: u16,
-        code: String,
-        message: String,
-        planner: bool,
-    },
+    Api { status: u16, code: String, message: String, planner: bool },
 }
 
 fn main() -> ExitCode {
@@ -128,12 +123,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Refused) => ExitCode::from(3),
         Err(Failure::Broken) => ExitCode::from(1),
-        Err(Failure::Api {
-            status,
-            code,
-            message,
-            planner,
-        }) => {
+        Err(Failure::Api { status, code, message, planner }) => {
             eprintln!("error: {code} (HTTP {status}): {message}");
             ExitCode::from(if planner { 3 } else { 1 })
         }

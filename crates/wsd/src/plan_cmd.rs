@@ -56,20 +56,11 @@ pub fn run(args: PlanArgs) -> Result<(), Failure> {
         return Err(Failure::Usage(format!("--platform-proxy: `{url}` is not an http(s) URL")));
     }
 
-    let spec = WorkspaceSpec {
-        id,
-        runtime: args.runtime,
-        model: args.model,
-    };
-    let names = SecretNames {
-        org: org.keys().cloned().collect::<BTreeSet<_>>(),
-        workspace: workspace.keys().cloned().collect::<BTreeSet<_>>(),
-    };
+    let spec = WorkspaceSpec { id, runtime: args.runtime, model: args.model };
+    let names =
+        SecretNames { org: org.keys().cloned().collect::<BTreeSet<_>>(), workspace: workspace.keys().cloned().collect::<BTreeSet<_>>() };
     let platform = args.platform_proxy.map(|proxy_base_url| PlatformSettings { proxy_base_url });
-    let policy = Policy {
-        forbidden_keys: args.forbidden_keys.into_iter().collect(),
-        forbidden_prefixes: args.forbidden_prefixes,
-    };
+    let policy = Policy { forbidden_keys: args.forbidden_keys.into_iter().collect(), forbidden_prefixes: args.forbidden_prefixes };
 
     let result = wsd_core::plan(&registry, &spec, &names, platform.as_ref(), &policy);
     let report = PlanReport::new(&result);
@@ -77,25 +68,14 @@ pub fn run(args: PlanArgs) -> Result<(), Failure> {
         let text = serde_json::to_string_pretty(&report).map_err(|e| Failure::Usage(format!("cannot render JSON: {e}")))?;
         println!("{text}");
     } else {
-        print!(
-            "{}",
-            render_human(
-                &spec.runtime,
-                &spec.model,
-                &report,
-                result.as_ref().ok().map(|p| p.derivation.as_str())
-            )
-        );
+        print!("{}", render_human(&spec.runtime, &spec.model, &report, result.as_ref().ok().map(|p| p.derivation.as_str())));
     }
     if report.ok { Ok(()) } else { Err(Failure::Refused) }
 }
 
 pub fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
-    table
-        .load_style(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(header.to_vec());
+    table.load_style(presets::NOTHING).set_content_arrangement(ContentArrangement::Disabled).set_header(header.to_vec());
     table
 }
 
@@ -141,23 +121,14 @@ pub fn render_human(runtime: &str, model: &str, report: &PlanReport, derivation:
                         out.push_str(&format!("    | {line}\n"));
                     }
                 }
-                (None, from) => out.push_str(&format!(
-                    "  ~/{} (secret, from {}, mode 0600)\n",
-                    file.path,
-                    from.as_deref().unwrap_or("-")
-                )),
+                (None, from) => out.push_str(&format!("  ~/{} (secret, from {}, mode 0600)\n", file.path, from.as_deref().unwrap_or("-"))),
             }
         }
     }
 
     let mut decisions = table(&["KEY", "ORIGIN", "ACTION", "REASON"]);
     for d in &report.decisions {
-        decisions.add_row(vec![
-            d.key.to_string(),
-            d.origin.as_str().to_owned(),
-            d.action.as_str().to_owned(),
-            d.reason.to_string(),
-        ]);
+        decisions.add_row(vec![d.key.to_string(), d.origin.as_str().to_owned(), d.action.as_str().to_owned(), d.reason.to_string()]);
     }
     out.push_str(&format!("\nDecisions\n{decisions}\n"));
     for warning in &report.warnings {

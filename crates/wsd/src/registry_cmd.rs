@@ -68,22 +68,13 @@ pub fn run(command: RegistryCommand) -> Result<(), Failure> {
         RegistryCommand::Show { registry, json } => {
             let registry = load_registry(registry.registry.as_deref())?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&registry_view::registry(&registry)).unwrap_or_default()
-                );
+                println!("{}", serde_json::to_string_pretty(&registry_view::registry(&registry)).unwrap_or_default());
             } else {
                 print!("{}", render_registry(&registry));
             }
             Ok(())
         }
-        RegistryCommand::Derive {
-            runtime,
-            model,
-            credentials,
-            registry,
-            json,
-        } => {
+        RegistryCommand::Derive { runtime, model, credentials, registry, json } => {
             let registry = load_registry(registry.registry.as_deref())?;
             let available: BTreeSet<EnvKey> = credentials.into_iter().collect();
             let result = derive(&registry, &runtime, &model, &available);
@@ -112,35 +103,26 @@ pub fn run(command: RegistryCommand) -> Result<(), Failure> {
 
 fn render_registry(registry: &Registry) -> String {
     let mut providers = Table::new();
-    providers
-        .load_style(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(vec!["PROVIDER", "PROTOCOL", "AUTH ENV (any one)", "UPSTREAM VENDOR"]);
+    providers.load_style(presets::NOTHING).set_content_arrangement(ContentArrangement::Disabled).set_header(vec![
+        "PROVIDER",
+        "PROTOCOL",
+        "AUTH ENV (any one)",
+        "UPSTREAM VENDOR",
+    ]);
     for p in registry.providers() {
-        let name = if p.platform {
-            format!("{} (platform arm)", p.name)
-        } else {
-            p.name.clone()
-        };
+        let name = if p.platform { format!("{} (platform arm)", p.name) } else { p.name.clone() };
         let auth: Vec<&str> = p.auth_env.iter().map(EnvKey::as_str).collect();
-        providers.add_row(vec![
-            name,
-            p.protocol.as_str().to_owned(),
-            auth.join(", "),
-            p.upstream_vendor.clone().unwrap_or_default(),
-        ]);
+        providers.add_row(vec![name, p.protocol.as_str().to_owned(), auth.join(", "), p.upstream_vendor.clone().unwrap_or_default()]);
     }
     let mut runtimes = Table::new();
-    runtimes
-        .load_style(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(vec!["RUNTIME", "VERIFIED", "CREDENTIAL PRECEDENCE", "PROVIDERS (listed models)"]);
+    runtimes.load_style(presets::NOTHING).set_content_arrangement(ContentArrangement::Disabled).set_header(vec![
+        "RUNTIME",
+        "VERIFIED",
+        "CREDENTIAL PRECEDENCE",
+        "PROVIDERS (listed models)",
+    ]);
     for r in registry.runtimes() {
-        let verified = if r.verified_versions.is_empty() {
-            "no".to_owned()
-        } else {
-            r.verified_versions.join(", ")
-        };
+        let verified = if r.verified_versions.is_empty() { "no".to_owned() } else { r.verified_versions.join(", ") };
         let precedence: Vec<String> = r
             .credential_precedence
             .iter()
@@ -154,10 +136,7 @@ fn render_registry(registry: &Registry) -> String {
                     .join(" + ")
             })
             .collect();
-        let natives: Vec<String> = registry
-            .native_providers(r)
-            .map(|(p, models)| format!("{} ({})", p.name, models.len()))
-            .collect();
+        let natives: Vec<String> = registry.native_providers(r).map(|(p, models)| format!("{} ({})", p.name, models.len())).collect();
         runtimes.add_row(vec![r.name.clone(), verified, precedence.join(" > "), natives.join(", ")]);
     }
     format!("Providers\n{providers}\n\nRuntimes\n{runtimes}\n")

@@ -52,12 +52,9 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         }
         None => ConfigFile::default(),
     };
-    let registry = registry.with_overrides(&config.registry.overrides).map_err(|e| {
-        Failure::Usage(format!(
-            "{}: {e}",
-            args.config.as_deref().map(|p| p.display().to_string()).unwrap_or_default()
-        ))
-    })?;
+    let registry = registry
+        .with_overrides(&config.registry.overrides)
+        .map_err(|e| Failure::Usage(format!("{}: {e}", args.config.as_deref().map(|p| p.display().to_string()).unwrap_or_default())))?;
     init_logging(args.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -69,12 +66,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             tracing::info!(data_dir = %args.store.data_dir.display(), "generated a new master key file (mode 0600); back it up");
         }
         ensure_admin_token(&store, args.admin_token.map(SecretValue::new)).await?;
-        let state = AppState {
-            registry,
-            store,
-            platform: config.platform_settings(),
-            policy: config.planner_policy(),
-        };
+        let state = AppState::new(registry, store, config.platform_settings(), config.planner_policy());
         serve(args.listen, Arc::new(state)).await
     })
 }
@@ -85,10 +77,7 @@ async fn ensure_admin_token(store: &Store, configured: Option<SecretValue>) -> R
     let storage = |e: wsd_store::StoreError| Failure::Usage(format!("cannot set up the admin token: {e}"));
     if let Some(token) = configured {
         if store.authenticate_token(token.expose()).await.map_err(storage)?.is_none() {
-            store
-                .insert_token(TokenKind::Admin, None, None, "admin (WSD_ADMIN_TOKEN)", &token, "wsd")
-                .await
-                .map_err(storage)?;
+            store.insert_token(TokenKind::Admin, None, None, "admin (WSD_ADMIN_TOKEN)", &token, "wsd").await.map_err(storage)?;
         }
         return Ok(());
     }
@@ -96,10 +85,7 @@ async fn ensure_admin_token(store: &Store, configured: Option<SecretValue>) -> R
     if tokens.iter().any(|t| t.kind == TokenKind::Admin && t.revoked_at.is_none()) {
         return Ok(());
     }
-    let (_, token) = store
-        .create_token(TokenKind::Admin, None, None, "admin (generated)", "wsd")
-        .await
-        .map_err(storage)?;
+    let (_, token) = store.create_token(TokenKind::Admin, None, None, "admin (generated)", "wsd").await.map_err(storage)?;
     // Shown once, on the terminal only: it is stored as a hash and never logged.
     println!("admin token (shown once, store it now): {}", token.expose());
     Ok(())
@@ -108,11 +94,7 @@ async fn ensure_admin_token(store: &Store, configured: Option<SecretValue>) -> R
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::new("info");
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -121,12 +103,8 @@ fn init_logging(format: LogFormat) {
 
 async fn serve(listen: SocketAddr, state: Arc<AppState>) -> Result<(), Failure> {
     let shutdown = shutdown_signal()?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| Failure::Usage(format!("cannot listen on {listen}: {e}")))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| Failure::Usage(format!("cannot read the listening address: {e}")))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| Failure::Usage(format!("cannot listen on {listen}: {e}")))?;
+    let local = listener.local_addr().map_err(|e| Failure::Usage(format!("cannot read the listening address: {e}")))?;
     tracing::info!(address = %local, "wsd listening");
     // One line on stdout that scripts and tests can wait for.
     println!("wsd listening on http://{local}");

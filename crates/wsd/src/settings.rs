@@ -45,19 +45,10 @@ impl StoreSettings {
                 .map_err(|e| Failure::Usage(format!("cannot create the data directory {}: {e}", self.data_dir.display())))?;
         }
         let (keyring, key_source, generated) = self.keyring(first_run)?;
-        let url = self
-            .database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.embedded_database().display()));
-        let store = Store::open(StoreOptions {
-            url,
-            create_sqlite: first_run,
-            keyring,
-            key_source,
-            max_connections,
-        })
-        .await
-        .map_err(|e| Failure::Usage(format!("cannot open the database: {e}{}", cause(&e))))?;
+        let url = self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.embedded_database().display()));
+        let store = Store::open(StoreOptions { url, create_sqlite: first_run, keyring, key_source, max_connections })
+            .await
+            .map_err(|e| Failure::Usage(format!("cannot open the database: {e}{}", cause(&e))))?;
         Ok((store, generated))
     }
 
@@ -68,9 +59,7 @@ impl StoreSettings {
         }
         let path = self.master_key_file.clone().unwrap_or_else(|| self.data_dir.join("master.key"));
         let (keyring, created) = keyfile::load_or_create(&path, first_run && self.master_key_file.is_none()).map_err(|e| {
-            Failure::Usage(format!(
-                "{e}; set WSD_MASTER_KEY or WSD_MASTER_KEY_FILE to the keyring this database was written with"
-            ))
+            Failure::Usage(format!("{e}; set WSD_MASTER_KEY or WSD_MASTER_KEY_FILE to the keyring this database was written with"))
         })?;
         Ok((keyring, KeySource::File(path), created))
     }

@@ -52,10 +52,7 @@ fn stdout(out: &Output) -> String {
 #[test]
 fn the_seed_scenario_from_the_command_line() {
     let server = Server::start(&fresh_dir("cli-client"));
-    let cli = Cli {
-        server: &server,
-        token: server.admin_token(),
-    };
+    let cli = Cli { server: &server, token: server.admin_token() };
 
     let org = cli.json(&["org", "create", "acme"])["id"].as_str().unwrap().to_owned();
     let out = cli.run(&["org", "list"], None);
@@ -69,47 +66,19 @@ fn the_seed_scenario_from_the_command_line() {
     let out = cli.run(&["secret", "list", "--org", &org], None);
     assert!(stdout(&out).contains("CLAUDE_CODE_OAUTH_TOKEN") && stdout(&out).contains("MINIMAX_API_KEY"));
 
-    let ws = cli.json(&[
-        "ws",
-        "create",
-        "--org",
-        &org,
-        "--name",
-        "dev-b",
-        "--runtime",
-        "claude-code",
-        "--model",
-        "MiniMax-M2.7",
-    ]);
+    let ws = cli.json(&["ws", "create", "--org", &org, "--name", "dev-b", "--runtime", "claude-code", "--model", "MiniMax-M2.7"]);
     let ws = ws["id"].as_str().unwrap().to_owned();
     let out = cli.run(&["ws", "plan", "--org", &org, &ws], None);
     assert!(out.status.success());
     let plan = stdout(&out);
-    assert!(
-        plan.contains("provider: minimax") && plan.contains("CLAUDE_CODE_OAUTH_TOKEN") && plan.contains("stripped"),
-        "{plan}"
-    );
+    assert!(plan.contains("provider: minimax") && plan.contains("CLAUDE_CODE_OAUTH_TOKEN") && plan.contains("stripped"), "{plan}");
     let json_plan = cli.json(&["ws", "plan", "--org", &org, &ws]);
     assert_eq!(json_plan["env"]["ANTHROPIC_AUTH_TOKEN"]["from"], "MINIMAX_API_KEY");
     assert_eq!(cli.json(&["ws", "billing-mode", "--org", &org, &ws])["mode"], "byok");
 
     // The server's refusal, with its code, and exit status 3.
     let bare = cli.json(&["org", "create", "bare"])["id"].as_str().unwrap().to_owned();
-    let out = cli.run(
-        &[
-            "ws",
-            "create",
-            "--org",
-            &bare,
-            "--name",
-            "x",
-            "--runtime",
-            "claude-code",
-            "--model",
-            "MiniMax-M2.7",
-        ],
-        None,
-    );
+    let out = cli.run(&["ws", "create", "--org", &bare, "--name", "x", "--runtime", "claude-code", "--model", "MiniMax-M2.7"], None);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: MISSING_BYOK_CREDENTIAL (HTTP 422): provider `minimax` needs one of"));
     // A client mistake: exit 1 with the code.
@@ -122,14 +91,8 @@ fn the_seed_scenario_from_the_command_line() {
 
     // An org token works on its org only.
     let minted = cli.json(&["token", "create", "--org", &org, "ci"]);
-    let org_cli = Cli {
-        server: &server,
-        token: minted["secret"].as_str().unwrap().to_owned(),
-    };
-    assert_eq!(
-        org_cli.json(&["ws", "list", "--org", &org])["workspaces"].as_array().unwrap().len(),
-        1
-    );
+    let org_cli = Cli { server: &server, token: minted["secret"].as_str().unwrap().to_owned() };
+    assert_eq!(org_cli.json(&["ws", "list", "--org", &org])["workspaces"].as_array().unwrap().len(), 1);
     let out = org_cli.run(&["ws", "list", "--org", &bare], None);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("NOT_FOUND (HTTP 404)"));
@@ -149,17 +112,11 @@ fn the_seed_scenario_from_the_command_line() {
 
 #[test]
 fn without_a_token_or_a_server_the_client_says_so() {
-    let out = Command::new(env!("CARGO_BIN_EXE_wsd"))
-        .args(["org", "list"])
-        .env_remove("WSD_TOKEN")
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wsd")).args(["org", "list"]).env_remove("WSD_TOKEN").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("set WSD_TOKEN"));
-    let out = Command::new(env!("CARGO_BIN_EXE_wsd"))
-        .args(["org", "list", "--url", "http://127.0.0.1:9", "--token", "x"])
-        .output()
-        .unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_wsd")).args(["org", "list", "--url", "http://127.0.0.1:9", "--token", "x"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach wsd at http://127.0.0.1:9"));
 }

@@ -10,19 +10,11 @@ const CANARY_MINIMAX: &str = "canary-minimax-81ad0b";
 const CANARY_WORKSPACE: &str = "canary-workspace-3e77aa";
 
 fn wsd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wsd"))
-        .args(args)
-        .env_remove("WSD_REGISTRY")
-        .output()
-        .expect("run wsd")
+    Command::new(env!("CARGO_BIN_EXE_wsd")).args(args).env_remove("WSD_REGISTRY").output().expect("run wsd")
 }
 
 fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
 fn assert_no_canary(output: &Output) {
@@ -62,33 +54,19 @@ fn plan_json_for_the_minimax_seed_case() {
     assert_no_canary(&out);
     let v = json(&out);
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(
-        keys,
-        ["decisions", "env", "error", "files", "ok", "provider", "routing", "warnings"]
-    );
+    assert_eq!(keys, ["decisions", "env", "error", "files", "ok", "provider", "routing", "warnings"]);
     assert_eq!(v["ok"], true);
     assert_eq!(v["routing"], "byok");
     assert_eq!(v["provider"], "minimax");
     assert_eq!(v["error"], Value::Null);
-    assert_eq!(
-        v["env"]["ANTHROPIC_AUTH_TOKEN"],
-        serde_json::json!({"origin": "projected", "from": "MINIMAX_API_KEY", "value": null})
-    );
-    assert_eq!(
-        v["env"]["MINIMAX_API_KEY"],
-        serde_json::json!({"origin": "org", "from": "MINIMAX_API_KEY", "value": null})
-    );
+    assert_eq!(v["env"]["ANTHROPIC_AUTH_TOKEN"], serde_json::json!({"origin": "projected", "from": "MINIMAX_API_KEY", "value": null}));
+    assert_eq!(v["env"]["MINIMAX_API_KEY"], serde_json::json!({"origin": "org", "from": "MINIMAX_API_KEY", "value": null}));
     assert_eq!(
         v["env"]["ANTHROPIC_BASE_URL"],
         serde_json::json!({"origin": "injected", "from": null, "value": "https://api.minimax.io/anthropic"})
     );
     assert!(v["env"].get("CLAUDE_CODE_OAUTH_TOKEN").is_none());
-    let stripped: Vec<&Value> = v["decisions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["action"] == "stripped")
-        .collect();
+    let stripped: Vec<&Value> = v["decisions"].as_array().unwrap().iter().filter(|d| d["action"] == "stripped").collect();
     assert_eq!(stripped.len(), 1);
     assert_eq!(stripped[0]["key"], "CLAUDE_CODE_OAUTH_TOKEN");
     assert_eq!(stripped[0]["origin"], "org");
@@ -114,10 +92,7 @@ fn plan_json_for_a_platform_workspace() {
     assert_no_canary(&out);
     let v = json(&out);
     assert_eq!(v["routing"], "platform");
-    assert_eq!(
-        v["env"]["WSD_LLM_USAGE_TOKEN"],
-        serde_json::json!({"origin": "injected", "from": null, "value": null})
-    );
+    assert_eq!(v["env"]["WSD_LLM_USAGE_TOKEN"], serde_json::json!({"origin": "injected", "from": null, "value": null}));
     assert_eq!(v["env"]["ANTHROPIC_AUTH_TOKEN"]["from"], "WSD_LLM_USAGE_TOKEN");
     assert_eq!(v["env"]["ANTHROPIC_CUSTOM_HEADERS"]["value"], "X-Wsd-Workspace-Id: ws-42");
 }
@@ -150,66 +125,26 @@ fn refused_plan_exits_3_and_says_why() {
         (vec!["--model", "gpt-5.5"], "UNREGISTERED_MODEL_FOR_RUNTIME"),
         (vec!["--model", ""], "MODEL_REQUIRED"),
     ] {
-        let mut full = vec![
-            "plan",
-            "--runtime",
-            "claude-code",
-            "--org-secret",
-            "CLAUDE_CODE_OAUTH_TOKEN=x",
-            "--json",
-        ];
+        let mut full = vec!["plan", "--runtime", "claude-code", "--org-secret", "CLAUDE_CODE_OAUTH_TOKEN=x", "--json"];
         full.extend(args);
         let out = wsd(&full);
         assert_eq!(out.status.code(), Some(3), "{}", text(&out));
         assert_eq!(json(&out)["error"]["code"], code);
     }
-    let out = wsd(&[
-        "plan",
-        "--runtime",
-        "claude-code",
-        "--model",
-        "opus",
-        "--org-secret",
-        "GITHUB_TOKEN=x",
-        "--json",
-    ]);
+    let out = wsd(&["plan", "--runtime", "claude-code", "--model", "opus", "--org-secret", "GITHUB_TOKEN=x", "--json"]);
     assert_eq!(json(&out)["error"]["code"], "FORBIDDEN_TENANT_ENV_KEY");
 }
 
 #[test]
 fn human_output_shows_routing_provider_and_decisions_without_values() {
-    let out = wsd(&[
-        "plan",
-        "--runtime",
-        "claude-code",
-        "--model",
-        "MiniMax-M2.7",
-        "--org-secret",
-        &oauth(),
-        "--org-secret",
-        &minimax(),
-    ]);
+    let out = wsd(&["plan", "--runtime", "claude-code", "--model", "MiniMax-M2.7", "--org-secret", &oauth(), "--org-secret", &minimax()]);
     assert_eq!(out.status.code(), Some(0));
     assert_no_canary(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for needle in [
-        "routing:  byok",
-        "provider: minimax",
-        "CLAUDE_CODE_OAUTH_TOKEN",
-        "stripped",
-        "(secret, from MINIMAX_API_KEY)",
-    ] {
+    for needle in ["routing:  byok", "provider: minimax", "CLAUDE_CODE_OAUTH_TOKEN", "stripped", "(secret, from MINIMAX_API_KEY)"] {
         assert!(stdout.contains(needle), "{needle:?} not in\n{stdout}");
     }
-    let out = wsd(&[
-        "plan",
-        "--runtime",
-        "claude-code",
-        "--model",
-        "MiniMax-M2.7",
-        "--org-secret",
-        &oauth(),
-    ]);
+    let out = wsd(&["plan", "--runtime", "claude-code", "--model", "MiniMax-M2.7", "--org-secret", &oauth()]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stdout).contains("REFUSED  MISSING_BYOK_CREDENTIAL"));
 }
@@ -217,33 +152,20 @@ fn human_output_shows_routing_provider_and_decisions_without_values() {
 #[test]
 fn bad_usage_exits_2_with_a_clear_message_and_no_value() {
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (
-            vec!["--org-secret".into(), format!("NO_EQUALS_SIGN{CANARY_OAUTH}")],
-            "expected KEY=VALUE",
-        ),
+        (vec!["--org-secret".into(), format!("NO_EQUALS_SIGN{CANARY_OAUTH}")], "expected KEY=VALUE"),
         (vec!["--org-secret".into(), format!("lower_case={CANARY_OAUTH}")], "invalid KEY"),
         (vec!["--workspace-secret".into(), "EMPTY=".into()], "value is empty"),
-        (
-            vec!["--org-secret".into(), oauth(), "--org-secret".into(), oauth()],
-            "CLAUDE_CODE_OAUTH_TOKEN is given twice",
-        ),
+        (vec!["--org-secret".into(), oauth(), "--org-secret".into(), oauth()], "CLAUDE_CODE_OAUTH_TOKEN is given twice"),
         (vec!["--workspace-id".into(), "a b".into()], "--workspace-id"),
         (vec!["--platform-proxy".into(), "127.0.0.1:8080".into()], "not an http(s) URL"),
-        (
-            vec!["--registry".into(), "/nonexistent/registry.yaml".into()],
-            "cannot read registry file /nonexistent/registry.yaml",
-        ),
+        (vec!["--registry".into(), "/nonexistent/registry.yaml".into()], "cannot read registry file /nonexistent/registry.yaml"),
     ];
     for (extra, needle) in cases {
         let mut args: Vec<String> = ["plan", "--runtime", "claude-code", "--model", "opus"].map(String::from).to_vec();
         args.extend(extra);
         let out = wsd(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(needle),
-            "{needle:?} not in {}",
-            text(&out)
-        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains(needle), "{needle:?} not in {}", text(&out));
         assert_no_canary(&out);
     }
     let out = wsd(&["plan", "--model", "opus"]);
@@ -268,11 +190,7 @@ fn registry_check_names_the_entry_and_field_at_fault() {
     let path = write_registry("broken.yaml", &broken);
     let out = wsd(&["registry", "check", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("providers[12] (groq).model_match: regex does not compile"),
-        "{}",
-        text(&out)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("providers[12] (groq).model_match: regex does not compile"), "{}", text(&out));
 
     let unknown = wsd_core::registry::EMBEDDED_REGISTRY_YAML.replacen(
         "    upstream_vendor: anthropic\n",
@@ -282,22 +200,10 @@ fn registry_check_names_the_entry_and_field_at_fault() {
     let path = write_registry("unknown.yaml", &unknown);
     let out = wsd(&["registry", "check", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("unknown field `colour`"),
-        "{}",
-        text(&out)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `colour`"), "{}", text(&out));
 
     // The same file is refused by every command that takes --registry.
-    let out = wsd(&[
-        "plan",
-        "--runtime",
-        "claude-code",
-        "--model",
-        "opus",
-        "--registry",
-        path.to_str().unwrap(),
-    ]);
+    let out = wsd(&["plan", "--runtime", "claude-code", "--model", "opus", "--registry", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -306,31 +212,14 @@ fn registry_show_and_derive() {
     let out = wsd(&["registry", "show"]);
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("platform (platform arm)") && stdout.contains("claude-code"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("platform (platform arm)") && stdout.contains("claude-code"), "{stdout}");
 
     let out = wsd(&["registry", "show", "--json"]);
     let v = json(&out);
     assert_eq!(v["providers"].as_array().unwrap().len(), 14);
-    assert!(
-        v["credential_keys"]
-            .as_array()
-            .unwrap()
-            .contains(&Value::from("CLAUDE_CODE_OAUTH_TOKEN"))
-    );
+    assert!(v["credential_keys"].as_array().unwrap().contains(&Value::from("CLAUDE_CODE_OAUTH_TOKEN")));
 
-    let out = wsd(&[
-        "registry",
-        "derive",
-        "--runtime",
-        "codex",
-        "--model",
-        "gpt-5.5",
-        "--credential",
-        "OPENAI_API_KEY",
-    ]);
+    let out = wsd(&["registry", "derive", "--runtime", "codex", "--model", "gpt-5.5", "--credential", "OPENAI_API_KEY"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("openai-api (byok)"));
 
@@ -338,15 +227,6 @@ fn registry_show_and_derive() {
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(json(&out)["error"]["code"], "AMBIGUOUS_PROVIDER");
 
-    let out = wsd(&[
-        "registry",
-        "derive",
-        "--runtime",
-        "codex",
-        "--model",
-        "gpt-5.5",
-        "--credential",
-        "bad-key",
-    ]);
+    let out = wsd(&["registry", "derive", "--runtime", "codex", "--model", "gpt-5.5", "--credential", "bad-key"]);
     assert_eq!(out.status.code(), Some(2));
 }

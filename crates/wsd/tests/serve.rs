@@ -13,11 +13,7 @@ fn first_run_on_defaults_creates_its_state_and_prints_the_admin_token_once() {
     let data = fresh_dir("first-run");
     let server = Server::start(&data);
     assert_eq!(server.preamble.len(), 1, "{:?}", server.preamble);
-    assert!(
-        server.preamble[0].starts_with("admin token (shown once, store it now): wsd_"),
-        "{:?}",
-        server.preamble
-    );
+    assert!(server.preamble[0].starts_with("admin token (shown once, store it now): wsd_"), "{:?}", server.preamble);
     assert!(data.join("wsd.db").exists());
     let key_mode = std::fs::metadata(data.join("master.key")).unwrap().permissions().mode() & 0o777;
     assert_eq!(key_mode, 0o600);
@@ -26,11 +22,7 @@ fn first_run_on_defaults_creates_its_state_and_prints_the_admin_token_once() {
     server.stop();
 
     let again = Server::start(&data);
-    assert!(
-        again.preamble.is_empty(),
-        "the admin token is printed only once: {:?}",
-        again.preamble
-    );
+    assert!(again.preamble.is_empty(), "the admin token is printed only once: {:?}", again.preamble);
     again.stop();
 }
 

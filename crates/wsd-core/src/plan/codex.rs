@@ -86,14 +86,8 @@ mod tests {
 
     #[test]
     fn without_a_provider_only_the_model_is_set() {
-        let config = CodexConfig {
-            model: "gpt-5.5".into(),
-            provider: None,
-        };
-        assert_eq!(
-            config.render().lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>(),
-            ["model = \"gpt-5.5\""]
-        );
+        let config = CodexConfig { model: "gpt-5.5".into(), provider: None };
+        assert_eq!(config.render().lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>(), ["model = \"gpt-5.5\""]);
     }
 
     #[test]

@@ -174,9 +174,7 @@ mod tests {
 
     #[test]
     fn proxy_urls_are_joined_without_double_slashes() {
-        let settings = PlatformSettings {
-            proxy_base_url: "http://127.0.0.1:8080/llm/".into(),
-        };
+        let settings = PlatformSettings { proxy_base_url: "http://127.0.0.1:8080/llm/".into() };
         assert_eq!(settings.anthropic_base_url(), "http://127.0.0.1:8080/llm/anthropic");
         assert_eq!(settings.openai_base_url(), "http://127.0.0.1:8080/llm/openai/v1");
     }
@@ -190,17 +188,8 @@ mod tests {
 
     #[test]
     fn policy_adds_keys_and_prefixes_to_the_builtin_list() {
-        let policy = Policy {
-            forbidden_keys: [key("MY_DEPLOY_TOKEN")].into(),
-            forbidden_prefixes: vec!["OPS_".into()],
-        };
-        for forbidden in [
-            "GITHUB_TOKEN",
-            "AWS_SECRET_ACCESS_KEY",
-            "WSD_MASTER_KEY",
-            "MY_DEPLOY_TOKEN",
-            "OPS_X",
-        ] {
+        let policy = Policy { forbidden_keys: [key("MY_DEPLOY_TOKEN")].into(), forbidden_prefixes: vec!["OPS_".into()] };
+        for forbidden in ["GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "WSD_MASTER_KEY", "MY_DEPLOY_TOKEN", "OPS_X"] {
             assert!(policy.is_forbidden_for_org(&key(forbidden)), "{forbidden}");
         }
         for allowed in ["MINIMAX_API_KEY", "OPS", "MY_DEPLOY", "DATABASE_URL"] {

@@ -79,22 +79,12 @@ pub fn plan(
     let (runtime, provider) = (derivation.runtime, derivation.provider);
 
     let fixed = fixed_settings(runtime, &workspace.model);
-    let mut planner = Planner {
-        registry,
-        workspace,
-        runtime,
-        provider,
-        effective,
-        fixed,
-        draft,
-    };
+    let mut planner = Planner { registry, workspace, runtime, provider, effective, fixed, draft };
     planner.route_inputs();
 
     // Steps 3 and 4: routing.
     let (routing, intended, codex) = if provider.platform {
-        let platform = platform.ok_or_else(|| PlanError::MissingPlatformProxy {
-            model: workspace.model.clone(),
-        })?;
+        let platform = platform.ok_or_else(|| PlanError::MissingPlatformProxy { model: workspace.model.clone() })?;
         let (intended, codex) = planner.route_platform(platform);
         (Routing::Platform, intended, codex)
     } else {
@@ -105,10 +95,7 @@ pub fn plan(
     // Step 5: model env, hardening env, config files.
     planner.inject_fixed();
     if let (Some(config), Projection::CodexConfig { path, .. }) = (&codex, &runtime.projection) {
-        planner.draft.files.push(PlanFile {
-            path: path.clone(),
-            content: FileContent::Text(config.render()),
-        });
+        planner.draft.files.push(PlanFile { path: path.clone(), content: FileContent::Text(config.render()) });
     }
 
     // Step 7: parity.
@@ -136,20 +123,11 @@ struct Draft {
 
 impl Draft {
     fn decide(&mut self, key: &EnvKey, origin: EntryOrigin, action: Action, reason: impl Into<DecisionReason>) {
-        self.decisions.push(Decision {
-            key: key.clone(),
-            origin,
-            action,
-            reason: reason.into(),
-        });
+        self.decisions.push(Decision { key: key.clone(), origin, action, reason: reason.into() });
     }
 
     fn inject(&mut self, key: &EnvKey, origin: EntryOrigin, value: EnvValue, reason: DecisionReason) {
-        let action = if origin == EntryOrigin::Projected {
-            Action::Projected
-        } else {
-            Action::Injected
-        };
+        let action = if origin == EntryOrigin::Projected { Action::Projected } else { Action::Injected };
         self.env.insert(key.clone(), EnvEntry { origin, value });
         self.decide(key, origin, action, reason);
     }
@@ -182,10 +160,7 @@ fn fixed_settings(runtime: &Runtime, model: &str) -> SortedVecMap<EnvKey, (Strin
     let model_key = EnvKey::new(MODEL_ENV).expect("MODEL_ENV is a valid env name");
     fixed.insert(model_key, (model.to_owned(), "the workspace's model".to_owned()));
     for key in &runtime.model_env {
-        fixed.insert(
-            key.clone(),
-            (model.to_owned(), format!("the workspace's model, where {} reads it", runtime.name)),
-        );
+        fixed.insert(key.clone(), (model.to_owned(), format!("the workspace's model, where {} reads it", runtime.name)));
     }
     for (key, value) in &runtime.hardening_env {
         fixed.insert(key.clone(), (value.clone(), format!("hardening setting of {}", runtime.name)));
@@ -238,13 +213,9 @@ impl Planner<'_> {
                 }
             };
             if action == Action::Kept {
-                self.draft.env.insert(
-                    key.clone(),
-                    EnvEntry {
-                        origin: origin.into(),
-                        value: EnvValue::Secret { key: key.clone(), origin },
-                    },
-                );
+                self.draft
+                    .env
+                    .insert(key.clone(), EnvEntry { origin: origin.into(), value: EnvValue::Secret { key: key.clone(), origin } });
             }
             self.draft.decide(key, origin.into(), action, reason);
         }
@@ -291,11 +262,7 @@ impl Planner<'_> {
             "the workspace's usage token for the metering proxy, minted at provision".to_owned(),
         );
         let codex = match &runtime.projection {
-            Projection::Env {
-                key_env,
-                base_url_env,
-                workspace_header_env,
-            } => {
+            Projection::Env { key_env, base_url_env, workspace_header_env } => {
                 self.put(
                     key_env,
                     EntryOrigin::Projected,
@@ -329,24 +296,14 @@ impl Planner<'_> {
                 }),
             }),
         };
-        (
-            Intended {
-                credential: EnvValue::UsageToken,
-                endpoint: Some(proxy_url),
-            },
-            codex,
-        )
+        (Intended { credential: EnvValue::UsageToken, endpoint: Some(proxy_url) }, codex)
     }
 
     /// The credential the workspace uses: a workspace secret the runtime reads as is, else
     /// another workspace secret, else an org secret; each in the provider's `auth_env` order.
     fn choose_credential(&self) -> Option<(EnvKey, SecretOrigin)> {
-        let present: Vec<(&EnvKey, SecretOrigin)> = self
-            .provider
-            .auth_env
-            .iter()
-            .filter_map(|key| Some((key, self.input_origin(key)?)))
-            .collect();
+        let present: Vec<(&EnvKey, SecretOrigin)> =
+            self.provider.auth_env.iter().filter_map(|key| Some((key, self.input_origin(key)?))).collect();
         let direct = |(key, origin): &(&EnvKey, SecretOrigin)| *origin == SecretOrigin::Workspace && self.runtime.reads_credential_env(key);
         present
             .iter()
@@ -359,23 +316,13 @@ impl Planner<'_> {
     fn route_byok(&mut self) -> Result<(Intended, Option<CodexConfig>), PlanError> {
         let (runtime, provider) = (self.runtime, self.provider);
         let Some((source, origin)) = self.choose_credential() else {
-            return Err(PlanError::MissingByokCredential {
-                provider: provider.name.clone(),
-                accepted: provider.auth_env.clone(),
-            });
+            return Err(PlanError::MissingByokCredential { provider: provider.name.clone(), accepted: provider.auth_env.clone() });
         };
-        let source_value = EnvValue::Secret {
-            key: source.clone(),
-            origin,
-        };
+        let source_value = EnvValue::Secret { key: source.clone(), origin };
         let provider_url = provider.base_url(runtime.protocol).map(str::to_owned);
         let (credential_key, endpoint, codex) = match &runtime.projection {
             Projection::Env { key_env, base_url_env, .. } => {
-                let target = provider
-                    .auth_token_env
-                    .as_ref()
-                    .filter(|t| runtime.reads_credential_env(t))
-                    .unwrap_or(key_env);
+                let target = provider.auth_token_env.as_ref().filter(|t| runtime.reads_credential_env(t)).unwrap_or(key_env);
                 let used_directly = origin == SecretOrigin::Workspace && runtime.reads_credential_env(&source);
                 let credential_key = if source == *target || used_directly || self.input_origin(target) == Some(SecretOrigin::Workspace) {
                     source.clone()
@@ -392,10 +339,7 @@ impl Planner<'_> {
                         target,
                         EntryOrigin::Projected,
                         source_value.clone(),
-                        format!(
-                            "{} reads the {} key from {target}; it carries {source}",
-                            runtime.name, provider.name
-                        ),
+                        format!("{} reads the {} key from {target}; it carries {source}", runtime.name, provider.name),
                     );
                     target.clone()
                 };
@@ -420,17 +364,10 @@ impl Planner<'_> {
             }
             Projection::CodexConfig { login_file, .. } => {
                 let config = if provider.auth_mode == AuthMode::Oauth {
-                    self.draft.files.push(PlanFile {
-                        path: login_file.clone(),
-                        content: FileContent::Secret {
-                            key: source.clone(),
-                            origin,
-                        },
-                    });
-                    CodexConfig {
-                        model: self.workspace.model.clone(),
-                        provider: None,
-                    }
+                    self.draft
+                        .files
+                        .push(PlanFile { path: login_file.clone(), content: FileContent::Secret { key: source.clone(), origin } });
+                    CodexConfig { model: self.workspace.model.clone(), provider: None }
                 } else {
                     CodexConfig {
                         model: self.workspace.model.clone(),
@@ -451,20 +388,11 @@ impl Planner<'_> {
         for key in others {
             if self.input_origin(&key) == Some(SecretOrigin::Org) {
                 self.strip_input(&key, || {
-                    format!(
-                        "{} also reads {key}; exactly one credential may reach provider `{}`",
-                        runtime.name, provider.name
-                    )
+                    format!("{} also reads {key}; exactly one credential may reach provider `{}`", runtime.name, provider.name)
                 });
             }
         }
-        Ok((
-            Intended {
-                credential: source_value,
-                endpoint,
-            },
-            codex,
-        ))
+        Ok((Intended { credential: source_value, endpoint }, codex))
     }
 
     fn inject_fixed(&mut self) {
@@ -476,10 +404,9 @@ impl Planner<'_> {
 
     fn finish(mut self, routing: Routing, derivation: &Derivation<'_>) -> Plan {
         if self.runtime.verified_versions.is_empty() {
-            self.draft.warnings.push(format!(
-                "the credential profile of runtime `{}` has not been verified against a real CLI",
-                self.runtime.name
-            ));
+            self.draft
+                .warnings
+                .push(format!("the credential profile of runtime `{}` has not been verified against a real CLI", self.runtime.name));
         }
         if self.provider.deprecated {
             self.draft.warnings.push(format!("provider `{}` is deprecated", self.provider.name));

@@ -36,10 +36,7 @@ fn resolve(plan: &Plan, read: &CredentialRead) -> Option<EnvValue> {
     match &read.source {
         CredentialSource::Env(key) => plan.env.get(key).map(|e| e.value.clone()),
         CredentialSource::File(path) => plan.files.iter().find(|f| &f.path == path).map(|f| match &f.content {
-            FileContent::Secret { key, origin } => EnvValue::Secret {
-                key: key.clone(),
-                origin: *origin,
-            },
+            FileContent::Secret { key, origin } => EnvValue::Secret { key: key.clone(), origin: *origin },
             FileContent::Text(text) => EnvValue::Literal(text.clone()),
         }),
     }
@@ -51,54 +48,27 @@ fn simulate<'a>(runtime: &'a Runtime, plan: &Plan, codex: Option<&CodexConfig>) 
         let sent = plan
             .env
             .get(&provider.env_key)
-            .map(|entry| Sent {
-                read: None,
-                what: provider.env_key.to_string(),
-                value: entry.value.clone(),
-            })
+            .map(|entry| Sent { read: None, what: provider.env_key.to_string(), value: entry.value.clone() })
             .into_iter()
             .collect();
-        return Simulation {
-            sent,
-            endpoint: Endpoint::Url(provider.base_url.clone()),
-            shadowed_by: None,
-        };
+        return Simulation { sent, endpoint: Endpoint::Url(provider.base_url.clone()), shadowed_by: None };
     }
     for (tier_index, tier) in runtime.credential_precedence.iter().enumerate() {
         let sent: Vec<Sent<'a>> = tier
             .iter()
-            .filter_map(|read| {
-                Some(Sent {
-                    read: Some(read),
-                    what: read.source.to_string(),
-                    value: resolve(plan, read)?,
-                })
-            })
+            .filter_map(|read| Some(Sent { read: Some(read), what: read.source.to_string(), value: resolve(plan, read)? }))
             .collect();
         if let Some(first) = sent.first() {
             let configured = runtime.base_url_env.as_ref().and_then(|key| plan.env.get(key));
             let endpoint = match configured.map(|e| &e.value) {
                 Some(EnvValue::Literal(url)) => Endpoint::Url(url.clone()),
                 Some(other) => Endpoint::UserSet(other.describe()),
-                None => Endpoint::Url(
-                    first
-                        .read
-                        .and_then(|r| r.endpoint.clone())
-                        .unwrap_or_else(|| runtime.default_base_url.clone()),
-                ),
+                None => Endpoint::Url(first.read.and_then(|r| r.endpoint.clone()).unwrap_or_else(|| runtime.default_base_url.clone())),
             };
-            return Simulation {
-                sent,
-                endpoint,
-                shadowed_by: Some(tier_index),
-            };
+            return Simulation { sent, endpoint, shadowed_by: Some(tier_index) };
         }
     }
-    Simulation {
-        sent: Vec::new(),
-        endpoint: Endpoint::Url(runtime.default_base_url.clone()),
-        shadowed_by: None,
-    }
+    Simulation { sent: Vec::new(), endpoint: Endpoint::Url(runtime.default_base_url.clone()), shadowed_by: None }
 }
 
 /// "the org secret K", or "the org secret K as T" when it travels under another name.
@@ -123,24 +93,13 @@ pub(super) fn check(
         Routing::Platform => "wsd's metering proxy".to_owned(),
         Routing::Byok => format!("provider `{}`", provider.name),
     };
-    let refuse = |explanation: String| {
-        Err(PlanError::RoutingParityMismatch {
-            provider: provider.name.clone(),
-            explanation,
-        })
-    };
+    let refuse = |explanation: String| Err(PlanError::RoutingParityMismatch { provider: provider.name.clone(), explanation });
 
     match simulation.sent.as_slice() {
         [] => {
             return refuse(format!(
                 "{rt} would send no credential: none of {} is set in the planned env",
-                runtime
-                    .credential_precedence
-                    .iter()
-                    .flatten()
-                    .map(|r| r.source.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                runtime.credential_precedence.iter().flatten().map(|r| r.source.to_string()).collect::<Vec<_>>().join(", ")
             ));
         }
         [one] if one.value == intended.credential => {}
@@ -163,13 +122,7 @@ pub(super) fn check(
         several => {
             let names: Vec<String> = several
                 .iter()
-                .map(|s| {
-                    format!(
-                        "{}{}",
-                        sent_phrase(s),
-                        s.read.map(|r| format!(" ({})", r.sent_as)).unwrap_or_default()
-                    )
-                })
+                .map(|s| format!("{}{}", sent_phrase(s), s.read.map(|r| format!(" ({})", r.sent_as)).unwrap_or_default()))
                 .collect();
             return refuse(format!(
                 "{rt} would send {} together on the same request; exactly one credential may reach {target}: remove the extra workspace secret",

@@ -65,30 +65,15 @@ impl PlanReport {
                     EnvValue::UsageToken => (Some(USAGE_TOKEN_ENV.to_owned()), None),
                     EnvValue::Literal(text) => (None, Some(text.clone())),
                 };
-                (
-                    key.to_string(),
-                    EnvReport {
-                        origin: entry.origin,
-                        from,
-                        value,
-                    },
-                )
+                (key.to_string(), EnvReport { origin: entry.origin, from, value })
             })
             .collect();
         let files = plan
             .files
             .iter()
             .map(|file| match &file.content {
-                FileContent::Text(text) => FileReport {
-                    path: file.path.clone(),
-                    content: Some(text.clone()),
-                    from: None,
-                },
-                FileContent::Secret { key, .. } => FileReport {
-                    path: file.path.clone(),
-                    content: None,
-                    from: Some(key.to_string()),
-                },
+                FileContent::Text(text) => FileReport { path: file.path.clone(), content: Some(text.clone()), from: None },
+                FileContent::Secret { key, .. } => FileReport { path: file.path.clone(), content: None, from: Some(key.to_string()) },
             })
             .collect();
         Self {
@@ -105,13 +90,7 @@ impl PlanReport {
 
     pub fn from_error(error: &PlanError) -> Self {
         let provider = error.provider().map(str::to_owned);
-        let routing = provider.as_deref().map(|p| {
-            if p == PLATFORM_PROVIDER_NAME {
-                Routing::Platform
-            } else {
-                Routing::Byok
-            }
-        });
+        let routing = provider.as_deref().map(|p| if p == PLATFORM_PROVIDER_NAME { Routing::Platform } else { Routing::Byok });
         Self {
             ok: false,
             routing,
@@ -120,10 +99,7 @@ impl PlanReport {
             files: Vec::new(),
             decisions: Vec::new(),
             warnings: Vec::new(),
-            error: Some(ErrorReport {
-                code: error.code(),
-                message: error.to_string(),
-            }),
+            error: Some(ErrorReport { code: error.code(), message: error.to_string() }),
         }
     }
 }
@@ -138,59 +114,29 @@ mod tests {
 
     fn report(model: &str, org: &[&str], platform: bool) -> PlanReport {
         let registry = Registry::embedded().unwrap();
-        let spec = WorkspaceSpec {
-            id: WorkspaceId::new("ws").unwrap(),
-            runtime: "claude-code".into(),
-            model: model.into(),
-        };
+        let spec = WorkspaceSpec { id: WorkspaceId::new("ws").unwrap(), runtime: "claude-code".into(), model: model.into() };
         let org: BTreeSet<EnvKey> = org.iter().map(|k| EnvKey::new(k).unwrap()).collect();
-        let secrets = SecretNames {
-            org,
-            workspace: BTreeSet::new(),
-        };
-        let settings = PlatformSettings {
-            proxy_base_url: "http://proxy.test/llm".into(),
-        };
-        PlanReport::new(&crate::plan(
-            &registry,
-            &spec,
-            &secrets,
-            platform.then_some(&settings),
-            &Policy::default(),
-        ))
+        let secrets = SecretNames { org, workspace: BTreeSet::new() };
+        let settings = PlatformSettings { proxy_base_url: "http://proxy.test/llm".into() };
+        PlanReport::new(&crate::plan(&registry, &spec, &secrets, platform.then_some(&settings), &Policy::default()))
     }
 
     #[test]
     fn the_usage_token_shows_where_it_is_projected_from() {
         let r = report("anthropic/claude-opus-4-7", &[], true);
-        assert_eq!(
-            r.env["WSD_LLM_USAGE_TOKEN"],
-            EnvReport {
-                origin: EntryOrigin::Injected,
-                from: None,
-                value: None
-            }
-        );
+        assert_eq!(r.env["WSD_LLM_USAGE_TOKEN"], EnvReport { origin: EntryOrigin::Injected, from: None, value: None });
         assert_eq!(
             r.env["ANTHROPIC_AUTH_TOKEN"],
-            EnvReport {
-                origin: EntryOrigin::Projected,
-                from: Some(USAGE_TOKEN_ENV.into()),
-                value: None
-            }
+            EnvReport { origin: EntryOrigin::Projected, from: Some(USAGE_TOKEN_ENV.into()), value: None }
         );
-        assert_eq!(
-            r.env["ANTHROPIC_BASE_URL"].value.as_deref(),
-            Some("http://proxy.test/llm/anthropic")
-        );
+        assert_eq!(r.env["ANTHROPIC_BASE_URL"].value.as_deref(), Some("http://proxy.test/llm/anthropic"));
     }
 
     #[test]
     fn reports_read_back_what_they_wrote() {
-        for report in [
-            report("MiniMax-M2.7", &["MINIMAX_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"], true),
-            report("anthropic/claude-opus-4-7", &[], false),
-        ] {
+        for report in
+            [report("MiniMax-M2.7", &["MINIMAX_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"], true), report("anthropic/claude-opus-4-7", &[], false)]
+        {
             let text = serde_json::to_string(&report).unwrap();
             assert_eq!(serde_json::from_str::<PlanReport>(&text).unwrap(), report);
         }
@@ -199,10 +145,7 @@ mod tests {
     #[test]
     fn refusals_carry_routing_only_when_a_provider_was_resolved() {
         let r = report("anthropic/claude-opus-4-7", &[], false);
-        assert_eq!(
-            (r.ok, r.routing, r.provider.as_deref()),
-            (false, Some(Routing::Platform), Some("platform"))
-        );
+        assert_eq!((r.ok, r.routing, r.provider.as_deref()), (false, Some(Routing::Platform), Some("platform")));
         assert_eq!(r.error.as_ref().map(|e| e.code), Some(ErrorCode::MissingPlatformProxy));
         let r = report("MiniMax-M2.7", &[], true);
         assert_eq!((r.routing, r.provider.as_deref()), (Some(Routing::Byok), Some("minimax")));

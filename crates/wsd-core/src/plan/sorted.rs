@@ -18,9 +18,7 @@ impl<K: Ord, V> Default for SortedVecMap<K, V> {
 
 impl<K: Ord, V> SortedVecMap<K, V> {
     pub fn with_capacity(capacity: usize) -> Self {
-        Self {
-            entries: Vec::with_capacity(capacity),
-        }
+        Self { entries: Vec::with_capacity(capacity) }
     }
 
     fn position<Q: Ord + ?Sized>(&self, key: &Q) -> Result<usize, usize>

@@ -226,11 +226,7 @@ impl Registry {
         for (name, overlay) in overrides {
             let entry = format!("registry.overrides.{name}");
             let Some(provider) = registry.providers.iter_mut().find(|p| &p.name == name) else {
-                issues.push(RegistryIssue {
-                    entry,
-                    field: String::new(),
-                    message: format!("unknown provider `{name}`"),
-                });
+                issues.push(RegistryIssue { entry, field: String::new(), message: format!("unknown provider `{name}`") });
                 continue;
             };
             for (field, url, target) in [
@@ -249,11 +245,7 @@ impl Registry {
                 }
             }
         }
-        if issues.is_empty() {
-            Ok(registry)
-        } else {
-            Err(RegistryError::Invalid(issues))
-        }
+        if issues.is_empty() { Ok(registry) } else { Err(RegistryError::Invalid(issues)) }
     }
 
     pub fn providers(&self) -> &[Provider] {
@@ -279,10 +271,7 @@ impl Registry {
 
     /// The providers a runtime runs natively, in declared order, with their listed models.
     pub fn native_providers<'a>(&'a self, runtime: &'a Runtime) -> impl Iterator<Item = (&'a Provider, &'a [String])> + 'a {
-        runtime
-            .providers
-            .iter()
-            .map(|native| (&self.providers[native.provider], native.models.as_slice()))
+        runtime.providers.iter().map(|native| (&self.providers[native.provider], native.models.as_slice()))
     }
 
     /// Every env-var name that carries an LLM credential: the union of every provider's

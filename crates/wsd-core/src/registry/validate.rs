@@ -83,11 +83,7 @@ struct Issues(Vec<RegistryIssue>);
 
 impl Issues {
     fn push(&mut self, entry: &str, field: &str, message: impl Into<String>) {
-        self.0.push(RegistryIssue {
-            entry: entry.to_owned(),
-            field: field.to_owned(),
-            message: message.into(),
-        });
+        self.0.push(RegistryIssue { entry: entry.to_owned(), field: field.to_owned(), message: message.into() });
     }
 }
 
@@ -108,9 +104,7 @@ fn peek_schema_version(text: &str) -> Result<u32, RegistryError> {
         schema_version: Option<u32>,
     }
     let versioned: Versioned = yaml_serde::from_str(text).map_err(|e| RegistryError::Parse(e.to_string()))?;
-    versioned
-        .schema_version
-        .ok_or_else(|| RegistryError::Parse("missing field `schema_version`".to_owned()))
+    versioned.schema_version.ok_or_else(|| RegistryError::Parse("missing field `schema_version`".to_owned()))
 }
 
 fn build(raw: RawRegistry) -> Result<Registry, RegistryError> {
@@ -139,14 +133,7 @@ fn build(raw: RawRegistry) -> Result<Registry, RegistryError> {
                 .map(|k| (k.clone(), KeyClass::Routing))
                 .chain(credential_keys.iter().map(|k| (k.clone(), KeyClass::Credential)))
                 .collect();
-            Ok(Registry {
-                providers,
-                runtimes,
-                credential_keys,
-                routing_keys,
-                classes,
-                platform,
-            })
+            Ok(Registry { providers, runtimes, credential_keys, routing_keys, classes, platform })
         }
         _ => Err(RegistryError::Invalid(issues.0)),
     }
@@ -204,11 +191,7 @@ fn build_providers(raw: Vec<RawProvider>, issues: &mut Issues) -> Vec<Provider> 
                 issues.push(&entry, "upstream_vendor", "must be a non-empty token without '/' or ':'");
             }
             if let Some(other) = vendors.insert(vendor.clone(), p.name.clone()) {
-                issues.push(
-                    &entry,
-                    "upstream_vendor",
-                    format!("`{vendor}` is already the upstream_vendor of provider `{other}`"),
-                );
+                issues.push(&entry, "upstream_vendor", format!("`{vendor}` is already the upstream_vendor of provider `{other}`"));
             }
         }
         let model_match = match Regex::new(&p.model_match) {
@@ -242,11 +225,7 @@ fn find_platform(providers: &[Provider], issues: &mut Issues) -> Option<usize> {
     for p in providers {
         let entry = format!("provider `{}`", p.name);
         if p.platform && p.name != PLATFORM_PROVIDER_NAME {
-            issues.push(
-                &entry,
-                "platform",
-                format!("the platform arm must be named `{PLATFORM_PROVIDER_NAME}`"),
-            );
+            issues.push(&entry, "platform", format!("the platform arm must be named `{PLATFORM_PROVIDER_NAME}`"));
         }
         if !p.platform && p.name == PLATFORM_PROVIDER_NAME {
             issues.push(
@@ -256,30 +235,18 @@ fn find_platform(providers: &[Provider], issues: &mut Issues) -> Option<usize> {
             );
         }
         if p.platform != (p.auth_mode == super::AuthMode::Platform) {
-            issues.push(
-                &entry,
-                "auth_mode",
-                "`auth_mode: platform` is for the platform arm only, and the platform arm must use it",
-            );
+            issues.push(&entry, "auth_mode", "`auth_mode: platform` is for the platform arm only, and the platform arm must use it");
         }
     }
     match platforms.as_slice() {
         [one] => Some(*one),
         [] => {
-            issues.push(
-                "providers",
-                "platform",
-                "exactly one provider must be the platform arm; there is none",
-            );
+            issues.push("providers", "platform", "exactly one provider must be the platform arm; there is none");
             None
         }
         many => {
             let names: Vec<&str> = many.iter().map(|&i| providers[i].name.as_str()).collect();
-            issues.push(
-                "providers",
-                "platform",
-                format!("exactly one provider must be the platform arm; found {}", names.join(", ")),
-            );
+            issues.push("providers", "platform", format!("exactly one provider must be the platform arm; found {}", names.join(", ")));
             None
         }
     }
@@ -291,27 +258,15 @@ fn build_credential_read(entry: &str, raw: RawCredentialRead, issues: &mut Issue
         (Some(key), None) => CredentialSource::Env(key),
         (None, Some(path)) if is_relative_path(&path) => CredentialSource::File(path),
         (None, Some(path)) => {
-            issues.push(
-                entry,
-                "credential_precedence.file",
-                format!("`{path}` must be a relative path inside the workspace home"),
-            );
+            issues.push(entry, "credential_precedence.file", format!("`{path}` must be a relative path inside the workspace home"));
             return None;
         }
         _ => {
-            issues.push(
-                entry,
-                "credential_precedence",
-                "each credential names exactly one of `env` or `file`",
-            );
+            issues.push(entry, "credential_precedence", "each credential names exactly one of `env` or `file`");
             return None;
         }
     };
-    Some(CredentialRead {
-        source,
-        sent_as: raw.sent_as,
-        endpoint: raw.endpoint,
-    })
+    Some(CredentialRead { source, sent_as: raw.sent_as, endpoint: raw.endpoint })
 }
 
 fn is_relative_path(path: &str) -> bool {
@@ -336,40 +291,18 @@ fn build_runtime(
     check_no_duplicate_keys(&entry, "model_env", &raw.model_env, issues);
 
     if raw.credential_precedence.is_empty() || raw.credential_precedence.iter().any(Vec::is_empty) {
-        issues.push(
-            &entry,
-            "credential_precedence",
-            "must list at least one tier, and no tier may be empty",
-        );
+        issues.push(&entry, "credential_precedence", "must list at least one tier, and no tier may be empty");
     }
     let credential_precedence: Vec<Vec<CredentialRead>> = raw
         .credential_precedence
         .into_iter()
-        .map(|tier| {
-            tier.into_iter()
-                .filter_map(|read| build_credential_read(&entry, read, issues))
-                .collect()
-        })
+        .map(|tier| tier.into_iter().filter_map(|read| build_credential_read(&entry, read, issues)).collect())
         .collect();
-    let reads_env = |key: &EnvKey| {
-        credential_precedence
-            .iter()
-            .flatten()
-            .any(|read| read.source == CredentialSource::Env(key.clone()))
-    };
-    let reads_file = |path: &str| {
-        credential_precedence
-            .iter()
-            .flatten()
-            .any(|read| read.source == CredentialSource::File(path.to_owned()))
-    };
+    let reads_env = |key: &EnvKey| credential_precedence.iter().flatten().any(|read| read.source == CredentialSource::Env(key.clone()));
+    let reads_file = |path: &str| credential_precedence.iter().flatten().any(|read| read.source == CredentialSource::File(path.to_owned()));
 
     let projection = match raw.projection {
-        RawProjection::Env {
-            key_env,
-            base_url_env,
-            workspace_header_env,
-        } => {
+        RawProjection::Env { key_env, base_url_env, workspace_header_env } => {
             if !reads_env(&key_env) {
                 issues.push(
                     &entry,
@@ -384,26 +317,14 @@ fn build_runtime(
                     format!("{base_url_env} must be the runtime's base_url_env, or the runtime would ignore the projected base URL"),
                 );
             }
-            Projection::Env {
-                key_env,
-                base_url_env,
-                workspace_header_env,
-            }
+            Projection::Env { key_env, base_url_env, workspace_header_env }
         }
         RawProjection::CodexConfig { path, login_file } => {
             if !is_relative_path(&path) {
-                issues.push(
-                    &entry,
-                    "projection.path",
-                    format!("`{path}` must be a relative path inside the workspace home"),
-                );
+                issues.push(&entry, "projection.path", format!("`{path}` must be a relative path inside the workspace home"));
             }
             if !reads_file(&login_file) {
-                issues.push(
-                    &entry,
-                    "projection.login_file",
-                    format!("`{login_file}` is not a file credential in credential_precedence"),
-                );
+                issues.push(&entry, "projection.login_file", format!("`{login_file}` is not a file credential in credential_precedence"));
             }
             Projection::CodexConfig { path, login_file }
         }
@@ -455,10 +376,7 @@ fn build_runtime(
                 ),
             );
         }
-        natives.push(NativeProvider {
-            provider: i,
-            models: native.models,
-        });
+        natives.push(NativeProvider { provider: i, models: native.models });
     }
 
     Some(Runtime {
@@ -501,12 +419,8 @@ fn check_model_ownership(providers: &[Provider], runtimes: &BTreeMap<String, Run
             if exact_owners.contains_key(model) {
                 continue;
             }
-            let owners: Vec<usize> = runtime
-                .providers
-                .iter()
-                .map(|n| n.provider)
-                .filter(|&i| providers[i].model_match.is_match(model))
-                .collect();
+            let owners: Vec<usize> =
+                runtime.providers.iter().map(|n| n.provider).filter(|&i| providers[i].model_match.is_match(model)).collect();
             report_overlap(&entry, "matched by the model_match of", model, &owners, providers, issues);
         }
     }
@@ -537,12 +451,7 @@ fn llm_keys(providers: &[Provider], runtimes: &BTreeMap<String, Runtime>) -> (BT
     for r in runtimes.values() {
         credential.extend(r.credential_envs().cloned());
         routing.extend(r.base_url_env.iter().cloned());
-        if let Projection::Env {
-            key_env,
-            base_url_env,
-            workspace_header_env,
-        } = &r.projection
-        {
+        if let Projection::Env { key_env, base_url_env, workspace_header_env } = &r.projection {
             credential.insert(key_env.clone());
             routing.insert(base_url_env.clone());
             routing.extend(workspace_header_env.iter().cloned());

@@ -19,11 +19,7 @@ pub fn keys(names: &[&str]) -> std::collections::BTreeSet<EnvKey> {
 }
 
 pub fn spec(runtime: &str, model: &str) -> WorkspaceSpec {
-    WorkspaceSpec {
-        id: WorkspaceId::new("ws-1").unwrap(),
-        runtime: runtime.into(),
-        model: model.into(),
-    }
+    WorkspaceSpec { id: WorkspaceId::new("ws-1").unwrap(), runtime: runtime.into(), model: model.into() }
 }
 
 /// Plans `runtime`/`model` with the named org and workspace secrets; `platform` says
@@ -40,30 +36,19 @@ pub fn plan_with_policy(
     platform: bool,
     policy: &Policy,
 ) -> Result<Plan, PlanError> {
-    let secrets = SecretNames {
-        org: keys(org),
-        workspace: keys(workspace),
-    };
-    let settings = PlatformSettings {
-        proxy_base_url: PROXY.into(),
-    };
+    let secrets = SecretNames { org: keys(org), workspace: keys(workspace) };
+    let settings = PlatformSettings { proxy_base_url: PROXY.into() };
     wsd_core::plan(registry(), &spec(runtime, model), &secrets, platform.then_some(&settings), policy)
 }
 
 /// Every decision as `KEY origin action`, in plan order.
 pub fn decisions(plan: &Plan) -> Vec<String> {
-    plan.decisions
-        .iter()
-        .map(|d| format!("{} {} {}", d.key, d.origin.as_str(), d.action.as_str()))
-        .collect()
+    plan.decisions.iter().map(|d| format!("{} {} {}", d.key, d.origin.as_str(), d.action.as_str())).collect()
 }
 
 /// The final env as `KEY <- source`.
 pub fn env(plan: &Plan) -> Vec<String> {
-    plan.env
-        .iter()
-        .map(|(key, entry)| format!("{key} <- {}", source(&entry.value)))
-        .collect()
+    plan.env.iter().map(|(key, entry)| format!("{key} <- {}", source(&entry.value))).collect()
 }
 
 fn source(value: &EnvValue) -> String {
@@ -80,12 +65,7 @@ pub fn render(result: &Result<Plan, PlanError>) -> String {
         Ok(plan) => plan,
         Err(e) => return format!("REFUSED {}: {e}\n", e.code()),
     };
-    let mut out = format!(
-        "routing: {}\nprovider: {}\nbecause: {}\nenv:\n",
-        plan.routing.as_str(),
-        plan.provider,
-        plan.derivation
-    );
+    let mut out = format!("routing: {}\nprovider: {}\nbecause: {}\nenv:\n", plan.routing.as_str(), plan.provider, plan.derivation);
     for line in env(plan) {
         out.push_str(&format!("  {line}\n"));
     }

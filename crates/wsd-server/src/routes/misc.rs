@@ -41,14 +41,13 @@ pub async fn audit(
     state.store.get_org(&org).await?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) || query.after < 0 {
-        return Err(ApiError::bad_request(
-            "INVALID_QUERY",
-            "limit must be 1 to 1000 and after at least 0",
-        ));
+        return Err(ApiError::bad_request("INVALID_QUERY", "limit must be 1 to 1000 and after at least 0"));
     }
-    Ok(Json(
-        json!({ "events": state.store.list_audit(Some(&org), query.after, limit).await? }),
-    ))
+    Ok(Json(json!({ "events": state.store.list_audit(Some(&org), query.after, limit).await? })))
+}
+
+pub async fn metrics(State(state): State<Arc<AppState>>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 
 pub async fn healthz() -> Json<Value> {

@@ -30,10 +30,7 @@ pub struct CreateToken {
 pub fn check_name(what: &str, name: &str) -> ApiResult<()> {
     let length = name.chars().count();
     if name.trim().is_empty() || length > 128 || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "INVALID_NAME",
-            format!("{what} name must be 1 to 128 characters without control characters"),
-        ));
+        return Err(ApiError::bad_request("INVALID_NAME", format!("{what} name must be 1 to 128 characters without control characters")));
     }
     Ok(())
 }
@@ -70,10 +67,7 @@ pub async fn create_token(
     caller.require_admin()?;
     check_name("token", &body.name)?;
     state.store.get_org(&org).await?;
-    let (token, secret) = state
-        .store
-        .create_token(TokenKind::Org, Some(&org), None, &body.name, &caller.actor())
-        .await?;
+    let (token, secret) = state.store.create_token(TokenKind::Org, Some(&org), None, &body.name, &caller.actor()).await?;
     // The only response that carries a token: it is shown once and stored as a hash.
     Ok((StatusCode::CREATED, Json(json!({ "token": token, "secret": secret.expose() }))))
 }
@@ -81,13 +75,7 @@ pub async fn create_token(
 pub async fn list_tokens(State(state): State<Arc<AppState>>, caller: Caller, Path(org): Path<String>) -> ApiResult<Json<Value>> {
     caller.require_org(&org)?;
     state.store.get_org(&org).await?;
-    let tokens: Vec<_> = state
-        .store
-        .list_tokens(Some(&org))
-        .await?
-        .into_iter()
-        .filter(|t| t.kind == TokenKind::Org)
-        .collect();
+    let tokens: Vec<_> = state.store.list_tokens(Some(&org)).await?.into_iter().filter(|t| t.kind == TokenKind::Org).collect();
     Ok(Json(json!({ "tokens": tokens })))
 }
 

@@ -37,10 +37,7 @@ impl<'de> Deserialize<'de> for SecretText {
 fn parse_key(key: &str) -> ApiResult<EnvKey> {
     let key = EnvKey::new(key).map_err(|e| ApiError::bad_request("INVALID_KEY", format!("invalid secret KEY: {e}")))?;
     if key.as_str().starts_with("WSD_") {
-        return Err(ApiError::bad_request(
-            "RESERVED_KEY",
-            format!("{key}: names starting with WSD_ are reserved for wsd"),
-        ));
+        return Err(ApiError::bad_request("RESERVED_KEY", format!("{key}: names starting with WSD_ are reserved for wsd")));
     }
     Ok(key)
 }
@@ -50,10 +47,7 @@ fn check_value(value: &SecretValue) -> ApiResult<()> {
         return Err(ApiError::bad_request("INVALID_VALUE", "the secret value is empty"));
     }
     if value.expose().len() > MAX_VALUE_BYTES {
-        return Err(ApiError::bad_request(
-            "VALUE_TOO_LARGE",
-            format!("the secret value is over {} KiB", MAX_VALUE_BYTES / 1024),
-        ));
+        return Err(ApiError::bad_request("VALUE_TOO_LARGE", format!("the secret value is over {} KiB", MAX_VALUE_BYTES / 1024)));
     }
     Ok(())
 }
@@ -70,10 +64,7 @@ pub async fn put_org(
     if state.policy.is_forbidden_for_org(&key) {
         return Err(PlanError::ForbiddenTenantEnvKey { keys: vec![key] }.into());
     }
-    let meta = state
-        .store
-        .put_secret(SecretOwner::Org { org: &org }, &key, &body.value.0, &caller.actor())
-        .await?;
+    let meta = state.store.put_secret(SecretOwner::Org { org: &org }, &key, &body.value.0, &caller.actor()).await?;
     Ok(Json(json!(meta)))
 }
 
@@ -84,19 +75,14 @@ pub async fn delete_org(
 ) -> ApiResult<StatusCode> {
     caller.require_org(&org)?;
     let key = parse_key(&key)?;
-    state
-        .store
-        .delete_secret(SecretOwner::Org { org: &org }, &key, &caller.actor())
-        .await?;
+    state.store.delete_secret(SecretOwner::Org { org: &org }, &key, &caller.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn list_org(State(state): State<Arc<AppState>>, caller: Caller, Path(org): Path<String>) -> ApiResult<Json<Value>> {
     caller.require_org(&org)?;
     state.store.get_org(&org).await?;
-    Ok(Json(
-        json!({ "secrets": state.store.list_secrets(SecretOwner::Org { org: &org }).await? }),
-    ))
+    Ok(Json(json!({ "secrets": state.store.list_secrets(SecretOwner::Org { org: &org }).await? })))
 }
 
 pub async fn put_workspace(
@@ -108,13 +94,8 @@ pub async fn put_workspace(
     caller.require_org(&org)?;
     let key = parse_key(&key)?;
     check_value(&body.value.0)?;
-    let owner = SecretOwner::Workspace {
-        org: &org,
-        workspace: &workspace,
-    };
-    Ok(Json(json!(
-        state.store.put_secret(owner, &key, &body.value.0, &caller.actor()).await?
-    )))
+    let owner = SecretOwner::Workspace { org: &org, workspace: &workspace };
+    Ok(Json(json!(state.store.put_secret(owner, &key, &body.value.0, &caller.actor()).await?)))
 }
 
 pub async fn delete_workspace(
@@ -124,17 +105,7 @@ pub async fn delete_workspace(
 ) -> ApiResult<StatusCode> {
     caller.require_org(&org)?;
     let key = parse_key(&key)?;
-    state
-        .store
-        .delete_secret(
-            SecretOwner::Workspace {
-                org: &org,
-                workspace: &workspace,
-            },
-            &key,
-            &caller.actor(),
-        )
-        .await?;
+    state.store.delete_secret(SecretOwner::Workspace { org: &org, workspace: &workspace }, &key, &caller.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -145,13 +116,7 @@ pub async fn list_workspace(
 ) -> ApiResult<Json<Value>> {
     caller.require_org(&org)?;
     state.store.get_workspace(&org, &workspace).await?;
-    let secrets = state
-        .store
-        .list_secrets(SecretOwner::Workspace {
-            org: &org,
-            workspace: &workspace,
-        })
-        .await?;
+    let secrets = state.store.list_secrets(SecretOwner::Workspace { org: &org, workspace: &workspace }).await?;
     Ok(Json(json!({ "secrets": secrets })))
 }
 
@@ -164,12 +129,7 @@ pub async fn put_platform(
     caller.require_admin()?;
     let key = parse_key(&key)?;
     check_value(&body.value.0)?;
-    Ok(Json(json!(
-        state
-            .store
-            .put_secret(SecretOwner::Platform, &key, &body.value.0, &caller.actor())
-            .await?
-    )))
+    Ok(Json(json!(state.store.put_secret(SecretOwner::Platform, &key, &body.value.0, &caller.actor()).await?)))
 }
 
 pub async fn delete_platform(State(state): State<Arc<AppState>>, caller: Caller, Path(key): Path<String>) -> ApiResult<StatusCode> {

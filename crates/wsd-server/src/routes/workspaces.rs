@@ -34,10 +34,7 @@ pub struct PatchWorkspace {
 
 fn check_model(model: &str) -> ApiResult<()> {
     if model.len() > 256 || model.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "INVALID_MODEL",
-            "the model id must be at most 256 characters without control characters",
-        ));
+        return Err(ApiError::bad_request("INVALID_MODEL", "the model id must be at most 256 characters without control characters"));
     }
     Ok(())
 }
@@ -54,11 +51,7 @@ pub async fn create(
     state.store.get_org(&org).await?;
     // A workspace whose plan would be refused is never created.
     service::validate(&state, &org, None, &body.runtime, &body.model).await?;
-    let new = NewWorkspace {
-        name: &body.name,
-        runtime: &body.runtime,
-        model: &body.model,
-    };
+    let new = NewWorkspace { name: &body.name, runtime: &body.runtime, model: &body.model };
     let workspace = state.store.create_workspace(&org, &new, &caller.actor()).await?;
     Ok((StatusCode::CREATED, Json(json!(workspace))))
 }
@@ -91,9 +84,7 @@ pub async fn patch(
     check_model(&body.model)?;
     let workspace = state.store.get_workspace(&org, &id).await?;
     service::validate(&state, &org, Some(&id), &workspace.runtime, &body.model).await?;
-    Ok(Json(json!(
-        state.store.set_workspace_model(&org, &id, &body.model, &caller.actor()).await?
-    )))
+    Ok(Json(json!(state.store.set_workspace_model(&org, &id, &body.model, &caller.actor()).await?)))
 }
 
 /// The §4 plan from stored secrets, as `wsd plan --json` prints it.
@@ -110,14 +101,11 @@ pub async fn plan(
 
 async fn billing_mode(state: &AppState, workspace: &Workspace) -> ApiResult<Json<Value>> {
     let names = state.store.secret_names(&workspace.org_id, Some(&workspace.id)).await?;
-    let derivation = derive_with(&state.registry, &workspace.runtime, &workspace.model, |k| {
-        names.org.contains(k) || names.workspace.contains(k)
-    })
-    .map_err(|e| ApiError::from(wsd_core::PlanError::from(e)))?;
+    let derivation =
+        derive_with(&state.registry, &workspace.runtime, &workspace.model, |k| names.org.contains(k) || names.workspace.contains(k))
+            .map_err(|e| ApiError::from(wsd_core::PlanError::from(e)))?;
     let mode = if derivation.provider.platform { "platform_managed" } else { "byok" };
-    Ok(Json(
-        json!({ "mode": mode, "provider": derivation.provider.name, "reason": derivation.explain(&workspace.model) }),
-    ))
+    Ok(Json(json!({ "mode": mode, "provider": derivation.provider.name, "reason": derivation.explain(&workspace.model) })))
 }
 
 pub async fn billing(

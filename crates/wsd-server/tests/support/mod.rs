@@ -72,11 +72,7 @@ impl Api {
         let headers = format!("{:?}", response.headers());
         let text = response.text().await.unwrap();
         self.seen.lock().unwrap().push_str(&format!("{headers}\n{text}\n"));
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
+        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         Response { status, body }
     }
 
@@ -108,20 +104,14 @@ impl Api {
     }
 
     pub async fn secret(&self, org: &str, key: &str, value: &str) {
-        let r = self
-            .put(&format!("/v1/orgs/{org}/secrets/{key}"), ADMIN, serde_json::json!({"value": value}))
-            .await;
+        let r = self.put(&format!("/v1/orgs/{org}/secrets/{key}"), ADMIN, serde_json::json!({"value": value})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     }
 
     /// Creates a workspace, asserting 201; returns its id.
     pub async fn workspace(&self, org: &str, name: &str, runtime: &str, model: &str) -> String {
         let r = self
-            .post(
-                &format!("/v1/orgs/{org}/workspaces"),
-                ADMIN,
-                serde_json::json!({"name": name, "runtime": runtime, "model": model}),
-            )
+            .post(&format!("/v1/orgs/{org}/workspaces"), ADMIN, serde_json::json!({"name": name, "runtime": runtime, "model": model}))
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         r.body["id"].as_str().unwrap().to_owned()
@@ -150,10 +140,7 @@ async fn database_url(backend: &Backend, label: &str) -> Option<String> {
                 return None;
             };
             let pool = sqlx::PgPool::connect(&admin_url).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {unique}")))
-                .execute(&pool)
-                .await
-                .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {unique}"))).execute(&pool).await.unwrap();
             pool.close().await;
             Some(format!("{}/{unique}", admin_url.rsplit_once('/').unwrap().0))
         }
@@ -174,32 +161,15 @@ pub async fn start(backend: Backend, label: &str, platform: bool, registry: Opti
     })
     .await
     .unwrap();
-    store
-        .insert_token(TokenKind::Admin, None, None, "admin", &SecretValue::new(ADMIN), "test")
-        .await
-        .unwrap();
-    let policy = Policy {
-        forbidden_keys: [EnvKey::new("MY_DEPLOY_TOKEN").unwrap()].into(),
-        forbidden_prefixes: vec!["OPS_".into()],
-    };
-    let state = Arc::new(AppState {
-        registry: registry.unwrap_or_else(|| Registry::embedded().unwrap()),
-        store,
-        platform: platform.then(|| PlatformSettings {
-            proxy_base_url: "http://127.0.0.1:8080/llm".into(),
-        }),
-        policy,
-    });
+    store.insert_token(TokenKind::Admin, None, None, "admin", &SecretValue::new(ADMIN), "test").await.unwrap();
+    let policy = Policy { forbidden_keys: [EnvKey::new("MY_DEPLOY_TOKEN").unwrap()].into(), forbidden_prefixes: vec!["OPS_".into()] };
+    let platform = platform.then(|| PlatformSettings { proxy_base_url: "http://127.0.0.1:8080/llm".into() });
+    let state = Arc::new(AppState::new(registry.unwrap_or_else(|| Registry::embedded().unwrap()), store, platform, policy));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = wsd_server::router(state.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Some(Api {
-        base,
-        client: reqwest::Client::new(),
-        state,
-        seen: Mutex::new(String::new()),
-    })
+    Some(Api { base, client: reqwest::Client::new(), state, seen: Mutex::new(String::new()) })
 }
 
 /// Declares a black-box API test that runs on SQLite and on PostgreSQL.

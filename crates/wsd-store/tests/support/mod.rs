@@ -22,10 +22,7 @@ fn unique(label: &str) -> String {
 }
 
 fn uuid_like() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("{:x}{:x}", nanos, rand_u32())
 }
 
@@ -40,11 +37,7 @@ pub fn sqlite_db(label: &str) -> TestDb {
     let dir = std::env::temp_dir().join(format!("wsd-store-tests-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{}.db", unique(label)));
-    TestDb {
-        backend: Backend::Sqlite,
-        url: format!("sqlite://{}?mode=rwc", file.display()),
-        file: Some(file),
-    }
+    TestDb { backend: Backend::Sqlite, url: format!("sqlite://{}?mode=rwc", file.display()), file: Some(file) }
 }
 
 /// A fresh PostgreSQL database, or `None` when no server is configured and CI does not
@@ -59,28 +52,15 @@ pub async fn postgres_db(label: &str) -> Option<TestDb> {
     };
     let name = unique(label).to_lowercase();
     let admin = sqlx::PgPool::connect(&admin_url).await.expect("connect to WSD_TEST_DATABASE_URL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
     admin.close().await;
     let (base, _) = admin_url.rsplit_once('/').expect("a database URL with a path");
-    Some(TestDb {
-        backend: Backend::Postgres,
-        url: format!("{base}/{name}"),
-        file: None,
-    })
+    Some(TestDb { backend: Backend::Postgres, url: format!("{base}/{name}"), file: None })
 }
 
 pub async fn open(db: &TestDb, keyring: Keyring) -> Result<Store, wsd_store::StoreError> {
-    Store::open(StoreOptions {
-        url: db.url.clone(),
-        create_sqlite: false,
-        keyring,
-        key_source: KeySource::Inline,
-        max_connections: 4,
-    })
-    .await
+    Store::open(StoreOptions { url: db.url.clone(), create_sqlite: false, keyring, key_source: KeySource::Inline, max_connections: 4 })
+        .await
 }
 
 /// Runs raw SQL against a test database, as an attacker with database access would.
@@ -107,24 +87,14 @@ pub async fn flip_ciphertext_byte(db: &TestDb, key: &str) {
             let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
             let mut ct: Vec<u8> = sqlx::query_scalar(sqlx::AssertSqlSafe(select)).fetch_one(&pool).await.unwrap();
             ct[0] ^= 0x01;
-            sqlx::query("UPDATE org_secrets SET ciphertext = $1 WHERE key = $2")
-                .bind(ct)
-                .bind(key)
-                .execute(&pool)
-                .await
-                .unwrap();
+            sqlx::query("UPDATE org_secrets SET ciphertext = $1 WHERE key = $2").bind(ct).bind(key).execute(&pool).await.unwrap();
             pool.close().await;
         }
         Backend::Postgres => {
             let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
             let mut ct: Vec<u8> = sqlx::query_scalar(sqlx::AssertSqlSafe(select)).fetch_one(&pool).await.unwrap();
             ct[0] ^= 0x01;
-            sqlx::query("UPDATE org_secrets SET ciphertext = $1 WHERE key = $2")
-                .bind(ct)
-                .bind(key)
-                .execute(&pool)
-                .await
-                .unwrap();
+            sqlx::query("UPDATE org_secrets SET ciphertext = $1 WHERE key = $2").bind(ct).bind(key).execute(&pool).await.unwrap();
             pool.close().await;
         }
     }

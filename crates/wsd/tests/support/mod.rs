@@ -27,19 +27,11 @@ impl Server {
             .spawn()
             .expect("start wsd serve");
         // Owned by `server` from here, so that a failed start is still killed and reaped.
-        let mut server = Server {
-            child,
-            address: String::new(),
-            preamble: Vec::new(),
-        };
+        let mut server = Server { child, address: String::new(), preamble: Vec::new() };
         let mut reader = BufReader::new(server.child.stdout.take().unwrap());
         loop {
             let mut line = String::new();
-            assert!(
-                reader.read_line(&mut line).unwrap() > 0,
-                "wsd serve exited before listening: {:?}",
-                server.preamble
-            );
+            assert!(reader.read_line(&mut line).unwrap() > 0, "wsd serve exited before listening: {:?}", server.preamble);
             if let Some(address) = line.trim().strip_prefix("wsd listening on http://") {
                 server.address = address.to_owned();
                 return server;
@@ -59,12 +51,7 @@ impl Server {
     pub fn get_with(&self, path: &str, token: Option<&str>) -> (u16, String) {
         let mut stream = TcpStream::connect(&self.address).unwrap();
         let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n",
-            self.address
-        )
-        .unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n", self.address).unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         let status = response[9..12].parse().unwrap();

@@ -1,0 +1,119 @@
+//! Prometheus metrics: requests by route and status, request latencies, plan outcomes by
+//! code. Kept in the `AppState` (no process-global recorder), rendered in the text format
+//! at `GET /metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+/// Upper bounds of the latency histogram's buckets, in seconds.
+const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    requests: BTreeMap<(String, String, u16), u64>,
+    latencies: BTreeMap<String, Histogram>,
+    plans: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+impl Metrics {
+    pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        *inner.requests.entry((method.to_owned(), route.to_owned(), status)).or_default() += 1;
+        let histogram = inner.latencies.entry(route.to_owned()).or_default();
+        histogram.count += 1;
+        histogram.sum += seconds;
+        for (bucket, bound) in histogram.counts.iter_mut().zip(BUCKETS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+    }
+
+    /// Counts a plan made (`ok`) or refused (its code).
+    pub fn record_plan(&self, outcome: &str) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        *inner.plans.entry(outcome.to_owned()).or_default() += 1;
+    }
+
+    pub fn render(&self) -> String {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::new();
+        out.push_str("# HELP wsd_http_requests_total HTTP requests by method, route and status.\n# TYPE wsd_http_requests_total counter\n");
+        for ((method, route, status), n) in &inner.requests {
+            let _ = writeln!(out, "wsd_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");
+        }
+        out.push_str(
+            "# HELP wsd_http_request_duration_seconds HTTP request latency by route.\n# TYPE wsd_http_request_duration_seconds histogram\n",
+        );
+        for (route, h) in &inner.latencies {
+            for (count, bound) in h.counts.iter().zip(BUCKETS) {
+                let _ = writeln!(out, "wsd_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}");
+            }
+            let _ = writeln!(out, "wsd_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(out, "wsd_http_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
+            let _ = writeln!(out, "wsd_http_request_duration_seconds_count{{route=\"{route}\"}} {}", h.count);
+        }
+        out.push_str("# HELP wsd_plan_outcomes_total Plans made (ok) or refused, by code.\n# TYPE wsd_plan_outcomes_total counter\n");
+        for (code, n) in &inner.plans {
+            let _ = writeln!(out, "wsd_plan_outcomes_total{{outcome=\"{code}\"}} {n}");
+        }
+        out
+    }
+}
+
+/// Records every request. The route is the matched pattern (`/v1/orgs/{org}`), never the
+/// raw path, so ids do not become labels.
+pub async fn track(State(state): State<std::sync::Arc<crate::AppState>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(request).await;
+    state.metrics.record_request(&method, &route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_cumulative_buckets() {
+        let metrics = Metrics::default();
+        metrics.record_request("GET", "/v1/orgs/{org}", 200, Duration::from_micros(700));
+        metrics.record_request("GET", "/v1/orgs/{org}", 200, Duration::from_millis(20));
+        metrics.record_plan("ok");
+        metrics.record_plan("MISSING_BYOK_CREDENTIAL");
+        let text = metrics.render();
+        for line in [
+            "wsd_http_requests_total{method=\"GET\",route=\"/v1/orgs/{org}\",status=\"200\"} 2",
+            "wsd_http_request_duration_seconds_bucket{route=\"/v1/orgs/{org}\",le=\"0.0005\"} 0",
+            "wsd_http_request_duration_seconds_bucket{route=\"/v1/orgs/{org}\",le=\"0.001\"} 1",
+            "wsd_http_request_duration_seconds_bucket{route=\"/v1/orgs/{org}\",le=\"0.025\"} 2",
+            "wsd_http_request_duration_seconds_bucket{route=\"/v1/orgs/{org}\",le=\"+Inf\"} 2",
+            "wsd_http_request_duration_seconds_count{route=\"/v1/orgs/{org}\"} 2",
+            "wsd_plan_outcomes_total{outcome=\"MISSING_BYOK_CREDENTIAL\"} 1",
+            "wsd_plan_outcomes_total{outcome=\"ok\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+    }
+}
