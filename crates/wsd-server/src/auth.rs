@@ -2,7 +2,9 @@
 //! everything; an org token only its own org, and any other org's path answers 404 so that
 //! ids cannot be probed. Failed authentications are audited.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -55,6 +57,37 @@ impl Caller {
     }
 }
 
+/// How long a token checked against the database is trusted without asking again. A token
+/// revoked through another wsd process stops working within this time; through this one,
+/// at once.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// Recently authenticated tokens, keyed by the token's hash (never the token).
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    entries: Mutex<HashMap<Vec<u8>, (Caller, Instant)>>,
+}
+
+impl TokenCache {
+    fn get(&self, hash: &[u8]) -> Option<Caller> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.get(hash).filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL).map(|(caller, _)| caller.clone())
+    }
+
+    fn put(&self, hash: Vec<u8>, caller: Caller) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= 10_000 {
+            entries.retain(|_, (_, at)| at.elapsed() < TOKEN_CACHE_TTL);
+        }
+        entries.insert(hash, (caller, Instant::now()));
+    }
+
+    /// Forgets every token, after one was revoked.
+    pub fn clear(&self) {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
 
@@ -69,14 +102,22 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         let Some(presented) = presented else {
             return Err(ApiError::unauthenticated("send `Authorization: Bearer <token>`"));
         };
+        let hash = wsd_store::token_hash(presented);
+        if let Some(caller) = state.tokens.get(&hash) {
+            return Ok(caller);
+        }
         let token = state.store.authenticate_token(presented).await?;
-        match token {
-            Some(token) if token.kind == TokenKind::Admin => Ok(Caller::Admin { token_id: token.id }),
-            Some(token) if token.kind == TokenKind::Org => match token.org_id {
-                Some(org_id) => Ok(Caller::Org { token_id: token.id, org_id }),
-                None => Err(ApiError::unauthenticated("the token is not valid")),
-            },
-            other => {
+        let caller = match &token {
+            Some(token) if token.kind == TokenKind::Admin => Some(Caller::Admin { token_id: token.id.clone() }),
+            Some(token) if token.kind == TokenKind::Org => token.org_id.clone().map(|org_id| Caller::Org { token_id: token.id.clone(), org_id }),
+            _ => None,
+        };
+        match (caller, token) {
+            (Some(caller), _) => {
+                state.tokens.put(hash, caller.clone());
+                Ok(caller)
+            }
+            (None, other) => {
                 let reason = if other.is_some() { "usage token used on the API" } else { "unknown or revoked token" };
                 let event = NewAuditEvent {
                     org_id: None,

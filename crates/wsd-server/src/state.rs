@@ -5,6 +5,7 @@ use wsd_core::Registry;
 use wsd_core::plan::{PlatformSettings, Policy};
 use wsd_store::Store;
 
+use crate::auth::TokenCache;
 use crate::metrics::Metrics;
 
 #[derive(Debug)]
@@ -14,10 +15,11 @@ pub struct AppState {
     pub platform: Option<PlatformSettings>,
     pub policy: Policy,
     pub metrics: Metrics,
+    pub tokens: TokenCache,
 }
 
 impl AppState {
     pub fn new(registry: Registry, store: Store, platform: Option<PlatformSettings>, policy: Policy) -> Self {
-        Self { registry, store, platform, policy, metrics: Metrics::default() }
+        Self { registry, store, platform, policy, metrics: Metrics::default(), tokens: TokenCache::default() }
     }
 }

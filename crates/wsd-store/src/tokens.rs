@@ -16,6 +16,8 @@ use crate::model::{NewAuditEvent, Token, TokenKind};
 /// Every token starts with this, so that scanners can recognise a leaked one.
 pub const TOKEN_PREFIX: &str = "wsd_";
 const PREFIX_LEN: usize = 12;
+/// How stale a token's recorded last use may be.
+const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 
 #[derive(sqlx::FromRow)]
 struct TokenRow {
@@ -48,7 +50,8 @@ impl TokenRow {
     }
 }
 
-fn hash(token: &str) -> Vec<u8> {
+/// The SHA-256 of a token: what is stored, and what caches may key on.
+pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
@@ -116,7 +119,7 @@ impl Store {
             .bind(kind.as_str())
             .bind(name)
             .bind(&token.prefix)
-            .bind(hash(plaintext.expose()))
+            .bind(token_hash(plaintext.expose()))
             .bind(token.created_at)
             .execute(&mut *tx)
             .await?;
@@ -129,7 +132,7 @@ impl Store {
     /// The live token whose plaintext is `presented`, with its last use recorded; `None`
     /// for an unknown or revoked token.
     pub async fn authenticate_token(&self, presented: &str) -> Result<Option<Token>> {
-        let presented_hash = hash(presented);
+        let presented_hash = token_hash(presented);
         let row: Option<TokenRow> = on_read!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1")))
                 .bind(&presented_hash)
@@ -140,15 +143,13 @@ impl Store {
         if !bool::from(row.token_hash.ct_eq(&presented_hash)) || row.revoked_at.is_some() {
             return Ok(None);
         }
+        // Last use is kept to the minute: a token in steady use costs no write per request.
         let now = now_ms();
-        on_write!(self, |pool| sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(&row.id)
-            .execute(pool)
-            .await?
-            .rows_affected());
+        if row.last_used_at.is_none_or(|last| now - last >= LAST_USED_RESOLUTION_MS) {
+            on_write!(self, |pool| sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2").bind(now).bind(&row.id).execute(pool).await?.rows_affected());
+        }
         let mut token = row.into_token()?;
-        token.last_used_at = Some(now);
+        token.last_used_at = Some(token.last_used_at.filter(|last| now - last < LAST_USED_RESOLUTION_MS).unwrap_or(now));
         Ok(Some(token))
     }
 

@@ -86,5 +86,6 @@ pub async fn revoke_token(
 ) -> ApiResult<StatusCode> {
     caller.require_org(&org)?;
     state.store.revoke_token(Some(&org), &id, &caller.actor()).await?;
+    state.tokens.clear();
     Ok(StatusCode::NO_CONTENT)
 }
