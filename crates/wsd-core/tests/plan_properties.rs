@@ -110,6 +110,7 @@ proptest! {
         // I6: same input, same output.
         prop_assert_eq!(&result, &run(&case, &secrets, platform));
         let Ok(plan) = result else { return Ok(()) };
+        prop_assert!(plan.credential.is_some(), "an Ok plan names its credential");
         let provider = registry().provider(&plan.provider).unwrap();
         let effective = effective(&secrets);
 

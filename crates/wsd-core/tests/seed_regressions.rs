@@ -368,3 +368,35 @@ fn parity_refuses_a_credential_sent_to_another_endpoint_than_the_providers() {
         "codex would send the org secret CODEX_AUTH_JSON to https://chatgpt.com/backend-api/codex instead of https://other.example/v1, the endpoint of provider `openai-subscription`"
     );
 }
+
+#[test]
+fn every_plan_names_the_one_credential_and_how_it_travels() {
+    use wsd_core::plan::{EnvValue, SecretOrigin};
+    use wsd_core::registry::CredentialSource;
+    let key = |k: &str| wsd_core::EnvKey::new(k).unwrap();
+    let credential = |p: wsd_core::Plan| {
+        let c = p.credential.expect("an Ok plan names its credential");
+        (c.via, c.sent_as, c.value)
+    };
+    let org = |k: &str| EnvValue::Secret { key: key(k), origin: SecretOrigin::Org };
+    assert_eq!(
+        credential(ok(plan("claude-code", "MiniMax-M2.7", &["MINIMAX_API_KEY"], &[], false))),
+        (CredentialSource::Env(key("ANTHROPIC_AUTH_TOKEN")), "Authorization: Bearer".to_owned(), org("MINIMAX_API_KEY"))
+    );
+    assert_eq!(
+        credential(ok(plan("claude-code", "claude-opus-4-7", &["ANTHROPIC_API_KEY"], &[], false))),
+        (CredentialSource::Env(key("ANTHROPIC_API_KEY")), "x-api-key".to_owned(), org("ANTHROPIC_API_KEY"))
+    );
+    assert_eq!(
+        credential(ok(plan("codex", "gpt-5.5", &["OPENAI_API_KEY"], &[], false))),
+        (CredentialSource::Env(key("OPENAI_API_KEY")), "Authorization: Bearer".to_owned(), org("OPENAI_API_KEY"))
+    );
+    assert_eq!(
+        credential(ok(plan("codex", "gpt-5.5", &["CODEX_AUTH_JSON"], &[], false))),
+        (CredentialSource::File(".codex/auth.json".into()), "ChatGPT login".to_owned(), org("CODEX_AUTH_JSON"))
+    );
+    assert_eq!(
+        credential(ok(plan("hermes", "minimax/MiniMax-M3", &[], &[], true))),
+        (CredentialSource::Env(key("OPENAI_API_KEY")), "Authorization: Bearer".to_owned(), EnvValue::UsageToken)
+    );
+}

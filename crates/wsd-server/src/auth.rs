@@ -109,7 +109,9 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         let token = state.store.authenticate_token(presented).await?;
         let caller = match &token {
             Some(token) if token.kind == TokenKind::Admin => Some(Caller::Admin { token_id: token.id.clone() }),
-            Some(token) if token.kind == TokenKind::Org => token.org_id.clone().map(|org_id| Caller::Org { token_id: token.id.clone(), org_id }),
+            Some(token) if token.kind == TokenKind::Org => {
+                token.org_id.clone().map(|org_id| Caller::Org { token_id: token.id.clone(), org_id })
+            }
             _ => None,
         };
         match (caller, token) {

@@ -261,13 +261,35 @@ impl Store {
 
     /// The value of one platform secret (the proxy's vendor keys).
     pub async fn get_platform_secret(&self, key: &EnvKey) -> Result<Option<SecretValue>> {
-        let row: Option<SealedRow> = on_read!(self, |pool| {
-            sqlx::query_as("SELECT key, key_version, nonce, ciphertext FROM platform_secrets WHERE key = $1")
-                .bind(key.as_str())
-                .fetch_optional(pool)
-                .await?
+        self.get_secret(SecretOwner::Platform, key).await
+    }
+
+    /// The value of one secret.
+    pub async fn get_secret(&self, owner: SecretOwner<'_>, key: &EnvKey) -> Result<Option<SecretValue>> {
+        let row: Option<SealedRow> = on_read!(self, |pool| match owner {
+            SecretOwner::Org { org } => {
+                sqlx::query_as("SELECT key, key_version, nonce, ciphertext FROM org_secrets WHERE org_id = $1 AND key = $2")
+                    .bind(org)
+                    .bind(key.as_str())
+                    .fetch_optional(pool)
+                    .await?
+            }
+            SecretOwner::Workspace { org, workspace } => {
+                sqlx::query_as("SELECT key, key_version, nonce, ciphertext FROM workspace_secrets WHERE org_id = $1 AND workspace_id = $2 AND key = $3")
+                    .bind(org)
+                    .bind(workspace)
+                    .bind(key.as_str())
+                    .fetch_optional(pool)
+                    .await?
+            }
+            SecretOwner::Platform => {
+                sqlx::query_as("SELECT key, key_version, nonce, ciphertext FROM platform_secrets WHERE key = $1")
+                    .bind(key.as_str())
+                    .fetch_optional(pool)
+                    .await?
+            }
         });
-        row.map(|row| self.open_row(SecretOwner::Platform, row).map(|(_, value)| value)).transpose()
+        row.map(|row| self.open_row(owner, row).map(|(_, value)| value)).transpose()
     }
 
     fn open_row(&self, owner: SecretOwner<'_>, row: SealedRow) -> Result<(EnvKey, SecretValue)> {

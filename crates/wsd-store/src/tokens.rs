@@ -146,7 +146,12 @@ impl Store {
         // Last use is kept to the minute: a token in steady use costs no write per request.
         let now = now_ms();
         if row.last_used_at.is_none_or(|last| now - last >= LAST_USED_RESOLUTION_MS) {
-            on_write!(self, |pool| sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2").bind(now).bind(&row.id).execute(pool).await?.rows_affected());
+            on_write!(self, |pool| sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(&row.id)
+                .execute(pool)
+                .await?
+                .rows_affected());
         }
         let mut token = row.into_token()?;
         token.last_used_at = Some(token.last_used_at.filter(|last| now - last < LAST_USED_RESOLUTION_MS).unwrap_or(now));

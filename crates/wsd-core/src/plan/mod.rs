@@ -22,7 +22,8 @@ pub use input::{
     WorkspaceSpec,
 };
 pub use output::{
-    Action, Decision, EntryOrigin, EnvEntry, EnvValue, FileContent, MODEL_ENV, PROXY_BASE_URL_ENV, Plan, PlanFile, Routing, USAGE_TOKEN_ENV,
+    Action, CredentialUse, Decision, EntryOrigin, EnvEntry, EnvValue, FileContent, MODEL_ENV, PROXY_BASE_URL_ENV, Plan, PlanFile, Routing,
+    USAGE_TOKEN_ENV,
 };
 pub use report::{EnvReport, ErrorReport, FileReport, PlanReport};
 
@@ -99,8 +100,8 @@ pub fn plan(
     }
 
     // Step 7: parity.
-    let plan = planner.finish(routing, &derivation);
-    parity::check(runtime, provider, routing, &plan, codex.as_ref(), &intended)?;
+    let mut plan = planner.finish(routing, &derivation);
+    plan.credential = Some(parity::check(runtime, provider, routing, &plan, codex.as_ref(), &intended)?);
     Ok(plan)
 }
 
@@ -421,6 +422,7 @@ impl Planner<'_> {
             files: self.draft.files,
             decisions: final_decisions(self.draft.decisions),
             warnings: self.draft.warnings,
+            credential: None,
         }
     }
 }

@@ -202,6 +202,17 @@ pub struct Decision {
     pub reason: Reason,
 }
 
+/// How the planned credential reaches its endpoint, as the parity check found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialUse {
+    /// Where the runtime reads it.
+    pub via: crate::registry::CredentialSource,
+    /// How it travels (`x-api-key`, `Authorization: Bearer` …).
+    pub sent_as: String,
+    /// Where its value comes from.
+    pub value: EnvValue,
+}
+
 /// The credential plan of one workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -216,4 +227,6 @@ pub struct Plan {
     /// Sorted by key, then origin.
     pub decisions: Vec<Decision>,
     pub warnings: Vec<String>,
+    /// The one credential the runtime sends; set by the parity check on every `Ok` plan.
+    pub credential: Option<CredentialUse>,
 }

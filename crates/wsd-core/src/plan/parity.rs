@@ -7,7 +7,7 @@
 
 use super::Intended;
 use super::codex::CodexConfig;
-use super::output::{EnvValue, FileContent, Plan, Routing};
+use super::output::{CredentialUse, EnvValue, FileContent, Plan, Routing};
 use crate::error::PlanError;
 use crate::registry::{CredentialRead, CredentialSource, Provider, Runtime};
 
@@ -21,7 +21,7 @@ enum Endpoint {
 
 struct Sent<'a> {
     read: Option<&'a CredentialRead>,
-    what: String,
+    via: CredentialSource,
     value: EnvValue,
 }
 
@@ -48,16 +48,14 @@ fn simulate<'a>(runtime: &'a Runtime, plan: &Plan, codex: Option<&CodexConfig>) 
         let sent = plan
             .env
             .get(&provider.env_key)
-            .map(|entry| Sent { read: None, what: provider.env_key.to_string(), value: entry.value.clone() })
+            .map(|entry| Sent { read: None, via: CredentialSource::Env(provider.env_key.clone()), value: entry.value.clone() })
             .into_iter()
             .collect();
         return Simulation { sent, endpoint: Endpoint::Url(provider.base_url.clone()), shadowed_by: None };
     }
     for (tier_index, tier) in runtime.credential_precedence.iter().enumerate() {
-        let sent: Vec<Sent<'a>> = tier
-            .iter()
-            .filter_map(|read| Some(Sent { read: Some(read), what: read.source.to_string(), value: resolve(plan, read)? }))
-            .collect();
+        let sent: Vec<Sent<'a>> =
+            tier.iter().filter_map(|read| Some(Sent { read: Some(read), via: read.source.clone(), value: resolve(plan, read)? })).collect();
         if let Some(first) = sent.first() {
             let configured = runtime.base_url_env.as_ref().and_then(|key| plan.env.get(key));
             let endpoint = match configured.map(|e| &e.value) {
@@ -74,8 +72,8 @@ fn simulate<'a>(runtime: &'a Runtime, plan: &Plan, codex: Option<&CodexConfig>) 
 /// "the org secret K", or "the org secret K as T" when it travels under another name.
 fn sent_phrase(sent: &Sent<'_>) -> String {
     match &sent.value {
-        EnvValue::Secret { key, .. } if key.as_str() == sent.what => sent.value.describe(),
-        value => format!("{} as {}", value.describe(), sent.what),
+        EnvValue::Secret { key, .. } if sent.via == CredentialSource::Env(key.clone()) => sent.value.describe(),
+        value => format!("{} as {}", value.describe(), sent.via),
     }
 }
 
@@ -86,7 +84,7 @@ pub(super) fn check(
     plan: &Plan,
     codex: Option<&CodexConfig>,
     intended: &Intended,
-) -> Result<(), PlanError> {
+) -> Result<CredentialUse, PlanError> {
     let simulation = simulate(runtime, plan, codex);
     let rt = &runtime.name;
     let target = match routing {
@@ -95,14 +93,14 @@ pub(super) fn check(
     };
     let refuse = |explanation: String| Err(PlanError::RoutingParityMismatch { provider: provider.name.clone(), explanation });
 
-    match simulation.sent.as_slice() {
+    let sent = match simulation.sent.as_slice() {
         [] => {
             return refuse(format!(
                 "{rt} would send no credential: none of {} is set in the planned env",
                 runtime.credential_precedence.iter().flatten().map(|r| r.source.to_string()).collect::<Vec<_>>().join(", ")
             ));
         }
-        [one] if one.value == intended.credential => {}
+        [one] if one.value == intended.credential => one,
         [one] => {
             let earlier = simulation
                 .shadowed_by
@@ -129,11 +127,16 @@ pub(super) fn check(
                 names.join(" and ")
             ));
         }
-    }
+    };
 
+    let used = CredentialUse {
+        via: sent.via.clone(),
+        sent_as: sent.read.map_or_else(|| "Authorization: Bearer".to_owned(), |r| r.sent_as.clone()),
+        value: sent.value.clone(),
+    };
     match (&simulation.endpoint, &intended.endpoint) {
-        (Endpoint::Url(actual), Some(expected)) if actual == expected => Ok(()),
-        (Endpoint::UserSet(_), None) => Ok(()),
+        (Endpoint::Url(actual), Some(expected)) if actual == expected => Ok(used),
+        (Endpoint::UserSet(_), None) => Ok(used),
         (actual, expected) => {
             let actual = match actual {
                 Endpoint::Url(url) => url.clone(),
