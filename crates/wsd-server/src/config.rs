@@ -54,7 +54,7 @@ pub struct ProcessSection {
     pub commands: BTreeMap<String, Vec<String>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySection {
     #[serde(default)]
@@ -64,6 +64,24 @@ pub struct PolicySection {
     /// Liveness check of BYOK keys at create.
     #[serde(default)]
     pub preflight: bool,
+    /// How long the liveness check waits for the provider.
+    #[serde(default = "default_preflight_timeout")]
+    pub preflight_timeout_seconds: u64,
+}
+
+fn default_preflight_timeout() -> u64 {
+    5
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        Self {
+            forbidden_keys: Vec::new(),
+            forbidden_prefixes: Vec::new(),
+            preflight: false,
+            preflight_timeout_seconds: default_preflight_timeout(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

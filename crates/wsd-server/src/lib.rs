@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 mod json;
 pub mod metrics;
+pub mod preflight;
 pub mod registry_view;
 mod routes;
 mod service;

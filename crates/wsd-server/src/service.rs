@@ -24,9 +24,14 @@ pub async fn plan_workspace(state: &AppState, workspace: &Workspace) -> ApiResul
     plan_names(state, &workspace.id, &workspace.runtime, &workspace.model, &names)
 }
 
-/// Refuses `model` on `runtime` for a workspace of `org` unless its plan would be made.
+/// Refuses `model` on `runtime` for a workspace of `org` unless its plan would be made
+/// and, with the preflight on, its provider accepts its credential.
 pub async fn validate(state: &AppState, org: &str, workspace: Option<&str>, runtime: &str, model: &str) -> ApiResult<()> {
     let names = state.store.secret_names(org, workspace).await?;
     // A workspace about to be created has no id yet; the plan does not depend on it.
-    plan_names(state, workspace.unwrap_or("new"), runtime, model, &names)?.map(|_| ()).map_err(ApiError::from)
+    let plan = plan_names(state, workspace.unwrap_or("new"), runtime, model, &names)?.map_err(ApiError::from)?;
+    if let Some(preflight) = &state.preflight {
+        crate::preflight::check(state, preflight, org, workspace, &plan).await?;
+    }
+    Ok(())
 }

@@ -7,6 +7,7 @@ use wsd_store::Store;
 
 use crate::auth::TokenCache;
 use crate::metrics::Metrics;
+use crate::preflight::Preflight;
 
 #[derive(Debug)]
 pub struct AppState {
@@ -16,10 +17,12 @@ pub struct AppState {
     pub policy: Policy,
     pub metrics: Metrics,
     pub tokens: TokenCache,
+    /// Present when `[policy] preflight = true`.
+    pub preflight: Option<Preflight>,
 }
 
 impl AppState {
     pub fn new(registry: Registry, store: Store, platform: Option<PlatformSettings>, policy: Policy) -> Self {
-        Self { registry, store, platform, policy, metrics: Metrics::default(), tokens: TokenCache::default() }
+        Self { registry, store, platform, policy, metrics: Metrics::default(), tokens: TokenCache::default(), preflight: None }
     }
 }

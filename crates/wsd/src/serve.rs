@@ -66,7 +66,12 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             tracing::info!(data_dir = %args.store.data_dir.display(), "generated a new master key file (mode 0600); back it up");
         }
         ensure_admin_token(&store, args.admin_token.map(SecretValue::new)).await?;
-        let state = AppState::new(registry, store, config.platform_settings(), config.planner_policy());
+        let mut state = AppState::new(registry, store, config.platform_settings(), config.planner_policy());
+        if config.policy.preflight {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let timeout = std::time::Duration::from_secs(config.policy.preflight_timeout_seconds.max(1));
+            state.preflight = Some(wsd_server::preflight::Preflight::new(timeout).map_err(Failure::Usage)?);
+        }
         serve(args.listen, Arc::new(state)).await
     })
 }

@@ -149,6 +149,17 @@ async fn database_url(backend: &Backend, label: &str) -> Option<String> {
 
 /// Starts an API server; `None` when the backend is not available and not required.
 pub async fn start(backend: Backend, label: &str, platform: bool, registry: Option<Registry>) -> Option<Api> {
+    start_with(backend, label, platform, registry, None).await
+}
+
+/// `start`, with the liveness preflight on when `preflight` gives its timeout.
+pub async fn start_with(
+    backend: Backend,
+    label: &str,
+    platform: bool,
+    registry: Option<Registry>,
+    preflight: Option<std::time::Duration>,
+) -> Option<Api> {
     log();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let url = database_url(&backend, label).await?;
@@ -164,7 +175,9 @@ pub async fn start(backend: Backend, label: &str, platform: bool, registry: Opti
     store.insert_token(TokenKind::Admin, None, None, "admin", &SecretValue::new(ADMIN), "test").await.unwrap();
     let policy = Policy { forbidden_keys: [EnvKey::new("MY_DEPLOY_TOKEN").unwrap()].into(), forbidden_prefixes: vec!["OPS_".into()] };
     let platform = platform.then(|| PlatformSettings { proxy_base_url: "http://127.0.0.1:8080/llm".into() });
-    let state = Arc::new(AppState::new(registry.unwrap_or_else(|| Registry::embedded().unwrap()), store, platform, policy));
+    let mut state = AppState::new(registry.unwrap_or_else(|| Registry::embedded().unwrap()), store, platform, policy);
+    state.preflight = preflight.map(|timeout| wsd_server::preflight::Preflight::new(timeout).unwrap());
+    let state = Arc::new(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = wsd_server::router(state.clone());

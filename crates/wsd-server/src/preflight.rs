@@ -1,0 +1,122 @@
+//! The liveness preflight (§5): before a BYOK workspace is created, one cheap authenticated
+//! call to its provider's models endpoint, with exactly the credential and header the plan
+//! says the runtime will send. It never passes silently: a rejected key is
+//! `INVALID_BYOK_CREDENTIAL`, an unreachable or slow provider `PROVIDER_UNREACHABLE`, any
+//! other answer `PREFLIGHT_FAILED`.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use wsd_core::plan::{EnvValue, SecretOrigin};
+use wsd_core::registry::{CredentialSource, Protocol};
+use wsd_core::{Plan, SecretValue};
+use wsd_store::SecretOwner;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+#[derive(Debug)]
+pub struct Preflight {
+    client: reqwest::Client,
+}
+
+impl Preflight {
+    pub fn new(timeout: Duration) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot build the preflight HTTP client: {e}"))?;
+        Ok(Self { client })
+    }
+}
+
+fn refuse(code: &'static str, message: String, provider: &str) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).with("provider", provider)
+}
+
+async fn value_of(state: &AppState, org: &str, workspace: Option<&str>, value: &EnvValue) -> ApiResult<Option<SecretValue>> {
+    let (key, origin) = match value {
+        EnvValue::Secret { key, origin } => (key, origin),
+        EnvValue::Literal(text) => return Ok(Some(SecretValue::new(text.clone()))),
+        EnvValue::UsageToken => return Ok(None),
+    };
+    let owner = match (origin, workspace) {
+        (SecretOrigin::Workspace, Some(workspace)) => SecretOwner::Workspace { org, workspace },
+        _ => SecretOwner::Org { org },
+    };
+    Ok(state.store.get_secret(owner, key).await?)
+}
+
+/// Checks the credential of a BYOK `plan` against its provider.
+pub async fn check(state: &AppState, preflight: &Preflight, org: &str, workspace: Option<&str>, plan: &Plan) -> ApiResult<()> {
+    let provider_name = plan.provider.as_str();
+    let (Some(provider), Some(runtime)) = (state.registry.provider(provider_name), state.registry.runtime(&plan.runtime)) else {
+        return Ok(());
+    };
+    if provider.platform {
+        return Ok(());
+    }
+    let Some(credential) = &plan.credential else {
+        return Err(refuse("PREFLIGHT_FAILED", "the plan names no credential to check".into(), provider_name));
+    };
+    if let CredentialSource::File(path) = &credential.via {
+        return Err(refuse(
+            "PREFLIGHT_UNSUPPORTED",
+            format!(
+                "the liveness check cannot test a login file (~/{path}) of provider `{provider_name}`; turn [policy] preflight off to create this workspace"
+            ),
+            provider_name,
+        ));
+    }
+    let Some(secret) = value_of(state, org, workspace, &credential.value).await? else {
+        return Err(refuse("PREFLIGHT_FAILED", "the credential to check has no stored value".into(), provider_name));
+    };
+    // The endpoint the runtime will call: a base URL the user set on the workspace, else the
+    // provider's for the runtime's protocol.
+    let configured = runtime.base_url_env.as_ref().and_then(|k| plan.env.get(k));
+    let base = match configured.map(|e| &e.value) {
+        Some(value @ EnvValue::Secret { .. }) => value_of(state, org, workspace, value).await?.map(|v| v.expose().to_owned()),
+        _ => provider.base_url(runtime.protocol).map(str::to_owned),
+    };
+    let Some(base) = base else {
+        return Err(refuse("PREFLIGHT_FAILED", format!("provider `{provider_name}` has no endpoint to check"), provider_name));
+    };
+    let base = base.trim_end_matches('/');
+    let mut request = match runtime.protocol {
+        Protocol::Anthropic => preflight.client.get(format!("{base}/v1/models")).header("anthropic-version", "2023-06-01"),
+        Protocol::Openai => preflight.client.get(format!("{base}/models")),
+    };
+    request = if credential.sent_as.starts_with("x-api-key") {
+        request.header("x-api-key", secret.expose())
+    } else {
+        request.bearer_auth(secret.expose())
+    };
+    if credential.sent_as.contains("OAuth") {
+        request = request.header("anthropic-beta", "oauth-2025-04-20");
+    }
+    let via = credential.via.to_string();
+    match request.send().await {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) if matches!(response.status().as_u16(), 401 | 403) => Err(refuse(
+            "INVALID_BYOK_CREDENTIAL",
+            format!("provider `{provider_name}` rejected the credential in {via} (HTTP {}); set a valid key", response.status().as_u16()),
+            provider_name,
+        )),
+        Ok(response) => Err(refuse(
+            "PREFLIGHT_FAILED",
+            format!("provider `{provider_name}` answered the liveness check with HTTP {}", response.status().as_u16()),
+            provider_name,
+        )),
+        // The error names the URL, never the credential.
+        Err(e) => Err(refuse(
+            "PROVIDER_UNREACHABLE",
+            format!(
+                "provider `{provider_name}` did not answer the liveness check at {base}: {}",
+                if e.is_timeout() { "timed out" } else { "unreachable" }
+            ),
+            provider_name,
+        )),
+    }
+}
