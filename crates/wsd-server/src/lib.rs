@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 mod json;
 pub mod metrics;
+pub mod openapi;
 pub mod preflight;
 pub mod registry_view;
 mod routes;
@@ -36,6 +37,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(misc::healthz))
         .route("/metrics", get(misc::metrics))
+        .route("/openapi.json", get(openapi::document))
         .route("/readyz", get(misc::readyz))
         .route("/v1/registry/providers", get(misc::providers))
         .route("/v1/registry/runtimes", get(misc::runtimes))

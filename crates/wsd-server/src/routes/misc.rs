@@ -11,13 +11,16 @@ use serde_json::{Value, json};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::openapi::ErrorBody;
 use crate::registry_view;
 use crate::state::AppState;
 
+#[utoipa::path(get, path = "/v1/registry/providers", tag = "registry", responses((status = 200, description = "the providers"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn providers(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<Value> {
     Json(json!({ "providers": registry_view::providers(&state.registry) }))
 }
 
+#[utoipa::path(get, path = "/v1/registry/runtimes", tag = "registry", responses((status = 200, description = "the runtimes"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn runtimes(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<Value> {
     Json(json!({ "runtimes": registry_view::runtimes(&state.registry) }))
 }
@@ -30,6 +33,7 @@ pub struct AuditQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/v1/orgs/{org}/audit", tag = "audit", params(("org" = String, Path), ("after" = Option<i64>, Query), ("limit" = Option<i64>, Query)), responses((status = 200, description = "events, oldest first"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn audit(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -46,14 +50,17 @@ pub async fn audit(
     Ok(Json(json!({ "events": state.store.list_audit(Some(&org), query.after, limit).await? })))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process is up")))]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "the database answers"), (status = 503, description = "it does not", body = ErrorBody)))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),

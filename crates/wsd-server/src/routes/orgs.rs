@@ -12,18 +12,19 @@ use wsd_store::TokenKind;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrg {
-    name: String,
+    pub name: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
-    name: String,
+    pub name: String,
 }
 
 /// A display name: 1 to 128 characters, no control characters.
@@ -35,6 +36,7 @@ pub fn check_name(what: &str, name: &str) -> ApiResult<()> {
     Ok(())
 }
 
+#[utoipa::path(post, path = "/v1/orgs", tag = "orgs", request_body = CreateOrg, responses((status = 201, description = "the org"), (status = 403, description = "admin token needed", body = ErrorBody), (status = 409, description = "name taken", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -46,17 +48,20 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(json!(org))))
 }
 
+#[utoipa::path(get, path = "/v1/orgs", tag = "orgs", responses((status = 200, description = "the orgs the token can see"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<Json<Value>> {
     let orgs = state.store.list_orgs().await?;
     let visible: Vec<_> = orgs.into_iter().filter(|o| caller.require_org(&o.id).is_ok()).collect();
     Ok(Json(json!({ "orgs": visible })))
 }
 
+#[utoipa::path(get, path = "/v1/orgs/{org}", tag = "orgs", params(("org" = String, Path)), responses((status = 200, description = "the org"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Path(org): Path<String>) -> ApiResult<Json<Value>> {
     caller.require_org(&org)?;
     Ok(Json(json!(state.store.get_org(&org).await?)))
 }
 
+#[utoipa::path(post, path = "/v1/orgs/{org}/tokens", tag = "tokens", params(("org" = String, Path)), request_body = CreateToken, responses((status = 201, description = "the token and, once, its secret"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn create_token(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -72,6 +77,7 @@ pub async fn create_token(
     Ok((StatusCode::CREATED, Json(json!({ "token": token, "secret": secret.expose() }))))
 }
 
+#[utoipa::path(get, path = "/v1/orgs/{org}/tokens", tag = "tokens", params(("org" = String, Path)), responses((status = 200, description = "tokens by prefix"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn list_tokens(State(state): State<Arc<AppState>>, caller: Caller, Path(org): Path<String>) -> ApiResult<Json<Value>> {
     caller.require_org(&org)?;
     state.store.get_org(&org).await?;
@@ -79,6 +85,7 @@ pub async fn list_tokens(State(state): State<Arc<AppState>>, caller: Caller, Pat
     Ok(Json(json!({ "tokens": tokens })))
 }
 
+#[utoipa::path(delete, path = "/v1/orgs/{org}/tokens/{id}", tag = "tokens", params(("org" = String, Path), ("id" = String, Path)), responses((status = 204, description = "revoked"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn revoke_token(
     State(state): State<Arc<AppState>>,
     caller: Caller,

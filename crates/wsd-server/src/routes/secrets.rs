@@ -14,14 +14,17 @@ use wsd_store::SecretOwner;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 /// The largest secret value accepted.
 pub const MAX_VALUE_BYTES: usize = 32 * 1024;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutSecret {
+    /// The value: stored encrypted, never returned.
+    #[schema(value_type = String)]
     value: SecretText,
 }
 
@@ -52,6 +55,7 @@ fn check_value(value: &SecretValue) -> ApiResult<()> {
     Ok(())
 }
 
+#[utoipa::path(put, path = "/v1/orgs/{org}/secrets/{key}", tag = "secrets", params(("org" = String, Path), ("key" = String, Path)), request_body = PutSecret, responses((status = 200, description = "the secret's metadata"), (status = 400, description = "invalid KEY or value", body = ErrorBody), (status = 422, description = "operator-scope KEY", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn put_org(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -68,6 +72,7 @@ pub async fn put_org(
     Ok(Json(json!(meta)))
 }
 
+#[utoipa::path(delete, path = "/v1/orgs/{org}/secrets/{key}", tag = "secrets", params(("org" = String, Path), ("key" = String, Path)), responses((status = 204, description = "deleted"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn delete_org(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -79,12 +84,14 @@ pub async fn delete_org(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/v1/orgs/{org}/secrets", tag = "secrets", params(("org" = String, Path)), responses((status = 200, description = "names and metadata, never values"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn list_org(State(state): State<Arc<AppState>>, caller: Caller, Path(org): Path<String>) -> ApiResult<Json<Value>> {
     caller.require_org(&org)?;
     state.store.get_org(&org).await?;
     Ok(Json(json!({ "secrets": state.store.list_secrets(SecretOwner::Org { org: &org }).await? })))
 }
 
+#[utoipa::path(put, path = "/v1/orgs/{org}/workspaces/{id}/secrets/{key}", tag = "secrets", params(("org" = String, Path), ("id" = String, Path), ("key" = String, Path)), request_body = PutSecret, responses((status = 200, description = "the secret's metadata"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn put_workspace(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -98,6 +105,7 @@ pub async fn put_workspace(
     Ok(Json(json!(state.store.put_secret(owner, &key, &body.value.0, &caller.actor()).await?)))
 }
 
+#[utoipa::path(delete, path = "/v1/orgs/{org}/workspaces/{id}/secrets/{key}", tag = "secrets", params(("org" = String, Path), ("id" = String, Path), ("key" = String, Path)), responses((status = 204, description = "deleted"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn delete_workspace(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -109,6 +117,7 @@ pub async fn delete_workspace(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/v1/orgs/{org}/workspaces/{id}/secrets", tag = "secrets", params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, description = "names and metadata, never values"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn list_workspace(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -120,6 +129,7 @@ pub async fn list_workspace(
     Ok(Json(json!({ "secrets": secrets })))
 }
 
+#[utoipa::path(put, path = "/v1/platform/secrets/{key}", tag = "secrets", params(("key" = String, Path)), request_body = PutSecret, responses((status = 200, description = "the secret's metadata"), (status = 403, description = "admin token needed", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn put_platform(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -132,6 +142,7 @@ pub async fn put_platform(
     Ok(Json(json!(state.store.put_secret(SecretOwner::Platform, &key, &body.value.0, &caller.actor()).await?)))
 }
 
+#[utoipa::path(delete, path = "/v1/platform/secrets/{key}", tag = "secrets", params(("key" = String, Path)), responses((status = 204, description = "deleted"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn delete_platform(State(state): State<Arc<AppState>>, caller: Caller, Path(key): Path<String>) -> ApiResult<StatusCode> {
     caller.require_admin()?;
     let key = parse_key(&key)?;
@@ -139,6 +150,7 @@ pub async fn delete_platform(State(state): State<Arc<AppState>>, caller: Caller,
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/v1/platform/secrets", tag = "secrets", responses((status = 200, description = "names and metadata, never values"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn list_platform(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
     Ok(Json(json!({ "secrets": state.store.list_secrets(SecretOwner::Platform).await? })))

@@ -14,22 +14,23 @@ use wsd_store::{NewWorkspace, Workspace};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
+use crate::openapi::ErrorBody;
 use crate::routes::orgs::check_name;
 use crate::service;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkspace {
-    name: String,
-    runtime: String,
-    model: String,
+    pub name: String,
+    pub runtime: String,
+    pub model: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchWorkspace {
-    model: String,
+    pub model: String,
 }
 
 fn check_model(model: &str) -> ApiResult<()> {
@@ -39,6 +40,7 @@ fn check_model(model: &str) -> ApiResult<()> {
     Ok(())
 }
 
+#[utoipa::path(post, path = "/v1/orgs/{org}/workspaces", tag = "workspaces", params(("org" = String, Path)), request_body = CreateWorkspace, responses((status = 201, description = "the workspace"), (status = 422, description = "its plan would be refused: the planner's code", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -56,17 +58,20 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(json!(workspace))))
 }
 
+#[utoipa::path(get, path = "/v1/orgs/{org}/workspaces", tag = "workspaces", params(("org" = String, Path)), responses((status = 200, description = "the workspaces"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, Path(org): Path<String>) -> ApiResult<Json<Value>> {
     caller.require_org(&org)?;
     state.store.get_org(&org).await?;
     Ok(Json(json!({ "workspaces": state.store.list_workspaces(&org).await? })))
 }
 
+#[utoipa::path(get, path = "/v1/orgs/{org}/workspaces/{id}", tag = "workspaces", params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, description = "the workspace"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Path((org, id)): Path<(String, String)>) -> ApiResult<Json<Value>> {
     caller.require_org(&org)?;
     Ok(Json(json!(state.store.get_workspace(&org, &id).await?)))
 }
 
+#[utoipa::path(delete, path = "/v1/orgs/{org}/workspaces/{id}", tag = "workspaces", params(("org" = String, Path), ("id" = String, Path)), responses((status = 204, description = "deleted with its secrets and tokens"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Path((org, id)): Path<(String, String)>) -> ApiResult<StatusCode> {
     caller.require_org(&org)?;
     state.store.delete_workspace(&org, &id, &caller.actor()).await?;
@@ -74,6 +79,7 @@ pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Path((or
 }
 
 /// Switches the model, validated like create.
+#[utoipa::path(patch, path = "/v1/orgs/{org}/workspaces/{id}", tag = "workspaces", params(("org" = String, Path), ("id" = String, Path)), request_body = PatchWorkspace, responses((status = 200, description = "the workspace"), (status = 422, description = "its plan would be refused", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn patch(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -88,6 +94,7 @@ pub async fn patch(
 }
 
 /// The §4 plan from stored secrets, as `wsd plan --json` prints it.
+#[utoipa::path(get, path = "/v1/orgs/{org}/workspaces/{id}/plan", tag = "workspaces", params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, description = "the plan, as `wsd plan --json` prints it"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn plan(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -108,6 +115,7 @@ async fn billing_mode(state: &AppState, workspace: &Workspace) -> ApiResult<Json
     Ok(Json(json!({ "mode": mode, "provider": derivation.provider.name, "reason": derivation.explain(&workspace.model) })))
 }
 
+#[utoipa::path(get, path = "/v1/orgs/{org}/workspaces/{id}/llm-billing-mode", tag = "workspaces", params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, description = "platform_managed or byok, provider, reason"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn billing(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -118,6 +126,7 @@ pub async fn billing(
     billing_mode(&state, &workspace).await
 }
 
+#[utoipa::path(get, path = "/admin/workspaces/{id}/llm-billing-mode", tag = "workspaces", params(("id" = String, Path)), responses((status = 200, description = "platform_managed or byok, provider, reason"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn admin_billing(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
     let workspace = state.store.find_workspace(&id).await?;

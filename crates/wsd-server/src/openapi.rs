@@ -1,0 +1,52 @@
+//! `GET /openapi.json`: the API's OpenAPI document, generated from the handlers'
+//! annotations, so it cannot drift from the routes.
+
+use axum::Json;
+use serde::Serialize;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::routes::{misc, orgs, secrets, workspaces};
+
+/// Every error: a stable code, a message, and details such as `provider` or `accepted_keys`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code, e.g. `MISSING_BYOK_CREDENTIAL`, `NOT_FOUND`, `INVALID_KEY`.
+    pub code: String,
+    pub message: String,
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "wsd", description = "AI coding-agent workspaces with exactly the LLM credential each should have."),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    paths(
+        orgs::create, orgs::list, orgs::get, orgs::create_token, orgs::list_tokens, orgs::revoke_token,
+        secrets::put_org, secrets::delete_org, secrets::list_org, secrets::put_workspace, secrets::delete_workspace,
+        secrets::list_workspace, secrets::put_platform, secrets::delete_platform, secrets::list_platform,
+        workspaces::create, workspaces::list, workspaces::get, workspaces::delete, workspaces::patch, workspaces::plan,
+        workspaces::billing, workspaces::admin_billing,
+        misc::providers, misc::runtimes, misc::audit, misc::healthz, misc::readyz, misc::metrics,
+    ),
+    components(schemas(ErrorBody, ErrorDetail, orgs::CreateOrg, orgs::CreateToken, secrets::PutSecret, workspaces::CreateWorkspace, workspaces::PatchWorkspace))
+)]
+pub struct ApiDoc;
+
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
