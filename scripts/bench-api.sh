@@ -33,6 +33,9 @@ URL="$WSD_URL/v1/orgs/$ORG/workspaces/$WS/plan"
 curl -sf -H "Authorization: Bearer $ADMIN" "$URL" > /dev/null
 cpu() { awk '{print $14 + $15}' /proc/$PID/stat; }
 BEFORE=$(cpu)
+if [ -n "${WSD_BENCH_PERF:-}" ]; then  # optional: sample wsd with perf during the run
+    perf record -e cpu-clock -F 499 -g -p "$PID" -o "$WSD_BENCH_PERF" -- sleep "$SECONDS_TO_RUN" >/dev/null 2>&1 &
+fi
 wrk -t2 -c64 -d"${SECONDS_TO_RUN}s" --latency -H "Authorization: Bearer $ADMIN" "$URL"
 AFTER=$(cpu)
 TICKS=$(getconf CLK_TCK)

@@ -3,7 +3,6 @@
 
 use wsd_core::plan::{SecretNames, WorkspaceId, WorkspaceSpec};
 use wsd_core::{Plan, PlanError};
-use wsd_store::Workspace;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -16,12 +15,6 @@ pub fn plan_names(state: &AppState, id: &str, runtime: &str, model: &str, names:
     let result = wsd_core::plan(&state.registry, &spec, names, state.platform.as_ref(), &state.policy);
     state.metrics.record_plan(result.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code().as_str()));
     Ok(result)
-}
-
-/// The plan of a stored workspace, from its stored model and current secret names.
-pub async fn plan_workspace(state: &AppState, workspace: &Workspace) -> ApiResult<Result<Plan, PlanError>> {
-    let names = state.store.secret_names(&workspace.org_id, Some(&workspace.id)).await?;
-    plan_names(state, &workspace.id, &workspace.runtime, &workspace.model, &names)
 }
 
 /// Refuses `model` on `runtime` for a workspace of `org` unless its plan would be made

@@ -23,4 +23,5 @@ pub use audit::AuditVerification;
 pub use db::{Backend, Store, StoreOptions, backend_of};
 pub use error::{Result, StoreError};
 pub use model::*;
+pub use secrets::PlanInput;
 pub use tokens::{TOKEN_PREFIX, generate_token, token_hash};

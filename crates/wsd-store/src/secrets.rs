@@ -326,3 +326,53 @@ impl Store {
         Ok(wsd_core::plan::SecretNames { org: parse(org_keys)?, workspace: parse(workspace_keys)? })
     }
 }
+
+/// What planning a stored workspace needs, read in one query.
+#[derive(Debug, Clone)]
+pub struct PlanInput {
+    pub runtime: String,
+    pub model: String,
+    pub names: wsd_core::plan::SecretNames,
+}
+
+impl Store {
+    /// The runtime, model and secret names of workspace `id` of `org`, in one round trip
+    /// and one row (names are aggregated: a row per key would cost a hand-off each);
+    /// `NotFound` when the org has no such workspace.
+    pub async fn plan_input(&self, org: &str, id: &str) -> Result<PlanInput> {
+        type Row = (String, String, Option<String>, Option<String>);
+        // The same query in each dialect's aggregate; KEYs are env-var names, never commas.
+        let row: Option<Row> = match &self.db {
+            crate::db::Db::Sqlite { read, .. } => {
+                sqlx::query_as(
+                    "SELECT runtime, model,
+                        (SELECT group_concat(key, ',') FROM org_secrets WHERE org_id = $2),
+                        (SELECT group_concat(key, ',') FROM workspace_secrets WHERE workspace_id = $1 AND org_id = $2)
+                     FROM workspaces WHERE id = $1 AND org_id = $2",
+                )
+                .bind(id)
+                .bind(org)
+                .fetch_optional(read)
+                .await?
+            }
+            crate::db::Db::Postgres(pool) => {
+                sqlx::query_as(
+                    "SELECT runtime, model,
+                        (SELECT string_agg(key, ',') FROM org_secrets WHERE org_id = $2),
+                        (SELECT string_agg(key, ',') FROM workspace_secrets WHERE workspace_id = $1 AND org_id = $2)
+                     FROM workspaces WHERE id = $1 AND org_id = $2",
+                )
+                .bind(id)
+                .bind(org)
+                .fetch_optional(pool)
+                .await?
+            }
+        };
+        let (runtime, model, org_keys, workspace_keys) = row.ok_or(StoreError::NotFound { what: "workspace" })?;
+        let parse = |csv: Option<String>| -> Result<std::collections::BTreeSet<EnvKey>> {
+            csv.iter().flat_map(|c| c.split(',')).map(|k| EnvKey::new(k).map_err(|_| corrupt_key(k))).collect()
+        };
+        let names = wsd_core::plan::SecretNames { org: parse(org_keys)?, workspace: parse(workspace_keys)? };
+        Ok(PlanInput { runtime, model, names })
+    }
+}

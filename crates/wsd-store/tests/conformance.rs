@@ -113,6 +113,10 @@ async fn secrets_load_with_provenance(db: &TestDb) {
         Err(StoreError::NotFound { .. })
     ));
 
+    let input = store.plan_input(&org.id, &w.id).await.unwrap();
+    assert_eq!((input.runtime.as_str(), input.model.as_str()), ("claude-code", "MiniMax-M2.7"));
+    assert_eq!((input.names.org, input.names.workspace), (loaded.names.org.clone(), loaded.names.workspace.clone()));
+    assert!(matches!(store.plan_input(&foreign.id, &w.id).await, Err(StoreError::NotFound { what: "workspace" })));
     store.delete_secret(ws_owner, &key("MINIMAX_API_KEY"), "alice").await.unwrap();
     assert!(matches!(store.delete_secret(ws_owner, &key("MINIMAX_API_KEY"), "alice").await, Err(StoreError::NotFound { .. })));
     assert!(store.load_workspace_secrets(&org.id, &w.id).await.unwrap().names.workspace.is_empty());

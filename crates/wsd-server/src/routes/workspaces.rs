@@ -101,8 +101,8 @@ pub async fn plan(
     Path((org, id)): Path<(String, String)>,
 ) -> ApiResult<Json<PlanReport>> {
     caller.require_org(&org)?;
-    let workspace = state.store.get_workspace(&org, &id).await?;
-    let result = service::plan_workspace(&state, &workspace).await?;
+    let input = state.store.plan_input(&org, &id).await?;
+    let result = service::plan_names(&state, &id, &input.runtime, &input.model, &input.names)?;
     Ok(Json(PlanReport::new(&result)))
 }
 
