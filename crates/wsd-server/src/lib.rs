@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 mod json;
+mod lifecycle;
 pub mod metrics;
 pub mod openapi;
 pub mod preflight;
@@ -28,7 +29,7 @@ use axum::routing::{get, post, put};
 
 use crate::error::ApiError;
 use crate::routes::{misc, orgs, secrets, workspaces};
-pub use crate::state::AppState;
+pub use crate::state::{AppState, Runner};
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -52,6 +53,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/orgs/{org}/workspaces/{id}/secrets", get(secrets::list_workspace))
         .route("/v1/orgs/{org}/workspaces/{id}/secrets/{key}", put(secrets::put_workspace).delete(secrets::delete_workspace))
         .route("/v1/orgs/{org}/workspaces/{id}/plan", get(workspaces::plan))
+        .route("/v1/orgs/{org}/workspaces/{id}/provision", post(workspaces::provision))
+        .route("/v1/orgs/{org}/workspaces/{id}/restart", post(workspaces::restart))
+        .route("/v1/orgs/{org}/workspaces/{id}/stop", post(workspaces::stop))
+        .route("/v1/orgs/{org}/workspaces/{id}/logs", get(workspaces::logs))
         .route("/v1/orgs/{org}/workspaces/{id}/llm-billing-mode", get(workspaces::billing))
         .route("/v1/orgs/{org}/audit", get(misc::audit))
         .route("/v1/platform/secrets", get(secrets::list_platform))

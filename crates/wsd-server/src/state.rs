@@ -19,10 +19,28 @@ pub struct AppState {
     pub tokens: TokenCache,
     /// Present when `[policy] preflight = true`.
     pub preflight: Option<Preflight>,
+    /// Where workspaces run, and the command per runtime.
+    pub runner: Option<Runner>,
+}
+
+/// A backend and the argv it runs per runtime.
+#[derive(Debug)]
+pub struct Runner {
+    pub backend: std::sync::Arc<dyn wsd_backend::Backend>,
+    pub commands: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl AppState {
     pub fn new(registry: Registry, store: Store, platform: Option<PlatformSettings>, policy: Policy) -> Self {
-        Self { registry, store, platform, policy, metrics: Metrics::default(), tokens: TokenCache::default(), preflight: None }
+        Self {
+            registry,
+            store,
+            platform,
+            policy,
+            metrics: Metrics::default(),
+            tokens: TokenCache::default(),
+            preflight: None,
+            runner: None,
+        }
     }
 }

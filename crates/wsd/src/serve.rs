@@ -67,6 +67,14 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         }
         ensure_admin_token(&store, args.admin_token.map(SecretValue::new)).await?;
         let mut state = AppState::new(registry, store, config.platform_settings(), config.planner_policy());
+        let process = config.backends.process.clone().unwrap_or_default();
+        let root = process.root.clone().unwrap_or_else(|| args.store.data_dir.join("workspaces"));
+        let backend = wsd_backend::ProcessBackend::new(wsd_backend::ProcessOptions {
+            root,
+            grace: std::time::Duration::from_secs(10),
+            log_cap_bytes: 10 * 1024 * 1024,
+        });
+        state.runner = Some(wsd_server::Runner { backend: Arc::new(backend), commands: process.commands });
         if config.policy.preflight {
             let _ = rustls::crypto::ring::default_provider().install_default();
             let timeout = std::time::Duration::from_secs(config.policy.preflight_timeout_seconds.max(1));

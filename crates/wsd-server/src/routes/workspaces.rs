@@ -16,8 +16,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 use crate::openapi::ErrorBody;
 use crate::routes::orgs::check_name;
-use crate::service;
 use crate::state::AppState;
+use crate::{lifecycle, service};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -68,12 +68,14 @@ pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, Path(org):
 #[utoipa::path(get, path = "/v1/orgs/{org}/workspaces/{id}", tag = "workspaces", params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, description = "the workspace"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Path((org, id)): Path<(String, String)>) -> ApiResult<Json<Value>> {
     caller.require_org(&org)?;
-    Ok(Json(json!(state.store.get_workspace(&org, &id).await?)))
+    let workspace = state.store.get_workspace(&org, &id).await?;
+    Ok(Json(lifecycle::observe(&state, workspace).await?))
 }
 
 #[utoipa::path(delete, path = "/v1/orgs/{org}/workspaces/{id}", tag = "workspaces", params(("org" = String, Path), ("id" = String, Path)), responses((status = 204, description = "deleted with its secrets and tokens"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Path((org, id)): Path<(String, String)>) -> ApiResult<StatusCode> {
     caller.require_org(&org)?;
+    lifecycle::stop_before_delete(&state, &org, &id).await?;
     state.store.delete_workspace(&org, &id, &caller.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -90,7 +92,12 @@ pub async fn patch(
     check_model(&body.model)?;
     let workspace = state.store.get_workspace(&org, &id).await?;
     service::validate(&state, &org, Some(&id), &workspace.runtime, &body.model).await?;
-    Ok(Json(json!(state.store.set_workspace_model(&org, &id, &body.model, &caller.actor()).await?)))
+    let updated = state.store.set_workspace_model(&org, &id, &body.model, &caller.actor()).await?;
+    // A running workspace switches now, with a plan for its new model.
+    if workspace.status == wsd_store::WorkspaceStatus::Running && state.runner.is_some() {
+        return Ok(Json(json!(lifecycle::provision(&state, &org, &id, &caller.actor()).await?)));
+    }
+    Ok(Json(json!(updated)))
 }
 
 /// The §4 plan from stored secrets, as `wsd plan --json` prints it.
@@ -131,4 +138,56 @@ pub async fn admin_billing(State(state): State<Arc<AppState>>, caller: Caller, P
     caller.require_admin()?;
     let workspace = state.store.find_workspace(&id).await?;
     billing_mode(&state, &workspace).await
+}
+
+#[utoipa::path(post, path = "/v1/orgs/{org}/workspaces/{id}/provision", tag = "lifecycle", params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, description = "running with a fresh plan"), (status = 422, description = "its plan was refused: the workspace is failed with the code", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)))]
+pub async fn provision(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((org, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    caller.require_org(&org)?;
+    Ok(Json(json!(lifecycle::provision(&state, &org, &id, &caller.actor()).await?)))
+}
+
+#[utoipa::path(post, path = "/v1/orgs/{org}/workspaces/{id}/restart", tag = "lifecycle", params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, description = "restarted from the stored model with a new usage token"), (status = 422, description = "its plan was refused", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)))]
+pub async fn restart(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((org, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    caller.require_org(&org)?;
+    Ok(Json(json!(lifecycle::provision(&state, &org, &id, &caller.actor()).await?)))
+}
+
+#[utoipa::path(post, path = "/v1/orgs/{org}/workspaces/{id}/stop", tag = "lifecycle", params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, description = "stopped; its usage tokens revoked"), (status = 404, description = "not found", body = ErrorBody)))]
+pub async fn stop(State(state): State<Arc<AppState>>, caller: Caller, Path((org, id)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+    caller.require_org(&org)?;
+    Ok(Json(json!(lifecycle::stop(&state, &org, &id, &caller.actor()).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsQuery {
+    tail: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/v1/orgs/{org}/workspaces/{id}/logs", tag = "lifecycle", params(("org" = String, Path), ("id" = String, Path), ("tail" = Option<usize>, Query)), responses((status = 200, description = "the last lines of the workspace's output"), (status = 404, description = "not found", body = ErrorBody)))]
+pub async fn logs(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((org, id)): Path<(String, String)>,
+    query: Result<axum::extract::Query<LogsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    caller.require_org(&org)?;
+    let axum::extract::Query(query) = query.map_err(|e| ApiError::bad_request("INVALID_QUERY", e.body_text()))?;
+    let tail = query.tail.unwrap_or(100);
+    if !(1..=10_000).contains(&tail) {
+        return Err(ApiError::bad_request("INVALID_QUERY", "tail must be 1 to 10000"));
+    }
+    state.store.get_workspace(&org, &id).await?;
+    let Some(runner) = &state.runner else { return Err(ApiError::not_found("backend")) };
+    let text =
+        runner.backend.logs(&id, tail).await.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "BACKEND_LOGS_FAILED", e.to_string()))?;
+    Ok(Json(json!({ "lines": text.lines().collect::<Vec<_>>() })))
 }

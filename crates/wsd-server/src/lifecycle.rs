@@ -1,0 +1,228 @@
+//! Provisioning (§5): load the secrets with provenance, plan again from the stored model
+//! (never an empty one), resolve the plan's references to values at the last moment, and
+//! start the workspace on its backend with exactly that env. A refused plan marks the
+//! workspace `failed` with the code and message; a start that fails half-way leaves no
+//! process behind.
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use wsd_backend::{Launch, LaunchFile};
+use wsd_core::plan::{EnvValue, FileContent, SecretOrigin};
+use wsd_core::{Plan, PlanReport, SecretValue};
+use wsd_store::{LastError, NewAuditEvent, TokenKind, Workspace, WorkspaceSecrets, WorkspaceState, WorkspaceStatus};
+
+use crate::error::{ApiError, ApiResult};
+use crate::service;
+use crate::state::{AppState, Runner};
+
+/// The hash of the plan a workspace runs with: it changes when its plan would.
+pub fn plan_hash(plan: &Plan) -> String {
+    let json = serde_json::to_vec(&PlanReport::from_plan(plan)).unwrap_or_default();
+    Sha256::digest(&json).iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+fn runner(state: &AppState) -> ApiResult<&Runner> {
+    state.runner.as_ref().ok_or_else(|| {
+        ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "NO_BACKEND", "this server has no backend to run workspaces")
+    })
+}
+
+async fn fail(state: &AppState, workspace: &Workspace, error: ApiError) -> ApiError {
+    let last = LastError { code: error.code.to_owned(), message: error.message.clone() };
+    let failed =
+        WorkspaceState { status: WorkspaceStatus::Failed, last_error: Some(&last), backend: None, instance_id: None, plan_hash: None };
+    if let Err(e) = state.store.set_workspace_state(&workspace.org_id, &workspace.id, &failed).await {
+        tracing::error!(error = %e, workspace = %workspace.id, "could not record a failed provision");
+    }
+    error
+}
+
+fn value(secrets: &WorkspaceSecrets, key: &wsd_core::EnvKey, origin: SecretOrigin) -> ApiResult<SecretValue> {
+    secrets.value(origin, key).cloned().ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "SECRET_CHANGED",
+            format!("the secret {key} changed while the workspace was provisioned; try again"),
+        )
+    })
+}
+
+/// Stops what runs, plans again and starts the workspace. Answers the updated workspace.
+pub async fn provision(state: &AppState, org: &str, id: &str, actor: &str) -> ApiResult<Workspace> {
+    let runner = runner(state)?;
+    let workspace = state.store.get_workspace(org, id).await?;
+    stop_instance(runner, &workspace).await?;
+    let secrets = match state.store.load_workspace_secrets(org, id).await {
+        Ok(secrets) => secrets,
+        Err(e) => return Err(fail(state, &workspace, e.into()).await),
+    };
+    let plan = match service::plan_names(state, id, &workspace.runtime, &workspace.model, &secrets.names)? {
+        Ok(plan) => plan,
+        Err(refusal) => return Err(fail(state, &workspace, refusal.into()).await),
+    };
+    let Some(argv) = runner.commands.get(&workspace.runtime).filter(|a| !a.is_empty()) else {
+        let error = ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "NO_RUNTIME_COMMAND",
+            format!("no command is configured for runtime `{}` ([backends.process.commands])", workspace.runtime),
+        );
+        return Err(fail(state, &workspace, error).await);
+    };
+
+    // A fresh usage token per provision; the previous ones stop working.
+    let usage = if plan.env.values().any(|e| e.value == EnvValue::UsageToken) {
+        revoke_usage_tokens(state, &workspace, actor).await?;
+        Some(state.store.create_token(TokenKind::Usage, Some(org), Some(id), "usage", actor).await?.1)
+    } else {
+        None
+    };
+    let resolve = |value: &EnvValue| -> ApiResult<SecretValue> {
+        match value {
+            EnvValue::Secret { key, origin } => self::value(&secrets, key, *origin),
+            EnvValue::UsageToken => usage
+                .clone()
+                .ok_or_else(|| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "NO_USAGE_TOKEN", "no usage token was minted")),
+            EnvValue::Literal(text) => Ok(SecretValue::new(text.clone())),
+        }
+    };
+    let env = plan.env.iter().map(|(k, e)| Ok((k.to_string(), resolve(&e.value)?))).collect::<ApiResult<Vec<_>>>()?;
+    let files = plan
+        .files
+        .iter()
+        .map(|f| {
+            let content = match &f.content {
+                FileContent::Text(text) => SecretValue::new(text.clone()),
+                FileContent::Secret { key, origin } => value(&secrets, key, *origin)?,
+            };
+            Ok(LaunchFile { path: f.path.clone(), content })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+
+    let launch = Launch { workspace_id: id.to_owned(), argv: argv.clone(), env, files };
+    let instance = match runner.backend.start(launch).await {
+        Ok(instance) => instance,
+        Err(e) => {
+            let error = ApiError::new(axum::http::StatusCode::BAD_GATEWAY, "BACKEND_START_FAILED", e.to_string());
+            return Err(fail(state, &workspace, error).await);
+        }
+    };
+    let hash = plan_hash(&plan);
+    let running = WorkspaceState {
+        status: WorkspaceStatus::Running,
+        last_error: None,
+        backend: Some(runner.backend.name()),
+        instance_id: Some(&instance),
+        plan_hash: Some(&hash),
+    };
+    let recorded = state.store.set_workspace_state(org, id, &running).await;
+    let decisions: Vec<_> = plan.decisions.iter().map(|d| json!({"key": d.key, "origin": d.origin, "action": d.action})).collect();
+    let event = NewAuditEvent {
+        org_id: Some(org.to_owned()),
+        actor: actor.to_owned(),
+        action: "workspace.provision".into(),
+        target: format!("org/{org}/workspaces/{id}"),
+        details: json!({"provider": plan.provider, "routing": plan.routing, "plan_hash": hash, "decisions": decisions}),
+    };
+    let audited = match recorded {
+        Ok(()) => state.store.append_audit(&event).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = audited {
+        // Never leave a process wsd does not know it runs.
+        let _ = runner.backend.stop(&instance).await;
+        return Err(e.into());
+    }
+    Ok(state.store.get_workspace(org, id).await?)
+}
+
+async fn revoke_usage_tokens(state: &AppState, workspace: &Workspace, actor: &str) -> ApiResult<()> {
+    for token in state.store.list_tokens(Some(&workspace.org_id)).await? {
+        if token.kind == TokenKind::Usage && token.workspace_id.as_deref() == Some(&workspace.id) && token.revoked_at.is_none() {
+            state.store.revoke_token(Some(&workspace.org_id), &token.id, actor).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn stop_instance(runner: &Runner, workspace: &Workspace) -> ApiResult<()> {
+    if let Some(instance) = &workspace.instance_id {
+        runner
+            .backend
+            .stop(instance)
+            .await
+            .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_GATEWAY, "BACKEND_STOP_FAILED", e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Stops a workspace and revokes its usage tokens.
+pub async fn stop(state: &AppState, org: &str, id: &str, actor: &str) -> ApiResult<Workspace> {
+    let runner = runner(state)?;
+    let workspace = state.store.get_workspace(org, id).await?;
+    stop_instance(runner, &workspace).await?;
+    revoke_usage_tokens(state, &workspace, actor).await?;
+    let stopped = WorkspaceState {
+        status: WorkspaceStatus::Stopped,
+        last_error: None,
+        backend: workspace.backend.as_deref(),
+        instance_id: None,
+        plan_hash: workspace.plan_hash.as_deref(),
+    };
+    state.store.set_workspace_state(org, id, &stopped).await?;
+    let event = NewAuditEvent {
+        org_id: Some(org.to_owned()),
+        actor: actor.to_owned(),
+        action: "workspace.stop".into(),
+        target: format!("org/{org}/workspaces/{id}"),
+        details: json!({}),
+    };
+    state.store.append_audit(&event).await?;
+    Ok(state.store.get_workspace(org, id).await?)
+}
+
+/// Stops whatever runs for a workspace before it is deleted.
+pub async fn stop_before_delete(state: &AppState, org: &str, id: &str) -> ApiResult<()> {
+    if let Some(runner) = &state.runner {
+        let workspace = state.store.get_workspace(org, id).await?;
+        stop_instance(runner, &workspace).await?;
+    }
+    Ok(())
+}
+
+/// The workspace as stored, with its status made true: a process that exited since is
+/// reported as exited, and `stale` tells whether its plan would now differ.
+pub async fn observe(state: &AppState, mut workspace: Workspace) -> ApiResult<serde_json::Value> {
+    let mut exit_code = None;
+    if let (Some(runner), Some(instance), WorkspaceStatus::Running) = (&state.runner, &workspace.instance_id, workspace.status)
+        && let wsd_backend::InstanceStatus::Exited { code } = runner.backend.status(instance).await
+    {
+        workspace.status = WorkspaceStatus::Stopped;
+        exit_code = Some(code);
+    }
+    let stale = match (&workspace.plan_hash, workspace.status) {
+        (Some(hash), WorkspaceStatus::Running) => {
+            let names = state.store.secret_names(&workspace.org_id, Some(&workspace.id)).await?;
+            let current = wsd_core::plan(
+                &state.registry,
+                &wsd_core::plan::WorkspaceSpec {
+                    id: wsd_core::plan::WorkspaceId::new(&workspace.id)
+                        .map_err(|_| ApiError::bad_request("INVALID_ID", "invalid workspace id"))?,
+                    runtime: workspace.runtime.clone(),
+                    model: workspace.model.clone(),
+                },
+                &names,
+                state.platform.as_ref(),
+                &state.policy,
+            );
+            Some(current.map(|p| plan_hash(&p) != *hash).unwrap_or(true))
+        }
+        _ => None,
+    };
+    let mut value = json!(workspace);
+    value["stale"] = json!(stale);
+    if let Some(code) = exit_code {
+        value["exit_code"] = json!(code);
+        value["exited"] = json!(true);
+    }
+    Ok(value)
+}
