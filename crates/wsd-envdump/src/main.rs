@@ -1,4 +1,4 @@
-//! `wsd-envdump OUT [SECONDS]`: writes to OUT one line per env var (`env NAME sha256(value)`)
+//! `wsd-envdump OUT [SECONDS]`: writes to `OUT.<pid>` one line per env var (`env NAME sha256(value)`)
 //! and one per file in $HOME (`file PATH mode sha256(content)`), then stays alive for
 //! SECONDS (default 0), so tests can check exactly what a workspace received without ever
 //! seeing a value.
@@ -41,6 +41,7 @@ fn main() {
         walk(home, home, &mut lines);
     }
     lines.sort();
+    let out = format!("{out}.{}", std::process::id());
     let tmp = format!("{out}.tmp");
     std::fs::write(&tmp, lines.join("\n") + "\n").expect("write the dump");
     std::fs::rename(&tmp, &out).expect("publish the dump");
