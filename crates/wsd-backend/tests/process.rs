@@ -1,0 +1,88 @@
+//! The process backend with real child processes.
+
+use std::time::Duration;
+
+use wsd_backend::{Backend, InstanceStatus, Launch, LaunchFile, ProcessBackend, ProcessOptions};
+use wsd_core::SecretValue;
+
+fn backend(name: &str) -> ProcessBackend {
+    let root = std::env::temp_dir().join(format!("wsd-backend-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    ProcessBackend::new(ProcessOptions { root, grace: Duration::from_millis(500), log_cap_bytes: 64 })
+}
+
+fn launch(id: &str, argv: &[&str]) -> Launch {
+    Launch {
+        workspace_id: id.into(),
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        env: vec![("GREETING".into(), SecretValue::new("hello"))],
+        files: vec![],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workspaces_outlive_a_restart_of_wsd_and_are_adopted() {
+    let first = backend("adopt");
+    let instance = first.start(launch("w1", &["sleep", "30"])).await.unwrap();
+    assert_eq!(first.status(&instance).await, InstanceStatus::Running);
+    drop(first);
+    // A new backend, as after a restart of wsd: the process still runs and is adopted.
+    let second = backend_same_root("adopt");
+    assert_eq!(second.status(&instance).await, InstanceStatus::Running);
+    second.stop(&instance).await.unwrap();
+    assert_eq!(second.status(&instance).await, InstanceStatus::Exited { code: None });
+    // A pid reused by another process is not mistaken for the workspace.
+    let (pid, _) = instance.strip_prefix("process:").unwrap().split_once(':').unwrap();
+    assert_eq!(second.status(&format!("process:{pid}:1")).await, InstanceStatus::Exited { code: None });
+    assert_eq!(second.status("garbage").await, InstanceStatus::Missing);
+}
+
+fn backend_same_root(name: &str) -> ProcessBackend {
+    let root = std::env::temp_dir().join(format!("wsd-backend-{name}-{}", std::process::id()));
+    ProcessBackend::new(ProcessOptions { root, grace: Duration::from_millis(500), log_cap_bytes: 64 })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exits_are_reported_with_their_code_and_output_is_capped() {
+    let backend = backend("exit");
+    let instance = backend.start(launch("w2", &["sh", "-c", "printf '%s' \"$GREETING\"; seq 1 1000; exit 7"])).await.unwrap();
+    for _ in 0..200 {
+        if backend.status(&instance).await != InstanceStatus::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(backend.status(&instance).await, InstanceStatus::Exited { code: Some(7) });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let logs = backend.logs("w2", 1000).await.unwrap();
+    assert!(logs.starts_with("hello1\n2\n"), "{logs}");
+    assert!(logs.len() <= 64, "the log is capped at 64 bytes: {} bytes", logs.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_is_sent_first_and_sigkill_after_the_grace_period() {
+    let backend = backend("stop");
+    let polite = backend.start(launch("w3", &["sleep", "30"])).await.unwrap();
+    let started = std::time::Instant::now();
+    backend.stop(&polite).await.unwrap();
+    assert!(started.elapsed() < Duration::from_millis(450), "sleep stops on SIGTERM");
+    // A shell that ignores SIGTERM (its short sleeps die, the loop goes on) needs SIGKILL.
+    let stubborn = backend.start(launch("w4", &["sh", "-c", "trap '' TERM; while true; do sleep 0.05; done"])).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    backend.stop(&stubborn).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(500), "SIGKILL waits for the grace period");
+    assert_ne!(backend.status(&stubborn).await, InstanceStatus::Running);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_launches_are_refused_before_anything_runs() {
+    let backend = backend("bad");
+    let mut escaping = launch("w5", &["true"]);
+    escaping.files.push(LaunchFile { path: "../outside".into(), content: SecretValue::new("x") });
+    assert!(backend.start(escaping).await.unwrap_err().to_string().contains("leaves the workspace home"));
+    assert!(backend.start(launch("../w", &["true"])).await.is_err());
+    assert!(backend.start(launch("w6", &[])).await.unwrap_err().to_string().contains("empty"));
+    let e = backend.start(launch("w7", &["/nonexistent/agent"])).await.unwrap_err().to_string();
+    assert!(e.contains("cannot start `/nonexistent/agent`"), "{e}");
+}
