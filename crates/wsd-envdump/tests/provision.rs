@@ -64,7 +64,7 @@ impl World {
             Some(PlatformSettings { proxy_base_url: "http://127.0.0.1:8080/llm".into() }),
             Policy::default(),
         );
-        state.runner = Some(Runner { backend: Arc::new(backend), commands });
+        state.runner = Some(Runner { backend: Arc::new(backend), commands, restart_on_change: label == "restart" });
         let state = Arc::new(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -244,4 +244,38 @@ async fn codex_gets_its_config_file_and_a_refused_plan_fails_the_workspace() {
     let (_, failed) = world.call(Method::GET, &format!("/v1/orgs/{org}/workspaces/{id}"), None).await;
     assert_eq!((failed["status"].clone(), failed["last_error"]["code"].clone()), (json!("failed"), json!("AMBIGUOUS_PROVIDER")));
     assert!(!alive(pid_of(&running)), "a refused restart leaves no process behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_restart_on_change_a_secret_change_restarts_only_the_workspaces_it_changes() {
+    let world = World::new("restart").await;
+    let (_, org) = world.call(Method::POST, "/v1/orgs", Some(json!({"name": "acme"}))).await;
+    let org = org["id"].as_str().unwrap().to_owned();
+    world.call(Method::PUT, &format!("/v1/orgs/{org}/secrets/MINIMAX_API_KEY"), Some(json!({"value": MINIMAX}))).await;
+    let (_, ws) = world
+        .call(
+            Method::POST,
+            &format!("/v1/orgs/{org}/workspaces"),
+            Some(json!({"name": "dev", "runtime": "claude-code", "model": "MiniMax-M2.7"})),
+        )
+        .await;
+    let id = ws["id"].as_str().unwrap().to_owned();
+    let (_, first) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/provision"), None).await;
+    let (first_dump, _, _) = world.dump("claude-code", &[]).await;
+
+    // A value change leaves the plan (names and origins) as it was: no restart.
+    world.call(Method::PUT, &format!("/v1/orgs/{org}/secrets/MINIMAX_API_KEY"), Some(json!({"value": "another-value"}))).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, shown) = world.call(Method::GET, &format!("/v1/orgs/{org}/workspaces/{id}"), None).await;
+    assert_eq!((shown["instance_id"].clone(), shown["stale"].clone()), (first["instance_id"].clone(), json!(false)));
+
+    // A new secret changes the plan: the workspace restarts by itself with it.
+    world.call(Method::PUT, &format!("/v1/orgs/{org}/secrets/DATABASE_URL"), Some(json!({"value": "postgres://db"}))).await;
+    let (_, env, _) = world.dump("claude-code", &[first_dump]).await;
+    assert_eq!(env["DATABASE_URL"], sha("postgres://db"));
+    let (_, shown) = world.call(Method::GET, &format!("/v1/orgs/{org}/workspaces/{id}"), None).await;
+    assert_ne!(shown["instance_id"], first["instance_id"]);
+    assert_eq!(shown["stale"], false);
+    assert!(!alive(pid_of(&first)));
+    world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/stop"), None).await;
 }

@@ -226,3 +226,34 @@ pub async fn observe(state: &AppState, mut workspace: Workspace) -> ApiResult<se
     }
     Ok(value)
 }
+
+/// After a secret change: restarts the running workspaces of `org` (or just `workspace`)
+/// whose plan now differs, when `[backends] restart_on_change` is on. Runs in the
+/// background; each outcome is logged and recorded on its workspace.
+pub fn restart_if_changed(state: &std::sync::Arc<AppState>, org: &str, workspace: Option<&str>, actor: &str) {
+    if !state.runner.as_ref().is_some_and(|r| r.restart_on_change) {
+        return;
+    }
+    let (state, org, workspace, actor) = (state.clone(), org.to_owned(), workspace.map(str::to_owned), actor.to_owned());
+    tokio::spawn(async move {
+        let workspaces = match state.store.list_workspaces(&org).await {
+            Ok(list) => list,
+            Err(e) => return tracing::error!(error = %e, "cannot list workspaces to restart"),
+        };
+        for ws in
+            workspaces.into_iter().filter(|w| w.status == WorkspaceStatus::Running && workspace.as_deref().is_none_or(|id| id == w.id))
+        {
+            let id = ws.id.clone();
+            let stale = match observe(&state, ws).await {
+                Ok(view) => view["stale"] == json!(true),
+                Err(_) => false,
+            };
+            if stale {
+                match provision(&state, &org, &id, &format!("{actor} (restart on change)")).await {
+                    Ok(_) => tracing::info!(workspace = %id, "restarted after a secret change"),
+                    Err(e) => tracing::warn!(workspace = %id, code = e.code, "restart after a secret change failed"),
+                }
+            }
+        }
+    });
+}

@@ -28,6 +28,9 @@ pub struct AppState {
 pub struct Runner {
     pub backend: std::sync::Arc<dyn wsd_backend::Backend>,
     pub commands: std::collections::BTreeMap<String, Vec<String>>,
+    /// `[backends] restart_on_change`: restart a running workspace when a secret change
+    /// changes its plan.
+    pub restart_on_change: bool,
 }
 
 impl AppState {

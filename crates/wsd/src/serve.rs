@@ -74,7 +74,11 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             grace: std::time::Duration::from_secs(10),
             log_cap_bytes: 10 * 1024 * 1024,
         });
-        state.runner = Some(wsd_server::Runner { backend: Arc::new(backend), commands: process.commands });
+        state.runner = Some(wsd_server::Runner {
+            backend: Arc::new(backend),
+            commands: process.commands,
+            restart_on_change: config.backends.restart_on_change,
+        });
         if config.policy.preflight {
             let _ = rustls::crypto::ring::default_provider().install_default();
             let timeout = std::time::Duration::from_secs(config.policy.preflight_timeout_seconds.max(1));

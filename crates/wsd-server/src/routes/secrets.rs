@@ -14,6 +14,7 @@ use wsd_store::SecretOwner;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
+use crate::lifecycle;
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
@@ -69,6 +70,7 @@ pub async fn put_org(
         return Err(PlanError::ForbiddenTenantEnvKey { keys: vec![key] }.into());
     }
     let meta = state.store.put_secret(SecretOwner::Org { org: &org }, &key, &body.value.0, &caller.actor()).await?;
+    lifecycle::restart_if_changed(&state, &org, None, &caller.actor());
     Ok(Json(json!(meta)))
 }
 
@@ -81,6 +83,7 @@ pub async fn delete_org(
     caller.require_org(&org)?;
     let key = parse_key(&key)?;
     state.store.delete_secret(SecretOwner::Org { org: &org }, &key, &caller.actor()).await?;
+    lifecycle::restart_if_changed(&state, &org, None, &caller.actor());
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -102,7 +105,9 @@ pub async fn put_workspace(
     let key = parse_key(&key)?;
     check_value(&body.value.0)?;
     let owner = SecretOwner::Workspace { org: &org, workspace: &workspace };
-    Ok(Json(json!(state.store.put_secret(owner, &key, &body.value.0, &caller.actor()).await?)))
+    let meta = state.store.put_secret(owner, &key, &body.value.0, &caller.actor()).await?;
+    lifecycle::restart_if_changed(&state, &org, Some(&workspace), &caller.actor());
+    Ok(Json(json!(meta)))
 }
 
 #[utoipa::path(delete, path = "/v1/orgs/{org}/workspaces/{id}/secrets/{key}", tag = "secrets", params(("org" = String, Path), ("id" = String, Path), ("key" = String, Path)), responses((status = 204, description = "deleted"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
@@ -114,6 +119,7 @@ pub async fn delete_workspace(
     caller.require_org(&org)?;
     let key = parse_key(&key)?;
     state.store.delete_secret(SecretOwner::Workspace { org: &org, workspace: &workspace }, &key, &caller.actor()).await?;
+    lifecycle::restart_if_changed(&state, &org, Some(&workspace), &caller.actor());
     Ok(StatusCode::NO_CONTENT)
 }
 
