@@ -151,13 +151,8 @@ pub async fn provision(
 }
 
 #[utoipa::path(post, path = "/v1/orgs/{org}/workspaces/{id}/restart", tag = "lifecycle", params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, description = "restarted from the stored model with a new usage token"), (status = 422, description = "its plan was refused", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)))]
-pub async fn restart(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path((org, id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    caller.require_org(&org)?;
-    Ok(Json(json!(lifecycle::provision(&state, &org, &id, &caller.actor()).await?)))
+pub async fn restart(state: State<Arc<AppState>>, caller: Caller, path: Path<(String, String)>) -> ApiResult<Json<Value>> {
+    provision(state, caller, path).await
 }
 
 #[utoipa::path(post, path = "/v1/orgs/{org}/workspaces/{id}/stop", tag = "lifecycle", params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, description = "stopped; its usage tokens revoked"), (status = 404, description = "not found", body = ErrorBody)))]
