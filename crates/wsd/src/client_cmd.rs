@@ -136,7 +136,33 @@ pub enum WorkspaceCommand {
         id: String,
         model: String,
     },
-    /// Delete a workspace with its secrets and tokens.
+    /// Start a workspace with a fresh plan (stops what runs first).
+    Provision {
+        #[arg(long)]
+        org: String,
+        id: String,
+    },
+    /// Restart a workspace from its stored model, with a new usage token.
+    Restart {
+        #[arg(long)]
+        org: String,
+        id: String,
+    },
+    /// Stop a workspace; its usage tokens stop working.
+    Stop {
+        #[arg(long)]
+        org: String,
+        id: String,
+    },
+    /// Show the last lines of a workspace's output.
+    Logs {
+        #[arg(long)]
+        org: String,
+        id: String,
+        #[arg(long, default_value_t = 100)]
+        tail: usize,
+    },
+    /// Delete a workspace with its secrets and tokens (stopping it first).
     Delete {
         #[arg(long)]
         org: String,
@@ -298,6 +324,24 @@ pub fn workspace(connection: Connection, command: WorkspaceCommand) -> Result<()
             }
             WorkspaceCommand::SetModel { org, id, model } => {
                 client.call(Method::PATCH, &format!("/v1/orgs/{org}/workspaces/{id}"), Some(json!({"model": model}))).await?
+            }
+            WorkspaceCommand::Provision { org, id } => {
+                client.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/provision"), None).await?
+            }
+            WorkspaceCommand::Restart { org, id } => {
+                client.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/restart"), None).await?
+            }
+            WorkspaceCommand::Stop { org, id } => client.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/stop"), None).await?,
+            WorkspaceCommand::Logs { org, id, tail } => {
+                let value = client.call(Method::GET, &format!("/v1/orgs/{org}/workspaces/{id}/logs?tail={tail}"), None).await?;
+                if connection.json {
+                    print_json(&value);
+                } else {
+                    for line in value["lines"].as_array().into_iter().flatten() {
+                        println!("{}", line.as_str().unwrap_or_default());
+                    }
+                }
+                return Ok(());
             }
             WorkspaceCommand::Delete { org, id } => {
                 client.call(Method::DELETE, &format!("/v1/orgs/{org}/workspaces/{id}"), None).await?;

@@ -120,3 +120,34 @@ fn without_a_token_or_a_server_the_client_says_so() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach wsd at http://127.0.0.1:9"));
 }
+
+#[test]
+fn workspaces_run_stop_and_show_their_logs_from_the_command_line() {
+    let config = "[backends.process.commands]\nclaude-code = [\"sh\", \"-c\", \"echo agent started; exec sleep 30\"]\n";
+    let server = Server::start_with_config(&fresh_dir("cli-lifecycle"), Some(config));
+    let cli = Cli { server: &server, token: server.admin_token() };
+    let org = cli.json(&["org", "create", "acme"])["id"].as_str().unwrap().to_owned();
+    let out = cli.run(&["secret", "set", "--org", &org, "MINIMAX_API_KEY"], Some(CANARY));
+    assert!(out.status.success());
+    let ws = cli.json(&["ws", "create", "--org", &org, "--name", "dev", "--runtime", "claude-code", "--model", "MiniMax-M2.7"]);
+    let ws = ws["id"].as_str().unwrap().to_owned();
+
+    let running = cli.json(&["ws", "provision", "--org", &org, &ws]);
+    assert_eq!(running["status"], "running");
+    let mut logs = String::new();
+    for _ in 0..100 {
+        logs = stdout(&cli.run(&["ws", "logs", "--org", &org, &ws, "--tail", "5"], None));
+        if !logs.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(logs, "agent started\n");
+    let restarted = cli.json(&["ws", "restart", "--org", &org, &ws]);
+    assert_ne!(restarted["instance_id"], running["instance_id"]);
+    let stopped = cli.json(&["ws", "stop", "--org", &org, &ws]);
+    assert_eq!(stopped["status"], "stopped");
+    let pid = restarted["instance_id"].as_str().unwrap().split(':').nth(1).unwrap().to_owned();
+    assert!(std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.contains(") Z ")).unwrap_or(true), "the agent still runs");
+    server.stop();
+}

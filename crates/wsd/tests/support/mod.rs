@@ -15,7 +15,21 @@ pub struct Server {
 
 impl Server {
     pub fn start(data: &Path) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_wsd"))
+        Self::start_with_config(data, None)
+    }
+
+    /// Starts `wsd serve` with `config` as its `WSD_CONFIG` file.
+    pub fn start_with_config(data: &Path, config: Option<&str>) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wsd"));
+        if let Some(config) = config {
+            std::fs::create_dir_all(data).unwrap();
+            let path = data.join("config.toml");
+            std::fs::write(&path, config).unwrap();
+            command.env("WSD_CONFIG", path);
+        } else {
+            command.env_remove("WSD_CONFIG");
+        }
+        let child = command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("WSD_DATA_DIR", data)
             .env_remove("WSD_REGISTRY")
