@@ -279,3 +279,38 @@ async fn with_restart_on_change_a_secret_change_restarts_only_the_workspaces_it_
     assert!(!alive(pid_of(&first)));
     world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/stop"), None).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_the_model_of_a_running_workspace_restarts_it_with_the_new_plan() {
+    let world = World::new("switch").await;
+    let (_, org) = world.call(Method::POST, "/v1/orgs", Some(json!({"name": "acme"}))).await;
+    let org = org["id"].as_str().unwrap().to_owned();
+    for (key, value) in [("MINIMAX_API_KEY", MINIMAX), ("CLAUDE_CODE_OAUTH_TOKEN", OAUTH)] {
+        world.call(Method::PUT, &format!("/v1/orgs/{org}/secrets/{key}"), Some(json!({"value": value}))).await;
+    }
+    let (_, ws) = world
+        .call(
+            Method::POST,
+            &format!("/v1/orgs/{org}/workspaces"),
+            Some(json!({"name": "dev", "runtime": "claude-code", "model": "MiniMax-M2.7"})),
+        )
+        .await;
+    let id = ws["id"].as_str().unwrap().to_owned();
+    let (_, first) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/provision"), None).await;
+    let (first_dump, env, _) = world.dump("claude-code", &[]).await;
+    assert_eq!(env["ANTHROPIC_AUTH_TOKEN"], sha(MINIMAX));
+
+    // A refused switch changes nothing.
+    let (status, refused) = world.call(Method::PATCH, &format!("/v1/orgs/{org}/workspaces/{id}"), Some(json!({"model": "gpt-5.5"}))).await;
+    assert_eq!((status, refused["error"]["code"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("UNREGISTERED_MODEL_FOR_RUNTIME")));
+    assert!(alive(pid_of(&first)));
+
+    let (status, switched) = world.call(Method::PATCH, &format!("/v1/orgs/{org}/workspaces/{id}"), Some(json!({"model": "opus"}))).await;
+    assert_eq!((status, switched["model"].clone(), switched["status"].clone()), (StatusCode::OK, json!("opus"), json!("running")));
+    let (_, env, _) = world.dump("claude-code", &[first_dump]).await;
+    assert_eq!(env["CLAUDE_CODE_OAUTH_TOKEN"], sha(OAUTH));
+    assert_eq!(env["ANTHROPIC_MODEL"], sha("opus"));
+    assert!(!env.contains_key("ANTHROPIC_AUTH_TOKEN") && !env.contains_key("MINIMAX_API_KEY"));
+    assert!(!alive(pid_of(&first)));
+    world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/stop"), None).await;
+}
