@@ -1,6 +1,7 @@
 //! The process backend (the embedded default): each workspace is a child process with
 //! `env_clear()` plus exactly the planned env, `HOME` set to its own directory (where the
-//! plan's files are written with mode 0600), its output captured to a size-capped log.
+//! plan's files are written with mode 0600), its output appended to a log kept under a size
+//! cap (emptied, with a marker line, when it grows over).
 //!
 //! Children run in their own process group, so they outlive a restart of wsd (an upgrade
 //! does not kill the agents). An instance id records the pid and its start time; after a
@@ -16,7 +17,6 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 use crate::{Backend, BackendError, BoxFuture, InstanceStatus, Launch};
@@ -94,35 +94,24 @@ impl ProcessBackend {
             let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&target).map_err(prepare)?;
             std::io::Write::write_all(&mut out, file.content.expose().as_bytes()).map_err(prepare)?;
         }
-        let log = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(dir.join("output.log"))
-            .map_err(prepare)?;
+        // Appended to by the child itself, so its output keeps flowing when wsd restarts.
+        let path = dir.join("output.log");
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path).map_err(prepare)?;
+        let log = std::fs::OpenOptions::new().append(true).open(&path).map_err(prepare)?;
         Ok((home, log))
     }
 }
 
-/// Copies a child's output into the log until `cap` bytes were written in all; the rest
-/// is read and dropped, so the child never blocks on a full pipe.
-async fn capture(mut from: impl AsyncRead + Unpin, to: Arc<tokio::sync::Mutex<tokio::fs::File>>, written: Arc<Mutex<u64>>, cap: u64) {
-    let mut buffer = vec![0u8; 8192];
-    loop {
-        let n = match from.read(&mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        let allowed = {
-            let mut total = written.lock().unwrap_or_else(|e| e.into_inner());
-            let allowed = cap.saturating_sub(*total).min(n as u64) as usize;
-            *total += allowed as u64;
-            allowed
-        };
-        if allowed > 0 {
-            let _ = to.lock().await.write_all(&buffer[..allowed]).await;
-        }
+/// How often a running child's log is checked against the cap.
+const LOG_CHECK_EVERY: Duration = Duration::from_millis(200);
+
+/// Empties a log that grew over `cap`, leaving a line that says so. The child appends, so
+/// its next writes land at the new end.
+fn cap_log(path: &Path, cap: u64) {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > cap)
+        && let Ok(mut file) = std::fs::OpenOptions::new().write(true).truncate(true).open(path)
+    {
+        let _ = std::io::Write::write_all(&mut file, format!("[wsd: output over {cap} bytes was dropped]\n").as_bytes());
     }
 }
 
@@ -145,27 +134,27 @@ impl Backend for ProcessBackend {
                 .env("HOME", &home)
                 .current_dir(&home)
                 .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
+                .stdout(Stdio::from(log.try_clone().map_err(|e| BackendError::Prepare(e.to_string()))?))
+                .stderr(Stdio::from(log))
                 .process_group(0)
                 .kill_on_drop(false);
             let mut child = command.spawn().map_err(|e| BackendError::Start { command: program.clone(), reason: e.to_string() })?;
             let pid = child.id().ok_or_else(|| BackendError::Start { command: program.clone(), reason: "exited at once".into() })?;
             let started = start_time(pid).unwrap_or(0);
             let instance = format!("process:{pid}:{started}");
-            let log = Arc::new(tokio::sync::Mutex::new(tokio::fs::File::from_std(log)));
-            let written = Arc::new(Mutex::new(0u64));
-            if let Some(out) = child.stdout.take() {
-                tokio::spawn(capture(out, log.clone(), written.clone(), self.options.log_cap_bytes));
-            }
-            if let Some(err) = child.stderr.take() {
-                tokio::spawn(capture(err, log, written, self.options.log_cap_bytes));
-            }
             let exits = self.exits.clone();
             exits.lock().unwrap_or_else(|e| e.into_inner()).remove(&instance);
             let id = instance.clone();
+            let (log_path, cap) = (self.workspace_dir(&launch.workspace_id).join("output.log"), self.options.log_cap_bytes);
             tokio::spawn(async move {
-                let code = child.wait().await.ok().and_then(|s| s.code());
+                // While the child runs, keep its log under the cap.
+                let code = loop {
+                    tokio::select! {
+                        status = child.wait() => break status.ok().and_then(|s| s.code()),
+                        () = tokio::time::sleep(LOG_CHECK_EVERY) => cap_log(&log_path, cap),
+                    }
+                };
+                cap_log(&log_path, cap);
                 exits.lock().unwrap_or_else(|e| e.into_inner()).insert(id, code);
             });
             tracing::info!(workspace = %launch.workspace_id, %instance, "workspace started");

@@ -151,3 +151,33 @@ fn workspaces_run_stop_and_show_their_logs_from_the_command_line() {
     assert!(std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.contains(") Z ")).unwrap_or(true), "the agent still runs");
     server.stop();
 }
+
+#[test]
+fn workspaces_keep_running_across_a_restart_of_wsd_and_stay_manageable() {
+    // An agent that keeps writing output: it must not die when wsd goes away.
+    let config = "[backends.process.commands]\nclaude-code = [\"sh\", \"-c\", \"while true; do echo tick; sleep 0.05; done\"]\n";
+    let data = fresh_dir("cli-wsd-restart");
+    let server = Server::start_with_config(&data, Some(config));
+    let token = server.admin_token();
+    let cli = Cli { server: &server, token: token.clone() };
+    let org = cli.json(&["org", "create", "acme"])["id"].as_str().unwrap().to_owned();
+    assert!(cli.run(&["secret", "set", "--org", &org, "MINIMAX_API_KEY"], Some(CANARY)).status.success());
+    let ws = cli.json(&["ws", "create", "--org", &org, "--name", "dev", "--runtime", "claude-code", "--model", "MiniMax-M2.7"]);
+    let ws = ws["id"].as_str().unwrap().to_owned();
+    let running = cli.json(&["ws", "provision", "--org", &org, &ws]);
+    let pid = running["instance_id"].as_str().unwrap().split(':').nth(1).unwrap().to_owned();
+    let alive = || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "));
+    server.stop();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(alive(), "an upgrade of wsd does not kill the agents");
+
+    let server = Server::start_with_config(&data, Some(config));
+    let cli = Cli { server: &server, token };
+    let shown = cli.json(&["ws", "show", "--org", &org, &ws]);
+    assert_eq!((shown["status"].clone(), shown["instance_id"].clone()), (running["status"].clone(), running["instance_id"].clone()));
+    assert!(stdout(&cli.run(&["ws", "logs", "--org", &org, &ws, "--tail", "3"], None)).starts_with("tick\n"));
+    let stopped = cli.json(&["ws", "stop", "--org", &org, &ws]);
+    assert_eq!(stopped["status"], "stopped");
+    assert!(!alive(), "the restarted wsd stopped the adopted agent");
+    server.stop();
+}
