@@ -15,6 +15,7 @@ mod lifecycle;
 pub mod metrics;
 pub mod openapi;
 pub mod preflight;
+pub mod proxy;
 pub mod registry_view;
 mod routes;
 mod service;
@@ -35,6 +36,11 @@ pub use crate::state::{AppState, Runner};
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub fn router(state: Arc<AppState>) -> Router {
+    let proxy = Router::new()
+        .route("/llm/anthropic/{*rest}", axum::routing::any(proxy::anthropic))
+        .route("/llm/openai/{*rest}", axum::routing::any(proxy::openai))
+        .layer(DefaultBodyLimit::max(proxy::MAX_PROXY_BODY_BYTES))
+        .with_state(state.clone());
     Router::new()
         .route("/healthz", get(misc::healthz))
         .route("/metrics", get(misc::metrics))
@@ -59,6 +65,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/orgs/{org}/workspaces/{id}/logs", get(workspaces::logs))
         .route("/v1/orgs/{org}/workspaces/{id}/llm-billing-mode", get(workspaces::billing))
         .route("/v1/orgs/{org}/audit", get(misc::audit))
+        .route("/v1/orgs/{org}/usage", get(misc::usage))
         .route("/v1/platform/secrets", get(secrets::list_platform))
         .route("/v1/platform/secrets/{key}", put(secrets::put_platform).delete(secrets::delete_platform))
         .route("/admin/workspaces/{id}/llm-billing-mode", get(workspaces::admin_billing))
@@ -67,6 +74,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "this endpoint does not take that method")
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(proxy)
+        .layer(axum::middleware::from_fn_with_state(state, metrics::track))
 }

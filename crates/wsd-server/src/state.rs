@@ -21,6 +21,8 @@ pub struct AppState {
     pub preflight: Option<Preflight>,
     /// Where workspaces run, and the command per runtime.
     pub runner: Option<Runner>,
+    /// The metering proxy's client to the providers.
+    pub upstream: Option<crate::proxy::UpstreamClient>,
 }
 
 /// A backend and the argv it runs per runtime.
@@ -44,6 +46,7 @@ impl AppState {
             tokens: TokenCache::default(),
             preflight: None,
             runner: None,
+            upstream: crate::proxy::UpstreamClient::new().ok(),
         }
     }
 }

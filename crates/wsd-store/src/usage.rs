@@ -30,3 +30,37 @@ impl Store {
         Ok(())
     }
 }
+
+/// Usage of one workspace and model over a time range.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct UsageSummary {
+    pub workspace_id: String,
+    pub provider: String,
+    pub model: String,
+    pub requests: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
+}
+
+impl Store {
+    /// An org's usage in `[from, to)` (unix milliseconds), by workspace and model.
+    pub async fn usage_summary(&self, org: &str, from: i64, to: i64) -> Result<Vec<UsageSummary>> {
+        let rows: Vec<UsageSummary> = crate::db::on_read!(self, |pool| {
+            sqlx::query_as(
+                "SELECT workspace_id, provider, model, COUNT(*) AS requests,
+                        CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, CAST(SUM(output_tokens) AS BIGINT) AS output_tokens,
+                        CAST(SUM(cache_read_tokens) AS BIGINT) AS cache_read_tokens, CAST(SUM(cache_write_tokens) AS BIGINT) AS cache_write_tokens
+                 FROM usage_ledger WHERE org_id = $1 AND at >= $2 AND at < $3
+                 GROUP BY workspace_id, provider, model ORDER BY workspace_id, provider, model",
+            )
+            .bind(org)
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+}

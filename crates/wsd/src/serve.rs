@@ -66,6 +66,8 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             tracing::info!(data_dir = %args.store.data_dir.display(), "generated a new master key file (mode 0600); back it up");
         }
         ensure_admin_token(&store, args.admin_token.map(SecretValue::new)).await?;
+        // The one TLS provider of the process, before any HTTP client is built.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut state = AppState::new(registry, store, config.platform_settings(), config.planner_policy());
         let process = config.backends.process.clone().unwrap_or_default();
         let root = process.root.clone().unwrap_or_else(|| args.store.data_dir.join("workspaces"));
@@ -80,7 +82,6 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             restart_on_change: config.backends.restart_on_change,
         });
         if config.policy.preflight {
-            let _ = rustls::crypto::ring::default_provider().install_default();
             let timeout = std::time::Duration::from_secs(config.policy.preflight_timeout_seconds.max(1));
             state.preflight = Some(wsd_server::preflight::Preflight::new(timeout).map_err(Failure::Usage)?);
         }

@@ -73,3 +73,31 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Val
         }
     }
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    /// Unix milliseconds, inclusive; the last 30 days when absent.
+    from: Option<i64>,
+    /// Unix milliseconds, exclusive; now when absent.
+    to: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/v1/orgs/{org}/usage", tag = "usage", params(("org" = String, Path), ("from" = Option<i64>, Query), ("to" = Option<i64>, Query)), responses((status = 200, description = "metered usage by workspace and model"), (status = 404, description = "not found", body = ErrorBody)))]
+pub async fn usage(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(org): Path<String>,
+    query: Result<Query<UsageQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    caller.require_org(&org)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request("INVALID_QUERY", e.body_text()))?;
+    state.store.get_org(&org).await?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let to = query.to.unwrap_or(now + 1);
+    let from = query.from.unwrap_or(to - 30 * 24 * 3600 * 1000);
+    if from > to {
+        return Err(ApiError::bad_request("INVALID_QUERY", "from must not be after to"));
+    }
+    Ok(Json(json!({ "from": from, "to": to, "usage": state.store.usage_summary(&org, from, to).await? })))
+}
