@@ -140,6 +140,22 @@ async fn forward(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let admitted = admit(&state, &headers).await?;
+    // Over budget: refused before any upstream call.
+    if let Some(budget) = state.store.get_budget(&admitted.org).await? {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let used = state.store.tokens_used_since(&admitted.org, budget.period.start(now)).await?;
+        if used >= budget.tokens {
+            return Err(ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "BUDGET_EXCEEDED",
+                format!(
+                    "the org used {used} of its {} tokens this {}",
+                    budget.tokens,
+                    if budget.period == wsd_store::BudgetPeriod::Day { "day" } else { "month" }
+                ),
+            ));
+        }
+    }
     let mut request: Value =
         serde_json::from_slice(&body).map_err(|_| ApiError::bad_request("INVALID_JSON", "the request body is not valid JSON"))?;
     let model = request["model"].as_str().ok_or_else(|| ApiError::bad_request("MODEL_REQUIRED", "the request names no model"))?.to_owned();

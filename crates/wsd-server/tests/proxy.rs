@@ -190,3 +190,23 @@ async fn the_proxy_refuses_what_it_cannot_meter() {
     assert_eq!(status, 401);
     assert!(s.seen.lock().unwrap().is_empty(), "nothing reached upstream");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_org_over_its_budget_gets_402_before_any_upstream_call() {
+    let s = setup().await;
+    let r = s.api.put(&format!("/v1/orgs/{}/budget", s.org), ADMIN, json!({"period": "day", "tokens": 20})).await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    let message = json!({"model": "minimax/MiniMax-M2.7", "messages": []});
+    assert_eq!(send(&s, "/llm/anthropic/v1/messages", message.clone(), "x-api-key").await.0, 200);
+    usage_rows(&s, 1).await;
+    let budget = s.api.get(&format!("/v1/orgs/{}/budget", s.org), ADMIN).await;
+    assert_eq!((budget.body["tokens"].clone(), budget.body["used"].clone()), (json!(20), json!(15)));
+    assert_eq!(send(&s, "/llm/anthropic/v1/messages", message.clone(), "x-api-key").await.0, 200);
+    usage_rows(&s, 2).await;
+    let (status, body) = send(&s, "/llm/anthropic/v1/messages", message, "x-api-key").await;
+    assert_eq!(status, 402, "{body}");
+    assert!(body.contains("BUDGET_EXCEEDED") && body.contains("30 of its 20 tokens"), "{body}");
+    assert_eq!(s.seen.lock().unwrap().len(), 2, "the refused request never reached upstream");
+    let bad = s.api.put(&format!("/v1/orgs/{}/budget", s.org), ADMIN, json!({"period": "week", "tokens": 5})).await;
+    assert_eq!(bad.body["error"]["code"], "INVALID_BUDGET");
+}

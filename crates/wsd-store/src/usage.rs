@@ -64,3 +64,126 @@ impl Store {
         Ok(rows)
     }
 }
+
+/// How much an org may use per period, in tokens (input + output).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Budget {
+    pub period: BudgetPeriod,
+    pub tokens: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetPeriod {
+    /// The UTC day.
+    Day,
+    /// The calendar month, UTC.
+    Month,
+}
+
+impl BudgetPeriod {
+    fn as_str(self) -> &'static str {
+        match self {
+            BudgetPeriod::Day => "day",
+            BudgetPeriod::Month => "month",
+        }
+    }
+
+    /// The start of the period containing `now` (unix milliseconds, UTC).
+    pub fn start(self, now: i64) -> i64 {
+        const DAY: i64 = 24 * 3600 * 1000;
+        let day_start = now.div_euclid(DAY) * DAY;
+        match self {
+            BudgetPeriod::Day => day_start,
+            BudgetPeriod::Month => {
+                // Civil date of `now` (days since 1970-01-01), back to the 1st of its month.
+                let days = now.div_euclid(DAY);
+                let (_, _, day_of_month) = civil_from_days(days);
+                (days - (day_of_month - 1)) * DAY
+            }
+        }
+    }
+}
+
+/// (year, month, day) of a count of days since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+impl Store {
+    pub async fn put_budget(&self, org: &str, budget: &Budget, actor: &str) -> Result<()> {
+        let event = crate::model::NewAuditEvent {
+            org_id: Some(org.to_owned()),
+            actor: actor.to_owned(),
+            action: "budget.put".into(),
+            target: format!("org/{org}/budget"),
+            details: serde_json::json!({"period": budget.period, "tokens": budget.tokens}),
+        };
+        let lock = self.backend() == crate::Backend::Postgres;
+        on_write!(self, |pool| {
+            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
+            sqlx::query(
+                "INSERT INTO budgets (org_id, period, tokens, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (org_id) DO UPDATE SET period = excluded.period, tokens = excluded.tokens, updated_at = excluded.updated_at",
+            )
+            .bind(org)
+            .bind(budget.period.as_str())
+            .bind(budget.tokens)
+            .bind(crate::db::now_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(db) if db.is_foreign_key_violation() => crate::StoreError::NotFound { what: "org" },
+                _ => crate::StoreError::Database(e),
+            })?;
+            crate::audit::append_audit!(tx, &event, lock);
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn get_budget(&self, org: &str) -> Result<Option<Budget>> {
+        let row: Option<(String, i64)> =
+            crate::db::on_read!(self, |pool| sqlx::query_as("SELECT period, tokens FROM budgets WHERE org_id = $1")
+                .bind(org)
+                .fetch_optional(pool)
+                .await?);
+        Ok(row.map(|(period, tokens)| Budget { period: if period == "month" { BudgetPeriod::Month } else { BudgetPeriod::Day }, tokens }))
+    }
+
+    /// Tokens (input + output) an org used since `from` (unix milliseconds).
+    pub async fn tokens_used_since(&self, org: &str, from: i64) -> Result<i64> {
+        let used: Option<i64> = crate::db::on_read!(self, |pool| {
+            sqlx::query_scalar("SELECT CAST(SUM(input_tokens + output_tokens) AS BIGINT) FROM usage_ledger WHERE org_id = $1 AND at >= $2")
+                .bind(org)
+                .bind(from)
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(used.unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_start_at_midnight_and_on_the_first_utc() {
+        // 2026-11-28T15:30:00Z
+        let now = 1_795_879_800_000;
+        assert_eq!(BudgetPeriod::Day.start(now), 1_795_824_000_000); // 2026-11-28T00:00Z
+        assert_eq!(BudgetPeriod::Month.start(now), 1_793_491_200_000); // 2026-11-01T00:00Z
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_785), (2026, 11, 28));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+}

@@ -379,3 +379,40 @@ async fn two_processes_writing_at_once_keep_the_audit_chain_whole(db: &TestDb) {
     assert_eq!(second.verify_audit().await.unwrap().events, 41);
 }
 conformance!(two_processes_writing_at_once_keep_the_audit_chain_whole);
+
+async fn budgets_and_usage_sums(db: &TestDb) {
+    use wsd_store::{Budget, BudgetPeriod, UsageRecord};
+    let store = open(db, Keyring::generate()).await.unwrap();
+    let org = store.create_org("acme", "admin").await.unwrap();
+    assert_eq!(store.get_budget(&org.id).await.unwrap(), None);
+    store.put_budget(&org.id, &Budget { period: BudgetPeriod::Day, tokens: 100 }, "admin").await.unwrap();
+    store.put_budget(&org.id, &Budget { period: BudgetPeriod::Month, tokens: 5000 }, "admin").await.unwrap();
+    assert_eq!(store.get_budget(&org.id).await.unwrap(), Some(Budget { period: BudgetPeriod::Month, tokens: 5000 }));
+    assert!(matches!(
+        store.put_budget("nope", &Budget { period: BudgetPeriod::Day, tokens: 1 }, "admin").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let record = |at: i64, input: i64, output: i64| UsageRecord {
+        at,
+        org_id: org.id.clone(),
+        workspace_id: "w".into(),
+        provider: "minimax".into(),
+        model: "MiniMax-M2.7".into(),
+        input_tokens: input,
+        output_tokens: output,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
+        status: 200,
+        latency_ms: 5,
+        request_id: "r".into(),
+    };
+    assert_eq!(store.tokens_used_since(&org.id, 0).await.unwrap(), 0);
+    store.append_usage(&record(1_000, 10, 5)).await.unwrap();
+    store.append_usage(&record(2_000, 20, 7)).await.unwrap();
+    assert_eq!(store.tokens_used_since(&org.id, 0).await.unwrap(), 42);
+    assert_eq!(store.tokens_used_since(&org.id, 1_500).await.unwrap(), 27);
+    let summary = store.usage_summary(&org.id, 0, 1_500).await.unwrap();
+    assert_eq!((summary.len(), summary[0].requests, summary[0].input_tokens), (1, 1, 10));
+    assert_eq!(store.list_audit(Some(&org.id), 0, 100).await.unwrap().iter().filter(|e| e.action == "budget.put").count(), 2);
+}
+conformance!(budgets_and_usage_sums);

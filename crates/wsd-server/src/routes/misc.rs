@@ -101,3 +101,43 @@ pub async fn usage(
     }
     Ok(Json(json!({ "from": from, "to": to, "usage": state.store.usage_summary(&org, from, to).await? })))
 }
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutBudget {
+    /// `day` or `month` (UTC).
+    pub period: String,
+    /// Input plus output tokens per period.
+    pub tokens: i64,
+}
+
+#[utoipa::path(put, path = "/v1/orgs/{org}/budget", tag = "usage", params(("org" = String, Path)), request_body = PutBudget, responses((status = 200, description = "the budget"), (status = 400, description = "invalid budget", body = ErrorBody), (status = 403, description = "admin token needed", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)))]
+pub async fn put_budget(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(org): Path<String>,
+    crate::json::ApiJson(body): crate::json::ApiJson<PutBudget>,
+) -> ApiResult<Json<Value>> {
+    caller.require_org(&org)?;
+    caller.require_admin()?;
+    let period = match body.period.as_str() {
+        "day" => wsd_store::BudgetPeriod::Day,
+        "month" => wsd_store::BudgetPeriod::Month,
+        _ => return Err(ApiError::bad_request("INVALID_BUDGET", "period must be `day` or `month`")),
+    };
+    if body.tokens < 0 {
+        return Err(ApiError::bad_request("INVALID_BUDGET", "tokens must not be negative"));
+    }
+    let budget = wsd_store::Budget { period, tokens: body.tokens };
+    state.store.put_budget(&org, &budget, &caller.actor()).await?;
+    Ok(Json(json!(budget)))
+}
+
+#[utoipa::path(get, path = "/v1/orgs/{org}/budget", tag = "usage", params(("org" = String, Path)), responses((status = 200, description = "the budget and what was used of it"), (status = 404, description = "no budget, or not found", body = ErrorBody)))]
+pub async fn get_budget(State(state): State<Arc<AppState>>, caller: Caller, Path(org): Path<String>) -> ApiResult<Json<Value>> {
+    caller.require_org(&org)?;
+    let budget = state.store.get_budget(&org).await?.ok_or_else(|| ApiError::not_found("budget"))?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let used = state.store.tokens_used_since(&org, budget.period.start(now)).await?;
+    Ok(Json(json!({ "period": budget.period, "tokens": budget.tokens, "used": used })))
+}
