@@ -43,6 +43,9 @@ impl StoreSettings {
         if first_run {
             std::fs::create_dir_all(&self.data_dir)
                 .map_err(|e| Failure::Usage(format!("cannot create the data directory {}: {e}", self.data_dir.display())))?;
+            // The database holds secret names and token hashes: for wsd's user only.
+            std::fs::set_permissions(&self.data_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .map_err(|e| Failure::Usage(format!("cannot restrict the data directory {}: {e}", self.data_dir.display())))?;
         }
         let (keyring, key_source, generated) = self.keyring(first_run)?;
         let url = self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.embedded_database().display()));

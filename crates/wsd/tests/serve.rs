@@ -17,6 +17,7 @@ fn first_run_on_defaults_creates_its_state_and_prints_the_admin_token_once() {
     assert!(data.join("wsd.db").exists());
     let key_mode = std::fs::metadata(data.join("master.key")).unwrap().permissions().mode() & 0o777;
     assert_eq!(key_mode, 0o600);
+    assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700, "the data dir is wsd's alone");
     let (status, body) = server.get("/readyz");
     assert_eq!((status, body.as_str()), (200, r#"{"status":"ready"}"#));
     server.stop();
