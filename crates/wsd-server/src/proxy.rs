@@ -141,20 +141,14 @@ async fn forward(
     let started = Instant::now();
     let admitted = admit(&state, &headers).await?;
     // Over budget: refused before any upstream call.
-    if let Some(budget) = state.store.get_budget(&admitted.org).await? {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-        let used = state.store.tokens_used_since(&admitted.org, budget.period.start(now)).await?;
-        if used >= budget.tokens {
-            return Err(ApiError::new(
-                StatusCode::PAYMENT_REQUIRED,
-                "BUDGET_EXCEEDED",
-                format!(
-                    "the org used {used} of its {} tokens this {}",
-                    budget.tokens,
-                    if budget.period == wsd_store::BudgetPeriod::Day { "day" } else { "month" }
-                ),
-            ));
-        }
+    if let Some((budget, used)) = state.store.budget_usage(&admitted.org).await?
+        && used >= budget.tokens
+    {
+        return Err(ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "BUDGET_EXCEEDED",
+            format!("the org used {used} of its {} tokens this {}", budget.tokens, budget.period.as_str()),
+        ));
     }
     let mut request: Value =
         serde_json::from_slice(&body).map_err(|_| ApiError::bad_request("INVALID_JSON", "the request body is not valid JSON"))?;
@@ -323,7 +317,7 @@ impl Meter {
             self.absorb(&body);
         }
         let record = UsageRecord {
-            at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0),
+            at: wsd_store::now_ms(),
             org_id: self.org.clone(),
             workspace_id: self.workspace.clone(),
             provider: self.provider.clone(),

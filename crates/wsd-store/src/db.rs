@@ -114,7 +114,8 @@ impl std::fmt::Debug for Store {
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
+/// The current time in unix milliseconds, as every stored time is.
+pub fn now_ms() -> i64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }

@@ -20,7 +20,7 @@ mod tokens;
 mod usage;
 
 pub use audit::AuditVerification;
-pub use db::{Backend, Store, StoreOptions, backend_of};
+pub use db::{Backend, Store, StoreOptions, backend_of, now_ms};
 pub use error::{Result, StoreError};
 pub use model::*;
 pub use secrets::PlanInput;

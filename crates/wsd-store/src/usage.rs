@@ -82,7 +82,7 @@ pub enum BudgetPeriod {
 }
 
 impl BudgetPeriod {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             BudgetPeriod::Day => "day",
             BudgetPeriod::Month => "month",
@@ -157,6 +157,13 @@ impl Store {
                 .fetch_optional(pool)
                 .await?);
         Ok(row.map(|(period, tokens)| Budget { period: if period == "month" { BudgetPeriod::Month } else { BudgetPeriod::Day }, tokens }))
+    }
+
+    /// An org's budget and the tokens it used in the current period, if it has a budget.
+    pub async fn budget_usage(&self, org: &str) -> Result<Option<(Budget, i64)>> {
+        let Some(budget) = self.get_budget(org).await? else { return Ok(None) };
+        let used = self.tokens_used_since(org, budget.period.start(crate::db::now_ms())).await?;
+        Ok(Some((budget, used)))
     }
 
     /// Tokens (input + output) an org used since `from` (unix milliseconds).

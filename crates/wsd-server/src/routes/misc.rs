@@ -93,8 +93,7 @@ pub async fn usage(
     caller.require_org(&org)?;
     let Query(query) = query.map_err(|e| ApiError::bad_request("INVALID_QUERY", e.body_text()))?;
     state.store.get_org(&org).await?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    let to = query.to.unwrap_or(now + 1);
+    let to = query.to.unwrap_or(wsd_store::now_ms() + 1);
     let from = query.from.unwrap_or(to - 30 * 24 * 3600 * 1000);
     if from > to {
         return Err(ApiError::bad_request("INVALID_QUERY", "from must not be after to"));
@@ -136,8 +135,6 @@ pub async fn put_budget(
 #[utoipa::path(get, path = "/v1/orgs/{org}/budget", tag = "usage", params(("org" = String, Path)), responses((status = 200, description = "the budget and what was used of it"), (status = 404, description = "no budget, or not found", body = ErrorBody)))]
 pub async fn get_budget(State(state): State<Arc<AppState>>, caller: Caller, Path(org): Path<String>) -> ApiResult<Json<Value>> {
     caller.require_org(&org)?;
-    let budget = state.store.get_budget(&org).await?.ok_or_else(|| ApiError::not_found("budget"))?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    let used = state.store.tokens_used_since(&org, budget.period.start(now)).await?;
+    let (budget, used) = state.store.budget_usage(&org).await?.ok_or_else(|| ApiError::not_found("budget"))?;
     Ok(Json(json!({ "period": budget.period, "tokens": budget.tokens, "used": used })))
 }
