@@ -2,9 +2,8 @@
 //! everything; an org token only its own org, and any other org's path answers 404 so that
 //! ids cannot be probed. Failed authentications are audited.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -12,6 +11,7 @@ use axum::http::request::Parts;
 use serde_json::json;
 use wsd_store::{NewAuditEvent, TokenKind};
 
+use crate::cache::TtlCache;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -62,31 +62,8 @@ impl Caller {
 /// at once.
 pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
 
-/// Recently authenticated tokens, keyed by the token's hash (never the token).
-#[derive(Debug, Default)]
-pub struct TokenCache {
-    entries: Mutex<HashMap<Vec<u8>, (Caller, Instant)>>,
-}
-
-impl TokenCache {
-    fn get(&self, hash: &[u8]) -> Option<Caller> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.get(hash).filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL).map(|(caller, _)| caller.clone())
-    }
-
-    fn put(&self, hash: Vec<u8>, caller: Caller) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= 10_000 {
-            entries.retain(|_, (_, at)| at.elapsed() < TOKEN_CACHE_TTL);
-        }
-        entries.insert(hash, (caller, Instant::now()));
-    }
-
-    /// Forgets every token, after one was revoked.
-    pub fn clear(&self) {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).clear();
-    }
-}
+/// Recently authenticated API tokens, keyed by the token's hash (never the token).
+pub type TokenCache = TtlCache<Vec<u8>, Caller>;
 
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;

@@ -21,6 +21,35 @@ pub struct ConfigFile {
     pub backends: BackendsSection,
     #[serde(default)]
     pub policy: PolicySection,
+    #[serde(default)]
+    pub proxy: ProxySection,
+}
+
+/// The metering proxy's limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySection {
+    /// The longest wait for a connection to a provider.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_seconds: u64,
+    /// The longest a provider may stay silent, before its answer starts and between two
+    /// pieces of a streamed one.
+    #[serde(default = "default_upstream_timeout")]
+    pub upstream_timeout_seconds: u64,
+}
+
+fn default_connect_timeout() -> u64 {
+    10
+}
+
+fn default_upstream_timeout() -> u64 {
+    300
+}
+
+impl Default for ProxySection {
+    fn default() -> Self {
+        Self { connect_timeout_seconds: default_connect_timeout(), upstream_timeout_seconds: default_upstream_timeout() }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +119,8 @@ pub enum ConfigError {
     Toml(String),
     #[error("platform.proxy_base_url: `{0}` is not an http(s) URL")]
     ProxyUrl(String),
+    #[error("proxy.{0}: must be at least 1")]
+    ZeroTimeout(&'static str),
 }
 
 impl ConfigFile {
@@ -100,11 +131,24 @@ impl ConfigFile {
         {
             return Err(ConfigError::ProxyUrl(platform.proxy_base_url.clone()));
         }
+        if config.proxy.connect_timeout_seconds == 0 {
+            return Err(ConfigError::ZeroTimeout("connect_timeout_seconds"));
+        }
+        if config.proxy.upstream_timeout_seconds == 0 {
+            return Err(ConfigError::ZeroTimeout("upstream_timeout_seconds"));
+        }
         Ok(config)
     }
 
     pub fn platform_settings(&self) -> Option<PlatformSettings> {
         self.platform.as_ref().map(|p| PlatformSettings { proxy_base_url: p.proxy_base_url.clone() })
+    }
+
+    pub fn proxy_settings(&self) -> crate::proxy::ProxySettings {
+        crate::proxy::ProxySettings {
+            connect_timeout: std::time::Duration::from_secs(self.proxy.connect_timeout_seconds),
+            upstream_timeout: std::time::Duration::from_secs(self.proxy.upstream_timeout_seconds),
+        }
     }
 
     pub fn planner_policy(&self) -> Policy {
@@ -138,12 +182,17 @@ claude-code = ["claude", "-p", "hello"]
 forbidden_keys = ["MY_DEPLOY_TOKEN"]
 forbidden_prefixes = ["OPS_"]
 preflight = false
+
+[proxy]
+upstream_timeout_seconds = 120
 "#,
         )
         .unwrap();
         assert_eq!(config.platform_settings().unwrap().proxy_base_url, "http://127.0.0.1:8080/llm");
         assert_eq!(config.registry.overrides["minimax"].base_url_anthropic.as_deref(), Some("http://127.0.0.1:9000/anthropic"));
         assert_eq!(config.backends.process.as_ref().unwrap().commands["claude-code"], ["claude", "-p", "hello"]);
+        assert_eq!(config.proxy_settings().upstream_timeout, std::time::Duration::from_secs(120));
+        assert_eq!(config.proxy_settings().connect_timeout, std::time::Duration::from_secs(10));
         let policy = config.planner_policy();
         assert!(policy.is_forbidden_for_org(&EnvKey::new("MY_DEPLOY_TOKEN").unwrap()));
         assert!(policy.is_forbidden_for_org(&EnvKey::new("OPS_X").unwrap()));
@@ -166,5 +215,7 @@ preflight = false
         assert!(e.contains("not an http(s) URL"), "{e}");
         let e = ConfigFile::parse("[registry.overrides.minimax]\nbase_url = \"http://x\"\n").unwrap_err().to_string();
         assert!(e.contains("unknown field `base_url`"), "{e}");
+        let e = ConfigFile::parse("[proxy]\nupstream_timeout_seconds = 0\n").unwrap_err().to_string();
+        assert_eq!(e, "proxy.upstream_timeout_seconds: must be at least 1");
     }
 }

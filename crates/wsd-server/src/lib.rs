@@ -8,9 +8,11 @@
 //! value except the one that mints a token.
 
 pub mod auth;
+mod cache;
 pub mod config;
 pub mod error;
 mod json;
+pub mod ledger;
 mod lifecycle;
 pub mod metrics;
 pub mod openapi;
@@ -66,6 +68,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/orgs/{org}/workspaces/{id}/llm-billing-mode", get(workspaces::billing))
         .route("/v1/orgs/{org}/audit", get(misc::audit))
         .route("/v1/orgs/{org}/usage", get(misc::usage))
+        .route("/v1/orgs/{org}/usage/requests", get(misc::usage_requests))
         .route("/v1/orgs/{org}/budget", put(misc::put_budget).get(misc::get_budget))
         .route("/v1/platform/secrets", get(secrets::list_platform))
         .route("/v1/platform/secrets/{key}", put(secrets::put_platform).delete(secrets::delete_platform))

@@ -141,6 +141,7 @@ async fn revoke_usage_tokens(state: &AppState, workspace: &Workspace, actor: &st
             state.store.revoke_token(Some(&workspace.org_id), &token.id, actor).await?;
         }
     }
+    state.gate.forget_usage_tokens();
     Ok(())
 }
 

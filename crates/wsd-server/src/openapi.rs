@@ -41,7 +41,7 @@ impl Modify for BearerAuth {
         secrets::list_workspace, secrets::put_platform, secrets::delete_platform, secrets::list_platform,
         workspaces::create, workspaces::list, workspaces::get, workspaces::delete, workspaces::patch, workspaces::plan,
         workspaces::billing, workspaces::admin_billing, workspaces::provision, workspaces::restart, workspaces::stop, workspaces::logs,
-        misc::providers, misc::runtimes, misc::audit, misc::usage, misc::put_budget, misc::get_budget, misc::healthz, misc::readyz, misc::metrics,
+        misc::providers, misc::runtimes, misc::audit, misc::usage, misc::usage_requests, misc::put_budget, misc::get_budget, misc::healthz, misc::readyz, misc::metrics,
     ),
     components(schemas(ErrorBody, ErrorDetail, orgs::CreateOrg, orgs::CreateToken, secrets::PutSecret, workspaces::CreateWorkspace, workspaces::PatchWorkspace, misc::PutBudget))
 )]

@@ -23,6 +23,10 @@ pub struct AppState {
     pub runner: Option<Runner>,
     /// The metering proxy's client to the providers.
     pub upstream: Option<crate::proxy::UpstreamClient>,
+    /// The proxy's checks before upstream: usage tokens, platform keys, budgets.
+    pub gate: crate::proxy::gate::Gate,
+    /// Metered usage on its way to the store.
+    pub ledger: crate::ledger::UsageLedger,
 }
 
 /// A backend and the argv it runs per runtime.
@@ -43,10 +47,18 @@ impl AppState {
             platform,
             policy,
             metrics: Metrics::default(),
-            tokens: TokenCache::default(),
+            tokens: TokenCache::new(crate::auth::TOKEN_CACHE_TTL),
             preflight: None,
             runner: None,
-            upstream: crate::proxy::UpstreamClient::new().ok(),
+            upstream: crate::proxy::UpstreamClient::new(&crate::proxy::ProxySettings::default()).ok(),
+            gate: crate::proxy::gate::Gate::default(),
+            ledger: crate::ledger::UsageLedger::default(),
         }
+    }
+
+    /// Queues a metered request's ledger row and counts it against the org's budget.
+    pub fn record_usage(self: &std::sync::Arc<Self>, record: wsd_store::UsageRecord) {
+        self.gate.charge(&record.org_id, record.input_tokens + record.output_tokens);
+        self.ledger.record(std::sync::Arc::downgrade(self), record);
     }
 }

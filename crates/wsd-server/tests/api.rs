@@ -357,6 +357,10 @@ async fn an_org_token_sees_nothing_of_another_org(api: &Api) {
         (Method::GET, format!("/v1/orgs/{b}/workspaces/{b_ws}/plan"), None),
         (Method::GET, format!("/v1/orgs/{b}/workspaces/{b_ws}/llm-billing-mode"), None),
         (Method::GET, format!("/v1/orgs/{b}/audit"), None),
+        (Method::GET, format!("/v1/orgs/{b}/usage"), None),
+        (Method::GET, format!("/v1/orgs/{b}/usage/requests"), None),
+        (Method::GET, format!("/v1/orgs/{b}/budget"), None),
+        (Method::PUT, format!("/v1/orgs/{b}/budget"), Some(json!({"period": "day", "tokens": 1}).to_string())),
         // Org A's path with org B's workspace id: not found either.
         (Method::GET, format!("/v1/orgs/{a}/workspaces/{b_ws}"), None),
         (Method::GET, format!("/v1/orgs/{a}/workspaces/{b_ws}/plan"), None),
@@ -459,6 +463,6 @@ async fn the_openapi_document_describes_exactly_the_routes_that_answer(api: &Api
     }
     // Every routed operation is documented: the API router has 37, one of them this
     // document (the metering proxy's pass-through routes are not part of the API).
-    assert_eq!(operations, 36, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(operations, 37, "{:?}", paths.keys().collect::<Vec<_>>());
 }
 api_test!(the_openapi_document_describes_exactly_the_routes_that_answer);

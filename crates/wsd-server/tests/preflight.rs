@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use reqwest::StatusCode as Status;
 use serde_json::json;
-use support::{ADMIN, Backend, start_with};
+use support::{ADMIN, Backend, Options, start_with};
 use wsd_core::Registry;
 use wsd_core::registry::ProviderOverride;
 
@@ -68,8 +68,15 @@ fn registry_pointing_at(fake: &str) -> Registry {
 async fn the_preflight_checks_the_planned_key_with_the_planned_header() {
     let seen: Seen = Arc::default();
     let fake = fake_provider(seen.clone()).await;
-    let api =
-        start_with(Backend::Sqlite, "preflight", false, Some(registry_pointing_at(&fake)), Some(Duration::from_secs(1))).await.unwrap();
+    let api = start_with(
+        Backend::Sqlite,
+        "preflight",
+        false,
+        Some(registry_pointing_at(&fake)),
+        Options { preflight: Some(Duration::from_secs(1)), ..Options::default() },
+    )
+    .await
+    .unwrap();
     let create = |org: String, model: &'static str| {
         let api = &api;
         async move {
@@ -126,7 +133,15 @@ async fn an_anthropic_api_key_is_checked_as_x_api_key_and_platform_models_are_no
         ProviderOverride { base_url_anthropic: Some(format!("{fake}/anthropic")), base_url_openai: None },
     )]);
     let registry = Registry::embedded().unwrap().with_overrides(&overrides).unwrap();
-    let api = start_with(Backend::Sqlite, "preflight_x_api_key", true, Some(registry), Some(Duration::from_secs(1))).await.unwrap();
+    let api = start_with(
+        Backend::Sqlite,
+        "preflight_x_api_key",
+        true,
+        Some(registry),
+        Options { preflight: Some(Duration::from_secs(1)), ..Options::default() },
+    )
+    .await
+    .unwrap();
     let org = api.org("acme").await;
     api.secret(&org, "ANTHROPIC_API_KEY", GOOD_KEY).await;
     api.workspace(&org, "a", "claude-code", "claude-opus-4-7").await;

@@ -1,19 +1,24 @@
 //! The metering proxy against a fake upstream on 127.0.0.1 that speaks the Anthropic and
-//! OpenAI protocols, streaming and not.
+//! OpenAI protocols, streaming and not, and misbehaves on request.
 
 mod support;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::HeaderMap;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
+use futures_util::{Stream, StreamExt, stream};
 use serde_json::{Value, json};
-use support::{ADMIN, Api, Backend, start};
+use support::{ADMIN, Api, Backend, Options, start_with};
 use wsd_core::Registry;
 use wsd_core::registry::ProviderOverride;
+use wsd_server::proxy::ProxySettings;
 use wsd_store::TokenKind;
 
 const PLATFORM_KEY: &str = "canary-platform-minimax-key-5a1f";
@@ -21,44 +26,94 @@ const PLATFORM_KEY: &str = "canary-platform-minimax-key-5a1f";
 /// What the fake upstream received: (path, credential header, body).
 type Seen = Arc<Mutex<Vec<(String, String, Value)>>>;
 
-async fn fake_upstream(seen: Seen) -> String {
-    let record = move |path: &'static str, seen: Seen| {
-        move |headers: HeaderMap, body: String| {
-            let seen = seen.clone();
-            async move {
-                let body: Value = serde_json::from_str(&body).unwrap();
-                let credential = headers
-                    .get("x-api-key")
-                    .or(headers.get("authorization"))
-                    .map(|v| v.to_str().unwrap().trim_start_matches("Bearer ").to_owned())
-                    .unwrap_or_default();
-                seen.lock().unwrap().push((path.to_owned(), credential, body.clone()));
-                let streaming = body["stream"] == true;
-                match (path, streaming) {
-                    ("anthropic", false) => axum::Json(json!({"id": "msg_1", "content": [{"type": "text", "text": "hi"}], "usage": {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 2}})).into_response(),
-                    ("anthropic", true) => (
-                        [("content-type", "text/event-stream")],
-                        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":12,\"output_tokens\":1,\"cache_read_input_tokens\":3,\"cache_creation_input_tokens\":4}}}\n\n\
-                         event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"hi\"}}\n\n\
-                         event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":7}}\n\n\
-                         event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
-                    )
-                        .into_response(),
-                    ("openai", false) => axum::Json(json!({"id": "c1", "choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 9}})).into_response(),
-                    _ => (
-                        [("content-type", "text/event-stream")],
-                        "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n\
-                         data: {\"choices\":[],\"usage\":{\"prompt_tokens\":21,\"completion_tokens\":8,\"prompt_tokens_details\":{\"cached_tokens\":6}}}\n\n\
-                         data: [DONE]\n\n",
-                    )
-                        .into_response(),
-                }
-            }
+#[derive(Clone, Default)]
+struct Fake {
+    seen: Seen,
+    /// Streams of the fake that ended because their client went away.
+    abandoned: Arc<AtomicUsize>,
+}
+
+/// Counts a stream dropped before it ended.
+struct Abandoned(Arc<AtomicUsize>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+const MESSAGE_START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":12,\"output_tokens\":1,\"cache_read_input_tokens\":3,\"cache_creation_input_tokens\":4}}}\n\n";
+const MESSAGE_REST: &str = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"hi\"}}\n\n\
+                            event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":7}}\n\n";
+const MESSAGE_STOP: &str = "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+fn event_stream(chunks: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static) -> axum::response::Response {
+    ([("content-type", "text/event-stream")], Body::from_stream(chunks)).into_response()
+}
+
+/// The fake provider. It answers by the (rewritten) model it is asked for: `MiniMax-M2.7`
+/// behaves; `slow` answers after 3 s; `fail-503` and `fail-400` fail; streamed, `cut` breaks
+/// the connection after the first event, `short` ends cleanly without its final event,
+/// `hang` goes silent, and `drip` sends a ping every 20 ms until its client leaves.
+async fn answer(path: &'static str, fake: Fake, headers: HeaderMap, body: String) -> axum::response::Response {
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let credential = headers
+        .get("x-api-key")
+        .or(headers.get("authorization"))
+        .map(|v| v.to_str().unwrap().trim_start_matches("Bearer ").to_owned())
+        .unwrap_or_default();
+    fake.seen.lock().unwrap().push((path.to_owned(), credential, body.clone()));
+    let streaming = body["stream"] == true;
+    let model = body["model"].as_str().unwrap_or_default().to_owned();
+    match (model.as_str(), path, streaming) {
+        ("slow", _, _) => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            axum::Json(json!({"usage": {"input_tokens": 1, "output_tokens": 1}})).into_response()
         }
-    };
+        ("fail-503", ..) => {
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})))
+                .into_response()
+        }
+        ("fail-400", ..) => {
+            (StatusCode::BAD_REQUEST, axum::Json(json!({"type": "error", "error": {"type": "invalid_request_error", "message": "no"}})))
+                .into_response()
+        }
+        ("cut", _, true) => {
+            let cut = stream::once(async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Err(std::io::Error::other("cut"))
+            });
+            event_stream(stream::iter([Ok(Bytes::from(MESSAGE_START))]).chain(cut))
+        }
+        ("short", _, true) => event_stream(stream::iter([Ok(Bytes::from(MESSAGE_START)), Ok(Bytes::from(MESSAGE_REST))])),
+        ("hang", _, true) => event_stream(stream::iter([Ok(Bytes::from(MESSAGE_START))]).chain(stream::pending())),
+        ("drip", _, true) => {
+            let guard = Abandoned(fake.abandoned.clone());
+            let pings = stream::unfold(guard, |guard| async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Some((Ok(Bytes::from("event: ping\ndata: {\"type\":\"ping\"}\n\n")), guard))
+            });
+            event_stream(stream::iter([Ok(Bytes::from(MESSAGE_START))]).chain(pings))
+        }
+        (_, "anthropic", false) => axum::Json(json!({"id": "msg_1", "content": [{"type": "text", "text": "hi"}], "usage": {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 2}})).into_response(),
+        (_, "anthropic", true) => event_stream(stream::iter([MESSAGE_START, MESSAGE_REST, MESSAGE_STOP].map(|s| Ok(Bytes::from(s))))),
+        (_, _, false) => axum::Json(json!({"id": "c1", "choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 9}})).into_response(),
+        (_, _, true) => event_stream(stream::iter(
+            [
+                "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n",
+                "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":21,\"completion_tokens\":8,\"prompt_tokens_details\":{\"cached_tokens\":6}}}\n\n",
+                "data: [DONE]\n\n",
+            ]
+            .map(|s| Ok(Bytes::from(s))),
+        )),
+    }
+}
+
+async fn fake_upstream(fake: Fake) -> String {
     let app = axum::Router::new()
-        .route("/anthropic/v1/messages", post(record("anthropic", seen.clone())))
-        .route("/openai/chat/completions", post(record("openai", seen.clone())));
+        .route("/anthropic/v1/messages", post(|State(f): State<Fake>, h: HeaderMap, b: String| answer("anthropic", f, h, b)))
+        .route("/openai/chat/completions", post(|State(f): State<Fake>, h: HeaderMap, b: String| answer("openai", f, h, b)))
+        .with_state(fake);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -71,22 +126,29 @@ struct Setup {
     workspace: String,
     usage_token: String,
     seen: Seen,
+    abandoned: Arc<AtomicUsize>,
 }
 
+/// The proxy gives up on a silent upstream after this long.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(1);
+
 async fn setup() -> Setup {
-    let seen: Seen = Arc::default();
-    let fake = fake_upstream(seen.clone()).await;
+    let fake_state = Fake::default();
+    let (seen, abandoned) = (fake_state.seen.clone(), fake_state.abandoned.clone());
+    let fake = fake_upstream(fake_state).await;
     let overrides = BTreeMap::from([(
         "minimax".to_owned(),
         ProviderOverride { base_url_anthropic: Some(format!("{fake}/anthropic")), base_url_openai: Some(format!("{fake}/openai")) },
     )]);
     let registry = Registry::embedded().unwrap().with_overrides(&overrides).unwrap();
-    let api = start(Backend::Sqlite, "proxy", true, Some(registry)).await.unwrap();
+    let proxy = ProxySettings { connect_timeout: Duration::from_secs(1), upstream_timeout: UPSTREAM_TIMEOUT };
+    let api =
+        start_with(Backend::Sqlite, "proxy", true, Some(registry), Options { proxy: Some(proxy), ..Options::default() }).await.unwrap();
     let org = api.org("acme").await;
     let workspace = api.workspace(&org, "metered", "claude-code", "minimax/MiniMax-M2.7").await;
     api.put("/v1/platform/secrets/MINIMAX_API_KEY", ADMIN, json!({"value": PLATFORM_KEY})).await;
     let (_, token) = api.state.store.create_token(TokenKind::Usage, Some(&org), Some(&workspace), "usage", "test").await.unwrap();
-    Setup { api, org, workspace, usage_token: token.expose().to_owned(), seen }
+    Setup { api, org, workspace, usage_token: token.expose().to_owned(), seen, abandoned }
 }
 
 async fn send(setup: &Setup, path: &str, body: Value, header: &str) -> (u16, String) {
@@ -154,6 +216,15 @@ async fn the_proxy_swaps_keys_rewrites_models_and_meters_every_request() {
     assert_eq!(row["output_tokens"], 5 + 7 + 9 + 8);
     assert_eq!(row["cache_read_tokens"], 2 + 3 + 6);
     assert_eq!(row["cache_write_tokens"], 4);
+
+    // The operator replaces the platform key: the next request carries the new one.
+    s.api.put("/v1/platform/secrets/MINIMAX_API_KEY", ADMIN, json!({"value": "canary-platform-minimax-key-2"})).await;
+    assert_eq!(send(&s, "/llm/anthropic/v1/messages", message.clone(), "x-api-key").await.0, 200);
+    assert_eq!(s.seen.lock().unwrap().last().unwrap().1, "canary-platform-minimax-key-2");
+    s.api.delete("/v1/platform/secrets/MINIMAX_API_KEY", ADMIN).await;
+    let (status, body) = send(&s, "/llm/anthropic/v1/messages", message, "x-api-key").await;
+    assert_eq!(status, 502);
+    assert!(body.contains("PLATFORM_KEY_MISSING") && body.contains("MINIMAX_API_KEY"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,7 +256,8 @@ async fn the_proxy_refuses_what_it_cannot_meter() {
     // A revoked usage token (a stopped workspace) stops working.
     let tokens = s.api.state.store.list_tokens(Some(&s.org)).await.unwrap();
     let usage = tokens.iter().find(|t| t.kind == TokenKind::Usage).unwrap();
-    s.api.state.store.revoke_token(Some(&s.org), &usage.id, "test").await.unwrap();
+    let r = s.api.delete(&format!("/v1/orgs/{}/tokens/{}", s.org, usage.id), ADMIN).await;
+    assert_eq!(r.status.as_u16(), 204);
     let (status, _) = send(&s, "/llm/anthropic/v1/messages", json!({"model": "minimax/MiniMax-M2.7"}), "x-api-key").await;
     assert_eq!(status, 401);
     assert!(s.seen.lock().unwrap().is_empty(), "nothing reached upstream");
@@ -207,6 +279,135 @@ async fn an_org_over_its_budget_gets_402_before_any_upstream_call() {
     assert_eq!(status, 402, "{body}");
     assert!(body.contains("BUDGET_EXCEEDED") && body.contains("30 of its 20 tokens"), "{body}");
     assert_eq!(s.seen.lock().unwrap().len(), 2, "the refused request never reached upstream");
+    // A raised budget applies to the very next request.
+    s.api.put(&format!("/v1/orgs/{}/budget", s.org), ADMIN, json!({"period": "month", "tokens": 100})).await;
+    assert_eq!(send(&s, "/llm/anthropic/v1/messages", json!({"model": "minimax/MiniMax-M2.7", "messages": []}), "x-api-key").await.0, 200);
     let bad = s.api.put(&format!("/v1/orgs/{}/budget", s.org), ADMIN, json!({"period": "week", "tokens": 5})).await;
     assert_eq!(bad.body["error"]["code"], "INVALID_BUDGET");
+}
+
+/// The ledger rows of the org's latest requests, newest first, once `expected` exist.
+async fn requests(setup: &Setup, expected: usize) -> Vec<Value> {
+    for _ in 0..200 {
+        let r = setup.api.get(&format!("/v1/orgs/{}/usage/requests", setup.org), ADMIN).await;
+        let rows = r.body["requests"].as_array().cloned().unwrap_or_default();
+        if rows.len() >= expected {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the ledger rows never appeared");
+}
+
+/// Neither the platform key nor a usage token is in anything the servers of this binary logged.
+fn assert_no_key_in_log(setup: &Setup) {
+    let log = String::from_utf8_lossy(&support::log().lock().unwrap()).into_owned();
+    assert!(!log.is_empty(), "the log is captured");
+    assert!(!log.contains(PLATFORM_KEY) && !log.contains(&setup.usage_token), "a key in the log");
+}
+
+fn message(model: &str, stream: bool) -> Value {
+    json!({"model": format!("minimax/{model}"), "max_tokens": 10, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_errors_pass_through_and_are_recorded() {
+    let s = setup().await;
+    let (status, body) = send(&s, "/llm/anthropic/v1/messages", message("fail-503", false), "x-api-key").await;
+    assert_eq!(status, 503);
+    assert!(body.contains("overloaded_error"), "upstream's own error reaches the client: {body}");
+    let (status, body) = send(&s, "/llm/openai/v1/chat/completions", message("fail-400", false), "authorization").await;
+    assert_eq!((status, body.contains("invalid_request_error")), (400, true), "{body}");
+    let rows = requests(&s, 2).await;
+    assert_eq!((rows[0]["status"].as_i64(), rows[0]["model"].as_str()), (Some(400), Some("fail-400")));
+    assert_eq!((rows[1]["status"].as_i64(), rows[1]["model"].as_str()), (Some(503), Some("fail-503")));
+    assert_eq!(rows[1]["workspace_id"], s.workspace.as_str());
+    assert_eq!(rows[1]["input_tokens"], 0);
+    assert_no_key_in_log(&s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_upstream_times_out_with_504_or_an_error_event() {
+    let s = setup().await;
+    let (status, body) = send(&s, "/llm/anthropic/v1/messages", message("slow", false), "x-api-key").await;
+    assert_eq!(status, 504, "{body}");
+    let error: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["error"]["code"], "UPSTREAM_TIMEOUT");
+    assert!(error["error"]["message"].as_str().unwrap().contains("minimax"), "{body}");
+
+    // Mid-stream: what was sent stays, then the protocol's error event.
+    let (status, body) = send(&s, "/llm/anthropic/v1/messages", message("hang", true), "x-api-key").await;
+    assert_eq!(status, 200);
+    assert!(body.starts_with(MESSAGE_START), "{body}");
+    let tail = &body[MESSAGE_START.len()..];
+    assert!(tail.starts_with("event: error\ndata: ") && tail.contains("UPSTREAM_TIMEOUT") && tail.ends_with("\n\n"), "{tail}");
+
+    let rows = requests(&s, 2).await;
+    assert_eq!(
+        (rows[0]["model"].as_str(), rows[0]["status"].as_i64(), rows[0]["input_tokens"].as_i64()),
+        (Some("hang"), Some(504), Some(12))
+    );
+    assert_eq!((rows[1]["model"].as_str(), rows[1]["status"].as_i64()), (Some("slow"), Some(504)));
+    assert!(rows[1]["latency_ms"].as_i64().unwrap() >= UPSTREAM_TIMEOUT.as_millis() as i64);
+    assert_no_key_in_log(&s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_stream_ends_with_an_error_event_and_is_recorded() {
+    let s = setup().await;
+    // The connection breaks after the first event.
+    let (status, body) = send(&s, "/llm/anthropic/v1/messages", message("cut", true), "x-api-key").await;
+    assert_eq!(status, 200);
+    let tail = body.strip_prefix(MESSAGE_START).unwrap_or_else(|| panic!("{body}"));
+    let event: Value = serde_json::from_str(tail.strip_prefix("event: error\ndata: ").unwrap().trim_end()).unwrap();
+    assert_eq!((event["type"].as_str(), event["error"]["type"].as_str()), (Some("error"), Some("api_error")), "{tail}");
+    let text = event["error"]["message"].as_str().unwrap();
+    assert!(text.contains("UPSTREAM_STREAM_TRUNCATED") && text.contains("`minimax`"), "{text}");
+    // The stream ends cleanly, but before `message_stop`.
+    let (status, body) = send(&s, "/llm/anthropic/v1/messages", message("short", true), "x-api-key").await;
+    assert_eq!(status, 200);
+    assert!(body.starts_with(&format!("{MESSAGE_START}{MESSAGE_REST}event: error\n")), "{body}");
+    // The OpenAI dialect gets its own error shape.
+    let (_, body) = send(&s, "/llm/openai/v1/chat/completions", message("short", true), "authorization").await;
+    assert!(body.contains("data: {\"error\":{") && body.contains("UPSTREAM_STREAM_TRUNCATED"), "{body}");
+
+    let rows = requests(&s, 3).await;
+    let seen: Vec<_> = rows
+        .iter()
+        .map(|r| (r["status"].as_i64().unwrap(), r["input_tokens"].as_i64().unwrap(), r["output_tokens"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(seen[1..], [(502, 12, 7), (502, 12, 1)], "the tokens seen before the cut are recorded");
+    assert_eq!(seen[0].0, 502);
+    assert_no_key_in_log(&s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_mid_stream_cancels_upstream_and_is_recorded() {
+    let s = setup().await;
+    let mut response = s
+        .api
+        .client
+        .post(format!("{}/llm/anthropic/v1/messages", s.api.base))
+        .header("x-api-key", &s.usage_token)
+        .json(&message("drip", true))
+        .send()
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    while !String::from_utf8_lossy(&received).contains("event: ping") {
+        received.extend_from_slice(&response.chunk().await.unwrap().unwrap());
+    }
+    assert_eq!(s.abandoned.load(Ordering::SeqCst), 0, "upstream is still streaming");
+    drop(response);
+
+    let rows = requests(&s, 1).await;
+    assert_eq!((rows[0]["status"].as_i64(), rows[0]["input_tokens"].as_i64()), (Some(499), Some(12)));
+    for _ in 0..200 {
+        if s.abandoned.load(Ordering::SeqCst) == 1 {
+            assert_no_key_in_log(&s);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("upstream kept streaming after the client left");
 }

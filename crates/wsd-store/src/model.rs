@@ -191,8 +191,9 @@ pub struct NewAuditEvent {
     pub details: serde_json::Value,
 }
 
-/// One metered LLM request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One metered LLM request. `status` is upstream's, or for a request that did not finish:
+/// 504 upstream went silent, 502 its connection or stream broke, 499 the client left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct UsageRecord {
     pub at: i64,
     pub org_id: String,

@@ -4,28 +4,38 @@ use crate::db::{Store, on_write};
 use crate::error::Result;
 use crate::model::UsageRecord;
 
+/// Rows per INSERT statement: 12 parameters each stays far below both databases' limits.
+const ROWS_PER_STATEMENT: usize = 256;
+
 impl Store {
-    pub async fn append_usage(&self, record: &UsageRecord) -> Result<()> {
+    /// Appends usage rows in one transaction, a few hundred per statement.
+    pub async fn append_usage(&self, records: &[UsageRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
         on_write!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO usage_ledger (at, org_id, workspace_id, provider, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, status, latency_ms, request_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(record.at)
-            .bind(&record.org_id)
-            .bind(&record.workspace_id)
-            .bind(&record.provider)
-            .bind(&record.model)
-            .bind(record.input_tokens)
-            .bind(record.output_tokens)
-            .bind(record.cache_read_tokens)
-            .bind(record.cache_write_tokens)
-            .bind(record.status)
-            .bind(record.latency_ms)
-            .bind(&record.request_id)
-            .execute(pool)
-            .await?
-            .rows_affected()
+            let mut tx = pool.begin().await?;
+            for chunk in records.chunks(ROWS_PER_STATEMENT) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO usage_ledger (at, org_id, workspace_id, provider, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, status, latency_ms, request_id) ",
+                );
+                insert.push_values(chunk, |mut row, r| {
+                    row.push_bind(r.at)
+                        .push_bind(&r.org_id)
+                        .push_bind(&r.workspace_id)
+                        .push_bind(&r.provider)
+                        .push_bind(&r.model)
+                        .push_bind(r.input_tokens)
+                        .push_bind(r.output_tokens)
+                        .push_bind(r.cache_read_tokens)
+                        .push_bind(r.cache_write_tokens)
+                        .push_bind(r.status)
+                        .push_bind(r.latency_ms)
+                        .push_bind(&r.request_id);
+                });
+                insert.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?
         });
         Ok(())
     }
@@ -58,6 +68,24 @@ impl Store {
             .bind(org)
             .bind(from)
             .bind(to)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+}
+
+impl Store {
+    /// An org's latest metered requests, newest first; one workspace's when given.
+    pub async fn usage_requests(&self, org: &str, workspace: Option<&str>, limit: i64) -> Result<Vec<UsageRecord>> {
+        let rows: Vec<UsageRecord> = crate::db::on_read!(self, |pool| {
+            sqlx::query_as(
+                "SELECT at, org_id, workspace_id, provider, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, status, latency_ms, request_id
+                 FROM usage_ledger WHERE org_id = $1 AND ($2 IS NULL OR workspace_id = $2) ORDER BY at DESC, id DESC LIMIT $3",
+            )
+            .bind(org)
+            .bind(workspace)
+            .bind(limit)
             .fetch_all(pool)
             .await?
         });

@@ -69,6 +69,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         // The one TLS provider of the process, before any HTTP client is built.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut state = AppState::new(registry, store, config.platform_settings(), config.planner_policy());
+        state.upstream = Some(wsd_server::proxy::UpstreamClient::new(&config.proxy_settings()).map_err(Failure::Usage)?);
         let process = config.backends.process.clone().unwrap_or_default();
         let root = process.root.clone().unwrap_or_else(|| args.store.data_dir.join("workspaces"));
         let backend = wsd_backend::ProcessBackend::new(wsd_backend::ProcessOptions {
@@ -131,6 +132,8 @@ async fn serve(listen: SocketAddr, state: Arc<AppState>) -> Result<(), Failure> 
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| Failure::Usage(format!("server error: {e}")))?;
+    // Every metered request's row is stored before the store closes.
+    state_for_close.ledger.flush().await;
     state_for_close.store.close().await;
     tracing::info!("wsd stopped");
     Ok(())

@@ -101,6 +101,32 @@ pub async fn usage(
     Ok(Json(json!({ "from": from, "to": to, "usage": state.store.usage_summary(&org, from, to).await? })))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestsQuery {
+    /// One workspace's requests only.
+    workspace: Option<String>,
+    /// How many, newest first: 100 when absent, at most 1000.
+    limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/v1/orgs/{org}/usage/requests", tag = "usage", params(("org" = String, Path), ("workspace" = Option<String>, Query), ("limit" = Option<i64>, Query)), responses((status = 200, description = "the latest metered requests, newest first, with status, tokens and latency"), (status = 400, description = "invalid query", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)))]
+pub async fn usage_requests(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(org): Path<String>,
+    query: Result<Query<RequestsQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    caller.require_org(&org)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request("INVALID_QUERY", e.body_text()))?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("INVALID_QUERY", "limit must be between 1 and 1000"));
+    }
+    state.store.get_org(&org).await?;
+    Ok(Json(json!({ "requests": state.store.usage_requests(&org, query.workspace.as_deref(), limit).await? })))
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutBudget {
@@ -129,6 +155,7 @@ pub async fn put_budget(
     }
     let budget = wsd_store::Budget { period, tokens: body.tokens };
     state.store.put_budget(&org, &budget, &caller.actor()).await?;
+    state.gate.forget_budget(&org);
     Ok(Json(json!(budget)))
 }
 

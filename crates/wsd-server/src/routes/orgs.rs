@@ -94,5 +94,6 @@ pub async fn revoke_token(
     caller.require_org(&org)?;
     state.store.revoke_token(Some(&org), &id, &caller.actor()).await?;
     state.tokens.clear();
+    state.gate.forget_usage_tokens();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -145,7 +145,9 @@ pub async fn put_platform(
     caller.require_admin()?;
     let key = parse_key(&key)?;
     check_value(&body.value.0)?;
-    Ok(Json(json!(state.store.put_secret(SecretOwner::Platform, &key, &body.value.0, &caller.actor()).await?)))
+    let stored = state.store.put_secret(SecretOwner::Platform, &key, &body.value.0, &caller.actor()).await?;
+    state.gate.forget_platform_keys();
+    Ok(Json(json!(stored)))
 }
 
 #[utoipa::path(delete, path = "/v1/platform/secrets/{key}", tag = "secrets", params(("key" = String, Path)), responses((status = 204, description = "deleted"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
@@ -153,6 +155,7 @@ pub async fn delete_platform(State(state): State<Arc<AppState>>, caller: Caller,
     caller.require_admin()?;
     let key = parse_key(&key)?;
     state.store.delete_secret(SecretOwner::Platform, &key, &caller.actor()).await?;
+    state.gate.forget_platform_keys();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -149,17 +149,20 @@ async fn database_url(backend: &Backend, label: &str) -> Option<String> {
 
 /// Starts an API server; `None` when the backend is not available and not required.
 pub async fn start(backend: Backend, label: &str, platform: bool, registry: Option<Registry>) -> Option<Api> {
-    start_with(backend, label, platform, registry, None).await
+    start_with(backend, label, platform, registry, Options::default()).await
 }
 
-/// `start`, with the liveness preflight on when `preflight` gives its timeout.
-pub async fn start_with(
-    backend: Backend,
-    label: &str,
-    platform: bool,
-    registry: Option<Registry>,
-    preflight: Option<std::time::Duration>,
-) -> Option<Api> {
+/// What some tests set beyond the defaults.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// The liveness preflight, on with this timeout.
+    pub preflight: Option<std::time::Duration>,
+    /// The proxy's limits.
+    pub proxy: Option<wsd_server::proxy::ProxySettings>,
+}
+
+/// `start`, with `options`.
+pub async fn start_with(backend: Backend, label: &str, platform: bool, registry: Option<Registry>, options: Options) -> Option<Api> {
     log();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let url = database_url(&backend, label).await?;
@@ -176,7 +179,10 @@ pub async fn start_with(
     let policy = Policy { forbidden_keys: [EnvKey::new("MY_DEPLOY_TOKEN").unwrap()].into(), forbidden_prefixes: vec!["OPS_".into()] };
     let platform = platform.then(|| PlatformSettings { proxy_base_url: "http://127.0.0.1:8080/llm".into() });
     let mut state = AppState::new(registry.unwrap_or_else(|| Registry::embedded().unwrap()), store, platform, policy);
-    state.preflight = preflight.map(|timeout| wsd_server::preflight::Preflight::new(timeout).unwrap());
+    state.preflight = options.preflight.map(|timeout| wsd_server::preflight::Preflight::new(timeout).unwrap());
+    if let Some(proxy) = options.proxy {
+        state.upstream = Some(wsd_server::proxy::UpstreamClient::new(&proxy).unwrap());
+    }
     let state = Arc::new(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -1,0 +1,99 @@
+//! Usage rows on their way to the store. A proxied request hands its row over without
+//! waiting; one writer task stores whatever has queued up, in one transaction. Under load
+//! that is one commit for hundreds of requests instead of one each. At shutdown
+//! [`UsageLedger::flush`] waits until every queued row is stored.
+
+use std::sync::{OnceLock, Weak};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use wsd_store::UsageRecord;
+
+use crate::state::AppState;
+
+/// The most rows one transaction takes.
+const MAX_BATCH: usize = 1024;
+/// Attempts at storing a batch before its rows are reported lost.
+const ATTEMPTS: u32 = 6;
+
+enum Command {
+    Row(UsageRecord),
+    /// Answered once every row queued before it is stored.
+    Flush(oneshot::Sender<()>),
+}
+
+#[derive(Debug, Default)]
+pub struct UsageLedger {
+    queue: OnceLock<mpsc::UnboundedSender<Command>>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Row(_) => "Row",
+            Command::Flush(_) => "Flush",
+        })
+    }
+}
+
+impl UsageLedger {
+    /// Queues a row; the writer task starts with the first one. Must run inside the tokio
+    /// runtime.
+    pub fn record(&self, state: Weak<AppState>, record: UsageRecord) {
+        let queue = self.queue.get_or_init(|| {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            tokio::spawn(write_batches(state, receiver));
+            sender
+        });
+        if queue.send(Command::Row(record)).is_err() {
+            tracing::error!("the usage ledger's writer is gone; a usage row was lost");
+        }
+    }
+
+    /// Waits until every row recorded so far is stored, or reported lost.
+    pub async fn flush(&self) {
+        let Some(queue) = self.queue.get() else { return };
+        let (done, stored) = oneshot::channel();
+        if queue.send(Command::Flush(done)).is_ok() {
+            let _ = stored.await;
+        }
+    }
+}
+
+async fn write_batches(state: Weak<AppState>, mut queue: mpsc::UnboundedReceiver<Command>) {
+    let mut rows = Vec::new();
+    let mut flushes = Vec::new();
+    while let Some(command) = queue.recv().await {
+        let mut next = Some(command);
+        while let Some(command) = next.take() {
+            match command {
+                Command::Row(row) => rows.push(row),
+                Command::Flush(done) => flushes.push(done),
+            }
+            if rows.len() < MAX_BATCH {
+                next = queue.try_recv().ok();
+            }
+        }
+        // The server is gone, and with it the store: nothing left to write to.
+        let Some(state) = state.upgrade() else { break };
+        store_with_retries(&state, &rows).await;
+        drop(state);
+        rows.clear();
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn store_with_retries(state: &AppState, rows: &[UsageRecord]) {
+    for attempt in 1..=ATTEMPTS {
+        match state.store.append_usage(rows).await {
+            Ok(()) => return,
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::warn!(error = %e, rows = rows.len(), attempt, "could not store usage rows; retrying");
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+            }
+            Err(e) => tracing::error!(error = %e, rows = rows.len(), "could not store usage rows; they are lost"),
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! What the proxy checks before it calls upstream, kept off the database on the hot path:
+//! which workspace a usage token belongs to, the platform's vendor keys, and each org's
+//! budget standing. Each is read from the store, then trusted for a short time; changes
+//! made through this process clear them at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wsd_core::{EnvKey, SecretValue};
+use wsd_store::{Budget, Store, StoreError, TokenKind};
+
+use crate::cache::TtlCache;
+
+/// How long a usage token or a platform key read from the store is trusted.
+pub const GATE_CACHE_TTL: Duration = Duration::from_secs(5);
+/// How often an org's budget standing is re-read from the store. In between, this process
+/// adds what it meters itself; usage metered by other wsd processes shows at the next read.
+pub const BUDGET_REFRESH: Duration = Duration::from_secs(1);
+
+/// The workspace a live usage token was minted for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageGrant {
+    pub org: String,
+    pub workspace: String,
+}
+
+#[derive(Debug)]
+pub struct Gate {
+    usage_tokens: TtlCache<Vec<u8>, Arc<UsageGrant>>,
+    platform_keys: TtlCache<EnvKey, Option<Arc<SecretValue>>>,
+    budgets: Mutex<HashMap<String, Standing>>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self { usage_tokens: TtlCache::new(GATE_CACHE_TTL), platform_keys: TtlCache::new(GATE_CACHE_TTL), budgets: Mutex::default() }
+    }
+}
+
+/// An org's budget and what it used this period, as last read plus what was metered since.
+#[derive(Debug, Clone)]
+struct Standing {
+    budget: Option<Budget>,
+    used: i64,
+    period_start: i64,
+    read_at: Instant,
+}
+
+impl Gate {
+    /// The workspace behind a presented usage token; `None` for anything else (another kind
+    /// of token, a revoked or unknown one).
+    pub async fn usage_grant(&self, store: &Store, presented: &str) -> Result<Option<Arc<UsageGrant>>, StoreError> {
+        let hash = wsd_store::token_hash(presented);
+        if let Some(grant) = self.usage_tokens.get(&hash) {
+            return Ok(Some(grant));
+        }
+        let grant = match store.authenticate_token(presented).await? {
+            Some(token) if token.kind == TokenKind::Usage => match (token.org_id, token.workspace_id) {
+                (Some(org), Some(workspace)) => Arc::new(UsageGrant { org, workspace }),
+                _ => return Ok(None),
+            },
+            _ => return Ok(None),
+        };
+        self.usage_tokens.put(hash, grant.clone());
+        Ok(Some(grant))
+    }
+
+    /// Usage tokens were revoked: forget every grant.
+    pub fn forget_usage_tokens(&self) {
+        self.usage_tokens.clear();
+    }
+
+    /// The platform's secret `key`, if the operator set it.
+    pub async fn platform_key(&self, store: &Store, key: &EnvKey) -> Result<Option<Arc<SecretValue>>, StoreError> {
+        if let Some(value) = self.platform_keys.get(key) {
+            return Ok(value);
+        }
+        let value = store.get_platform_secret(key).await?.map(Arc::new);
+        self.platform_keys.put(key.clone(), value.clone());
+        Ok(value)
+    }
+
+    /// A platform secret was written or deleted.
+    pub fn forget_platform_keys(&self) {
+        self.platform_keys.clear();
+    }
+
+    /// `Some((budget, used))` when the org has used up its budget for this period.
+    pub async fn over_budget(&self, store: &Store, org: &str, now_ms: i64) -> Result<Option<(Budget, i64)>, StoreError> {
+        let cached = self.budgets.lock().unwrap_or_else(|e| e.into_inner()).get(org).cloned();
+        let standing = match cached {
+            Some(s)
+                if s.read_at.elapsed() < BUDGET_REFRESH && s.budget.as_ref().is_none_or(|b| b.period.start(now_ms) == s.period_start) =>
+            {
+                s
+            }
+            _ => {
+                let read_at = Instant::now();
+                let standing = match store.budget_usage(org).await? {
+                    Some((budget, used)) => Standing { period_start: budget.period.start(now_ms), budget: Some(budget), used, read_at },
+                    None => Standing { budget: None, used: 0, period_start: 0, read_at },
+                };
+                self.budgets.lock().unwrap_or_else(|e| e.into_inner()).insert(org.to_owned(), standing.clone());
+                standing
+            }
+        };
+        Ok(standing.budget.filter(|b| standing.used >= b.tokens).map(|b| (b, standing.used)))
+    }
+
+    /// Adds tokens this process just metered to the org's standing.
+    pub fn charge(&self, org: &str, tokens: i64) {
+        if let Some(standing) = self.budgets.lock().unwrap_or_else(|e| e.into_inner()).get_mut(org) {
+            standing.used += tokens;
+        }
+    }
+
+    /// The org's budget changed: read it again on the next request.
+    pub fn forget_budget(&self, org: &str) {
+        self.budgets.lock().unwrap_or_else(|e| e.into_inner()).remove(org);
+    }
+}

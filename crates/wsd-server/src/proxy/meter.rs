@@ -1,0 +1,421 @@
+//! Metering what flows back from a provider: token usage read out of the answer (one JSON
+//! body, or server-sent events as they pass), whether a stream reached its end, and exactly
+//! one ledger row per request however it ended.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::Bytes;
+use futures_util::Stream;
+use serde_json::{Value, json};
+use wsd_core::registry::Protocol;
+use wsd_store::UsageRecord;
+
+use crate::state::AppState;
+
+/// How a proxied request ended, when it did not simply complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Upstream sent nothing for longer than the proxy's upstream timeout.
+    Timeout,
+    /// The connection to upstream broke.
+    Broken,
+    /// The event stream ended cleanly but before its final event.
+    Truncated,
+    /// The client went away before the answer was complete.
+    ClientGone,
+}
+
+impl Fault {
+    /// The status recorded in the ledger. 499 follows the common convention for a client
+    /// that closed the request.
+    pub fn ledger_status(self) -> i64 {
+        match self {
+            Fault::Timeout => 504,
+            Fault::Broken | Fault::Truncated => 502,
+            Fault::ClientGone => 499,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Fault::Timeout => "UPSTREAM_TIMEOUT",
+            Fault::Broken | Fault::Truncated => "UPSTREAM_STREAM_TRUNCATED",
+            Fault::ClientGone => "CLIENT_CLOSED",
+        }
+    }
+}
+
+/// Which answer format the stream speaks, for the error event that ends a broken stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    AnthropicMessages,
+    OpenaiChat,
+    OpenaiResponses,
+}
+
+impl Dialect {
+    pub fn of(surface: Protocol, path: &str) -> Self {
+        match surface {
+            Protocol::Anthropic => Dialect::AnthropicMessages,
+            Protocol::Openai if path.trim_end_matches('/').ends_with("responses") => Dialect::OpenaiResponses,
+            Protocol::Openai => Dialect::OpenaiChat,
+        }
+    }
+
+    /// The event a client of this protocol understands as "the stream failed".
+    fn error_event(self, code: &str, message: &str) -> String {
+        match self {
+            Dialect::AnthropicMessages => {
+                format!("event: error\ndata: {}\n\n", json!({"type": "error", "error": {"type": "api_error", "message": message}}))
+            }
+            Dialect::OpenaiResponses => {
+                format!("event: error\ndata: {}\n\n", json!({"type": "error", "code": code, "message": message}))
+            }
+            Dialect::OpenaiChat => {
+                format!("data: {}\n\n", json!({"error": {"type": "server_error", "code": code, "message": message}}))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub input: i64,
+    pub output: i64,
+    pub cache_read: i64,
+    pub cache_write: i64,
+}
+
+/// Event types after which a stream is complete.
+const FINAL_EVENT_TYPES: &[&str] = &["message_stop", "response.completed", "response.incomplete", "response.failed", "error"];
+
+/// Reads token usage out of what flows back, and writes the ledger row once.
+pub struct Meter {
+    pub org: String,
+    pub workspace: String,
+    pub provider: String,
+    pub model: String,
+    pub dialect: Dialect,
+    pub started: Instant,
+    /// Upstream's status; the ledger's unless a fault overrides it.
+    pub status: i64,
+    pub sse: bool,
+    usage: Usage,
+    /// A JSON answer, whole; or the unfinished last line of an event stream.
+    buffer: Vec<u8>,
+    /// Lines seen since the last blank line: an event is half-delivered.
+    event_open: bool,
+    /// The stream's final event (or `[DONE]`) went by.
+    complete: bool,
+    finished: bool,
+}
+
+impl Meter {
+    pub fn new(org: String, workspace: String, provider: String, model: String, dialect: Dialect) -> Self {
+        Meter {
+            org,
+            workspace,
+            provider,
+            model,
+            dialect,
+            started: Instant::now(),
+            status: 0,
+            sse: false,
+            usage: Usage::default(),
+            buffer: Vec::new(),
+            event_open: false,
+            complete: false,
+            finished: false,
+        }
+    }
+
+    fn absorb(&mut self, event: &Value) {
+        let u = &mut self.usage;
+        let set = |slot: &mut i64, value: &Value| {
+            if let Some(n) = value.as_i64() {
+                *slot = n;
+            }
+        };
+        match self.dialect {
+            Dialect::AnthropicMessages => {
+                // `message_start` carries the input side; each `message_delta` the output so far.
+                let usage = if event["type"] == "message_start" { &event["message"]["usage"] } else { &event["usage"] };
+                set(&mut u.input, &usage["input_tokens"]);
+                set(&mut u.output, &usage["output_tokens"]);
+                set(&mut u.cache_read, &usage["cache_read_input_tokens"]);
+                set(&mut u.cache_write, &usage["cache_creation_input_tokens"]);
+            }
+            Dialect::OpenaiChat | Dialect::OpenaiResponses => {
+                let usage = if event["response"]["usage"].is_object() { &event["response"]["usage"] } else { &event["usage"] };
+                set(&mut u.input, if usage["prompt_tokens"].is_i64() { &usage["prompt_tokens"] } else { &usage["input_tokens"] });
+                set(&mut u.output, if usage["completion_tokens"].is_i64() { &usage["completion_tokens"] } else { &usage["output_tokens"] });
+                let details = if usage["prompt_tokens_details"].is_object() {
+                    &usage["prompt_tokens_details"]
+                } else {
+                    &usage["input_tokens_details"]
+                };
+                set(&mut u.cache_read, &details["cached_tokens"]);
+            }
+        }
+    }
+
+    /// One `data:` payload of an event stream.
+    fn event_data(&mut self, data: &[u8]) {
+        let data = data.trim_ascii();
+        if data == b"[DONE]" {
+            self.complete = true;
+            return;
+        }
+        // Most events are content deltas: parse only those that can carry usage or end the
+        // stream.
+        let interesting = ["usage", "message_stop", "response.completed", "response.incomplete", "response.failed", "error"]
+            .iter()
+            .any(|needle| data.windows(needle.len()).any(|w| w == needle.as_bytes()));
+        if !interesting {
+            return;
+        }
+        let Ok(event) = serde_json::from_slice::<Value>(data) else { return };
+        self.absorb(&event);
+        let final_type = event["type"].as_str().is_some_and(|t| FINAL_EVENT_TYPES.contains(&t));
+        if final_type || event["error"].is_object() {
+            self.complete = true;
+        }
+    }
+
+    pub fn feed(&mut self, chunk: &[u8]) {
+        self.buffer.extend_from_slice(chunk);
+        if !self.sse {
+            return;
+        }
+        let mut start = 0;
+        while let Some(offset) = self.buffer[start..].iter().position(|&b| b == b'\n') {
+            let end = start + offset;
+            let line = std::mem::take(&mut self.buffer);
+            let text = line[start..end].strip_suffix(b"\r").unwrap_or(&line[start..end]);
+            if text.is_empty() {
+                self.event_open = false;
+            } else {
+                self.event_open = true;
+                if let Some(data) = text.strip_prefix(b"data:") {
+                    self.event_data(data);
+                }
+            }
+            self.buffer = line;
+            start = end + 1;
+        }
+        self.buffer.drain(..start);
+    }
+
+    /// The stream's final event went by (always true of an answer that is not a stream).
+    pub fn complete(&self) -> bool {
+        !self.sse || self.complete
+    }
+
+    /// The bytes that end a broken event stream for the client: whatever event was half
+    /// sent is closed, then the protocol's error event.
+    pub fn error_event(&self, fault: Fault) -> Bytes {
+        let message = match fault {
+            Fault::Timeout => format!("wsd: provider `{}` stopped sending (UPSTREAM_TIMEOUT)", self.provider),
+            _ => format!("wsd: the stream from provider `{}` was cut before it finished (UPSTREAM_STREAM_TRUNCATED)", self.provider),
+        };
+        let close = if !self.buffer.is_empty() {
+            "\n\n"
+        } else if self.event_open {
+            "\n"
+        } else {
+            ""
+        };
+        Bytes::from(format!("{close}{}", self.dialect.error_event(fault.code(), &message)))
+    }
+
+    #[cfg(test)]
+    fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    /// The ledger row, once (`None` after the first call); `fault` overrides upstream's
+    /// status.
+    pub fn finish(&mut self, fault: Option<Fault>) -> Option<UsageRecord> {
+        if self.finished {
+            return None;
+        }
+        self.finished = true;
+        if !self.sse
+            && fault.is_none()
+            && let Ok(body) = serde_json::from_slice::<Value>(&self.buffer)
+        {
+            self.absorb(&body);
+        }
+        Some(UsageRecord {
+            at: wsd_store::now_ms(),
+            org_id: std::mem::take(&mut self.org),
+            workspace_id: std::mem::take(&mut self.workspace),
+            provider: std::mem::take(&mut self.provider),
+            model: std::mem::take(&mut self.model),
+            input_tokens: self.usage.input,
+            output_tokens: self.usage.output,
+            cache_read_tokens: self.usage.cache_read,
+            cache_write_tokens: self.usage.cache_write,
+            status: fault.map_or(self.status, Fault::ledger_status),
+            latency_ms: self.started.elapsed().as_millis() as i64,
+            request_id: uuid::Uuid::now_v7().to_string(),
+        })
+    }
+}
+
+/// The upstream body on its way back, metered as it passes. The row is written at its end,
+/// when it breaks, or when the client goes away early (the body is dropped, which also
+/// drops, and so cancels, the upstream request).
+pub struct Metered {
+    pub inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    pub meter: Meter,
+    pub state: Arc<AppState>,
+    /// Nothing more to send.
+    pub done: bool,
+}
+
+impl Metered {
+    fn finish(&mut self, fault: Option<Fault>) {
+        if let Some(record) = self.meter.finish(fault) {
+            self.state.record_usage(record);
+        }
+    }
+
+    fn fail(&mut self, fault: Fault) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+        self.done = true;
+        let event = self.meter.sse.then(|| self.meter.error_event(fault));
+        self.finish(Some(fault));
+        if let Some(event) = event {
+            Poll::Ready(Some(Ok(event)))
+        } else {
+            // A plain answer cannot carry an error after its status: abort the body, so the
+            // client sees it incomplete rather than a valid-looking truncated document.
+            Poll::Ready(Some(Err(std::io::Error::other(fault.code()))))
+        }
+    }
+}
+
+impl Stream for Metered {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(bytes))) => {
+                self.meter.feed(&bytes);
+                Poll::Ready(Some(Ok(bytes)))
+            }
+            Poll::Ready(Some(Err(e))) => self.fail(if e.is_timeout() { Fault::Timeout } else { Fault::Broken }),
+            Poll::Ready(None) if !self.meter.complete() => self.fail(Fault::Truncated),
+            Poll::Ready(None) => {
+                self.done = true;
+                self.finish(None);
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Metered {
+    fn drop(&mut self) {
+        self.finish(Some(Fault::ClientGone));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meter(dialect: Dialect, sse: bool) -> Meter {
+        let mut meter = Meter::new("o".into(), "w".into(), "minimax".into(), "MiniMax-M2.7".into(), dialect);
+        meter.status = 200;
+        meter.sse = sse;
+        meter
+    }
+
+    /// Feeds `text` in chunks of `size` bytes, so events and lines straddle chunks.
+    fn feed_in_chunks(meter: &mut Meter, text: &str, size: usize) {
+        for chunk in text.as_bytes().chunks(size) {
+            meter.feed(chunk);
+        }
+    }
+
+    const ANTHROPIC_STREAM: &str = "event: message_start\r\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":12,\"output_tokens\":1,\"cache_read_input_tokens\":3,\"cache_creation_input_tokens\":4}}}\r\n\r\n\
+        event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"hi\"}}\n\n\
+        event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":7}}\n\n\
+        event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+    #[test]
+    fn anthropic_stream_usage_is_read_across_any_chunking() {
+        for size in [1, 2, 7, 64, 4096] {
+            let mut m = meter(Dialect::AnthropicMessages, true);
+            feed_in_chunks(&mut m, ANTHROPIC_STREAM, size);
+            assert!(m.complete(), "chunks of {size}");
+            assert_eq!(m.usage(), Usage { input: 12, output: 7, cache_read: 3, cache_write: 4 });
+            let row = m.finish(None).unwrap();
+            assert_eq!((row.status, row.input_tokens, row.output_tokens), (200, 12, 7));
+            assert!(m.finish(None).is_none(), "one row per request");
+        }
+    }
+
+    #[test]
+    fn a_stream_without_its_final_event_is_not_complete() {
+        let cut = &ANTHROPIC_STREAM[..ANTHROPIC_STREAM.find("event: message_stop").unwrap()];
+        let mut m = meter(Dialect::AnthropicMessages, true);
+        m.feed(cut.as_bytes());
+        assert!(!m.complete());
+        assert_eq!(m.usage().output, 7, "what was seen is kept");
+        let row = m.finish(Some(Fault::Truncated)).unwrap();
+        assert_eq!((row.status, row.output_tokens), (502, 7));
+
+        let mut chat = meter(Dialect::OpenaiChat, true);
+        chat.feed(b"data: {\"choices\":[]}\n\n");
+        assert!(!chat.complete());
+        chat.feed(b"data: [DONE]\n\n");
+        assert!(chat.complete());
+        let mut responses = meter(Dialect::OpenaiResponses, true);
+        responses.feed(b"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":6,\"input_tokens_details\":{\"cached_tokens\":2}}}}\n\n");
+        assert!(responses.complete());
+        assert_eq!(responses.usage(), Usage { input: 5, output: 6, cache_read: 2, cache_write: 0 });
+        let mut failed = meter(Dialect::OpenaiChat, true);
+        failed.feed(b"data: {\"error\":{\"message\":\"overloaded\"}}\n\n");
+        assert!(failed.complete(), "an error event upstream sent ends the stream");
+    }
+
+    #[test]
+    fn plain_answers_are_read_whole_at_the_end() {
+        let mut m = meter(Dialect::OpenaiChat, false);
+        assert!(m.complete());
+        feed_in_chunks(&mut m, r#"{"usage":{"prompt_tokens":20,"completion_tokens":9,"prompt_tokens_details":{"cached_tokens":4}}}"#, 5);
+        let row = m.finish(None).unwrap();
+        assert_eq!((row.input_tokens, row.output_tokens, row.cache_read_tokens), (20, 9, 4));
+        let mut broken = meter(Dialect::AnthropicMessages, false);
+        broken.feed(br#"{"usage":{"input_tokens":20,"output_tokens":9}}"#);
+        assert_eq!(broken.finish(Some(Fault::ClientGone)).unwrap().status, 499);
+    }
+
+    #[test]
+    fn the_error_event_closes_a_half_sent_event_and_speaks_the_clients_protocol() {
+        let mut m = meter(Dialect::AnthropicMessages, true);
+        m.feed(b"event: content_block_delta\ndata: {\"type\":\"content_blo");
+        let event = String::from_utf8(m.error_event(Fault::Broken).to_vec()).unwrap();
+        assert!(event.starts_with("\n\nevent: error\ndata: {"), "{event}");
+        assert!(event.contains("\"type\":\"api_error\"") && event.contains("UPSTREAM_STREAM_TRUNCATED") && event.ends_with("\n\n"));
+        let mut m = meter(Dialect::AnthropicMessages, true);
+        m.feed(b"event: ping\n");
+        assert!(String::from_utf8(m.error_event(Fault::Timeout).to_vec()).unwrap().starts_with("\nevent: error"));
+        let m = meter(Dialect::OpenaiChat, true);
+        let event = String::from_utf8(m.error_event(Fault::Timeout).to_vec()).unwrap();
+        assert!(event.starts_with("data: {\"error\":") && event.contains("UPSTREAM_TIMEOUT"), "{event}");
+        let event = String::from_utf8(meter(Dialect::OpenaiResponses, true).error_event(Fault::Truncated).to_vec()).unwrap();
+        assert!(event.starts_with("event: error\ndata: {") && event.contains("\"code\":\"UPSTREAM_STREAM_TRUNCATED\""), "{event}");
+        assert_eq!(Dialect::of(Protocol::Openai, "v1/responses"), Dialect::OpenaiResponses);
+        assert_eq!(Dialect::of(Protocol::Openai, "v1/chat/completions"), Dialect::OpenaiChat);
+    }
+}

@@ -1,0 +1,237 @@
+//! The metering proxy (DESIGN §7): platform-routed workspaces reach LLMs only through here.
+//! A request moves through named phases: admit (the workspace's usage token) → pick the
+//! upstream (the model's namespace through the registry's `upstream_vendor`) → rewrite (the
+//! vendor's model id; every client credential removed, the platform's own key added) →
+//! forward and stream back unbuffered → finish (one usage-ledger row, whatever happened).
+//!
+//! Invariant: neither the usage token nor the platform key appears in any response, error
+//! or log line.
+
+pub mod gate;
+mod meter;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use wsd_core::EnvKey;
+use wsd_core::registry::{Protocol, Provider};
+
+use crate::error::ApiError;
+use crate::proxy::gate::UsageGrant;
+use crate::proxy::meter::{Dialect, Fault, Meter, Metered};
+use crate::state::AppState;
+
+/// The largest request body forwarded.
+pub const MAX_PROXY_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// Headers never forwarded upstream: the client's credentials and the hop-by-hop ones.
+const DROPPED_REQUEST_HEADERS: &[&str] = &[
+    "authorization",
+    "x-api-key",
+    "host",
+    "content-length",
+    "connection",
+    "transfer-encoding",
+    "keep-alive",
+    "proxy-authorization",
+    "te",
+    "upgrade",
+    "accept-encoding",
+];
+
+/// `[proxy]` in the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxySettings {
+    /// The longest wait for a connection to a provider.
+    pub connect_timeout: Duration,
+    /// The longest upstream may stay silent: before its answer starts, and between two
+    /// pieces of it. Past it the client gets 504 `UPSTREAM_TIMEOUT` (or, mid-stream, an
+    /// error event).
+    pub upstream_timeout: Duration,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        Self { connect_timeout: Duration::from_secs(10), upstream_timeout: Duration::from_secs(300) }
+    }
+}
+
+#[derive(Debug)]
+pub struct UpstreamClient {
+    client: reqwest::Client,
+    upstream_timeout: Duration,
+}
+
+impl UpstreamClient {
+    pub fn new(settings: &ProxySettings) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .read_timeout(settings.upstream_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot build the proxy's HTTP client: {e}"))?;
+        Ok(Self { client, upstream_timeout: settings.upstream_timeout })
+    }
+}
+
+/// The workspace behind the request's usage token.
+async fn admit(state: &AppState, headers: &HeaderMap) -> Result<Arc<UsageGrant>, ApiError> {
+    let presented = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthenticated("send the workspace's usage token as x-api-key or a bearer token"))?;
+    state.gate.usage_grant(&state.store, presented).await?.ok_or_else(|| ApiError::unauthenticated("the token is not a live usage token"))
+}
+
+/// The provider a namespaced model (`minimax/MiniMax-M2.7`) maps to, and the vendor's id.
+fn pick_upstream<'r>(state: &'r AppState, model: &str) -> Result<(&'r Provider, String), ApiError> {
+    let (namespace, vendor_model) = model.split_once('/').filter(|(ns, m)| !ns.is_empty() && !m.is_empty()).ok_or_else(|| {
+        ApiError::bad_request(
+            "UNKNOWN_MODEL_NAMESPACE",
+            format!("model `{model}` has no namespace; use vendor/model, e.g. anthropic/claude-opus-4-7"),
+        )
+    })?;
+    let provider =
+        state.registry.providers().iter().find(|p| p.upstream_vendor.as_deref() == Some(namespace)).ok_or_else(|| {
+            ApiError::bad_request("UNKNOWN_MODEL_NAMESPACE", format!("no provider serves the model namespace `{namespace}`"))
+        })?;
+    Ok((provider, vendor_model.to_owned()))
+}
+
+fn upstream_url(provider: &Provider, surface: Protocol, rest: &str) -> Result<String, ApiError> {
+    let base = provider.base_url(surface).ok_or_else(|| {
+        ApiError::bad_request("UNSUPPORTED_SURFACE", format!("provider `{}` has no {} endpoint", provider.name, surface.as_str()))
+    })?;
+    let base = base.trim_end_matches('/');
+    let rest = match surface {
+        // OpenAI bases already end in their version (`…/v1`); clients call `{base}/v1/…`.
+        Protocol::Openai => rest.strip_prefix("v1/").unwrap_or(rest),
+        Protocol::Anthropic => rest,
+    };
+    Ok(format!("{base}/{rest}"))
+}
+
+pub async fn anthropic(
+    State(state): State<Arc<AppState>>,
+    Path(rest): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    forward(state, Protocol::Anthropic, rest, method, headers, body).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub async fn openai(
+    State(state): State<Arc<AppState>>,
+    Path(rest): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    forward(state, Protocol::Openai, rest, method, headers, body).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn forward(
+    state: Arc<AppState>,
+    surface: Protocol,
+    rest: String,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
+    let grant = admit(&state, &headers).await?;
+    // Over budget: refused before any upstream call.
+    if let Some((budget, used)) = state.gate.over_budget(&state.store, &grant.org, wsd_store::now_ms()).await? {
+        return Err(ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "BUDGET_EXCEEDED",
+            format!("the org used {used} of its {} tokens this {}", budget.tokens, budget.period.as_str()),
+        ));
+    }
+    let mut request: Value =
+        serde_json::from_slice(&body).map_err(|_| ApiError::bad_request("INVALID_JSON", "the request body is not valid JSON"))?;
+    let model = request["model"].as_str().ok_or_else(|| ApiError::bad_request("MODEL_REQUIRED", "the request names no model"))?;
+    let (provider, vendor_model) = pick_upstream(&state, model)?;
+    let url = upstream_url(provider, surface, &rest)?;
+    request["model"] = Value::String(vendor_model.clone());
+    let dialect = Dialect::of(surface, &rest);
+    if request["stream"] == Value::Bool(true) && dialect == Dialect::OpenaiChat {
+        request["stream_options"]["include_usage"] = Value::Bool(true);
+    }
+
+    // The vendor-specific name comes first in `auth_env`: MINIMAX_API_KEY, OPENAI_API_KEY …
+    let key_name = provider.auth_env.first().cloned().unwrap_or_else(|| EnvKey::new("API_KEY").expect("valid"));
+    let key = state.gate.platform_key(&state.store, &key_name).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "PLATFORM_KEY_MISSING",
+            format!("the platform has no key for provider `{}` (platform secret {key_name})", provider.name),
+        )
+    })?;
+    let upstream = state
+        .upstream
+        .as_ref()
+        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "PROXY_DISABLED", "this server runs no metering proxy"))?;
+    let mut outgoing = upstream.client.request(method, &url);
+    for (name, value) in &headers {
+        if !DROPPED_REQUEST_HEADERS.contains(&name.as_str()) {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    outgoing = match surface {
+        Protocol::Anthropic => outgoing.header("x-api-key", key.expose()),
+        Protocol::Openai => outgoing.bearer_auth(key.expose()),
+    };
+    let payload = serde_json::to_vec(&request).unwrap_or_default();
+    let sent = outgoing.header("content-type", "application/json").body(payload).send();
+    let mut meter = Meter::new(grant.org.clone(), grant.workspace.clone(), provider.name.clone(), vendor_model, dialect);
+    meter.started = started;
+    let response = match tokio::time::timeout(upstream.upstream_timeout, sent).await {
+        Ok(Ok(response)) => response,
+        failed => {
+            let (fault, connect) = match failed {
+                Ok(Err(e)) if !e.is_timeout() => (Fault::Broken, e.is_connect()),
+                _ => (Fault::Timeout, false),
+            };
+            if let Some(record) = meter.finish(Some(fault)) {
+                state.record_usage(record);
+            }
+            return Err(match fault {
+                Fault::Timeout => ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "UPSTREAM_TIMEOUT",
+                    format!("provider `{}` did not answer within {} s", provider.name, upstream.upstream_timeout.as_secs_f32()),
+                ),
+                _ if connect => {
+                    ApiError::new(StatusCode::BAD_GATEWAY, "UPSTREAM_UNREACHABLE", format!("provider `{}` is unreachable", provider.name))
+                }
+                _ => ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "UPSTREAM_FAILED",
+                    format!("provider `{}` closed the connection without an answer", provider.name),
+                ),
+            });
+        }
+    };
+    meter.status = i64::from(response.status().as_u16());
+    meter.sse = response.headers().get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"));
+    let mut builder = Response::builder().status(response.status().as_u16());
+    for name in ["content-type", "request-id", "x-request-id", "anthropic-ratelimit-requests-remaining", "retry-after"] {
+        if let Some(value) = response.headers().get(name)
+            && let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value.as_bytes()))
+        {
+            builder = builder.header(name, value);
+        }
+    }
+    let stream = Metered { inner: Box::pin(response.bytes_stream()), meter, state: state.clone(), done: false };
+    builder.body(Body::from_stream(stream)).map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "UPSTREAM_INVALID", e.to_string()))
+}
