@@ -37,6 +37,12 @@ fn sha(value: &str) -> String {
 
 impl World {
     async fn new(label: &str) -> World {
+        World::build(label, Registry::embedded().unwrap(), None).await
+    }
+
+    /// A server with `registry`; each runtime runs `commands` (its argv, with `{dumps}`
+    /// replaced by the dumps directory), or by default `wsd-envdump`.
+    async fn build(label: &str, registry: Registry, commands: Option<BTreeMap<String, Vec<String>>>) -> World {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = std::env::temp_dir().join(format!("wsd-provision-{label}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -56,18 +62,20 @@ impl World {
         let envdump = env!("CARGO_BIN_EXE_wsd-envdump").to_owned();
         // The workspace command: dump into DUMPS/<runtime>.<pid>, then stay up.
         let command = |runtime: &str| vec![envdump.clone(), format!("{}/{runtime}", dumps.display()), "60".to_owned()];
-        let commands = BTreeMap::from([("claude-code".to_owned(), command("claude-code")), ("codex".to_owned(), command("codex"))]);
+        let commands = match commands {
+            Some(commands) => commands
+                .into_iter()
+                .map(|(runtime, argv)| (runtime, argv.into_iter().map(|a| a.replace("{dumps}", &dumps.display().to_string())).collect()))
+                .collect(),
+            None => BTreeMap::from([("claude-code".to_owned(), command("claude-code")), ("codex".to_owned(), command("codex"))]),
+        };
         let backend = ProcessBackend::new(ProcessOptions { root: root.clone(), grace: Duration::from_secs(2), log_cap_bytes: 1 << 20 });
-        let mut state = AppState::new(
-            Registry::embedded().unwrap(),
-            store,
-            Some(PlatformSettings { proxy_base_url: "http://127.0.0.1:8080/llm".into() }),
-            Policy::default(),
-        );
-        state.runner = Some(Runner { backend: Arc::new(backend), commands, restart_on_change: label == "restart" });
-        let state = Arc::new(state);
+        // Workspaces call this very server's metering proxy.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let mut state = AppState::new(registry, store, Some(PlatformSettings { proxy_base_url: format!("{base}/llm") }), Policy::default());
+        state.runner = Some(Runner { backend: Arc::new(backend), commands, restart_on_change: label == "restart" });
+        let state = Arc::new(state);
         let app = wsd_server::router(state.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         World { base, client: reqwest::Client::new(), dumps, root, state }
@@ -194,7 +202,7 @@ async fn a_platform_workspace_gets_a_fresh_usage_token_on_every_start() {
     assert_eq!(env["ANTHROPIC_AUTH_TOKEN"], env["WSD_LLM_USAGE_TOKEN"]);
     assert!(!env.contains_key("MINIMAX_API_KEY"), "a platform workspace carries no vendor key");
     assert!(!env.values().any(|h| *h == sha(MINIMAX)));
-    assert_eq!(env["ANTHROPIC_BASE_URL"], sha("http://127.0.0.1:8080/llm/anthropic"));
+    assert_eq!(env["ANTHROPIC_BASE_URL"], sha(&format!("{}/llm/anthropic", world.base)));
     assert_eq!(env["ANTHROPIC_CUSTOM_HEADERS"], sha(&format!("X-Wsd-Workspace-Id: {id}")));
 
     // Restart: the stored model, a new usage token, the old one revoked, the old process gone.
@@ -313,4 +321,94 @@ async fn switching_the_model_of_a_running_workspace_restarts_it_with_the_new_pla
     assert!(!env.contains_key("ANTHROPIC_AUTH_TOKEN") && !env.contains_key("MINIMAX_API_KEY"));
     assert!(!alive(pid_of(&first)));
     world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/stop"), None).await;
+}
+
+const PLATFORM_MINIMAX: &str = "canary-provision-platform-minimax-77d4";
+
+/// A provider on 127.0.0.1 that answers Anthropic Messages calls and records, for each, the
+/// credential it was sent, the model, and whether wsd's own attribution header reached it.
+async fn fake_minimax(seen: Arc<std::sync::Mutex<Vec<(String, String, bool)>>>) -> String {
+    let app = axum::Router::new().route(
+        "/anthropic/v1/messages",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                let body: Value = serde_json::from_str(&body).unwrap();
+                let key = headers.get("x-api-key").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+                let attributed = headers.contains_key("x-wsd-workspace-id");
+                seen.lock().unwrap().push((key, body["model"].as_str().unwrap_or_default().to_owned(), attributed));
+                axum::Json(json!({"id": "msg_e2e", "content": [{"type": "text", "text": "hello"}], "usage": {"input_tokens": 31, "output_tokens": 17}}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{address}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_workspace_calls_the_proxy_with_its_env_and_is_metered() {
+    let seen = Arc::default();
+    let fake = fake_minimax(Arc::clone(&seen)).await;
+    let overrides = BTreeMap::from([(
+        "minimax".to_owned(),
+        wsd_core::registry::ProviderOverride { base_url_anthropic: Some(format!("{fake}/anthropic")), base_url_openai: None },
+    )]);
+    let registry = Registry::embedded().unwrap().with_overrides(&overrides).unwrap();
+    let call = vec![env!("CARGO_BIN_EXE_wsd-llm-call").to_owned(), "{dumps}/call".to_owned()];
+    let world = World::build("e2e", registry, Some(BTreeMap::from([("claude-code".to_owned(), call)]))).await;
+    world.call(Method::PUT, "/v1/platform/secrets/MINIMAX_API_KEY", Some(json!({"value": PLATFORM_MINIMAX}))).await;
+    let (_, org) = world.call(Method::POST, "/v1/orgs", Some(json!({"name": "acme"}))).await;
+    let org = org["id"].as_str().unwrap().to_owned();
+    let (status, ws) = world
+        .call(
+            Method::POST,
+            &format!("/v1/orgs/{org}/workspaces"),
+            Some(json!({"name": "agent", "runtime": "claude-code", "model": "minimax/MiniMax-M2.7"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ws}");
+    let id = ws["id"].as_str().unwrap().to_owned();
+    let (status, provisioned) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/provision"), None).await;
+    assert_eq!(status, StatusCode::OK, "{provisioned}");
+
+    // The workspace's own call, with nothing but the env it was given.
+    let answer = (0..400)
+        .find_map(|_| {
+            let found = std::fs::read_dir(&world.dumps).unwrap().flatten().map(|e| e.path()).find(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                name.starts_with("call.") && !name.ends_with(".tmp")
+            });
+            if found.is_none() {
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            found
+        })
+        .map(|path| std::fs::read_to_string(path).unwrap())
+        .expect("the workspace never made its call");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("msg_e2e"), "{answer}");
+    assert!(!answer.contains(PLATFORM_MINIMAX));
+
+    // Upstream got the platform's key and the vendor's model id, and no wsd attribution.
+    assert_eq!(*seen.lock().unwrap(), [(PLATFORM_MINIMAX.to_owned(), "MiniMax-M2.7".to_owned(), false)]);
+
+    // Metered to this workspace.
+    let mut rows = Vec::new();
+    for _ in 0..200 {
+        let (_, body) = world.call(Method::GET, &format!("/v1/orgs/{org}/usage/requests"), None).await;
+        rows = body["requests"].as_array().cloned().unwrap_or_default();
+        if !rows.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(
+        (row["workspace_id"].as_str(), row["provider"].as_str(), row["model"].as_str(), row["status"].as_i64()),
+        (Some(id.as_str()), Some("minimax"), Some("MiniMax-M2.7"), Some(200))
+    );
+    assert_eq!((row["input_tokens"].as_i64(), row["output_tokens"].as_i64()), (Some(31), Some(17)));
 }

@@ -252,6 +252,19 @@ async fn the_proxy_refuses_what_it_cannot_meter() {
     }
     let r = s.api.client.post(format!("{}/llm/openai/v1/chat/completions", s.api.base)).json(&json!({})).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
+    // The token names one workspace, the request another.
+    let r = s
+        .api
+        .client
+        .post(format!("{}/llm/anthropic/v1/messages", s.api.base))
+        .header("x-api-key", &s.usage_token)
+        .header("x-wsd-workspace-id", "some-other-workspace")
+        .json(&json!({"model": "minimax/MiniMax-M2.7"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(r.text().await.unwrap().contains("WORKSPACE_MISMATCH"));
 
     // A revoked usage token (a stopped workspace) stops working.
     let tokens = s.api.state.store.list_tokens(Some(&s.org)).await.unwrap();

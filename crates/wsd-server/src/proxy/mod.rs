@@ -29,10 +29,15 @@ use crate::state::AppState;
 /// The largest request body forwarded.
 pub const MAX_PROXY_BODY_BYTES: usize = 32 * 1024 * 1024;
 
-/// Headers never forwarded upstream: the client's credentials and the hop-by-hop ones.
+/// The attribution header a platform workspace sends (its `ANTHROPIC_CUSTOM_HEADERS`).
+const WORKSPACE_HEADER: &str = "x-wsd-workspace-id";
+
+/// Headers never forwarded upstream: the client's credentials, wsd's own attribution and
+/// the hop-by-hop ones.
 const DROPPED_REQUEST_HEADERS: &[&str] = &[
     "authorization",
     "x-api-key",
+    WORKSPACE_HEADER,
     "host",
     "content-length",
     "connection",
@@ -88,7 +93,23 @@ async fn admit(state: &AppState, headers: &HeaderMap) -> Result<Arc<UsageGrant>,
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::unauthenticated("send the workspace's usage token as x-api-key or a bearer token"))?;
-    state.gate.usage_grant(&state.store, presented).await?.ok_or_else(|| ApiError::unauthenticated("the token is not a live usage token"))
+    let grant = state
+        .gate
+        .usage_grant(&state.store, presented)
+        .await?
+        .ok_or_else(|| ApiError::unauthenticated("the token is not a live usage token"))?;
+    // A workspace that says who it is must be the one its token was minted for: anything
+    // else is a token used outside its workspace.
+    if let Some(claimed) = headers.get(WORKSPACE_HEADER)
+        && claimed.as_bytes() != grant.workspace.as_bytes()
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "WORKSPACE_MISMATCH",
+            format!("the usage token belongs to workspace {}, not to the workspace this request names", grant.workspace),
+        ));
+    }
+    Ok(grant)
 }
 
 /// The provider a namespaced model (`minimax/MiniMax-M2.7`) maps to, and the vendor's id.
