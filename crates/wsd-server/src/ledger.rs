@@ -1,6 +1,7 @@
 //! Usage rows on their way to the store. A proxied request hands its row over without
-//! waiting; one writer task stores whatever has queued up, in one transaction. Under load
-//! that is one commit for hundreds of requests instead of one each. At shutdown
+//! waiting; one writer task gathers rows for up to [`BATCH_WINDOW`] and stores them in one
+//! transaction. Under load that is one commit for hundreds of requests instead of one each,
+//! and the database thread wakes a few times a second rather than per request. At shutdown
 //! [`UsageLedger::flush`] waits until every queued row is stored.
 
 use std::sync::{OnceLock, Weak};
@@ -13,6 +14,10 @@ use crate::state::AppState;
 
 /// The most rows one transaction takes.
 const MAX_BATCH: usize = 1024;
+/// How long the first row of a batch waits for others. A row is in the store at most this
+/// long (plus the write) after its request ended; budgets do not wait for it, they count
+/// usage in memory as it is metered.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(50);
 /// Attempts at storing a batch before its rows are reported lost.
 const ATTEMPTS: u32 = 6;
 
@@ -63,8 +68,12 @@ impl UsageLedger {
 async fn write_batches(state: Weak<AppState>, mut queue: mpsc::UnboundedReceiver<Command>) {
     let mut rows = Vec::new();
     let mut flushes = Vec::new();
-    while let Some(command) = queue.recv().await {
-        let mut next = Some(command);
+    while let Some(first) = queue.recv().await {
+        let gathering = matches!(first, Command::Row(_));
+        let mut next = Some(first);
+        if gathering && queue.len() < MAX_BATCH {
+            tokio::time::sleep(BATCH_WINDOW).await;
+        }
         while let Some(command) = next.take() {
             match command {
                 Command::Row(row) => rows.push(row),

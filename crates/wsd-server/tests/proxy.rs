@@ -181,6 +181,18 @@ async fn the_proxy_swaps_keys_rewrites_models_and_meters_every_request() {
     let (status, body) = send(&s, "/llm/anthropic/v1/messages", message.clone(), "x-api-key").await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"text\":\"hi\""));
+    // A plain answer keeps upstream's framing.
+    let plain = s
+        .api
+        .client
+        .post(format!("{}/llm/anthropic/v1/messages", s.api.base))
+        .header("x-api-key", &s.usage_token)
+        .json(&message)
+        .send()
+        .await
+        .unwrap();
+    let length = plain.content_length();
+    assert_eq!(length, Some(plain.bytes().await.unwrap().len() as u64));
     let mut streamed = message.clone();
     streamed["stream"] = json!(true);
     let (status, body) = send(&s, "/llm/anthropic/v1/messages", streamed, "authorization").await;
@@ -196,25 +208,25 @@ async fn the_proxy_swaps_keys_rewrites_models_and_meters_every_request() {
 
     // Upstream saw the platform's key, never the usage token, and the vendor's model id.
     let seen = s.seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 4);
+    assert_eq!(seen.len(), 5);
     for (_, credential, body) in &seen {
         assert_eq!(credential, PLATFORM_KEY);
         assert_eq!(body["model"], "MiniMax-M2.7");
     }
-    assert_eq!(seen[3].2["stream_options"]["include_usage"], true, "streamed chat asks upstream for usage");
+    assert_eq!(seen[4].2["stream_options"]["include_usage"], true, "streamed chat asks upstream for usage");
 
     // One ledger row per request, with what upstream reported.
-    let rows = usage_rows(&s, 4).await;
+    let rows = usage_rows(&s, 5).await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     let row = &rows[0];
     assert_eq!(
         (row["workspace_id"].as_str(), row["provider"].as_str(), row["model"].as_str()),
         (Some(s.workspace.as_str()), Some("minimax"), Some("MiniMax-M2.7"))
     );
-    assert_eq!(row["requests"], 4);
-    assert_eq!(row["input_tokens"], 10 + 12 + 20 + 21);
-    assert_eq!(row["output_tokens"], 5 + 7 + 9 + 8);
-    assert_eq!(row["cache_read_tokens"], 2 + 3 + 6);
+    assert_eq!(row["requests"], 5);
+    assert_eq!(row["input_tokens"], 10 + 10 + 12 + 20 + 21);
+    assert_eq!(row["output_tokens"], 5 + 5 + 7 + 9 + 8);
+    assert_eq!(row["cache_read_tokens"], 2 + 2 + 3 + 6);
     assert_eq!(row["cache_write_tokens"], 4);
 
     // The operator replaces the platform key: the next request carries the new one.

@@ -16,6 +16,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The proxy and the API allocate a little per request on several threads; mimalloc's
+/// thread-local free lists make that a third of glibc's cost (BENCHMARKS.md, proxy).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// wsd runs AI coding-agent workspaces and gives each exactly the LLM credential it should
 /// have: no more, no other.
 #[derive(Debug, Parser)]

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use futures_util::Stream;
+use http_body::{Frame, SizeHint};
 use serde_json::{Value, json};
 use wsd_core::registry::Protocol;
 use wsd_store::UsageRecord;
@@ -273,6 +274,11 @@ pub struct Metered {
     pub inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
     pub meter: Meter,
     pub state: Arc<AppState>,
+    /// Upstream's `content-length` of a plain answer, passed on so the client gets the same
+    /// framing (and the answer goes out in as few writes as it came in).
+    pub length: Option<u64>,
+    /// Bytes passed on so far.
+    pub sent: u64,
     /// Nothing more to send.
     pub done: bool,
 }
@@ -284,12 +290,12 @@ impl Metered {
         }
     }
 
-    fn fail(&mut self, fault: Fault) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+    fn fail(&mut self, fault: Fault) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         self.done = true;
         let event = self.meter.sse.then(|| self.meter.error_event(fault));
         self.finish(Some(fault));
         if let Some(event) = event {
-            Poll::Ready(Some(Ok(event)))
+            Poll::Ready(Some(Ok(Frame::data(event))))
         } else {
             // A plain answer cannot carry an error after its status: abort the body, so the
             // client sees it incomplete rather than a valid-looking truncated document.
@@ -298,17 +304,25 @@ impl Metered {
     }
 }
 
-impl Stream for Metered {
-    type Item = Result<Bytes, std::io::Error>;
+impl http_body::Body for Metered {
+    type Data = Bytes;
+    type Error = std::io::Error;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         if self.done {
             return Poll::Ready(None);
         }
         match self.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(bytes))) => {
                 self.meter.feed(&bytes);
-                Poll::Ready(Some(Ok(bytes)))
+                self.sent += bytes.len() as u64;
+                // With a known length the server stops asking once it has it all: that is
+                // the end.
+                if self.length == Some(self.sent) {
+                    self.done = true;
+                    self.finish(None);
+                }
+                Poll::Ready(Some(Ok(Frame::data(bytes))))
             }
             Poll::Ready(Some(Err(e))) => self.fail(if e.is_timeout() { Fault::Timeout } else { Fault::Broken }),
             Poll::Ready(None) if !self.meter.complete() => self.fail(Fault::Truncated),
@@ -320,11 +334,21 @@ impl Stream for Metered {
             Poll::Pending => Poll::Pending,
         }
     }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.length.map(SizeHint::with_exact).unwrap_or_default()
+    }
 }
 
 impl Drop for Metered {
     fn drop(&mut self) {
-        self.finish(Some(Fault::ClientGone));
+        // An answer whose every byte went out is complete (an empty one is never polled).
+        let fault = (self.length != Some(self.sent)).then_some(Fault::ClientGone);
+        self.finish(fault);
     }
 }
 

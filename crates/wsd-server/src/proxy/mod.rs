@@ -246,13 +246,15 @@ async fn forward(
     meter.status = i64::from(response.status().as_u16());
     meter.sse = response.headers().get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"));
     let mut builder = Response::builder().status(response.status().as_u16());
-    for name in ["content-type", "request-id", "x-request-id", "anthropic-ratelimit-requests-remaining", "retry-after"] {
+    for name in ["content-type", "content-encoding", "request-id", "x-request-id", "anthropic-ratelimit-requests-remaining", "retry-after"]
+    {
         if let Some(value) = response.headers().get(name)
             && let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value.as_bytes()))
         {
             builder = builder.header(name, value);
         }
     }
-    let stream = Metered { inner: Box::pin(response.bytes_stream()), meter, state: state.clone(), done: false };
-    builder.body(Body::from_stream(stream)).map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "UPSTREAM_INVALID", e.to_string()))
+    let length = if meter.sse { None } else { response.content_length() };
+    let body = Metered { inner: Box::pin(response.bytes_stream()), meter, state: state.clone(), length, sent: 0, done: false };
+    builder.body(Body::new(body)).map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "UPSTREAM_INVALID", e.to_string()))
 }

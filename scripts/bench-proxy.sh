@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Load benchmark of the metering proxy: a fast fake provider called directly, then through
+# wsd, at 1 and 64 connections, with plain and streamed Anthropic Messages answers, against
+# release builds on the embedded SQLite database. The usage token is the one a real
+# provisioned platform workspace received.
+#
+#   scripts/bench-proxy.sh [SECONDS]      (default 10 per run; needs wrk: apt-get install wrk)
+#
+# For each run it prints requests/s and p50/p99 latency; for runs through wsd, also wsd's
+# CPU time per request (from /proc, over the run), and a summary at the end. With
+# WSD_BENCH_PERF=FILE, perf samples wsd during the plain 64-connection run through it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_TO_RUN=${1:-10}
+command -v wrk >/dev/null || { echo "bench-proxy: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+
+cargo build --release --locked -p wsd -p wsd-server --bin wsd --example fake_provider --quiet
+WSD=$PWD/target/release/wsd
+FAKE=$PWD/target/release/examples/fake_provider
+DATA=$(mktemp -d /tmp/wsd-bench-proxy.XXXXXX)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+FAKE_PORT=$(free_port)
+ADMIN=wsd_bench-admin-token-$(date +%s)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$DATA"
+}
+trap cleanup EXIT
+
+"$FAKE" 127.0.0.1:$FAKE_PORT > "$DATA/fake.out" &
+PIDS+=($!)
+cat > "$DATA/wsd.toml" <<TOML
+[platform]
+proxy_base_url = "http://127.0.0.1:$PORT/llm"
+
+[registry.overrides.minimax]
+base_url_anthropic = "http://127.0.0.1:$FAKE_PORT/anthropic"
+
+# The workspace leaves its usage token where this script can read it, then idles.
+[backends.process.commands]
+claude-code = ["sh", "-c", "printf %s \"\$WSD_LLM_USAGE_TOKEN\" > \"\$HOME/usage-token.tmp\" && mv \"\$HOME/usage-token.tmp\" \"\$HOME/usage-token\" && exec sleep 3600"]
+TOML
+WSD_DATA_DIR=$DATA/wsd WSD_ADMIN_TOKEN=$ADMIN WSD_CONFIG=$DATA/wsd.toml "$WSD" serve --listen 127.0.0.1:$PORT --log-format json > "$DATA/stdout" 2> "$DATA/log" &
+WSD_PID=$!
+PIDS+=($WSD_PID)
+for _ in $(seq 100); do grep -q "wsd listening" "$DATA/stdout" 2>/dev/null && grep -q listening "$DATA/fake.out" 2>/dev/null && break; sleep 0.1; done
+
+export WSD_URL=http://127.0.0.1:$PORT WSD_TOKEN=$ADMIN
+printf 'bench-platform-minimax-key' | "$WSD" secret set --platform MINIMAX_API_KEY >/dev/null
+ORG=$("$WSD" org create bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+WS=$("$WSD" ws create --org "$ORG" --name bench --runtime claude-code --model minimax/MiniMax-M2.7 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+"$WSD" ws provision --org "$ORG" "$WS" >/dev/null
+TOKEN_FILE=""
+for _ in $(seq 100); do
+    TOKEN_FILE=$(find "$DATA/wsd/workspaces" -name usage-token 2>/dev/null | head -1)
+    [ -n "$TOKEN_FILE" ] && break
+    sleep 0.1
+done
+[ -n "$TOKEN_FILE" ] || { echo "bench-proxy: the workspace never wrote its usage token" >&2; exit 1; }
+USAGE_TOKEN=$(cat "$TOKEN_FILE")
+
+# One wrk script per (target, streaming).
+script() {  # NAME MODEL STREAM HEADER
+    cat > "$DATA/$1.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"model":"$2","max_tokens":64,"stream":$3,"messages":[{"role":"user","content":"Say hello."}]}'
+wrk.headers["content-type"] = "application/json"
+wrk.headers["anthropic-version"] = "2023-06-01"
+wrk.headers["x-api-key"] = "$4"
+LUA
+}
+script direct-plain MiniMax-M2.7 false bench-platform-minimax-key
+script direct-stream MiniMax-M2.7 true bench-platform-minimax-key
+script proxy-plain minimax/MiniMax-M2.7 false "$USAGE_TOKEN"
+script proxy-stream minimax/MiniMax-M2.7 true "$USAGE_TOKEN"
+DIRECT_URL=http://127.0.0.1:$FAKE_PORT/anthropic/v1/messages
+PROXY_URL=http://127.0.0.1:$PORT/llm/anthropic/v1/messages
+
+# A first proxied call must succeed, or nothing below means anything.
+STATUS=$(curl -s -o "$DATA/first" -w '%{http_code}' -H "x-api-key: $USAGE_TOKEN" -H 'content-type: application/json' \
+    -d '{"model":"minimax/MiniMax-M2.7","max_tokens":8,"messages":[]}' "$PROXY_URL")
+[ "$STATUS" = 200 ] || { echo "bench-proxy: the proxy answered $STATUS: $(cat "$DATA/first")" >&2; exit 1; }
+
+cpu() { awk '{print $14 + $15}' /proc/$WSD_PID/stat; }
+TICKS=$(getconf CLK_TCK)
+SUMMARY=$DATA/summary
+run() {  # NAME URL CONNECTIONS
+    local threads=$(( $3 < 2 ? 1 : 2 ))
+    local before after out
+    before=$(cpu)
+    if [ -n "${WSD_BENCH_PERF:-}" ] && [ "$1" = proxy-plain ] && [ "$3" = 64 ]; then  # optional: sample wsd with perf
+        perf record -e cpu-clock -F 499 -g -p "$WSD_PID" -o "$WSD_BENCH_PERF" -- sleep "$SECONDS_TO_RUN" >/dev/null 2>&1 &
+    fi
+    out=$(wrk -t$threads -c$3 -d"${SECONDS_TO_RUN}s" --latency -s "$DATA/$1.lua" "$2")
+    after=$(cpu)
+    echo "== $1, $3 connection(s)"
+    echo "$out" | grep -E "requests in|Requests/sec|Non-2xx| 50%| 99%|Socket errors" | sed 's/^/   /'
+    python3 - "$1" "$3" "$before" "$after" "$TICKS" "$out" >> "$SUMMARY" <<'PY'
+import re, sys
+name, conns, before, after, ticks, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
+def ms(label):
+    m = re.search(r"^\s*" + label + r"\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    v = float(m.group(1)); return {"us": v / 1000, "ms": v, "s": v * 1000}[m.group(2)]
+requests = int(re.search(r"(\d+) requests in", out).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+cpu_us = (after - before) / ticks * 1e6 / max(requests, 1)
+print(f"{name} {conns} {rps:.0f} {ms('50%'):.3f} {ms('99%'):.3f} {cpu_us:.1f} {'non2xx' if 'Non-2xx' in out or 'Socket errors' in out else 'ok'} {requests}")
+PY
+}
+for mode in plain stream; do
+    for conns in 1 64; do
+        run direct-$mode "$DIRECT_URL" $conns
+        run proxy-$mode "$PROXY_URL" $conns
+    done
+done
+
+echo
+python3 - "$SUMMARY" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, conns, rps, p50, p99, cpu, ok, _ = line.split()
+    rows[(name, int(conns))] = (float(rps), float(p50), float(p99), float(cpu), ok)
+print(f"{'answer':<8}{'conns':>6}{'direct rps':>12}{'proxied rps':>13}{'kept':>7}{'direct p50':>12}{'proxied p50':>13}{'added p50':>11}{'proxied p99':>13}{'wsd CPU/req':>13}")
+for mode in ("plain", "stream"):
+    for conns in (1, 64):
+        d, p = rows[(f"direct-{mode}", conns)], rows[(f"proxy-{mode}", conns)]
+        flag = "" if d[4] == p[4] == "ok" else "  (errors!)"
+        print(f"{mode:<8}{conns:>6}{d[0]:>12.0f}{p[0]:>13.0f}{p[0] / d[0]:>7.0%}{d[1]:>10.3f}ms{p[1]:>11.3f}ms{p[1] - d[1]:>9.3f}ms{p[2]:>11.3f}ms{p[3]:>11.1f}µs{flag}")
+PY
+sleep 0.5  # the ledger's last batch
+ROWS=$(curl -sf -H "Authorization: Bearer $ADMIN" "$WSD_URL/v1/orgs/$ORG/usage" | python3 -c 'import json,sys; print(sum(r["requests"] for r in json.load(sys.stdin)["usage"]))')
+python3 - "$SUMMARY" "$ROWS" <<'PY'
+import sys
+completed = sum(int(line.split()[7]) for line in open(sys.argv[1]) if line.startswith("proxy-")) + 1
+print(f"ledger rows: {sys.argv[2]} for {completed} proxied requests wrk saw complete (requests still in flight when a run ends are metered too)")
+PY
