@@ -4,6 +4,17 @@ use crate::db::{Store, on_write};
 use crate::error::Result;
 use crate::model::UsageRecord;
 
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// Input plus output tokens per (org, UTC day) of `records`.
+fn daily_totals(records: &[UsageRecord]) -> std::collections::BTreeMap<(&str, i64), i64> {
+    let mut totals = std::collections::BTreeMap::new();
+    for r in records {
+        *totals.entry((r.org_id.as_str(), r.at.div_euclid(DAY_MS))).or_insert(0) += r.input_tokens + r.output_tokens;
+    }
+    totals
+}
+
 /// Rows per INSERT statement: 12 parameters each stays far below both databases' limits.
 const ROWS_PER_STATEMENT: usize = 256;
 
@@ -34,6 +45,17 @@ impl Store {
                         .push_bind(&r.request_id);
                 });
                 insert.build().execute(&mut *tx).await?;
+            }
+            for ((org, day), tokens) in daily_totals(records) {
+                sqlx::query(
+                    "INSERT INTO usage_daily (org_id, day, tokens) VALUES ($1, $2, $3)
+                     ON CONFLICT (org_id, day) DO UPDATE SET tokens = usage_daily.tokens + excluded.tokens",
+                )
+                .bind(org)
+                .bind(day)
+                .bind(tokens)
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await?
         });
@@ -190,16 +212,18 @@ impl Store {
     /// An org's budget and the tokens it used in the current period, if it has a budget.
     pub async fn budget_usage(&self, org: &str) -> Result<Option<(Budget, i64)>> {
         let Some(budget) = self.get_budget(org).await? else { return Ok(None) };
-        let used = self.tokens_used_since(org, budget.period.start(crate::db::now_ms())).await?;
+        let used = self.tokens_used_from_day_of(org, budget.period.start(crate::db::now_ms())).await?;
         Ok(Some((budget, used)))
     }
 
-    /// Tokens (input + output) an org used since `from` (unix milliseconds).
-    pub async fn tokens_used_since(&self, org: &str, from: i64) -> Result<i64> {
+    /// Tokens (input + output) an org used from the start of the UTC day that contains
+    /// `from` (unix milliseconds) on. Budget periods start at midnight UTC, so for them this
+    /// is exact; it reads the daily totals, not the ledger.
+    pub async fn tokens_used_from_day_of(&self, org: &str, from: i64) -> Result<i64> {
         let used: Option<i64> = crate::db::on_read!(self, |pool| {
-            sqlx::query_scalar("SELECT CAST(SUM(input_tokens + output_tokens) AS BIGINT) FROM usage_ledger WHERE org_id = $1 AND at >= $2")
+            sqlx::query_scalar("SELECT CAST(SUM(tokens) AS BIGINT) FROM usage_daily WHERE org_id = $1 AND day >= $2")
                 .bind(org)
-                .bind(from)
+                .bind(from.div_euclid(DAY_MS))
                 .fetch_one(pool)
                 .await?
         });

@@ -406,24 +406,33 @@ async fn budgets_and_usage_sums(db: &TestDb) {
         latency_ms: 5,
         request_id: "r".into(),
     };
-    assert_eq!(store.tokens_used_since(&org.id, 0).await.unwrap(), 0);
+    const DAY: i64 = 86_400_000;
+    assert_eq!(store.tokens_used_from_day_of(&org.id, 0).await.unwrap(), 0);
     store.append_usage(&[record(1_000, 10, 5)]).await.unwrap();
-    store.append_usage(&[record(2_000, 20, 7)]).await.unwrap();
-    assert_eq!(store.tokens_used_since(&org.id, 0).await.unwrap(), 42);
-    assert_eq!(store.tokens_used_since(&org.id, 1_500).await.unwrap(), 27);
+    store.append_usage(&[record(DAY + 2_000, 20, 7)]).await.unwrap();
+    assert_eq!(store.tokens_used_from_day_of(&org.id, 0).await.unwrap(), 42);
+    assert_eq!(store.tokens_used_from_day_of(&org.id, DAY + 5_000).await.unwrap(), 27, "whole days from the one containing `from`");
+    assert_eq!(store.tokens_used_from_day_of(&org.id, 2 * DAY).await.unwrap(), 0);
     let summary = store.usage_summary(&org.id, 0, 1_500).await.unwrap();
     assert_eq!((summary.len(), summary[0].requests, summary[0].input_tokens), (1, 1, 10));
     assert_eq!(store.list_audit(Some(&org.id), 0, 100).await.unwrap().iter().filter(|e| e.action == "budget.put").count(), 2);
 
     // A batch larger than one statement lands whole.
-    let batch: Vec<UsageRecord> = (0..600).map(|i| record(3_000 + i, 1, 2)).collect();
+    // Half of it on one day, half on the next.
+    let batch: Vec<UsageRecord> = (0..600).map(|i| record(3 * DAY - 300 + i, 1, 2)).collect();
     store.append_usage(&batch).await.unwrap();
-    assert_eq!(store.tokens_used_since(&org.id, 2_500).await.unwrap(), 1_800);
-    assert_eq!(store.usage_summary(&org.id, 2_500, 10_000).await.unwrap()[0].requests, 600);
+    assert_eq!(store.tokens_used_from_day_of(&org.id, 2 * DAY).await.unwrap(), 1_800);
+    assert_eq!(store.tokens_used_from_day_of(&org.id, 3 * DAY).await.unwrap(), 900);
+    assert_eq!(store.usage_summary(&org.id, 2 * DAY, 4 * DAY).await.unwrap()[0].requests, 600);
+    // Another org's usage is its own.
+    let other = store.create_org("other", "admin").await.unwrap();
+    store.append_usage(&[UsageRecord { org_id: other.id.clone(), ..record(3 * DAY, 1_000, 0) }]).await.unwrap();
+    assert_eq!(store.tokens_used_from_day_of(&org.id, 3 * DAY).await.unwrap(), 900);
+    assert_eq!(store.tokens_used_from_day_of(&other.id, 0).await.unwrap(), 1_000);
     store.append_usage(&[]).await.unwrap();
 
     let latest = store.usage_requests(&org.id, None, 3).await.unwrap();
-    assert_eq!(latest.iter().map(|r| r.at).collect::<Vec<_>>(), [3_599, 3_598, 3_597], "newest first");
+    assert_eq!(latest.iter().map(|r| r.at).collect::<Vec<_>>(), [3 * DAY + 299, 3 * DAY + 298, 3 * DAY + 297], "newest first");
     assert_eq!(latest[0], batch[599]);
     assert_eq!(store.usage_requests(&org.id, Some("w"), 1000).await.unwrap().len(), 602);
     assert!(store.usage_requests(&org.id, Some("other"), 10).await.unwrap().is_empty());
