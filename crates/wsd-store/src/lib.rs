@@ -8,6 +8,7 @@
 //! open (canary); loading a workspace's secrets is all or nothing.
 
 mod audit;
+pub mod calendar;
 mod db;
 mod error;
 pub mod keyfile;

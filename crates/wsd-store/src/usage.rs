@@ -1,10 +1,9 @@
 //! The usage ledger: one row per metered LLM request.
 
+use crate::calendar::{DAY_MS, civil_from_days};
 use crate::db::{Store, on_write};
 use crate::error::Result;
 use crate::model::UsageRecord;
-
-const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// Input plus output tokens per (org, UTC day) of `records`.
 fn daily_totals(records: &[UsageRecord]) -> std::collections::BTreeMap<(&str, i64), i64> {
@@ -141,31 +140,17 @@ impl BudgetPeriod {
 
     /// The start of the period containing `now` (unix milliseconds, UTC).
     pub fn start(self, now: i64) -> i64 {
-        const DAY: i64 = 24 * 3600 * 1000;
-        let day_start = now.div_euclid(DAY) * DAY;
+        let day_start = now.div_euclid(DAY_MS) * DAY_MS;
         match self {
             BudgetPeriod::Day => day_start,
             BudgetPeriod::Month => {
                 // Civil date of `now` (days since 1970-01-01), back to the 1st of its month.
-                let days = now.div_euclid(DAY);
+                let days = now.div_euclid(DAY_MS);
                 let (_, _, day_of_month) = civil_from_days(days);
-                (days - (day_of_month - 1)) * DAY
+                (days - (day_of_month - 1)) * DAY_MS
             }
         }
     }
-}
-
-/// (year, month, day) of a count of days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 impl Store {
@@ -241,8 +226,5 @@ mod tests {
         let now = 1_795_879_800_000;
         assert_eq!(BudgetPeriod::Day.start(now), 1_795_824_000_000); // 2026-11-28T00:00Z
         assert_eq!(BudgetPeriod::Month.start(now), 1_793_491_200_000); // 2026-11-01T00:00Z
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_785), (2026, 11, 28));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }
 }

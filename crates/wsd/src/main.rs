@@ -10,6 +10,7 @@ mod plan_cmd;
 mod registry_cmd;
 mod serve;
 mod settings;
+mod usage_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,6 +89,20 @@ enum Command {
         #[command(subcommand)]
         command: client_cmd::WorkspaceCommand,
     },
+    /// Metered LLM usage of platform-routed workspaces (API client).
+    Usage {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: usage_cmd::UsageCommand,
+    },
+    /// Token budgets per org and period (API client).
+    Budget {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: usage_cmd::BudgetCommand,
+    },
 }
 
 /// Where the registry comes from: a file, or the one shipped in the binary.
@@ -123,6 +138,8 @@ fn main() -> ExitCode {
         Command::Token { connection, command } => client_cmd::token(connection, command),
         Command::Secret { connection, command } => client_cmd::secret(connection, command),
         Command::Ws { connection, command } => client_cmd::workspace(connection, command),
+        Command::Usage { connection, command } => usage_cmd::usage(connection, command),
+        Command::Budget { connection, command } => usage_cmd::budget(connection, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

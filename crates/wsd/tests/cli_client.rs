@@ -181,3 +181,84 @@ fn workspaces_keep_running_across_a_restart_of_wsd_and_stay_manageable() {
     assert!(!alive(), "the restarted wsd stopped the adopted agent");
     server.stop();
 }
+
+/// One raw HTTP/1.1 POST; the answer's status code.
+fn post_status(address: &str, path: &str, headers: &[(&str, &str)], body: &str) -> u16 {
+    use std::io::Read;
+    let mut socket = std::net::TcpStream::connect(address).unwrap();
+    let mut request = format!("POST {path} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\nconnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
+    socket.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).unwrap();
+    answer.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn usage_and_budgets_from_the_command_line() {
+    // The workspace leaves its usage token where the test finds it; the provider is down.
+    let config = r#"
+[platform]
+proxy_base_url = "http://127.0.0.1:9/llm"
+[registry.overrides.minimax]
+base_url_anthropic = "http://127.0.0.1:1/anthropic"
+[backends.process.commands]
+claude-code = ["sh", "-c", "printf %s \"$WSD_LLM_USAGE_TOKEN\" > \"$HOME/usage-token.tmp\" && mv \"$HOME/usage-token.tmp\" \"$HOME/usage-token\" && exec sleep 30"]
+"#;
+    let data = fresh_dir("cli-usage");
+    let server = Server::start_with_config(&data, Some(config));
+    let cli = Cli { server: &server, token: server.admin_token() };
+    let org = cli.json(&["org", "create", "acme"])["id"].as_str().unwrap().to_owned();
+    assert!(cli.run(&["secret", "set", "--platform", "MINIMAX_API_KEY"], Some(CANARY)).status.success());
+    let ws = cli.json(&["ws", "create", "--org", &org, "--name", "dev", "--runtime", "claude-code", "--model", "minimax/MiniMax-M2.7"]);
+    let ws = ws["id"].as_str().unwrap().to_owned();
+    assert_eq!(cli.json(&["ws", "provision", "--org", &org, &ws])["status"], "running");
+    let token_file = data.join("workspaces").join(&ws).join("home").join("usage-token");
+    let mut token = String::new();
+    for _ in 0..200 {
+        if let Ok(t) = std::fs::read_to_string(&token_file) {
+            token = t;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(token.starts_with("wsd_"), "no usage token at {}", token_file.display());
+
+    let body = r#"{"model":"minimax/MiniMax-M2.7","max_tokens":8,"messages":[]}"#;
+    assert_eq!(post_status(&server.address, "/llm/anthropic/v1/messages", &[("x-api-key", &token)], body), 502);
+
+    // The failed call is on record, with its status.
+    let mut requests = serde_json::Value::Null;
+    for _ in 0..100 {
+        requests = cli.json(&["usage", "requests", "--org", &org]);
+        if requests["requests"].as_array().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        (requests["requests"][0]["status"].as_i64(), requests["requests"][0]["workspace_id"].as_str()),
+        (Some(502), Some(ws.as_str()))
+    );
+    let table = stdout(&cli.run(&["usage", "requests", "--org", &org, "--workspace", &ws], None));
+    assert!(table.contains("AT (UTC)") && table.contains("502") && table.contains("MiniMax-M2.7"), "{table}");
+    let summary = stdout(&cli.run(&["usage", "summary", "--org", &org, "--from", "2020-01-01"], None));
+    assert!(summary.starts_with("from 2020-01-01T00:00:00.000Z to ") && summary.contains(&ws), "{summary}");
+    let bad = cli.run(&["usage", "summary", "--org", &org, "--from", "2026-02-30"], None);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("neither a date"));
+
+    // Budgets.
+    let missing = cli.run(&["budget", "show", "--org", &org], None);
+    assert!(!missing.status.success() && String::from_utf8_lossy(&missing.stderr).contains("NOT_FOUND"));
+    let set = stdout(&cli.run(&["budget", "set", "--org", &org, "--period", "month", "--tokens", "1000"], None));
+    assert_eq!(set, format!("org {org}: 0 of 1000 tokens used this month (0.0%); 1000 left\n"));
+    assert_eq!(cli.json(&["budget", "show", "--org", &org])["tokens"], 1000);
+    let bad = cli.run(&["budget", "set", "--org", &org, "--period", "week", "--tokens", "1"], None);
+    assert_eq!(bad.status.code(), Some(2));
+    cli.json(&["ws", "stop", "--org", &org, &ws]);
+    server.stop();
+}

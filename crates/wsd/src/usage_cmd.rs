@@ -1,0 +1,188 @@
+//! `wsd usage …` and `wsd budget …`: what platform-routed workspaces used through the
+//! metering proxy, and the token budgets that cap it. API client commands, like `wsd ws`.
+
+use clap::{Subcommand, ValueEnum};
+use reqwest::Method;
+use serde_json::{Value, json};
+use wsd_store::calendar::{format_utc, parse_date};
+
+use crate::Failure;
+use crate::client::{Client, Connection};
+use crate::plan_cmd::table;
+
+/// A time on the command line: `YYYY-MM-DD` (00:00 UTC that day) or unix milliseconds.
+fn parse_time(text: &str) -> Result<i64, String> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().map_err(|_| format!("`{text}` is too large"));
+    }
+    parse_date(text).ok_or_else(|| format!("`{text}` is neither a date (YYYY-MM-DD, UTC) nor unix milliseconds"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsageCommand {
+    /// Tokens and requests by workspace and model over a time range.
+    ///
+    /// Example: wsd usage summary --org ORG --from 2026-11-01 --to 2026-12-01
+    #[command(verbatim_doc_comment)]
+    Summary {
+        #[arg(long)]
+        org: String,
+        /// Start, inclusive: YYYY-MM-DD (UTC) or unix milliseconds. Default: 30 days ago.
+        #[arg(long, value_parser = parse_time)]
+        from: Option<i64>,
+        /// End, exclusive: YYYY-MM-DD (UTC) or unix milliseconds. Default: now.
+        #[arg(long, value_parser = parse_time)]
+        to: Option<i64>,
+    },
+    /// The latest metered requests, newest first: status, tokens, latency.
+    ///
+    /// Status is upstream's, or for a request that did not finish: 504 the provider went
+    /// silent, 502 its connection or stream broke, 499 the client left.
+    Requests {
+        #[arg(long)]
+        org: String,
+        /// One workspace's requests only.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// How many (at most 1000).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Period {
+    /// The UTC day.
+    Day,
+    /// The calendar month, UTC.
+    Month,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BudgetCommand {
+    /// Cap an org's tokens (input + output) per period (admin token). Past it, the proxy
+    /// answers 402 BUDGET_EXCEEDED before calling the provider.
+    ///
+    /// Example: wsd budget set --org ORG --period month --tokens 50000000
+    #[command(verbatim_doc_comment)]
+    Set {
+        #[arg(long)]
+        org: String,
+        #[arg(long, value_enum)]
+        period: Period,
+        #[arg(long)]
+        tokens: u64,
+    },
+    /// Show an org's budget and what it used this period.
+    Show {
+        #[arg(long)]
+        org: String,
+    },
+}
+
+fn number(value: &Value) -> String {
+    value.as_i64().map_or_else(|| "-".to_owned(), |n| n.to_string())
+}
+
+pub fn usage(connection: Connection, command: UsageCommand) -> Result<(), Failure> {
+    crate::block_on(async move {
+        let client = Client::new(&connection)?;
+        match command {
+            UsageCommand::Summary { org, from, to } => {
+                let mut query = Vec::new();
+                query.extend(from.map(|f| format!("from={f}")));
+                query.extend(to.map(|t| format!("to={t}")));
+                let value = client.call(Method::GET, &format!("/v1/orgs/{org}/usage?{}", query.join("&")), None).await?;
+                if connection.json {
+                    println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+                    return Ok(());
+                }
+                println!("from {} to {}", format_utc(value["from"].as_i64().unwrap_or(0)), format_utc(value["to"].as_i64().unwrap_or(0)));
+                let mut t = table(&["WORKSPACE", "PROVIDER", "MODEL", "REQUESTS", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE"]);
+                for row in value["usage"].as_array().into_iter().flatten() {
+                    t.add_row(vec![
+                        row["workspace_id"].as_str().unwrap_or("-").to_owned(),
+                        row["provider"].as_str().unwrap_or("-").to_owned(),
+                        row["model"].as_str().unwrap_or("-").to_owned(),
+                        number(&row["requests"]),
+                        number(&row["input_tokens"]),
+                        number(&row["output_tokens"]),
+                        number(&row["cache_read_tokens"]),
+                        number(&row["cache_write_tokens"]),
+                    ]);
+                }
+                println!("{t}");
+            }
+            UsageCommand::Requests { org, workspace, limit } => {
+                let mut path = format!("/v1/orgs/{org}/usage/requests?limit={limit}");
+                if let Some(workspace) = workspace {
+                    path.push_str(&format!("&workspace={workspace}"));
+                }
+                let value = client.call(Method::GET, &path, None).await?;
+                if connection.json {
+                    println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+                    return Ok(());
+                }
+                let mut t = table(&["AT (UTC)", "WORKSPACE", "MODEL", "STATUS", "INPUT", "OUTPUT", "LATENCY MS", "REQUEST ID"]);
+                for row in value["requests"].as_array().into_iter().flatten() {
+                    t.add_row(vec![
+                        format_utc(row["at"].as_i64().unwrap_or(0)),
+                        row["workspace_id"].as_str().unwrap_or("-").to_owned(),
+                        row["model"].as_str().unwrap_or("-").to_owned(),
+                        number(&row["status"]),
+                        number(&row["input_tokens"]),
+                        number(&row["output_tokens"]),
+                        number(&row["latency_ms"]),
+                        row["request_id"].as_str().unwrap_or("-").to_owned(),
+                    ]);
+                }
+                println!("{t}");
+            }
+        }
+        Ok(())
+    })
+}
+
+pub fn budget(connection: Connection, command: BudgetCommand) -> Result<(), Failure> {
+    crate::block_on(async move {
+        let client = Client::new(&connection)?;
+        let (value, org) = match command {
+            BudgetCommand::Set { org, period, tokens } => {
+                let period = match period {
+                    Period::Day => "day",
+                    Period::Month => "month",
+                };
+                client.call(Method::PUT, &format!("/v1/orgs/{org}/budget"), Some(json!({"period": period, "tokens": tokens}))).await?;
+                let value = client.call(Method::GET, &format!("/v1/orgs/{org}/budget"), None).await?;
+                (value, org)
+            }
+            BudgetCommand::Show { org } => (client.call(Method::GET, &format!("/v1/orgs/{org}/budget"), None).await?, org),
+        };
+        if connection.json {
+            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            return Ok(());
+        }
+        let (tokens, used) = (value["tokens"].as_i64().unwrap_or(0), value["used"].as_i64().unwrap_or(0));
+        let share = if tokens > 0 { format!("{:.1}%", used as f64 * 100.0 / tokens as f64) } else { "-".to_owned() };
+        println!(
+            "org {org}: {used} of {tokens} tokens used this {} ({share}); {} left",
+            value["period"].as_str().unwrap_or("-"),
+            (tokens - used).max(0)
+        );
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_dates_or_milliseconds() {
+        assert_eq!(parse_time("2026-11-28"), Ok(1_795_824_000_000));
+        assert_eq!(parse_time("1795824000000"), Ok(1_795_824_000_000));
+        assert!(parse_time("2026-02-30").unwrap_err().contains("neither a date"));
+        assert!(parse_time("99999999999999999999").unwrap_err().contains("too large"));
+        assert!(parse_time("").is_err());
+    }
+}
