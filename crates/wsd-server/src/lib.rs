@@ -41,7 +41,6 @@ pub fn router(state: Arc<AppState>) -> Router {
     let proxy = Router::new()
         .route("/llm/anthropic/{*rest}", axum::routing::any(proxy::anthropic))
         .route("/llm/openai/{*rest}", axum::routing::any(proxy::openai))
-        .layer(DefaultBodyLimit::max(proxy::MAX_PROXY_BODY_BYTES))
         .with_state(state.clone());
     Router::new()
         .route("/healthz", get(misc::healthz))

@@ -264,6 +264,18 @@ async fn the_proxy_refuses_what_it_cannot_meter() {
     }
     let r = s.api.client.post(format!("{}/llm/openai/v1/chat/completions", s.api.base)).json(&json!({})).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
+    // A body over 32 MiB: refused with a code, but only once the caller is admitted.
+    let huge = format!("{{\"model\":\"minimax/MiniMax-M2.7\",\"pad\":\"{}\"}}", "x".repeat(33 << 20));
+    let url = format!("{}/llm/anthropic/v1/messages", s.api.base);
+    let r = s.api.client.post(&url).header("x-api-key", "wsd_wrong").body(huge.clone()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = s.api.client.post(&url).header("x-api-key", &s.usage_token).body(huge).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    assert!(r.text().await.unwrap().contains("BODY_TOO_LARGE"));
+    let r = s.api.client.post(&url).header("x-api-key", &s.usage_token).body("{not json").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("INVALID_JSON"));
+
     // The token names one workspace, the request another.
     let r = s
         .api

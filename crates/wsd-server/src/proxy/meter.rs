@@ -10,7 +10,9 @@ use std::time::Instant;
 use axum::body::Bytes;
 use futures_util::Stream;
 use http_body::{Frame, SizeHint};
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::json;
 use wsd_core::registry::Protocol;
 use wsd_store::UsageRecord;
 
@@ -90,6 +92,62 @@ pub struct Usage {
     pub cache_write: i64,
 }
 
+/// The parts of an answer or an event that carry usage or end a stream. Everything else —
+/// the generated content above all — is skipped by the parser, never built.
+#[derive(Debug, Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    usage: Option<TokenUsage>,
+    #[serde(default)]
+    message: Carrier,
+    #[serde(default)]
+    response: Carrier,
+    error: Option<IgnoredAny>,
+}
+
+/// `message` (Anthropic's `message_start`) or `response` (OpenAI Responses events): an
+/// object with usage, or something else (an error's message text) that is ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(untagged)]
+enum Carrier {
+    WithUsage {
+        usage: TokenUsage,
+    },
+    #[default]
+    Other,
+    #[allow(dead_code)]
+    Ignored(IgnoredAny),
+}
+
+impl Carrier {
+    fn usage(&self) -> Option<&TokenUsage> {
+        match self {
+            Carrier::WithUsage { usage } => Some(usage),
+            _ => None,
+        }
+    }
+}
+
+/// Usage as Anthropic (`input_tokens`, `cache_*`) and OpenAI (`prompt_tokens`, or
+/// `input_tokens` on Responses) report it.
+#[derive(Debug, Deserialize)]
+struct TokenUsage {
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+    prompt_tokens: Option<i64>,
+    completion_tokens: Option<i64>,
+    cache_read_input_tokens: Option<i64>,
+    cache_creation_input_tokens: Option<i64>,
+    prompt_tokens_details: Option<CachedTokens>,
+    input_tokens_details: Option<CachedTokens>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CachedTokens {
+    cached_tokens: Option<i64>,
+}
+
 /// Event types after which a stream is complete.
 const FINAL_EVENT_TYPES: &[&str] = &["message_stop", "response.completed", "response.incomplete", "response.failed", "error"];
 
@@ -133,34 +191,26 @@ impl Meter {
         }
     }
 
-    fn absorb(&mut self, event: &Value) {
+    fn absorb(&mut self, event: &Envelope) {
+        let usage = match self.dialect {
+            // `message_start` carries the input side; each `message_delta` the output so far.
+            Dialect::AnthropicMessages if event.kind.as_deref() == Some("message_start") => event.message.usage(),
+            Dialect::AnthropicMessages => event.usage.as_ref(),
+            Dialect::OpenaiChat | Dialect::OpenaiResponses => event.response.usage().or(event.usage.as_ref()),
+        };
+        let Some(usage) = usage else { return };
         let u = &mut self.usage;
-        let set = |slot: &mut i64, value: &Value| {
-            if let Some(n) = value.as_i64() {
+        let set = |slot: &mut i64, value: Option<i64>| {
+            if let Some(n) = value {
                 *slot = n;
             }
         };
-        match self.dialect {
-            Dialect::AnthropicMessages => {
-                // `message_start` carries the input side; each `message_delta` the output so far.
-                let usage = if event["type"] == "message_start" { &event["message"]["usage"] } else { &event["usage"] };
-                set(&mut u.input, &usage["input_tokens"]);
-                set(&mut u.output, &usage["output_tokens"]);
-                set(&mut u.cache_read, &usage["cache_read_input_tokens"]);
-                set(&mut u.cache_write, &usage["cache_creation_input_tokens"]);
-            }
-            Dialect::OpenaiChat | Dialect::OpenaiResponses => {
-                let usage = if event["response"]["usage"].is_object() { &event["response"]["usage"] } else { &event["usage"] };
-                set(&mut u.input, if usage["prompt_tokens"].is_i64() { &usage["prompt_tokens"] } else { &usage["input_tokens"] });
-                set(&mut u.output, if usage["completion_tokens"].is_i64() { &usage["completion_tokens"] } else { &usage["output_tokens"] });
-                let details = if usage["prompt_tokens_details"].is_object() {
-                    &usage["prompt_tokens_details"]
-                } else {
-                    &usage["input_tokens_details"]
-                };
-                set(&mut u.cache_read, &details["cached_tokens"]);
-            }
-        }
+        set(&mut u.input, usage.input_tokens.or(usage.prompt_tokens));
+        set(&mut u.output, usage.output_tokens.or(usage.completion_tokens));
+        set(&mut u.cache_read, usage.cache_read_input_tokens);
+        let details = usage.prompt_tokens_details.as_ref().or(usage.input_tokens_details.as_ref());
+        set(&mut u.cache_read, details.and_then(|d| d.cached_tokens));
+        set(&mut u.cache_write, usage.cache_creation_input_tokens);
     }
 
     /// One `data:` payload of an event stream.
@@ -178,10 +228,9 @@ impl Meter {
         if !interesting {
             return;
         }
-        let Ok(event) = serde_json::from_slice::<Value>(data) else { return };
+        let Ok(event) = serde_json::from_slice::<Envelope>(data) else { return };
         self.absorb(&event);
-        let final_type = event["type"].as_str().is_some_and(|t| FINAL_EVENT_TYPES.contains(&t));
-        if final_type || event["error"].is_object() {
+        if event.kind.as_deref().is_some_and(|t| FINAL_EVENT_TYPES.contains(&t)) || event.error.is_some() {
             self.complete = true;
         }
     }
@@ -246,7 +295,7 @@ impl Meter {
         self.finished = true;
         if !self.sse
             && fault.is_none()
-            && let Ok(body) = serde_json::from_slice::<Value>(&self.buffer)
+            && let Ok(body) = serde_json::from_slice::<Envelope>(&self.buffer)
         {
             self.absorb(&body);
         }
@@ -410,6 +459,15 @@ mod tests {
         let mut failed = meter(Dialect::OpenaiChat, true);
         failed.feed(b"data: {\"error\":{\"message\":\"overloaded\"}}\n\n");
         assert!(failed.complete(), "an error event upstream sent ends the stream");
+        // A Responses error event: `message` is text here, not an object with usage.
+        let mut failed = meter(Dialect::OpenaiResponses, true);
+        failed.feed(b"event: error\ndata: {\"type\":\"error\",\"code\":\"server_error\",\"message\":\"boom\"}\n\n");
+        assert!(failed.complete());
+        // Content that merely mentions usage is not usage.
+        let mut chatty = meter(Dialect::AnthropicMessages, true);
+        chatty.feed(b"data: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"the usage is 5\"}}\n\n");
+        assert_eq!(chatty.usage(), Usage::default());
+        assert!(!chatty.complete());
     }
 
     #[test]

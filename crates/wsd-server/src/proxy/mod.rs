@@ -9,21 +9,22 @@
 
 pub mod gate;
 mod meter;
+mod request;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 use wsd_core::EnvKey;
 use wsd_core::registry::{Protocol, Provider};
 
 use crate::error::ApiError;
 use crate::proxy::gate::UsageGrant;
 use crate::proxy::meter::{Dialect, Fault, Meter, Metered};
+use crate::proxy::request::RequestBody;
 use crate::state::AppState;
 
 /// The largest request body forwarded.
@@ -140,35 +141,31 @@ fn upstream_url(provider: &Provider, surface: Protocol, rest: &str) -> Result<St
     Ok(format!("{base}/{rest}"))
 }
 
-pub async fn anthropic(
-    State(state): State<Arc<AppState>>,
-    Path(rest): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    forward(state, Protocol::Anthropic, rest, method, headers, body).await.unwrap_or_else(IntoResponse::into_response)
+pub async fn anthropic(State(state): State<Arc<AppState>>, Path(rest): Path<String>, request: Request) -> Response {
+    forward(state, Protocol::Anthropic, rest, request).await.unwrap_or_else(IntoResponse::into_response)
 }
 
-pub async fn openai(
-    State(state): State<Arc<AppState>>,
-    Path(rest): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    forward(state, Protocol::Openai, rest, method, headers, body).await.unwrap_or_else(IntoResponse::into_response)
+pub async fn openai(State(state): State<Arc<AppState>>, Path(rest): Path<String>, request: Request) -> Response {
+    forward(state, Protocol::Openai, rest, request).await.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn forward(
-    state: Arc<AppState>,
-    surface: Protocol,
-    rest: String,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
+/// The request body, read only once the caller is admitted: an unknown caller cannot make
+/// the proxy hold 32 MiB.
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_PROXY_BODY_BYTES).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_LARGE", "the request body is over 32 MiB")
+        } else {
+            ApiError::bad_request("BODY_UNREADABLE", "the request body could not be read")
+        }
+    })
+}
+
+async fn forward(state: Arc<AppState>, surface: Protocol, rest: String, request: Request) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
+    let (parts, body) = request.into_parts();
+    let (method, headers) = (parts.method, parts.headers);
     let grant = admit(&state, &headers).await?;
     // Over budget: refused before any upstream call.
     if let Some((budget, used)) = state.gate.over_budget(&state.store, &grant.org, wsd_store::now_ms()).await? {
@@ -178,16 +175,13 @@ async fn forward(
             format!("the org used {used} of its {} tokens this {}", budget.tokens, budget.period.as_str()),
         ));
     }
-    let mut request: Value =
-        serde_json::from_slice(&body).map_err(|_| ApiError::bad_request("INVALID_JSON", "the request body is not valid JSON"))?;
-    let model = request["model"].as_str().ok_or_else(|| ApiError::bad_request("MODEL_REQUIRED", "the request names no model"))?;
-    let (provider, vendor_model) = pick_upstream(&state, model)?;
+    let body = read_body(body).await?;
+    let request = RequestBody::parse(&body)?;
+    let (provider, vendor_model) = pick_upstream(&state, &request.model()?)?;
     let url = upstream_url(provider, surface, &rest)?;
-    request["model"] = Value::String(vendor_model.clone());
     let dialect = Dialect::of(surface, &rest);
-    if request["stream"] == Value::Bool(true) && dialect == Dialect::OpenaiChat {
-        request["stream_options"]["include_usage"] = Value::Bool(true);
-    }
+    // Chat completions report a stream's usage only when asked to.
+    let payload = request.render(&vendor_model, request.streaming() && dialect == Dialect::OpenaiChat);
 
     // The vendor-specific name comes first in `auth_env`: MINIMAX_API_KEY, OPENAI_API_KEY …
     let key_name = provider.auth_env.first().cloned().unwrap_or_else(|| EnvKey::new("API_KEY").expect("valid"));
@@ -212,7 +206,6 @@ async fn forward(
         Protocol::Anthropic => outgoing.header("x-api-key", key.expose()),
         Protocol::Openai => outgoing.bearer_auth(key.expose()),
     };
-    let payload = serde_json::to_vec(&request).unwrap_or_default();
     let sent = outgoing.header("content-type", "application/json").body(payload).send();
     let mut meter = Meter::new(grant.org.clone(), grant.workspace.clone(), provider.name.clone(), vendor_model, dialect);
     meter.started = started;
