@@ -106,3 +106,57 @@ async fn store_with_retries(state: &AppState, rows: &[UsageRecord]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use wsd_core::Registry;
+    use wsd_core::plan::Policy;
+    use wsd_store::keyfile::KeySource;
+    use wsd_store::keyring::Keyring;
+    use wsd_store::{Store, StoreOptions};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn rows_recorded_in_bulk_are_all_stored_by_flush() {
+        let dir = std::env::temp_dir().join(format!("wsd-ledger-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(StoreOptions {
+            url: format!("sqlite://{}/wsd.db?mode=rwc", dir.display()),
+            create_sqlite: true,
+            keyring: Keyring::generate(),
+            key_source: KeySource::Inline,
+            max_connections: 2,
+        })
+        .await
+        .unwrap();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let state = Arc::new(AppState::new(Registry::embedded().unwrap(), store, None, Policy::default()));
+        state.ledger.flush().await;
+        let now = wsd_store::now_ms();
+        // More than one batch's worth, queued at once.
+        for i in 0..2_500 {
+            state.record_usage(UsageRecord {
+                at: now,
+                org_id: "o".into(),
+                workspace_id: format!("w{}", i % 3),
+                provider: "minimax".into(),
+                model: "MiniMax-M2.7".into(),
+                input_tokens: 2,
+                output_tokens: 1,
+                cache_read_tokens: 0,
+                cache_write_tokens: 0,
+                status: 200,
+                latency_ms: 1,
+                request_id: format!("r{i}"),
+            });
+        }
+        state.ledger.flush().await;
+        let summary = state.store.usage_summary("o", now, now + 1).await.unwrap();
+        assert_eq!(summary.iter().map(|s| s.requests).sum::<i64>(), 2_500);
+        assert_eq!(state.store.tokens_used_from_day_of("o", now).await.unwrap(), 7_500);
+    }
+}

@@ -120,3 +120,102 @@ impl Gate {
         self.budgets.lock().unwrap_or_else(|e| e.into_inner()).remove(org);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use wsd_store::keyfile::KeySource;
+    use wsd_store::keyring::Keyring;
+    use wsd_store::{BudgetPeriod, StoreOptions, UsageRecord};
+
+    use super::*;
+
+    const DAY: i64 = 24 * 3600 * 1000;
+
+    async fn store(label: &str) -> Store {
+        let dir = std::env::temp_dir().join(format!("wsd-gate-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Store::open(StoreOptions {
+            url: format!("sqlite://{}/wsd.db?mode=rwc", dir.display()),
+            create_sqlite: true,
+            keyring: Keyring::generate(),
+            key_source: KeySource::Inline,
+            max_connections: 2,
+        })
+        .await
+        .unwrap()
+    }
+
+    fn row(org: &str, tokens: i64) -> UsageRecord {
+        UsageRecord {
+            at: wsd_store::now_ms(),
+            org_id: org.into(),
+            workspace_id: "w".into(),
+            provider: "minimax".into(),
+            model: "MiniMax-M2.7".into(),
+            input_tokens: tokens,
+            output_tokens: 0,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
+            status: 200,
+            latency_ms: 1,
+            request_id: "r".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_budget_standing_counts_local_usage_and_is_read_again_when_stale() {
+        let store = store("budget").await;
+        let org = store.create_org("acme", "test").await.unwrap().id;
+        let gate = Gate::default();
+        let now = wsd_store::now_ms();
+        assert!(gate.over_budget(&store, &org, now).await.unwrap().is_none(), "no budget, never over");
+        store.put_budget(&org, &Budget { period: BudgetPeriod::Day, tokens: 100 }, "test").await.unwrap();
+        assert!(gate.over_budget(&store, &org, now).await.unwrap().is_none(), "the standing without a budget is still trusted");
+        gate.forget_budget(&org);
+        assert!(gate.over_budget(&store, &org, now).await.unwrap().is_none());
+
+        // Metered here, not yet stored: counted at once.
+        gate.charge(&org, 60);
+        assert!(gate.over_budget(&store, &org, now).await.unwrap().is_none());
+        gate.charge(&org, 40);
+        let (budget, used) = gate.over_budget(&store, &org, now).await.unwrap().unwrap();
+        assert_eq!((budget.tokens, used), (100, 100));
+        gate.charge("another-org", 1_000);
+
+        // A new period reads the store again, where nothing was stored.
+        assert!(gate.over_budget(&store, &org, now + DAY).await.unwrap().is_none());
+        // Stored usage shows once the standing is re-read.
+        store.append_usage(&[row(&org, 150)]).await.unwrap();
+        gate.forget_budget(&org);
+        let (_, used) = gate.over_budget(&store, &org, now).await.unwrap().unwrap();
+        assert_eq!(used, 150);
+    }
+
+    #[tokio::test]
+    async fn usage_grants_and_platform_keys_are_remembered_until_forgotten() {
+        let store = store("grants").await;
+        let org = store.create_org("acme", "test").await.unwrap().id;
+        let new = wsd_store::NewWorkspace { name: "dev", runtime: "claude-code", model: "minimax/MiniMax-M2.7" };
+        let workspace = store.create_workspace(&org, &new, "test").await.unwrap().id;
+        let gate = Gate::default();
+        let (id, token) = store.create_token(TokenKind::Usage, Some(&org), Some(&workspace), "usage", "test").await.unwrap();
+        let grant = gate.usage_grant(&store, token.expose()).await.unwrap().unwrap();
+        assert_eq!(*grant, UsageGrant { org: org.clone(), workspace });
+        let (_, api) = store.create_token(TokenKind::Org, Some(&org), None, "api", "test").await.unwrap();
+        assert!(gate.usage_grant(&store, api.expose()).await.unwrap().is_none(), "an API token is no usage token");
+        assert!(gate.usage_grant(&store, "wsd_unknown").await.unwrap().is_none());
+
+        store.revoke_token(Some(&org), &id.id, "test").await.unwrap();
+        assert!(gate.usage_grant(&store, token.expose()).await.unwrap().is_some(), "trusted until forgotten or expired");
+        gate.forget_usage_tokens();
+        assert!(gate.usage_grant(&store, token.expose()).await.unwrap().is_none());
+
+        let key = EnvKey::new("MINIMAX_API_KEY").unwrap();
+        assert!(gate.platform_key(&store, &key).await.unwrap().is_none());
+        store.put_secret(wsd_store::SecretOwner::Platform, &key, &SecretValue::new("canary-gate-key"), "test").await.unwrap();
+        assert!(gate.platform_key(&store, &key).await.unwrap().is_none(), "a missing key is remembered too");
+        gate.forget_platform_keys();
+        assert_eq!(gate.platform_key(&store, &key).await.unwrap().unwrap().expose(), "canary-gate-key");
+    }
+}
