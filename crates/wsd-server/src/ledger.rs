@@ -111,28 +111,13 @@ async fn store_with_retries(state: &AppState, rows: &[UsageRecord]) {
 mod tests {
     use std::sync::Arc;
 
+    use super::*;
     use wsd_core::Registry;
     use wsd_core::plan::Policy;
-    use wsd_store::keyfile::KeySource;
-    use wsd_store::keyring::Keyring;
-    use wsd_store::{Store, StoreOptions};
-
-    use super::*;
 
     #[tokio::test]
     async fn rows_recorded_in_bulk_are_all_stored_by_flush() {
-        let dir = std::env::temp_dir().join(format!("wsd-ledger-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::open(StoreOptions {
-            url: format!("sqlite://{}/wsd.db?mode=rwc", dir.display()),
-            create_sqlite: true,
-            keyring: Keyring::generate(),
-            key_source: KeySource::Inline,
-            max_connections: 2,
-        })
-        .await
-        .unwrap();
+        let store = crate::test_support::temp_store("ledger").await;
         let _ = rustls::crypto::ring::default_provider().install_default();
         let state = Arc::new(AppState::new(Registry::embedded().unwrap(), store, None, Policy::default()));
         state.ledger.flush().await;

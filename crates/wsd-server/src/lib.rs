@@ -22,6 +22,8 @@ pub mod registry_view;
 mod routes;
 mod service;
 pub mod state;
+#[cfg(test)]
+mod test_support;
 
 use std::sync::Arc;
 

@@ -123,28 +123,12 @@ impl Gate {
 
 #[cfg(test)]
 mod tests {
-    use wsd_store::keyfile::KeySource;
-    use wsd_store::keyring::Keyring;
-    use wsd_store::{BudgetPeriod, StoreOptions, UsageRecord};
+    use wsd_store::{BudgetPeriod, UsageRecord};
 
     use super::*;
+    use crate::test_support::temp_store as store;
 
     const DAY: i64 = 24 * 3600 * 1000;
-
-    async fn store(label: &str) -> Store {
-        let dir = std::env::temp_dir().join(format!("wsd-gate-{label}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Store::open(StoreOptions {
-            url: format!("sqlite://{}/wsd.db?mode=rwc", dir.display()),
-            create_sqlite: true,
-            keyring: Keyring::generate(),
-            key_source: KeySource::Inline,
-            max_connections: 2,
-        })
-        .await
-        .unwrap()
-    }
 
     fn row(org: &str, tokens: i64) -> UsageRecord {
         UsageRecord {
