@@ -1,5 +1,5 @@
 //! Prometheus metrics: requests by route and status, request latencies, plan outcomes by
-//! code. Kept in the `AppState` (no process-global recorder), rendered in the text format
+//! code, and the metering proxy's requests and tokens by provider. Kept in the `AppState` (no process-global recorder), rendered in the text format
 //! at `GET /metrics`.
 
 use std::collections::BTreeMap;
@@ -26,6 +26,10 @@ struct Inner {
     requests: BTreeMap<(String, String, u16), u64>,
     latencies: BTreeMap<String, Histogram>,
     plans: BTreeMap<String, u64>,
+    /// (provider, ledger status) → proxied requests.
+    proxied: BTreeMap<(String, i64), u64>,
+    /// (provider, kind) → tokens.
+    tokens: BTreeMap<(String, &'static str), u64>,
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +58,20 @@ impl Metrics {
         *inner.plans.entry(outcome.to_owned()).or_default() += 1;
     }
 
+    /// Counts a metered request: its provider, its ledger status, its tokens.
+    pub fn record_proxied(&self, record: &wsd_store::UsageRecord) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        *inner.proxied.entry((record.provider.clone(), record.status)).or_default() += 1;
+        for (kind, n) in [
+            ("input", record.input_tokens),
+            ("output", record.output_tokens),
+            ("cache_read", record.cache_read_tokens),
+            ("cache_write", record.cache_write_tokens),
+        ] {
+            *inner.tokens.entry((record.provider.clone(), kind)).or_default() += u64::try_from(n).unwrap_or(0);
+        }
+    }
+
     pub fn render(&self) -> String {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
@@ -75,6 +93,16 @@ impl Metrics {
         out.push_str("# HELP wsd_plan_outcomes_total Plans made (ok) or refused, by code.\n# TYPE wsd_plan_outcomes_total counter\n");
         for (code, n) in &inner.plans {
             let _ = writeln!(out, "wsd_plan_outcomes_total{{outcome=\"{code}\"}} {n}");
+        }
+        out.push_str(
+            "# HELP wsd_proxy_requests_total Metered LLM requests by provider and status (499 client left, 502 broken, 504 upstream silent).\n# TYPE wsd_proxy_requests_total counter\n",
+        );
+        for ((provider, status), n) in &inner.proxied {
+            let _ = writeln!(out, "wsd_proxy_requests_total{{provider=\"{provider}\",status=\"{status}\"}} {n}");
+        }
+        out.push_str("# HELP wsd_proxy_tokens_total Metered LLM tokens by provider and kind.\n# TYPE wsd_proxy_tokens_total counter\n");
+        for ((provider, kind), n) in &inner.tokens {
+            let _ = writeln!(out, "wsd_proxy_tokens_total{{provider=\"{provider}\",kind=\"{kind}\"}} {n}");
         }
         out
     }
@@ -102,6 +130,23 @@ mod tests {
         metrics.record_request("GET", "/v1/orgs/{org}", 200, Duration::from_millis(20));
         metrics.record_plan("ok");
         metrics.record_plan("MISSING_BYOK_CREDENTIAL");
+        let record = |status: i64, input: i64| wsd_store::UsageRecord {
+            at: 0,
+            org_id: "o".into(),
+            workspace_id: "w".into(),
+            provider: "minimax".into(),
+            model: "MiniMax-M2.7".into(),
+            input_tokens: input,
+            output_tokens: 3,
+            cache_read_tokens: 0,
+            cache_write_tokens: 1,
+            status,
+            latency_ms: 1,
+            request_id: "r".into(),
+        };
+        metrics.record_proxied(&record(200, 10));
+        metrics.record_proxied(&record(200, 5));
+        metrics.record_proxied(&record(499, 2));
         let text = metrics.render();
         for line in [
             "wsd_http_requests_total{method=\"GET\",route=\"/v1/orgs/{org}\",status=\"200\"} 2",
@@ -112,6 +157,11 @@ mod tests {
             "wsd_http_request_duration_seconds_count{route=\"/v1/orgs/{org}\"} 2",
             "wsd_plan_outcomes_total{outcome=\"MISSING_BYOK_CREDENTIAL\"} 1",
             "wsd_plan_outcomes_total{outcome=\"ok\"} 1",
+            "wsd_proxy_requests_total{provider=\"minimax\",status=\"200\"} 2",
+            "wsd_proxy_requests_total{provider=\"minimax\",status=\"499\"} 1",
+            "wsd_proxy_tokens_total{provider=\"minimax\",kind=\"input\"} 17",
+            "wsd_proxy_tokens_total{provider=\"minimax\",kind=\"output\"} 9",
+            "wsd_proxy_tokens_total{provider=\"minimax\",kind=\"cache_write\"} 3",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
         }

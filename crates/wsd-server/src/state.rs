@@ -56,9 +56,11 @@ impl AppState {
         }
     }
 
-    /// Queues a metered request's ledger row and counts it against the org's budget.
+    /// Queues a metered request's ledger row, counts it against the org's budget and in the
+    /// metrics.
     pub fn record_usage(self: &std::sync::Arc<Self>, record: wsd_store::UsageRecord) {
         self.gate.charge(&record.org_id, record.input_tokens + record.output_tokens);
+        self.metrics.record_proxied(&record);
         self.ledger.record(std::sync::Arc::downgrade(self), record);
     }
 }

@@ -229,6 +229,11 @@ async fn the_proxy_swaps_keys_rewrites_models_and_meters_every_request() {
     assert_eq!(row["cache_read_tokens"], 2 + 2 + 3 + 6);
     assert_eq!(row["cache_write_tokens"], 4);
 
+    // The same, as metrics.
+    let metrics = s.api.client.get(format!("{}/metrics", s.api.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.lines().any(|l| l == "wsd_proxy_requests_total{provider=\"minimax\",status=\"200\"} 5"), "{metrics}");
+    assert!(metrics.lines().any(|l| l == "wsd_proxy_tokens_total{provider=\"minimax\",kind=\"input\"} 73"), "{metrics}");
+
     // The operator replaces the platform key: the next request carries the new one.
     s.api.put("/v1/platform/secrets/MINIMAX_API_KEY", ADMIN, json!({"value": "canary-platform-minimax-key-2"})).await;
     assert_eq!(send(&s, "/llm/anthropic/v1/messages", message.clone(), "x-api-key").await.0, 200);
