@@ -95,7 +95,20 @@ async fn answer(path: &'static str, fake: Fake, headers: HeaderMap, body: String
             });
             event_stream(stream::iter([Ok(Bytes::from(MESSAGE_START))]).chain(pings))
         }
-        (_, "anthropic", false) => axum::Json(json!({"id": "msg_1", "content": [{"type": "text", "text": "hi"}], "usage": {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 2}})).into_response(),
+        (_, "anthropic", false) => (
+            [("request-id", "req_vendor_1")],
+            axum::Json(json!({"id": "msg_1", "content": [{"type": "text", "text": "hi"}], "usage": {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 2}})),
+        )
+            .into_response(),
+        (_, "responses", false) => axum::Json(json!({"id": "resp_1", "output": [], "usage": {"input_tokens": 30, "output_tokens": 11, "input_tokens_details": {"cached_tokens": 4}}})).into_response(),
+        (_, "responses", true) => event_stream(stream::iter(
+            [
+                "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_2\",\"usage\":null}}\n\n",
+                "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n",
+                "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_2\",\"usage\":{\"input_tokens\":31,\"output_tokens\":12,\"input_tokens_details\":{\"cached_tokens\":5}}}}\n\n",
+            ]
+            .map(|s| Ok(Bytes::from(s))),
+        )),
         (_, "anthropic", true) => event_stream(stream::iter([MESSAGE_START, MESSAGE_REST, MESSAGE_STOP].map(|s| Ok(Bytes::from(s))))),
         (_, _, false) => axum::Json(json!({"id": "c1", "choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 9}})).into_response(),
         (_, _, true) => event_stream(stream::iter(
@@ -113,6 +126,7 @@ async fn fake_upstream(fake: Fake) -> String {
     let app = axum::Router::new()
         .route("/anthropic/v1/messages", post(|State(f): State<Fake>, h: HeaderMap, b: String| answer("anthropic", f, h, b)))
         .route("/openai/chat/completions", post(|State(f): State<Fake>, h: HeaderMap, b: String| answer("openai", f, h, b)))
+        .route("/openai/responses", post(|State(f): State<Fake>, h: HeaderMap, b: String| answer("responses", f, h, b)))
         .with_state(fake);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -192,6 +206,7 @@ async fn the_proxy_swaps_keys_rewrites_models_and_meters_every_request() {
         .await
         .unwrap();
     let length = plain.content_length();
+    assert_eq!(plain.headers()["request-id"], "req_vendor_1", "upstream's request id reaches the client");
     assert_eq!(length, Some(plain.bytes().await.unwrap().len() as u64));
     let mut streamed = message.clone();
     streamed["stream"] = json!(true);
@@ -228,6 +243,11 @@ async fn the_proxy_swaps_keys_rewrites_models_and_meters_every_request() {
     assert_eq!(row["output_tokens"], 5 + 5 + 7 + 9 + 8);
     assert_eq!(row["cache_read_tokens"], 2 + 2 + 3 + 6);
     assert_eq!(row["cache_write_tokens"], 4);
+
+    let latest = s.api.get(&format!("/v1/orgs/{}/usage/requests?limit=5", s.org), ADMIN).await.body;
+    let ids: Vec<_> = latest["requests"].as_array().unwrap().iter().map(|r| r["request_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids.iter().filter(|id| *id == "req_vendor_1").count(), 2, "upstream's request id is the row's: {ids:?}");
+    assert!(ids.iter().all(|id| !id.is_empty()));
 
     // The same, as metrics.
     let metrics = s.api.client.get(format!("{}/metrics", s.api.base)).send().await.unwrap().text().await.unwrap();
@@ -326,6 +346,38 @@ async fn an_org_over_its_budget_gets_402_before_any_upstream_call() {
     assert_eq!(send(&s, "/llm/anthropic/v1/messages", json!({"model": "minimax/MiniMax-M2.7", "messages": []}), "x-api-key").await.0, 200);
     let bad = s.api.put(&format!("/v1/orgs/{}/budget", s.org), ADMIN, json!({"period": "week", "tokens": 5})).await;
     assert_eq!(bad.body["error"]["code"], "INVALID_BUDGET");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_api_calls_are_metered_streamed_or_not() {
+    let s = setup().await;
+    let request = json!({"model": "minimax/MiniMax-M2.7", "input": "hi"});
+    let (status, body) = send(&s, "/llm/openai/v1/responses", request.clone(), "authorization").await;
+    assert_eq!((status, body.contains("resp_1")), (200, true), "{body}");
+    let mut streamed = request;
+    streamed["stream"] = json!(true);
+    let (status, body) = send(&s, "/llm/openai/v1/responses", streamed, "authorization").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("response.completed") && !body.contains("event: error"), "a complete stream is left alone: {body}");
+    let seen = s.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().map(|(path, _, body)| (path.as_str(), body["model"].as_str().unwrap())).collect::<Vec<_>>(),
+        [("responses", "MiniMax-M2.7"); 2]
+    );
+    assert!(seen[1].2.get("stream_options").is_none(), "only chat completions are asked for stream usage");
+    let rows = requests(&s, 2).await;
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_i64().unwrap(),
+                r["input_tokens"].as_i64().unwrap(),
+                r["output_tokens"].as_i64().unwrap(),
+                r["cache_read_tokens"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, [(200, 31, 12, 5), (200, 30, 11, 4)]);
 }
 
 /// The ledger rows of the org's latest requests, newest first, once `expected` exist.

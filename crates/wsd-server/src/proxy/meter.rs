@@ -161,6 +161,9 @@ pub struct Meter {
     pub started: Instant,
     /// Upstream's status; the ledger's unless a fault overrides it.
     pub status: i64,
+    /// Upstream's own id of the request (`request-id`, `x-request-id`), so a row can be
+    /// matched with the vendor's records; wsd makes one when upstream gives none.
+    pub request_id: Option<String>,
     pub sse: bool,
     usage: Usage,
     /// A JSON answer, whole; or the unfinished last line of an event stream.
@@ -182,6 +185,7 @@ impl Meter {
             dialect,
             started: Instant::now(),
             status: 0,
+            request_id: None,
             sse: false,
             usage: Usage::default(),
             buffer: Vec::new(),
@@ -311,7 +315,7 @@ impl Meter {
             cache_write_tokens: self.usage.cache_write,
             status: fault.map_or(self.status, Fault::ledger_status),
             latency_ms: self.started.elapsed().as_millis() as i64,
-            request_id: uuid::Uuid::now_v7().to_string(),
+            request_id: self.request_id.take().unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
         })
     }
 }

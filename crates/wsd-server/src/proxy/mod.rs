@@ -237,6 +237,12 @@ async fn forward(state: Arc<AppState>, surface: Protocol, rest: String, request:
         }
     };
     meter.status = i64::from(response.status().as_u16());
+    meter.request_id = ["request-id", "x-request-id"]
+        .iter()
+        .find_map(|name| response.headers().get(*name))
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .map(str::to_owned);
     meter.sse = response.headers().get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"));
     let mut builder = Response::builder().status(response.status().as_u16());
     for name in ["content-type", "content-encoding", "request-id", "x-request-id", "anthropic-ratelimit-requests-remaining", "retry-after"]
