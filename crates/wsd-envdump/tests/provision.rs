@@ -334,7 +334,12 @@ async fn fake_minimax(seen: Arc<std::sync::Mutex<Vec<(String, String, bool)>>>) 
             let seen = seen.clone();
             async move {
                 let body: Value = serde_json::from_str(&body).unwrap();
-                let key = headers.get("x-api-key").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+                // MiniMax takes its key as a bearer token.
+                let key = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().unwrap().strip_prefix("Bearer "))
+                    .map(str::to_owned)
+                    .unwrap_or_default();
                 let attributed = headers.contains_key("x-wsd-workspace-id");
                 seen.lock().unwrap().push((key, body["model"].as_str().unwrap_or_default().to_owned(), attributed));
                 axum::Json(json!({"id": "msg_e2e", "content": [{"type": "text", "text": "hello"}], "usage": {"input_tokens": 31, "output_tokens": 17}}))

@@ -23,7 +23,7 @@ use wsd_store::TokenKind;
 
 const PLATFORM_KEY: &str = "canary-platform-minimax-key-5a1f";
 
-/// What the fake upstream received: (path, credential header, body).
+/// What the fake upstream received: (path, `bearer:KEY` or `x-api-key:KEY`, body).
 type Seen = Arc<Mutex<Vec<(String, String, Value)>>>;
 
 #[derive(Clone, Default)]
@@ -57,11 +57,12 @@ fn event_stream(chunks: impl Stream<Item = Result<Bytes, std::io::Error>> + Send
 /// `hang` goes silent, and `drip` sends a ping every 20 ms until its client leaves.
 async fn answer(path: &'static str, fake: Fake, headers: HeaderMap, body: String) -> axum::response::Response {
     let body: Value = serde_json::from_str(&body).unwrap();
-    let credential = headers
-        .get("x-api-key")
-        .or(headers.get("authorization"))
-        .map(|v| v.to_str().unwrap().trim_start_matches("Bearer ").to_owned())
-        .unwrap_or_default();
+    let credential = match (headers.get("x-api-key"), headers.get("authorization")) {
+        (Some(key), None) => format!("x-api-key:{}", key.to_str().unwrap()),
+        (None, Some(bearer)) => format!("bearer:{}", bearer.to_str().unwrap().strip_prefix("Bearer ").unwrap()),
+        (None, None) => String::new(),
+        (Some(_), Some(_)) => "both".to_owned(),
+    };
     fake.seen.lock().unwrap().push((path.to_owned(), credential, body.clone()));
     let streaming = body["stream"] == true;
     let model = body["model"].as_str().unwrap_or_default().to_owned();
@@ -225,7 +226,8 @@ async fn the_proxy_swaps_keys_rewrites_models_and_meters_every_request() {
     let seen = s.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 5);
     for (_, credential, body) in &seen {
-        assert_eq!(credential, PLATFORM_KEY);
+        // MiniMax takes its key as a bearer token on both surfaces, as Claude Code sends it.
+        assert_eq!(*credential, format!("bearer:{PLATFORM_KEY}"));
         assert_eq!(body["model"], "MiniMax-M2.7");
     }
     assert_eq!(seen[4].2["stream_options"]["include_usage"], true, "streamed chat asks upstream for usage");
@@ -257,7 +259,7 @@ async fn the_proxy_swaps_keys_rewrites_models_and_meters_every_request() {
     // The operator replaces the platform key: the next request carries the new one.
     s.api.put("/v1/platform/secrets/MINIMAX_API_KEY", ADMIN, json!({"value": "canary-platform-minimax-key-2"})).await;
     assert_eq!(send(&s, "/llm/anthropic/v1/messages", message.clone(), "x-api-key").await.0, 200);
-    assert_eq!(s.seen.lock().unwrap().last().unwrap().1, "canary-platform-minimax-key-2");
+    assert_eq!(s.seen.lock().unwrap().last().unwrap().1, "bearer:canary-platform-minimax-key-2");
     s.api.delete("/v1/platform/secrets/MINIMAX_API_KEY", ADMIN).await;
     let (status, body) = send(&s, "/llm/anthropic/v1/messages", message, "x-api-key").await;
     assert_eq!(status, 502);

@@ -18,8 +18,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use wsd_core::EnvKey;
-use wsd_core::registry::{Protocol, Provider};
+use wsd_core::registry::{CredentialSource, Protocol, Provider};
+use wsd_core::{EnvKey, Registry};
 
 use crate::error::ApiError;
 use crate::proxy::gate::UsageGrant;
@@ -128,6 +128,24 @@ fn pick_upstream<'r>(state: &'r AppState, model: &str) -> Result<(&'r Provider, 
     Ok((provider, vendor_model.to_owned()))
 }
 
+/// Whether `provider` takes its key as a bearer token on `surface` (else as `x-api-key`):
+/// the header a runtime of that protocol sends the provider's `auth_token_env` as — the
+/// registry's record of how the vendor is really called — or the protocol's usual one.
+fn key_is_bearer(registry: &Registry, provider: &Provider, surface: Protocol) -> bool {
+    let sent_as = provider.auth_token_env.as_ref().and_then(|env| {
+        registry
+            .runtimes()
+            .filter(|runtime| runtime.protocol == surface)
+            .flat_map(|runtime| runtime.credential_precedence.iter().flatten())
+            .find(|read| matches!(&read.source, CredentialSource::Env(key) if key == env))
+            .map(|read| read.sent_as.as_str())
+    });
+    match sent_as {
+        Some(sent_as) => sent_as.starts_with("Authorization: Bearer"),
+        None => surface == Protocol::Openai,
+    }
+}
+
 fn upstream_url(provider: &Provider, surface: Protocol, rest: &str) -> Result<String, ApiError> {
     let base = provider.base_url(surface).ok_or_else(|| {
         ApiError::bad_request("UNSUPPORTED_SURFACE", format!("provider `{}` has no {} endpoint", provider.name, surface.as_str()))
@@ -202,9 +220,10 @@ async fn forward(state: Arc<AppState>, surface: Protocol, rest: String, request:
             outgoing = outgoing.header(name, value);
         }
     }
-    outgoing = match surface {
-        Protocol::Anthropic => outgoing.header("x-api-key", key.expose()),
-        Protocol::Openai => outgoing.bearer_auth(key.expose()),
+    outgoing = if key_is_bearer(&state.registry, provider, surface) {
+        outgoing.bearer_auth(key.expose())
+    } else {
+        outgoing.header("x-api-key", key.expose())
     };
     let sent = outgoing.header("content-type", "application/json").body(payload).send();
     let mut meter = Meter::new(grant.org.clone(), grant.workspace.clone(), provider.name.clone(), vendor_model, dialect);
@@ -236,6 +255,12 @@ async fn forward(state: Arc<AppState>, surface: Protocol, rest: String, request:
             });
         }
     };
+    respond(state, response, meter)
+}
+
+/// Upstream's answer on its way back: its status and the headers a client needs, and its
+/// body through the meter.
+fn respond(state: Arc<AppState>, response: reqwest::Response, mut meter: Meter) -> Result<Response, ApiError> {
     meter.status = i64::from(response.status().as_u16());
     meter.request_id = ["request-id", "x-request-id"]
         .iter()
@@ -254,6 +279,32 @@ async fn forward(state: Arc<AppState>, surface: Protocol, rest: String, request:
         }
     }
     let length = if meter.sse { None } else { response.content_length() };
-    let body = Metered { inner: Box::pin(response.bytes_stream()), meter, state: state.clone(), length, sent: 0, done: false };
+    let body = Metered { inner: Box::pin(response.bytes_stream()), meter, state, length, sent: 0, done: false };
     builder.body(Body::new(body)).map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "UPSTREAM_INVALID", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_vendor_gets_its_key_the_way_its_runtimes_send_it() {
+        let registry = Registry::embedded().unwrap();
+        let provider = |name: &str| registry.provider(name).unwrap();
+        // claude-code sends ANTHROPIC_AUTH_TOKEN as a bearer token, ANTHROPIC_API_KEY as x-api-key.
+        assert!(key_is_bearer(&registry, provider("minimax"), Protocol::Anthropic));
+        assert!(key_is_bearer(&registry, provider("moonshot"), Protocol::Anthropic));
+        assert!(!key_is_bearer(&registry, provider("anthropic-api"), Protocol::Anthropic));
+        assert!(key_is_bearer(&registry, provider("openai-api"), Protocol::Openai));
+        assert!(key_is_bearer(&registry, provider("minimax"), Protocol::Openai));
+    }
+
+    #[test]
+    fn openai_paths_join_the_versioned_base() {
+        let registry = Registry::embedded().unwrap();
+        let openai = registry.provider("openai-api").unwrap();
+        assert_eq!(upstream_url(openai, Protocol::Openai, "v1/chat/completions").unwrap(), "https://api.openai.com/v1/chat/completions");
+        let minimax = registry.provider("minimax").unwrap();
+        assert!(upstream_url(minimax, Protocol::Anthropic, "v1/messages").unwrap().ends_with("/anthropic/v1/messages"));
+    }
 }
