@@ -2,6 +2,7 @@
 //! body, or server-sent events as they pass), whether a stream reached its end, and exactly
 //! one ledger row per request however it ended.
 
+use std::borrow::Cow;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -13,6 +14,7 @@ use http_body::{Frame, SizeHint};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::json;
+use serde_json::value::RawValue;
 use wsd_core::registry::Protocol;
 use wsd_store::UsageRecord;
 
@@ -95,43 +97,32 @@ pub struct Usage {
 /// The parts of an answer or an event that carry usage or end a stream. Everything else —
 /// the generated content above all — is skipped by the parser, never built.
 #[derive(Debug, Deserialize)]
-struct Envelope {
-    #[serde(rename = "type")]
-    kind: Option<String>,
+struct Envelope<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
     usage: Option<TokenUsage>,
-    #[serde(default)]
-    message: Carrier,
-    #[serde(default)]
-    response: Carrier,
+    /// Anthropic's `message_start` carries usage in `message`, OpenAI Responses events in
+    /// `response`; elsewhere these may be anything (an error's `message` is text). Kept
+    /// unparsed until asked.
+    #[serde(borrow)]
+    message: Option<&'a RawValue>,
+    #[serde(borrow)]
+    response: Option<&'a RawValue>,
     error: Option<IgnoredAny>,
 }
 
-/// `message` (Anthropic's `message_start`) or `response` (OpenAI Responses events): an
-/// object with usage, or something else (an error's message text) that is ignored.
-#[derive(Debug, Default, Deserialize)]
-#[serde(untagged)]
-enum Carrier {
-    WithUsage {
-        usage: TokenUsage,
-    },
-    #[default]
-    Other,
-    #[allow(dead_code)]
-    Ignored(IgnoredAny),
-}
-
-impl Carrier {
-    fn usage(&self) -> Option<&TokenUsage> {
-        match self {
-            Carrier::WithUsage { usage } => Some(usage),
-            _ => None,
-        }
+/// An object's `usage`, if it is an object with one.
+fn nested_usage(raw: Option<&RawValue>) -> Option<TokenUsage> {
+    #[derive(Deserialize)]
+    struct WithUsage {
+        usage: Option<TokenUsage>,
     }
+    serde_json::from_str::<WithUsage>(raw?.get()).ok()?.usage
 }
 
 /// Usage as Anthropic (`input_tokens`, `cache_*`) and OpenAI (`prompt_tokens`, or
 /// `input_tokens` on Responses) report it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct TokenUsage {
     input_tokens: Option<i64>,
     output_tokens: Option<i64>,
@@ -143,7 +134,7 @@ struct TokenUsage {
     input_tokens_details: Option<CachedTokens>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct CachedTokens {
     cached_tokens: Option<i64>,
 }
@@ -198,9 +189,9 @@ impl Meter {
     fn absorb(&mut self, event: &Envelope) {
         let usage = match self.dialect {
             // `message_start` carries the input side; each `message_delta` the output so far.
-            Dialect::AnthropicMessages if event.kind.as_deref() == Some("message_start") => event.message.usage(),
-            Dialect::AnthropicMessages => event.usage.as_ref(),
-            Dialect::OpenaiChat | Dialect::OpenaiResponses => event.response.usage().or(event.usage.as_ref()),
+            Dialect::AnthropicMessages if event.kind.as_deref() == Some("message_start") => nested_usage(event.message),
+            Dialect::AnthropicMessages => event.usage.clone(),
+            Dialect::OpenaiChat | Dialect::OpenaiResponses => nested_usage(event.response).or_else(|| event.usage.clone()),
         };
         let Some(usage) = usage else { return };
         let u = &mut self.usage;
@@ -297,9 +288,10 @@ impl Meter {
             return None;
         }
         self.finished = true;
+        let answer = std::mem::take(&mut self.buffer);
         if !self.sse
             && fault.is_none()
-            && let Ok(body) = serde_json::from_slice::<Envelope>(&self.buffer)
+            && let Ok(body) = serde_json::from_slice::<Envelope>(&answer)
         {
             self.absorb(&body);
         }
