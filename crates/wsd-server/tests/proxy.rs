@@ -382,6 +382,21 @@ async fn responses_api_calls_are_metered_streamed_or_not() {
     assert_eq!(got, [(200, 31, 12, 5), (200, 30, 11, 4)]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_before_the_answer_starts_is_recorded() {
+    let s = setup().await;
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
+    let r = impatient
+        .post(format!("{}/llm/anthropic/v1/messages", s.api.base))
+        .header("x-api-key", &s.usage_token)
+        .json(&message("slow", false))
+        .send()
+        .await;
+    assert!(r.unwrap_err().is_timeout());
+    let rows = requests(&s, 1).await;
+    assert_eq!((rows[0]["model"].as_str(), rows[0]["status"].as_i64()), (Some("slow"), Some(499)));
+}
+
 /// The ledger rows of the org's latest requests, newest first, once `expected` exist.
 async fn requests(setup: &Setup, expected: usize) -> Vec<Value> {
     for _ in 0..200 {

@@ -312,6 +312,32 @@ impl Meter {
     }
 }
 
+/// A meter while the request waits for upstream's answer. If the wait is abandoned — the
+/// client went away and the server dropped the request — the row is still written (499).
+pub struct PendingMeter {
+    meter: Option<Meter>,
+    state: Arc<AppState>,
+}
+
+impl PendingMeter {
+    pub fn new(meter: Meter, state: Arc<AppState>) -> Self {
+        Self { meter: Some(meter), state }
+    }
+
+    /// The answer came (or failed): the meter goes on with it.
+    pub fn take(mut self) -> Meter {
+        self.meter.take().expect("a pending meter is taken once")
+    }
+}
+
+impl Drop for PendingMeter {
+    fn drop(&mut self) {
+        if let Some(record) = self.meter.as_mut().and_then(|meter| meter.finish(Some(Fault::ClientGone))) {
+            self.state.record_usage(record);
+        }
+    }
+}
+
 /// The upstream body on its way back, metered as it passes. The row is written at its end,
 /// when it breaks, or when the client goes away early (the body is dropped, which also
 /// drops, and so cancels, the upstream request).

@@ -23,7 +23,7 @@ use wsd_core::{EnvKey, Registry};
 
 use crate::error::ApiError;
 use crate::proxy::gate::UsageGrant;
-use crate::proxy::meter::{Dialect, Fault, Meter, Metered};
+use crate::proxy::meter::{Dialect, Fault, Meter, Metered, PendingMeter};
 use crate::proxy::request::RequestBody;
 use crate::state::AppState;
 
@@ -228,7 +228,10 @@ async fn forward(state: Arc<AppState>, surface: Protocol, rest: String, request:
     let sent = outgoing.header("content-type", "application/json").body(payload).send();
     let mut meter = Meter::new(grant.org.clone(), grant.workspace.clone(), provider.name.clone(), vendor_model, dialect);
     meter.started = started;
-    let response = match tokio::time::timeout(upstream.upstream_timeout, sent).await {
+    let pending = PendingMeter::new(meter, state.clone());
+    let answer = tokio::time::timeout(upstream.upstream_timeout, sent).await;
+    let mut meter = pending.take();
+    let response = match answer {
         Ok(Ok(response)) => response,
         failed => {
             let (fault, connect) = match failed {
