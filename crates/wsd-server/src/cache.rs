@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Entries kept at most; beyond it expired entries go, then everything.
-const CAPACITY: usize = 10_000;
+const CAPACITY: usize = 100_000;
 
 #[derive(Debug)]
 pub struct TtlCache<K, V> {
