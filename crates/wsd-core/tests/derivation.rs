@@ -99,3 +99,22 @@ fn explanations_name_model_provider_and_runtime() {
     let d = derive(registry(), "claude-code", "kimi-latest", &keys(&[])).unwrap();
     assert_eq!(d.explain("kimi-latest"), "`kimi-latest` matches the model pattern of provider `kimi-coding` of runtime `claude-code`");
 }
+
+#[test]
+fn a_namespace_naming_the_provider_is_not_part_of_the_vendors_model_id() {
+    let id = |provider: &str, model: &str| registry().provider(provider).unwrap().vendor_model_id(model).to_owned();
+    // By the provider's name or its upstream vendor, with `:` or `/`.
+    assert_eq!(id("moonshot", "moonshot/kimi-k2.6"), "kimi-k2.6");
+    assert_eq!(id("moonshot", "moonshot:kimi-k2.6"), "kimi-k2.6");
+    assert_eq!(id("openai-api", "openai-api:gpt-5.4"), "gpt-5.4");
+    assert_eq!(id("openai-api", "openai/gpt-5.4"), "gpt-5.4");
+    assert_eq!(id("zai", "zai:glm-4.6"), "glm-4.6");
+    // Only the first separator splits: the rest is the vendor's (OpenRouter's ids hold a `/`).
+    assert_eq!(id("openrouter", "openrouter:anthropic/claude-sonnet-4.5"), "anthropic/claude-sonnet-4.5");
+    // Anything else is the vendor's id already.
+    assert_eq!(id("moonshot", "moonshot-v1-8k"), "moonshot-v1-8k");
+    assert_eq!(id("moonshot", "kimi-k2.6"), "kimi-k2.6");
+    assert_eq!(id("moonshot", "minimax/kimi-k2.6"), "minimax/kimi-k2.6");
+    assert_eq!(id("moonshot", "moonshot/"), "moonshot/");
+    assert_eq!(id("minimax", "MiniMax-M2.7"), "MiniMax-M2.7");
+}

@@ -62,3 +62,14 @@ fn hermes_on_minimax() {
 fn openclaw_on_groq_with_the_users_own_key() {
     check("openclaw_groq_workspace_key", "openclaw", "groq:llama-3.3-70b", &["OPENAI_API_KEY"], &["GROQ_API_KEY"], false);
 }
+
+#[test]
+fn claude_code_on_a_namespaced_moonshot_model() {
+    // Claude Code sends ANTHROPIC_MODEL to Moonshot as written: it gets Moonshot's own id.
+    check("claude_code_moonshot_namespaced", "claude-code", "moonshot/kimi-k2.6", &["MOONSHOT_API_KEY"], &[], true);
+}
+
+#[test]
+fn codex_on_a_namespaced_openai_api_model() {
+    check("codex_openai_api_namespaced", "codex", "openai-api:gpt-5.4", &["OPENAI_API_KEY"], &[], true);
+}

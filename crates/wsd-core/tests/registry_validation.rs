@@ -32,6 +32,7 @@ runtimes:
   agent:
     display_name: Agent
     protocol: anthropic
+    model_ids: vendor
     credential_precedence:
       - - { env: AGENT_KEY, sent_as: "x-api-key" }
     base_url_env: AGENT_BASE_URL

@@ -29,7 +29,7 @@ pub fn runtimes(registry: &Registry) -> Value {
                 r.credential_precedence.iter().map(|tier| tier.iter().map(|c| c.source.to_string()).collect()).collect();
             json!({
                 "name": r.name, "display_name": r.display_name, "protocol": r.protocol,
-                "verified_versions": r.verified_versions, "model_env": r.model_env, "hardening_env": r.hardening_env,
+                "verified_versions": r.verified_versions, "model_ids": r.model_ids, "model_env": r.model_env, "hardening_env": r.hardening_env,
                 "credential_precedence": precedence, "base_url_env": r.base_url_env, "default_base_url": r.default_base_url,
                 "projection": projection(&r.projection), "providers": natives,
             })

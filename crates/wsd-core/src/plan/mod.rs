@@ -30,7 +30,7 @@ pub use report::{EnvReport, ErrorReport, FileReport, PlanReport};
 use crate::derive::{Derivation, derive_with};
 use crate::env_key::{EnvKey, join_keys};
 use crate::error::PlanError;
-use crate::registry::{AuthMode, KeyClass, Projection, Provider, Registry, Runtime};
+use crate::registry::{AuthMode, KeyClass, ModelIds, Projection, Provider, Registry, Runtime};
 use output::Reason as DecisionReason;
 
 /// Plans the environment of `workspace`. See the module documentation.
@@ -79,7 +79,7 @@ pub fn plan(
     let derivation = derive_with(registry, &workspace.runtime, &workspace.model, |key| effective.contains_key(key))?;
     let (runtime, provider) = (derivation.runtime, derivation.provider);
 
-    let fixed = fixed_settings(runtime, &workspace.model);
+    let fixed = fixed_settings(runtime, provider, &workspace.model);
     let mut planner = Planner { registry, workspace, runtime, provider, effective, fixed, draft };
     planner.route_inputs();
 
@@ -155,13 +155,27 @@ fn final_decisions(mut decisions: Vec<Decision>) -> Vec<Decision> {
     out
 }
 
+/// The model id the runtime is given: the vendor's own id when the runtime passes it to a
+/// BYOK provider as written (`moonshot/kimi-k2.6` → `kimi-k2.6`); as stored otherwise — the
+/// metering proxy needs the platform's `vendor/` namespace, and some runtimes resolve
+/// `provider:model` ids themselves.
+pub(crate) fn runtime_model<'m>(runtime: &Runtime, provider: &Provider, model: &'m str) -> &'m str {
+    if !provider.platform && runtime.model_ids == ModelIds::Vendor { provider.vendor_model_id(model) } else { model }
+}
+
 /// The settings wsd always writes: the model and the runtime's hardening env.
-fn fixed_settings(runtime: &Runtime, model: &str) -> SortedVecMap<EnvKey, (String, String)> {
+fn fixed_settings(runtime: &Runtime, provider: &Provider, model: &str) -> SortedVecMap<EnvKey, (String, String)> {
     let mut fixed = SortedVecMap::default();
     let model_key = EnvKey::new(MODEL_ENV).expect("MODEL_ENV is a valid env name");
     fixed.insert(model_key, (model.to_owned(), "the workspace's model".to_owned()));
+    let given = runtime_model(runtime, provider, model);
+    let reason = if given == model {
+        format!("the workspace's model, where {} reads it", runtime.name)
+    } else {
+        format!("the workspace's model as provider `{}` names it, where {} reads it", provider.name, runtime.name)
+    };
     for key in &runtime.model_env {
-        fixed.insert(key.clone(), (model.to_owned(), format!("the workspace's model, where {} reads it", runtime.name)));
+        fixed.insert(key.clone(), (given.to_owned(), reason.clone()));
     }
     for (key, value) in &runtime.hardening_env {
         fixed.insert(key.clone(), (value.clone(), format!("hardening setting of {}", runtime.name)));
@@ -368,10 +382,10 @@ impl Planner<'_> {
                     self.draft
                         .files
                         .push(PlanFile { path: login_file.clone(), content: FileContent::Secret { key: source.clone(), origin } });
-                    CodexConfig { model: self.workspace.model.clone(), provider: None }
+                    CodexConfig { model: runtime_model(runtime, provider, &self.workspace.model).to_owned(), provider: None }
                 } else {
                     CodexConfig {
-                        model: self.workspace.model.clone(),
+                        model: runtime_model(runtime, provider, &self.workspace.model).to_owned(),
                         provider: Some(CodexProvider {
                             id: provider.name.clone(),
                             display_name: provider.display_name.clone(),

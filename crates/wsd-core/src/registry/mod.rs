@@ -87,6 +87,29 @@ impl Provider {
     pub fn accepts(&self, key: &EnvKey) -> bool {
         self.auth_env.contains(key)
     }
+
+    /// The id this provider knows `model` by: without a leading `NAMESPACE:` or
+    /// `NAMESPACE/` when the namespace names this provider (its `name` or its
+    /// `upstream_vendor`): `moonshot/kimi-k2.6` → `kimi-k2.6`, `zai:glm-4.6` → `glm-4.6`.
+    /// Any other id is the vendor's already (`moonshot-v1-8k`, `MiniMax-M2.7`).
+    pub fn vendor_model_id<'m>(&self, model: &'m str) -> &'m str {
+        let Some(split) = model.find([':', '/']) else { return model };
+        let (namespace, id) = (&model[..split], &model[split + 1..]);
+        let names_this = namespace == self.name || self.upstream_vendor.as_deref() == Some(namespace);
+        if names_this && !id.is_empty() { id } else { model }
+    }
+}
+
+/// How a runtime passes the model id on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelIds {
+    /// As written, to the provider's API (Claude Code's `ANTHROPIC_MODEL`, Codex's `model`):
+    /// wsd writes the vendor's id.
+    Vendor,
+    /// Read by the runtime, which resolves a `provider:model` id itself: wsd writes the id as
+    /// the workspace has it.
+    Namespaced,
 }
 
 /// Where a runtime reads a credential from.
@@ -147,6 +170,7 @@ pub struct Runtime {
     pub display_name: String,
     pub protocol: Protocol,
     pub verified_versions: Vec<String>,
+    pub model_ids: ModelIds,
     pub model_env: Vec<EnvKey>,
     pub hardening_env: BTreeMap<EnvKey, String>,
     /// Ordered tiers: the first tier with any credential present wins and every present

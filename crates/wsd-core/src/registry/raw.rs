@@ -49,6 +49,7 @@ pub(super) struct RawRuntime {
     pub protocol: super::Protocol,
     #[serde(default)]
     pub verified_versions: Vec<String>,
+    pub model_ids: super::ModelIds,
     #[serde(default)]
     pub model_env: Vec<EnvKey>,
     #[serde(default)]

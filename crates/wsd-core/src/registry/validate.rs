@@ -384,6 +384,7 @@ fn build_runtime(
         display_name: raw.display_name,
         protocol: raw.protocol,
         verified_versions: raw.verified_versions,
+        model_ids: raw.model_ids,
         model_env: raw.model_env,
         hardening_env: raw.hardening_env,
         credential_precedence,
