@@ -1,7 +1,7 @@
 //! The process backend (the embedded default): each workspace is a child process with
 //! `env_clear()` plus exactly the planned env, `HOME` set to its own directory (where the
 //! plan's files are written with mode 0600), its output appended to a log kept under a size
-//! cap (emptied, with a marker line, when it grows over).
+//! cap (cut to its newest lines, after a marker line, when it grows over).
 //!
 //! Children run in their own process group, so they outlive a restart of wsd (an upgrade
 //! does not kill the agents). An instance id records the pid and its start time; after a
@@ -105,13 +105,26 @@ impl ProcessBackend {
 /// How often a running child's log is checked against the cap.
 const LOG_CHECK_EVERY: Duration = Duration::from_millis(200);
 
-/// Empties a log that grew over `cap`, leaving a line that says so. The child appends, so
-/// its next writes land at the new end.
+/// Cuts a log that grew over `cap` down to its newest lines (at most half the cap), after a
+/// line that says so. The child and this both append, so nothing the child writes meanwhile
+/// is overwritten; at worst a line it writes during the cut lands before the kept tail.
 fn cap_log(path: &Path, cap: u64) {
-    if std::fs::metadata(path).is_ok_and(|m| m.len() > cap)
-        && let Ok(mut file) = std::fs::OpenOptions::new().write(true).truncate(true).open(path)
-    {
-        let _ = std::io::Write::write_all(&mut file, format!("[wsd: output over {cap} bytes was dropped]\n").as_bytes());
+    use std::io::{Read, Seek, SeekFrom, Write};
+    if !std::fs::metadata(path).is_ok_and(|m| m.len() > cap) {
+        return;
+    }
+    let Ok(mut file) = std::fs::OpenOptions::new().read(true).append(true).open(path) else { return };
+    let keep = i64::try_from(cap / 2).unwrap_or(i64::MAX);
+    let mut tail = Vec::new();
+    if file.seek(SeekFrom::End(-keep)).is_err() || file.read_to_end(&mut tail).is_err() {
+        return;
+    }
+    // From the first whole line on.
+    let start = tail.iter().position(|&b| b == b'\n').map_or(tail.len(), |i| i + 1);
+    let mut kept = format!("[wsd: earlier output over {cap} bytes was dropped]\n").into_bytes();
+    kept.extend_from_slice(&tail[start..]);
+    if file.set_len(0).is_ok() {
+        let _ = file.write_all(&kept);
     }
 }
 
