@@ -64,4 +64,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn status<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, InstanceStatus>;
     /// The last `tail` lines of a workspace's output.
     fn logs<'a>(&'a self, workspace_id: &'a str, tail: usize) -> BoxFuture<'a, Result<String, BackendError>>;
+    /// Takes over an instance a previous run of wsd started: whatever this backend does for
+    /// the instances it starts itself while they run (the process backend: keeping the log
+    /// under its cap). Reports whether the instance still runs.
+    fn adopt<'a>(&'a self, workspace_id: &'a str, instance: &'a str) -> BoxFuture<'a, bool>;
 }

@@ -38,6 +38,12 @@ pub struct ProcessBackend {
     exits: Arc<Mutex<HashMap<String, Option<i32>>>>,
 }
 
+/// Whether the process an instance id names still runs: its pid exists with the recorded
+/// start time (so a reused pid is not mistaken for it).
+fn runs(instance: &str) -> bool {
+    parse_instance(instance).is_some_and(|(pid, started)| start_time(pid) == Some(started))
+}
+
 fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
@@ -70,7 +76,7 @@ impl ProcessBackend {
     }
 
     fn alive(&self, instance: &str) -> bool {
-        parse_instance(instance).is_some_and(|(pid, started)| start_time(pid) == Some(started))
+        runs(instance)
     }
 
     async fn prepare(&self, launch: &Launch) -> Result<(PathBuf, std::fs::File), BackendError> {
@@ -211,6 +217,26 @@ impl Backend for ProcessBackend {
                 Some(_) if self.alive(instance) => InstanceStatus::Running,
                 Some(_) => InstanceStatus::Exited { code: None },
             }
+        })
+    }
+
+    fn adopt<'a>(&'a self, workspace_id: &'a str, instance: &'a str) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            if !safe_relative(workspace_id) || !self.alive(instance) {
+                return false;
+            }
+            // Not this process's child: no exit code to wait for, so its pid is watched.
+            let (log_path, cap) = (self.workspace_dir(workspace_id).join("output.log"), self.options.log_cap_bytes);
+            let watched = instance.to_owned();
+            tokio::spawn(async move {
+                while runs(&watched) {
+                    cap_log(&log_path, cap);
+                    tokio::time::sleep(LOG_CHECK_EVERY).await;
+                }
+                cap_log(&log_path, cap);
+            });
+            tracing::info!(workspace = %workspace_id, %instance, "workspace adopted");
+            true
         })
     }
 

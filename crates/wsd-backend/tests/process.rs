@@ -98,3 +98,34 @@ async fn bad_launches_are_refused_before_anything_runs() {
     let e = backend.start(launch("w7", &["/nonexistent/agent"])).await.unwrap_err().to_string();
     assert!(e.contains("cannot start `/nonexistent/agent`"), "{e}");
 }
+
+/// The start time `/proc` records for a pid (field 22), as the instance id carries it.
+fn start_time_of(pid: u32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(19).unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_workspace_keeps_its_log_under_the_cap() {
+    // A process a previous run of wsd started: it writes into its log on its own.
+    let backend = backend("adopt-log");
+    let dir = std::env::temp_dir().join(format!("wsd-backend-adopt-log-{}", std::process::id())).join("w9");
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("output.log")).unwrap();
+    let mut child = std::process::Command::new("sh").args(["-c", "sleep 0.3; seq 1 2000; exec sleep 30"]).stdout(log).spawn().unwrap();
+    let instance = format!("process:{}:{}", child.id(), start_time_of(child.id()));
+    assert!(backend.adopt("w9", &instance).await);
+    let mut logs = String::new();
+    for _ in 0..200 {
+        logs = backend.logs("w9", 1000).await.unwrap();
+        if logs.ends_with("\n2000") && logs.starts_with("[wsd: earlier output") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(logs.starts_with("[wsd: earlier output over 64 bytes was dropped]\n") && logs.ends_with("\n2000"), "{logs}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!backend.adopt("w9", &instance).await, "a process that is gone is not adopted");
+    assert!(!backend.adopt("../w9", &instance).await);
+}

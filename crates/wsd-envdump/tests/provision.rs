@@ -417,3 +417,26 @@ async fn a_platform_workspace_calls_the_proxy_with_its_env_and_is_metered() {
     );
     assert_eq!((row["input_tokens"].as_i64(), row["output_tokens"].as_i64()), (Some(31), Some(17)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starting_server_takes_over_the_workspaces_left_running() {
+    let world = World::new("adopt").await;
+    assert_eq!(wsd_server::adopt_running(&world.state).await.unwrap(), (0, 0));
+    let (_, org) = world.call(Method::POST, "/v1/orgs", Some(json!({"name": "acme"}))).await;
+    let org = org["id"].as_str().unwrap().to_owned();
+    world.call(Method::PUT, &format!("/v1/orgs/{org}/secrets/MINIMAX_API_KEY"), Some(json!({"value": MINIMAX}))).await;
+    let mut instances = Vec::new();
+    for name in ["a", "b"] {
+        let body = json!({"name": name, "runtime": "claude-code", "model": "MiniMax-M2.7"});
+        let (_, ws) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces"), Some(body)).await;
+        let (status, running) =
+            world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{}/provision", ws["id"].as_str().unwrap()), None).await;
+        assert_eq!(status, StatusCode::OK, "{running}");
+        instances.push(running["instance_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(wsd_server::adopt_running(&world.state).await.unwrap(), (2, 0));
+    // One of them ends while no wsd watches: it is not taken over.
+    world.state.runner.as_ref().unwrap().backend.stop(&instances[0]).await.unwrap();
+    assert_eq!(wsd_server::adopt_running(&world.state).await.unwrap(), (1, 1));
+    world.state.runner.as_ref().unwrap().backend.stop(&instances[1]).await.unwrap();
+}

@@ -33,6 +33,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 
 use crate::error::ApiError;
+pub use crate::lifecycle::adopt_running;
 use crate::routes::{misc, orgs, secrets, workspaces};
 pub use crate::state::{AppState, Runner};
 

@@ -192,6 +192,25 @@ pub async fn stop_before_delete(state: &AppState, org: &str, id: &str) -> ApiRes
 
 /// The workspace as stored, with its status made true: a process that exited since is
 /// reported as exited, and `stale` tells whether its plan would now differ.
+/// At start: takes over every workspace a previous run of wsd left running on this
+/// server's backend. Returns (adopted, gone): those that still run, and those whose process
+/// ended meanwhile (reported as exited when next read).
+pub async fn adopt_running(state: &AppState) -> Result<(usize, usize), wsd_store::StoreError> {
+    let Some(runner) = &state.runner else { return Ok((0, 0)) };
+    let (mut adopted, mut gone) = (0, 0);
+    for workspace in state.store.running_workspaces().await? {
+        let ours = workspace.backend.as_deref() == Some(runner.backend.name());
+        if let (true, Some(instance)) = (ours, &workspace.instance_id) {
+            if runner.backend.adopt(&workspace.id, instance).await {
+                adopted += 1;
+            } else {
+                gone += 1;
+            }
+        }
+    }
+    Ok((adopted, gone))
+}
+
 pub async fn observe(state: &AppState, mut workspace: Workspace) -> ApiResult<serde_json::Value> {
     let mut exit_code = None;
     if let (Some(runner), Some(instance), WorkspaceStatus::Running) = (&state.runner, &workspace.instance_id, workspace.status)

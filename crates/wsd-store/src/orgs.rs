@@ -183,6 +183,19 @@ impl Store {
         rows.into_iter().map(WorkspaceRow::into_workspace).collect()
     }
 
+    /// Every workspace recorded as running, across orgs: what a starting server takes over.
+    pub async fn running_workspaces(&self) -> Result<Vec<Workspace>> {
+        let rows: Vec<WorkspaceRow> = on_read!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE status = $1 ORDER BY created_at, id"
+            )))
+            .bind(WorkspaceStatus::Running.as_str())
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(WorkspaceRow::into_workspace).collect()
+    }
+
     /// Deletes a workspace with its secrets and tokens.
     pub async fn delete_workspace(&self, org: &str, id: &str, actor: &str) -> Result<()> {
         let event = NewAuditEvent {

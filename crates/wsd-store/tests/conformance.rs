@@ -60,6 +60,11 @@ async fn orgs_and_workspaces(db: &TestDb) {
         store.set_workspace_state(&b.id, &w.id, &WorkspaceState { status: WorkspaceStatus::Running, ..failed_state }).await,
         Err(StoreError::NotFound { .. })
     ));
+    assert!(store.running_workspaces().await.unwrap().is_empty(), "a failed workspace is not running");
+    let running = WorkspaceState { status: WorkspaceStatus::Running, last_error: None, instance_id: Some("process:1:2"), ..failed_state };
+    store.set_workspace_state(&a.id, &w.id, &running).await.unwrap();
+    let all = store.running_workspaces().await.unwrap();
+    assert_eq!(all.iter().map(|w| (w.id.as_str(), w.instance_id.as_deref())).collect::<Vec<_>>(), [(w.id.as_str(), Some("process:1:2"))]);
 
     store.put_secret(SecretOwner::Workspace { org: &a.id, workspace: &w.id }, &key("K"), &SecretValue::new("v"), "admin").await.unwrap();
     assert!(matches!(store.delete_workspace(&b.id, &w.id, "admin").await, Err(StoreError::NotFound { .. })));

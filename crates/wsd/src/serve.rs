@@ -86,6 +86,11 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             let timeout = std::time::Duration::from_secs(config.policy.preflight_timeout_seconds.max(1));
             state.preflight = Some(wsd_server::preflight::Preflight::new(timeout).map_err(Failure::Usage)?);
         }
+        let (adopted, gone) =
+            wsd_server::adopt_running(&state).await.map_err(|e| Failure::Usage(format!("cannot read the running workspaces: {e}")))?;
+        if adopted + gone > 0 {
+            tracing::info!(adopted, exited = gone, "took over the workspaces a previous run left running");
+        }
         serve(args.listen, Arc::new(state)).await
     })
 }
