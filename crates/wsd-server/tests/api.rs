@@ -304,6 +304,20 @@ async fn client_mistakes_get_a_stable_4xx_and_store_nothing(api: &Api) {
         (Method::PATCH, workspaces.clone(), Some(ADMIN), Some("{}".into()), StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
         (Method::GET, format!("/v1/orgs/{org}/audit?limit=5000"), Some(ADMIN), None, StatusCode::BAD_REQUEST, "INVALID_QUERY"),
         (Method::GET, format!("/v1/orgs/{org}/audit?limit=abc"), Some(ADMIN), None, StatusCode::BAD_REQUEST, "INVALID_QUERY"),
+        (Method::GET, format!("/v1/orgs/{org}/usage/requests?limit=0"), Some(ADMIN), None, StatusCode::BAD_REQUEST, "INVALID_QUERY"),
+        (Method::GET, format!("/v1/orgs/{org}/usage/requests?limit=1001"), Some(ADMIN), None, StatusCode::BAD_REQUEST, "INVALID_QUERY"),
+        (Method::GET, format!("/v1/orgs/{org}/usage/requests?since=1"), Some(ADMIN), None, StatusCode::BAD_REQUEST, "INVALID_QUERY"),
+        (Method::GET, "/v1/orgs/nope/usage/requests".into(), Some(ADMIN), None, StatusCode::NOT_FOUND, "NOT_FOUND"),
+        (Method::GET, format!("/v1/orgs/{org}/usage?from=10&to=5"), Some(ADMIN), None, StatusCode::BAD_REQUEST, "INVALID_QUERY"),
+        (Method::GET, format!("/v1/orgs/{org}/budget"), Some(ADMIN), None, StatusCode::NOT_FOUND, "NOT_FOUND"),
+        (
+            Method::PUT,
+            format!("/v1/orgs/{org}/budget"),
+            Some(ADMIN),
+            Some(json!({"period": "day", "tokens": -1}).to_string()),
+            StatusCode::BAD_REQUEST,
+            "INVALID_BUDGET",
+        ),
         (Method::POST, "/v1/orgs".into(), Some(ADMIN), Some(json!({"name": "acme"}).to_string()), StatusCode::CONFLICT, "CONFLICT"),
     ];
     for (method, path, token, body, status, code) in cases {
