@@ -83,6 +83,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         if let Some(caller) = state.tokens.get(&hash) {
             return Ok(caller);
         }
+        let ticket = state.tokens.ticket();
         let token = state.store.authenticate_token(presented).await?;
         let caller = match &token {
             Some(token) if token.kind == TokenKind::Admin => Some(Caller::Admin { token_id: token.id.clone() }),
@@ -93,7 +94,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         };
         match (caller, token) {
             (Some(caller), _) => {
-                state.tokens.put(hash, caller.clone());
+                state.tokens.put(ticket, hash, caller.clone());
                 Ok(caller)
             }
             (None, other) => {

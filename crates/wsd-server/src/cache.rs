@@ -1,7 +1,11 @@
-//! Short-lived memory of what the database answered, for hot paths: API token checks, and
-//! the proxy's usage tokens and platform keys. Entries expire after the cache's TTL, so a
-//! change made through another wsd process is seen within it; a change made through this
-//! process clears the cache at once.
+//! Short-lived memory of what the database answered, for hot paths: API token checks, the
+//! proxy's usage tokens and platform keys, and plan inputs. Entries expire after the cache's
+//! TTL, so a change made through another wsd process is seen within it; a change made
+//! through this process clears the cache at once.
+//!
+//! A reader takes a [`Ticket`] before it asks the database and stores the answer with it:
+//! an answer read before a clear is dropped, so it cannot outlive the change that cleared
+//! the cache.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -9,18 +13,32 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Entries kept at most; beyond it expired entries go, then everything.
-const CAPACITY: usize = 100_000;
-
 #[derive(Debug)]
 pub struct TtlCache<K, V> {
     ttl: Duration,
-    entries: Mutex<HashMap<K, (V, Instant)>>,
+    capacity: usize,
+    inner: Mutex<Inner<K, V>>,
 }
 
+#[derive(Debug)]
+struct Inner<K, V> {
+    entries: HashMap<K, (V, Instant)>,
+    /// Bumped by every clear.
+    generation: u64,
+}
+
+/// When a read from the database began, as far as the cache can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket(u64);
+
 impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
-    pub fn new(ttl: Duration) -> Self {
-        Self { ttl, entries: Mutex::new(HashMap::new()) }
+    /// Beyond `capacity` entries, expired ones go, then everything.
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self { ttl, capacity, inner: Mutex::new(Inner { entries: HashMap::new(), generation: 0 }) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<K, V>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn get<Q>(&self, key: &Q) -> Option<V>
@@ -28,23 +46,34 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.get(key).filter(|(_, at)| at.elapsed() < self.ttl).map(|(value, _)| value.clone())
+        self.lock().entries.get(key).filter(|(_, at)| at.elapsed() < self.ttl).map(|(value, _)| value.clone())
     }
 
-    pub fn put(&self, key: K, value: V) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= CAPACITY {
-            entries.retain(|_, (_, at)| at.elapsed() < self.ttl);
-            if entries.len() >= CAPACITY {
-                entries.clear();
+    /// Taken before reading what will be stored.
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.lock().generation)
+    }
+
+    /// Stores `value`, unless the cache was cleared since `ticket` was taken.
+    pub fn put(&self, ticket: Ticket, key: K, value: V) {
+        let mut inner = self.lock();
+        if inner.generation != ticket.0 {
+            return;
+        }
+        if inner.entries.len() >= self.capacity {
+            let ttl = self.ttl;
+            inner.entries.retain(|_, (_, at)| at.elapsed() < ttl);
+            if inner.entries.len() >= self.capacity {
+                inner.entries.clear();
             }
         }
-        entries.insert(key, (value, Instant::now()));
+        inner.entries.insert(key, (value, Instant::now()));
     }
 
     pub fn clear(&self) {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let mut inner = self.lock();
+        inner.entries.clear();
+        inner.generation += 1;
     }
 }
 
@@ -54,24 +83,35 @@ mod tests {
 
     #[test]
     fn entries_expire_and_clear() {
-        let cache = TtlCache::new(Duration::from_secs(60));
-        cache.put("a".to_owned(), 1);
+        let cache = TtlCache::new(Duration::from_secs(60), 10);
+        cache.put(cache.ticket(), "a".to_owned(), 1);
         assert_eq!(cache.get("a"), Some(1));
         assert_eq!(cache.get("b"), None);
         cache.clear();
         assert_eq!(cache.get("a"), None);
-        let expired = TtlCache::new(Duration::ZERO);
-        expired.put("a".to_owned(), 1);
+        let expired = TtlCache::new(Duration::ZERO, 10);
+        expired.put(expired.ticket(), "a".to_owned(), 1);
         assert_eq!(expired.get("a"), None);
     }
 
     #[test]
+    fn an_answer_read_before_a_clear_is_not_kept() {
+        let cache = TtlCache::new(Duration::from_secs(60), 10);
+        let before = cache.ticket();
+        cache.clear();
+        cache.put(before, "a".to_owned(), 1);
+        assert_eq!(cache.get("a"), None);
+        cache.put(cache.ticket(), "a".to_owned(), 2);
+        assert_eq!(cache.get("a"), Some(2));
+    }
+
+    #[test]
     fn a_full_cache_makes_room() {
-        let cache = TtlCache::new(Duration::from_secs(60));
-        for i in 0..CAPACITY + 5 {
-            cache.put(i, i);
+        let cache = TtlCache::new(Duration::from_secs(60), 100);
+        for i in 0..105 {
+            cache.put(cache.ticket(), i, i);
         }
-        assert_eq!(cache.get(&(CAPACITY + 4)), Some(CAPACITY + 4));
-        assert!(cache.entries.lock().unwrap().len() <= CAPACITY);
+        assert_eq!(cache.get(&104), Some(104));
+        assert!(cache.lock().entries.len() <= 100);
     }
 }

@@ -5,9 +5,19 @@ use wsd_core::Registry;
 use wsd_core::plan::{PlatformSettings, Policy};
 use wsd_store::Store;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use wsd_store::PlanInput;
+
 use crate::auth::TokenCache;
+use crate::cache::TtlCache;
 use crate::metrics::Metrics;
 use crate::preflight::Preflight;
+
+/// How long a plan input read from the store is trusted when another wsd process may have
+/// changed it.
+pub const PLAN_INPUT_TTL: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 pub struct AppState {
@@ -17,6 +27,9 @@ pub struct AppState {
     pub policy: Policy,
     pub metrics: Metrics,
     pub tokens: TokenCache,
+    /// Workspaces' runtime, model and secret names, for `GET …/plan`; cleared by every
+    /// change to a secret or a workspace made through this process.
+    pub plan_inputs: TtlCache<(String, String), Arc<PlanInput>>,
     /// Present when `[policy] preflight = true`.
     pub preflight: Option<Preflight>,
     /// Where workspaces run, and the command per runtime.
@@ -47,7 +60,8 @@ impl AppState {
             platform,
             policy,
             metrics: Metrics::default(),
-            tokens: TokenCache::new(crate::auth::TOKEN_CACHE_TTL),
+            tokens: TokenCache::new(crate::auth::TOKEN_CACHE_TTL, 100_000),
+            plan_inputs: TtlCache::new(PLAN_INPUT_TTL, 10_000),
             preflight: None,
             runner: None,
             upstream: crate::proxy::UpstreamClient::new(&crate::proxy::ProxySettings::default()).ok(),

@@ -20,6 +20,32 @@ fn decision<'a>(plan: &'a Value, key: &str, origin: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no decision for {key} ({origin}) in {plan}"))
 }
 
+/// Plans are served from a short-lived cache: every change made through the API shows in
+/// the very next plan.
+async fn a_plan_follows_every_change_at_once(api: &Api) {
+    let org = api.org("acme").await;
+    api.secret(&org, "MINIMAX_API_KEY", CANARY_MINIMAX).await;
+    let ws = api.workspace(&org, "dev", "claude-code", "MiniMax-M2.7").await;
+    let path = format!("/v1/orgs/{org}/workspaces/{ws}/plan");
+    assert_eq!(api.get(&path, ADMIN).await.body["ok"], true);
+    assert!(api.get(&path, ADMIN).await.body["env"].get("EXTRA_SETTING").is_none());
+
+    api.put(&format!("/v1/orgs/{org}/workspaces/{ws}/secrets/EXTRA_SETTING"), ADMIN, json!({"value": "x"})).await;
+    assert!(api.get(&path, ADMIN).await.body["env"].get("EXTRA_SETTING").is_some(), "a workspace secret set");
+    api.delete(&format!("/v1/orgs/{org}/workspaces/{ws}/secrets/EXTRA_SETTING"), ADMIN).await;
+    assert!(api.get(&path, ADMIN).await.body["env"].get("EXTRA_SETTING").is_none(), "a workspace secret deleted");
+    api.secret(&org, "ORG_SETTING", "y").await;
+    assert!(api.get(&path, ADMIN).await.body["env"].get("ORG_SETTING").is_some(), "an org secret set");
+    api.delete(&format!("/v1/orgs/{org}/secrets/ORG_SETTING"), ADMIN).await;
+    assert!(api.get(&path, ADMIN).await.body["env"].get("ORG_SETTING").is_none(), "an org secret deleted");
+    api.secret(&org, "ANTHROPIC_API_KEY", "z").await;
+    api.patch(&format!("/v1/orgs/{org}/workspaces/{ws}"), ADMIN, json!({"model": "claude-sonnet-4-6"})).await;
+    assert_eq!(api.get(&path, ADMIN).await.body["provider"], "anthropic-api", "a model switched");
+    api.delete(&format!("/v1/orgs/{org}/workspaces/{ws}"), ADMIN).await;
+    assert_eq!(api.get(&path, ADMIN).await.status, StatusCode::NOT_FOUND, "a workspace deleted");
+}
+api_test!(a_plan_follows_every_change_at_once);
+
 async fn seed_scenarios_end_to_end(api: &Api) {
     let org = api.org("acme").await;
     api.secret(&org, "CLAUDE_CODE_OAUTH_TOKEN", CANARY_OAUTH).await;

@@ -34,7 +34,11 @@ pub struct Gate {
 
 impl Default for Gate {
     fn default() -> Self {
-        Self { usage_tokens: TtlCache::new(GATE_CACHE_TTL), platform_keys: TtlCache::new(GATE_CACHE_TTL), budgets: Mutex::default() }
+        Self {
+            usage_tokens: TtlCache::new(GATE_CACHE_TTL, 100_000),
+            platform_keys: TtlCache::new(GATE_CACHE_TTL, 1_000),
+            budgets: Mutex::default(),
+        }
     }
 }
 
@@ -55,6 +59,7 @@ impl Gate {
         if let Some(grant) = self.usage_tokens.get(&hash) {
             return Ok(Some(grant));
         }
+        let ticket = self.usage_tokens.ticket();
         let grant = match store.authenticate_token(presented).await? {
             Some(token) if token.kind == TokenKind::Usage => match (token.org_id, token.workspace_id) {
                 (Some(org), Some(workspace)) => Arc::new(UsageGrant { org, workspace }),
@@ -62,7 +67,7 @@ impl Gate {
             },
             _ => return Ok(None),
         };
-        self.usage_tokens.put(hash, grant.clone());
+        self.usage_tokens.put(ticket, hash, grant.clone());
         Ok(Some(grant))
     }
 
@@ -76,8 +81,9 @@ impl Gate {
         if let Some(value) = self.platform_keys.get(key) {
             return Ok(value);
         }
+        let ticket = self.platform_keys.ticket();
         let value = store.get_platform_secret(key).await?.map(Arc::new);
-        self.platform_keys.put(key.clone(), value.clone());
+        self.platform_keys.put(ticket, key.clone(), value.clone());
         Ok(value)
     }
 

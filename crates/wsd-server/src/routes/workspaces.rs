@@ -77,6 +77,7 @@ pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Path((or
     caller.require_org(&org)?;
     lifecycle::stop_before_delete(&state, &org, &id).await?;
     state.store.delete_workspace(&org, &id, &caller.actor()).await?;
+    state.plan_inputs.clear();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -93,6 +94,7 @@ pub async fn patch(
     let workspace = state.store.get_workspace(&org, &id).await?;
     service::validate(&state, &org, Some(&id), &workspace.runtime, &body.model).await?;
     let updated = state.store.set_workspace_model(&org, &id, &body.model, &caller.actor()).await?;
+    state.plan_inputs.clear();
     // A running workspace switches now, with a plan for its new model.
     if workspace.status == wsd_store::WorkspaceStatus::Running && state.runner.is_some() {
         return Ok(Json(json!(lifecycle::provision(&state, &org, &id, &caller.actor()).await?)));
@@ -108,7 +110,16 @@ pub async fn plan(
     Path((org, id)): Path<(String, String)>,
 ) -> ApiResult<Json<PlanReport>> {
     caller.require_org(&org)?;
-    let input = state.store.plan_input(&org, &id).await?;
+    let key = (org.clone(), id.clone());
+    let input = match state.plan_inputs.get(&key) {
+        Some(input) => input,
+        None => {
+            let ticket = state.plan_inputs.ticket();
+            let input = Arc::new(state.store.plan_input(&org, &id).await?);
+            state.plan_inputs.put(ticket, key, input.clone());
+            input
+        }
+    };
     let result = service::plan_names(&state, &id, &input.runtime, &input.model, &input.names)?;
     Ok(Json(PlanReport::new(&result)))
 }
