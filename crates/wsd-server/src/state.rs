@@ -1,14 +1,13 @@
 //! What every request handler shares: the registry (with the operator's overlays), the
-//! store, the platform settings and the policy. Built once at start.
-
-use wsd_core::Registry;
-use wsd_core::plan::{PlatformSettings, Policy};
-use wsd_store::Store;
+//! store, the platform settings and the policy, the caches in front of the store, the
+//! backend, and the metering proxy's client, gate and ledger. Built once at start.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use wsd_store::PlanInput;
+use wsd_core::Registry;
+use wsd_core::plan::{PlatformSettings, Policy};
+use wsd_store::{PlanInput, Store};
 
 use crate::auth::TokenCache;
 use crate::cache::TtlCache;
@@ -45,7 +44,7 @@ pub struct AppState {
 /// A backend and the argv it runs per runtime.
 #[derive(Debug)]
 pub struct Runner {
-    pub backend: std::sync::Arc<dyn wsd_backend::Backend>,
+    pub backend: Arc<dyn wsd_backend::Backend>,
     pub commands: std::collections::BTreeMap<String, Vec<String>>,
     /// `[backends] restart_on_change`: restart a running workspace when a secret change
     /// changes its plan.
@@ -72,9 +71,9 @@ impl AppState {
 
     /// Queues a metered request's ledger row, counts it against the org's budget and in the
     /// metrics.
-    pub fn record_usage(self: &std::sync::Arc<Self>, record: wsd_store::UsageRecord) {
+    pub fn record_usage(self: &Arc<Self>, record: wsd_store::UsageRecord) {
         self.gate.charge(&record.org_id, record.input_tokens + record.output_tokens);
         self.metrics.record_proxied(&record);
-        self.ledger.record(std::sync::Arc::downgrade(self), record);
+        self.ledger.record(Arc::downgrade(self), record);
     }
 }
