@@ -93,6 +93,22 @@ impl World {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// Creates the org `acme` with `secrets` set org-wide; its id.
+    async fn org(&self, secrets: &[(&str, &str)]) -> String {
+        let (_, org) = self.call(Method::POST, "/v1/orgs", Some(json!({"name": "acme"}))).await;
+        let org = org["id"].as_str().unwrap().to_owned();
+        for (key, value) in secrets {
+            self.call(Method::PUT, &format!("/v1/orgs/{org}/secrets/{key}"), Some(json!({"value": value}))).await;
+        }
+        org
+    }
+
+    /// Creates a workspace of `org`: the status and the workspace.
+    async fn workspace(&self, org: &str, name: &str, runtime: &str, model: &str) -> (StatusCode, Value) {
+        let body = json!({"name": name, "runtime": runtime, "model": model});
+        self.call(Method::POST, &format!("/v1/orgs/{org}/workspaces"), Some(body)).await
+    }
+
     /// Waits for the dump of the workspace started last and returns it, parsed.
     async fn dump(&self, runtime: &str, not: &[PathBuf]) -> (PathBuf, BTreeMap<String, String>, BTreeMap<String, (String, String)>) {
         for _ in 0..200 {
@@ -130,18 +146,8 @@ fn alive(pid: u32) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_byok_workspace_gets_exactly_its_planned_env_and_nothing_of_wsds_own() {
     let world = World::new("byok").await;
-    let (_, org) = world.call(Method::POST, "/v1/orgs", Some(json!({"name": "acme"}))).await;
-    let org = org["id"].as_str().unwrap().to_owned();
-    for (key, value) in [("CLAUDE_CODE_OAUTH_TOKEN", OAUTH), ("MINIMAX_API_KEY", MINIMAX), ("DATABASE_URL", "postgres://db")] {
-        world.call(Method::PUT, &format!("/v1/orgs/{org}/secrets/{key}"), Some(json!({"value": value}))).await;
-    }
-    let (status, ws) = world
-        .call(
-            Method::POST,
-            &format!("/v1/orgs/{org}/workspaces"),
-            Some(json!({"name": "dev", "runtime": "claude-code", "model": "MiniMax-M2.7"})),
-        )
-        .await;
+    let org = world.org(&[("CLAUDE_CODE_OAUTH_TOKEN", OAUTH), ("MINIMAX_API_KEY", MINIMAX), ("DATABASE_URL", "postgres://db")]).await;
+    let (status, ws) = world.workspace(&org, "dev", "claude-code", "MiniMax-M2.7").await;
     assert_eq!(status, StatusCode::CREATED);
     let id = ws["id"].as_str().unwrap().to_owned();
     world.call(Method::PUT, &format!("/v1/orgs/{org}/workspaces/{id}/secrets/SENTRY_DSN"), Some(json!({"value": "https://sentry"}))).await;
@@ -185,16 +191,8 @@ async fn a_byok_workspace_gets_exactly_its_planned_env_and_nothing_of_wsds_own()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_platform_workspace_gets_a_fresh_usage_token_on_every_start() {
     let world = World::new("platform").await;
-    let (_, org) = world.call(Method::POST, "/v1/orgs", Some(json!({"name": "acme"}))).await;
-    let org = org["id"].as_str().unwrap().to_owned();
-    world.call(Method::PUT, &format!("/v1/orgs/{org}/secrets/MINIMAX_API_KEY"), Some(json!({"value": MINIMAX}))).await;
-    let (_, ws) = world
-        .call(
-            Method::POST,
-            &format!("/v1/orgs/{org}/workspaces"),
-            Some(json!({"name": "m", "runtime": "claude-code", "model": "minimax/MiniMax-M2.7"})),
-        )
-        .await;
+    let org = world.org(&[("MINIMAX_API_KEY", MINIMAX)]).await;
+    let (_, ws) = world.workspace(&org, "m", "claude-code", "minimax/MiniMax-M2.7").await;
     let id = ws["id"].as_str().unwrap().to_owned();
     let (status, first) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/provision"), None).await;
     assert_eq!(status, StatusCode::OK, "{first}");
@@ -228,12 +226,8 @@ async fn a_platform_workspace_gets_a_fresh_usage_token_on_every_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codex_gets_its_config_file_and_a_refused_plan_fails_the_workspace() {
     let world = World::new("codex").await;
-    let (_, org) = world.call(Method::POST, "/v1/orgs", Some(json!({"name": "acme"}))).await;
-    let org = org["id"].as_str().unwrap().to_owned();
-    world.call(Method::PUT, &format!("/v1/orgs/{org}/secrets/CODEX_AUTH_JSON"), Some(json!({"value": "{\"tokens\": \"x\"}"}))).await;
-    let (_, ws) = world
-        .call(Method::POST, &format!("/v1/orgs/{org}/workspaces"), Some(json!({"name": "c", "runtime": "codex", "model": "gpt-5.5"})))
-        .await;
+    let org = world.org(&[("CODEX_AUTH_JSON", "{\"tokens\": \"x\"}")]).await;
+    let (_, ws) = world.workspace(&org, "c", "codex", "gpt-5.5").await;
     let id = ws["id"].as_str().unwrap().to_owned();
     let (status, running) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/provision"), None).await;
     assert_eq!(status, StatusCode::OK, "{running}");
@@ -257,16 +251,8 @@ async fn codex_gets_its_config_file_and_a_refused_plan_fails_the_workspace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_restart_on_change_a_secret_change_restarts_only_the_workspaces_it_changes() {
     let world = World::new("restart").await;
-    let (_, org) = world.call(Method::POST, "/v1/orgs", Some(json!({"name": "acme"}))).await;
-    let org = org["id"].as_str().unwrap().to_owned();
-    world.call(Method::PUT, &format!("/v1/orgs/{org}/secrets/MINIMAX_API_KEY"), Some(json!({"value": MINIMAX}))).await;
-    let (_, ws) = world
-        .call(
-            Method::POST,
-            &format!("/v1/orgs/{org}/workspaces"),
-            Some(json!({"name": "dev", "runtime": "claude-code", "model": "MiniMax-M2.7"})),
-        )
-        .await;
+    let org = world.org(&[("MINIMAX_API_KEY", MINIMAX)]).await;
+    let (_, ws) = world.workspace(&org, "dev", "claude-code", "MiniMax-M2.7").await;
     let id = ws["id"].as_str().unwrap().to_owned();
     let (_, first) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/provision"), None).await;
     let (first_dump, _, _) = world.dump("claude-code", &[]).await;
@@ -291,18 +277,8 @@ async fn with_restart_on_change_a_secret_change_restarts_only_the_workspaces_it_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_the_model_of_a_running_workspace_restarts_it_with_the_new_plan() {
     let world = World::new("switch").await;
-    let (_, org) = world.call(Method::POST, "/v1/orgs", Some(json!({"name": "acme"}))).await;
-    let org = org["id"].as_str().unwrap().to_owned();
-    for (key, value) in [("MINIMAX_API_KEY", MINIMAX), ("CLAUDE_CODE_OAUTH_TOKEN", OAUTH)] {
-        world.call(Method::PUT, &format!("/v1/orgs/{org}/secrets/{key}"), Some(json!({"value": value}))).await;
-    }
-    let (_, ws) = world
-        .call(
-            Method::POST,
-            &format!("/v1/orgs/{org}/workspaces"),
-            Some(json!({"name": "dev", "runtime": "claude-code", "model": "MiniMax-M2.7"})),
-        )
-        .await;
+    let org = world.org(&[("MINIMAX_API_KEY", MINIMAX), ("CLAUDE_CODE_OAUTH_TOKEN", OAUTH)]).await;
+    let (_, ws) = world.workspace(&org, "dev", "claude-code", "MiniMax-M2.7").await;
     let id = ws["id"].as_str().unwrap().to_owned();
     let (_, first) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/provision"), None).await;
     let (first_dump, env, _) = world.dump("claude-code", &[]).await;
@@ -364,15 +340,8 @@ async fn a_platform_workspace_calls_the_proxy_with_its_env_and_is_metered() {
     let call = vec![env!("CARGO_BIN_EXE_wsd-llm-call").to_owned(), "{dumps}/call".to_owned()];
     let world = World::build("e2e", registry, Some(BTreeMap::from([("claude-code".to_owned(), call)]))).await;
     world.call(Method::PUT, "/v1/platform/secrets/MINIMAX_API_KEY", Some(json!({"value": PLATFORM_MINIMAX}))).await;
-    let (_, org) = world.call(Method::POST, "/v1/orgs", Some(json!({"name": "acme"}))).await;
-    let org = org["id"].as_str().unwrap().to_owned();
-    let (status, ws) = world
-        .call(
-            Method::POST,
-            &format!("/v1/orgs/{org}/workspaces"),
-            Some(json!({"name": "agent", "runtime": "claude-code", "model": "minimax/MiniMax-M2.7"})),
-        )
-        .await;
+    let org = world.org(&[]).await;
+    let (status, ws) = world.workspace(&org, "agent", "claude-code", "minimax/MiniMax-M2.7").await;
     assert_eq!(status, StatusCode::CREATED, "{ws}");
     let id = ws["id"].as_str().unwrap().to_owned();
     let (status, provisioned) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/provision"), None).await;
@@ -422,13 +391,10 @@ async fn a_platform_workspace_calls_the_proxy_with_its_env_and_is_metered() {
 async fn a_starting_server_takes_over_the_workspaces_left_running() {
     let world = World::new("adopt").await;
     assert_eq!(wsd_server::adopt_running(&world.state).await.unwrap(), (0, 0));
-    let (_, org) = world.call(Method::POST, "/v1/orgs", Some(json!({"name": "acme"}))).await;
-    let org = org["id"].as_str().unwrap().to_owned();
-    world.call(Method::PUT, &format!("/v1/orgs/{org}/secrets/MINIMAX_API_KEY"), Some(json!({"value": MINIMAX}))).await;
+    let org = world.org(&[("MINIMAX_API_KEY", MINIMAX)]).await;
     let mut instances = Vec::new();
     for name in ["a", "b"] {
-        let body = json!({"name": name, "runtime": "claude-code", "model": "MiniMax-M2.7"});
-        let (_, ws) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces"), Some(body)).await;
+        let (_, ws) = world.workspace(&org, name, "claude-code", "MiniMax-M2.7").await;
         let (status, running) =
             world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{}/provision", ws["id"].as_str().unwrap()), None).await;
         assert_eq!(status, StatusCode::OK, "{running}");
