@@ -40,6 +40,21 @@ pub use crate::state::{AppState, Runner};
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Any API request that may change something (every method but GET) clears the cached plan
+/// inputs once it is done, so the next plan sees it — whichever route it was.
+async fn forget_plan_inputs_after_changes(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let changes = request.method() != axum::http::Method::GET;
+    let response = next.run(request).await;
+    if changes {
+        state.plan_inputs.clear();
+    }
+    response
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
     let proxy = Router::new()
         .route("/llm/anthropic/{*rest}", axum::routing::any(proxy::anthropic))
@@ -80,6 +95,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "this endpoint does not take that method")
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), forget_plan_inputs_after_changes))
         .with_state(state.clone())
         .merge(proxy)
         .layer(axum::middleware::from_fn_with_state(state, metrics::track))

@@ -26,8 +26,8 @@ pub struct AppState {
     pub policy: Policy,
     pub metrics: Metrics,
     pub tokens: TokenCache,
-    /// Workspaces' runtime, model and secret names, for `GET …/plan`; cleared by every
-    /// change to a secret or a workspace made through this process.
+    /// Workspaces' runtime, model and secret names, for `GET …/plan`; cleared after every
+    /// API request but a GET made through this process.
     pub plan_inputs: TtlCache<(String, String), Arc<PlanInput>>,
     /// Present when `[policy] preflight = true`.
     pub preflight: Option<Preflight>,

@@ -70,7 +70,6 @@ pub async fn put_org(
         return Err(PlanError::ForbiddenTenantEnvKey { keys: vec![key] }.into());
     }
     let meta = state.store.put_secret(SecretOwner::Org { org: &org }, &key, &body.value.0, &caller.actor()).await?;
-    state.plan_inputs.clear();
     lifecycle::restart_if_changed(&state, &org, None, &caller.actor());
     Ok(Json(json!(meta)))
 }
@@ -84,7 +83,6 @@ pub async fn delete_org(
     caller.require_org(&org)?;
     let key = parse_key(&key)?;
     state.store.delete_secret(SecretOwner::Org { org: &org }, &key, &caller.actor()).await?;
-    state.plan_inputs.clear();
     lifecycle::restart_if_changed(&state, &org, None, &caller.actor());
     Ok(StatusCode::NO_CONTENT)
 }
@@ -108,7 +106,6 @@ pub async fn put_workspace(
     check_value(&body.value.0)?;
     let owner = SecretOwner::Workspace { org: &org, workspace: &workspace };
     let meta = state.store.put_secret(owner, &key, &body.value.0, &caller.actor()).await?;
-    state.plan_inputs.clear();
     lifecycle::restart_if_changed(&state, &org, Some(&workspace), &caller.actor());
     Ok(Json(json!(meta)))
 }
@@ -122,7 +119,6 @@ pub async fn delete_workspace(
     caller.require_org(&org)?;
     let key = parse_key(&key)?;
     state.store.delete_secret(SecretOwner::Workspace { org: &org, workspace: &workspace }, &key, &caller.actor()).await?;
-    state.plan_inputs.clear();
     lifecycle::restart_if_changed(&state, &org, Some(&workspace), &caller.actor());
     Ok(StatusCode::NO_CONTENT)
 }

@@ -77,7 +77,6 @@ pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Path((or
     caller.require_org(&org)?;
     lifecycle::stop_before_delete(&state, &org, &id).await?;
     state.store.delete_workspace(&org, &id, &caller.actor()).await?;
-    state.plan_inputs.clear();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -94,7 +93,6 @@ pub async fn patch(
     let workspace = state.store.get_workspace(&org, &id).await?;
     service::validate(&state, &org, Some(&id), &workspace.runtime, &body.model).await?;
     let updated = state.store.set_workspace_model(&org, &id, &body.model, &caller.actor()).await?;
-    state.plan_inputs.clear();
     // A running workspace switches now, with a plan for its new model.
     if workspace.status == wsd_store::WorkspaceStatus::Running && state.runner.is_some() {
         return Ok(Json(json!(lifecycle::provision(&state, &org, &id, &caller.actor()).await?)));
