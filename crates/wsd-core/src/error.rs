@@ -14,6 +14,7 @@ pub enum ErrorCode {
     UnregisteredModelForRuntime,
     AmbiguousProvider,
     ForbiddenTenantEnvKey,
+    ProtectedEnvKey,
     MissingByokCredential,
     MissingPlatformProxy,
     RoutingParityMismatch,
@@ -27,6 +28,7 @@ impl ErrorCode {
             ErrorCode::UnregisteredModelForRuntime => "UNREGISTERED_MODEL_FOR_RUNTIME",
             ErrorCode::AmbiguousProvider => "AMBIGUOUS_PROVIDER",
             ErrorCode::ForbiddenTenantEnvKey => "FORBIDDEN_TENANT_ENV_KEY",
+            ErrorCode::ProtectedEnvKey => "PROTECTED_ENV_KEY",
             ErrorCode::MissingByokCredential => "MISSING_BYOK_CREDENTIAL",
             ErrorCode::MissingPlatformProxy => "MISSING_PLATFORM_PROXY",
             ErrorCode::RoutingParityMismatch => "ROUTING_PARITY_MISMATCH",
@@ -85,6 +87,12 @@ pub enum PlanError {
     )]
     ForbiddenTenantEnvKey { keys: Vec<EnvKey> },
     #[error(
+        "secrets {} steer how programs start in the workspace ({}) and may never reach it; delete them",
+        join_keys(.keys),
+        .keys.iter().filter_map(|k| crate::protected_env::protected_reason(k).map(|r| format!("{k} {r}"))).collect::<Vec<_>>().join("; ")
+    )]
+    ProtectedEnvKey { keys: Vec<EnvKey> },
+    #[error(
         "provider `{provider}` needs one of {} and none is set; set one as an org or workspace secret, or choose a platform-managed model",
         join_keys(.accepted)
     )]
@@ -102,6 +110,7 @@ impl PlanError {
         match self {
             PlanError::Derive(e) => e.code(),
             PlanError::ForbiddenTenantEnvKey { .. } => ErrorCode::ForbiddenTenantEnvKey,
+            PlanError::ProtectedEnvKey { .. } => ErrorCode::ProtectedEnvKey,
             PlanError::MissingByokCredential { .. } => ErrorCode::MissingByokCredential,
             PlanError::MissingPlatformProxy { .. } => ErrorCode::MissingPlatformProxy,
             PlanError::RoutingParityMismatch { .. } => ErrorCode::RoutingParityMismatch,
@@ -113,7 +122,7 @@ impl PlanError {
         match self {
             PlanError::MissingByokCredential { provider, .. } | PlanError::RoutingParityMismatch { provider, .. } => Some(provider),
             PlanError::MissingPlatformProxy { .. } => Some(crate::registry::PLATFORM_PROVIDER_NAME),
-            PlanError::Derive(_) | PlanError::ForbiddenTenantEnvKey { .. } => None,
+            PlanError::Derive(_) | PlanError::ForbiddenTenantEnvKey { .. } | PlanError::ProtectedEnvKey { .. } => None,
         }
     }
 }
@@ -130,6 +139,7 @@ mod tests {
             (ErrorCode::UnregisteredModelForRuntime, "UNREGISTERED_MODEL_FOR_RUNTIME"),
             (ErrorCode::AmbiguousProvider, "AMBIGUOUS_PROVIDER"),
             (ErrorCode::ForbiddenTenantEnvKey, "FORBIDDEN_TENANT_ENV_KEY"),
+            (ErrorCode::ProtectedEnvKey, "PROTECTED_ENV_KEY"),
             (ErrorCode::MissingByokCredential, "MISSING_BYOK_CREDENTIAL"),
             (ErrorCode::MissingPlatformProxy, "MISSING_PLATFORM_PROXY"),
             (ErrorCode::RoutingParityMismatch, "ROUTING_PARITY_MISMATCH"),

@@ -10,6 +10,7 @@ pub mod derive;
 pub mod env_key;
 pub mod error;
 pub mod plan;
+pub mod protected_env;
 pub mod registry;
 pub mod secret;
 

@@ -400,3 +400,27 @@ fn every_plan_names_the_one_credential_and_how_it_travels() {
         (CredentialSource::Env(key("OPENAI_API_KEY")), "Authorization: Bearer".to_owned(), EnvValue::UsageToken)
     );
 }
+
+#[test]
+fn names_that_steer_how_programs_start_are_refused_from_org_and_workspace() {
+    // One name per family: the loader, a shell, an interpreter, the backend's own names.
+    for (org, workspace) in [
+        (&["CLAUDE_CODE_OAUTH_TOKEN", "LD_PRELOAD"][..], &[][..]),
+        (&["CLAUDE_CODE_OAUTH_TOKEN"][..], &["BASH_ENV"][..]),
+        (&["CLAUDE_CODE_OAUTH_TOKEN", "NODE_OPTIONS"][..], &[][..]),
+        (&["CLAUDE_CODE_OAUTH_TOKEN"][..], &["PATH", "HOME"][..]),
+    ] {
+        let e = refusal(plan("claude-code", "opus", org, workspace, false));
+        assert_eq!(e.code(), ErrorCode::ProtectedEnvKey, "{org:?} {workspace:?}");
+        let message = e.to_string();
+        let named = org.iter().chain(workspace).filter(|k| **k != "CLAUDE_CODE_OAUTH_TOKEN");
+        for key in named {
+            assert!(message.contains(key), "{message}");
+        }
+        assert!(message.contains("steer"), "{message}");
+    }
+    // Before the operator-scope check: a protected name is reported even beside one.
+    let e = refusal(plan("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN", "GITHUB_TOKEN", "PYTHONPATH"], &[], false));
+    assert_eq!(e.code(), ErrorCode::ProtectedEnvKey);
+    assert_eq!(e.provider(), None);
+}

@@ -1,6 +1,8 @@
 //! Provisioning with real child processes: `wsd-envdump` runs as the workspace and records
 //! the names of its env vars, a hash of each value and the files in its HOME, so the tests
-//! check that exactly the planned env reached it — without ever reading a value.
+//! check that exactly the planned env reached it — without ever reading a value. Workspaces
+//! run sandboxed, as by default: a test command writes into its own home, which the test
+//! reads from the host.
 #![allow(clippy::disallowed_methods)]
 
 use std::collections::BTreeMap;
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use wsd_backend::{ProcessBackend, ProcessOptions};
+use wsd_backend::{BwrapOptions, ProcessBackend, ProcessOptions, Sandbox};
 use wsd_core::plan::{PlatformSettings, Policy};
 use wsd_core::{Registry, SecretValue};
 use wsd_server::{AppState, Runner};
@@ -25,7 +27,6 @@ const MINIMAX: &str = "canary-provision-minimax-8c2e";
 struct World {
     base: String,
     client: reqwest::Client,
-    dumps: PathBuf,
     root: PathBuf,
     state: Arc<AppState>,
 }
@@ -40,14 +41,14 @@ impl World {
         World::build(label, Registry::embedded().unwrap(), None).await
     }
 
-    /// A server with `registry`; each runtime runs `commands` (its argv, with `{dumps}`
-    /// replaced by the dumps directory), or by default `wsd-envdump`.
+    /// A server with `registry`; each runtime runs `commands` (its argv), or by default
+    /// `wsd-envdump`, writing into `.dumps/` in its home.
     async fn build(label: &str, registry: Registry, commands: Option<BTreeMap<String, Vec<String>>>) -> World {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = std::env::temp_dir().join(format!("wsd-provision-{label}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let (root, dumps) = (dir.join("workspaces"), dir.join("dumps"));
-        std::fs::create_dir_all(&dumps).unwrap();
+        let root = dir.join("workspaces");
+        std::fs::create_dir_all(&root).unwrap();
         let url = format!("sqlite://{}/wsd.db?mode=rwc", dir.display());
         let store = Store::open(StoreOptions {
             url,
@@ -60,25 +61,25 @@ impl World {
         .unwrap();
         store.insert_token(TokenKind::Admin, None, None, "admin", &SecretValue::new(ADMIN), "test").await.unwrap();
         let envdump = env!("CARGO_BIN_EXE_wsd-envdump").to_owned();
-        // The workspace command: dump into DUMPS/<runtime>.<pid>, then stay up.
-        let command = |runtime: &str| vec![envdump.clone(), format!("{}/{runtime}", dumps.display()), "60".to_owned()];
-        let commands = match commands {
-            Some(commands) => commands
-                .into_iter()
-                .map(|(runtime, argv)| (runtime, argv.into_iter().map(|a| a.replace("{dumps}", &dumps.display().to_string())).collect()))
-                .collect(),
-            None => BTreeMap::from([("claude-code".to_owned(), command("claude-code")), ("codex".to_owned(), command("codex"))]),
-        };
-        let backend = ProcessBackend::new(ProcessOptions { root: root.clone(), grace: Duration::from_secs(2), log_cap_bytes: 1 << 20 });
+        // The workspace command: dump into ~/.dumps/<runtime>.<pid>, then stay up.
+        let command = |runtime: &str| vec![envdump.clone(), format!(".dumps/{runtime}"), "60".to_owned()];
+        let commands = commands.unwrap_or_else(|| {
+            BTreeMap::from([("claude-code".to_owned(), command("claude-code")), ("codex".to_owned(), command("codex"))])
+        });
+        let backend = ProcessBackend::new(sandboxed_options(root.clone()));
+        backend.probe().expect("the sandbox works here (install bubblewrap)");
         // Workspaces call this very server's metering proxy.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let mut state = AppState::new(registry, store, Some(PlatformSettings { proxy_base_url: format!("{base}/llm") }), Policy::default());
-        state.runner = Some(Runner { backend: Arc::new(backend), commands, restart_on_change: label == "restart" });
+        let mut runner = Runner::new(Arc::new(backend), commands);
+        runner.restart_on_change = label == "restart";
+        runner.max_running_per_org = if label == "quota" { 2 } else { 0 };
+        state.runner = Some(runner);
         let state = Arc::new(state);
         let app = wsd_server::router(state.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        World { base, client: reqwest::Client::new(), dumps, root, state }
+        World { base, client: reqwest::Client::new(), root, state }
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -109,15 +110,28 @@ impl World {
         self.call(Method::POST, &format!("/v1/orgs/{org}/workspaces"), Some(body)).await
     }
 
-    /// Waits for the dump of the workspace started last and returns it, parsed.
-    async fn dump(&self, runtime: &str, not: &[PathBuf]) -> (PathBuf, BTreeMap<String, String>, BTreeMap<String, (String, String)>) {
+    /// Files named `NAME.*` that workspaces wrote into `~/.dumps/`.
+    fn outputs(&self, name: &str) -> Vec<PathBuf> {
+        let homes = std::fs::read_dir(&self.root)
+            .map(|d| d.flatten().map(|e| e.path().join("home/.dumps")).collect::<Vec<_>>())
+            .unwrap_or_default();
+        homes
+            .into_iter()
+            .flat_map(|dir| std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default())
+            .filter(|p| {
+                let file = p.file_name().unwrap().to_string_lossy().to_string();
+                file.starts_with(&format!("{name}.")) && !file.ends_with(".tmp")
+            })
+            .collect()
+    }
+
+    /// Waits for the dump of the workspace started last, parses it and removes it (so the
+    /// next start's dump is told apart).
+    async fn dump(&self, runtime: &str) -> (BTreeMap<String, String>, BTreeMap<String, (String, String)>) {
         for _ in 0..200 {
-            let found = std::fs::read_dir(&self.dumps).unwrap().flatten().map(|e| e.path()).find(|p| {
-                let name = p.file_name().unwrap().to_string_lossy().to_string();
-                name.starts_with(&format!("{runtime}.")) && !name.ends_with(".tmp") && !not.contains(p)
-            });
-            if let Some(path) = found {
+            if let Some(path) = self.outputs(runtime).into_iter().next() {
                 let text = std::fs::read_to_string(&path).unwrap();
+                std::fs::remove_file(&path).unwrap();
                 let (mut env, mut files) = (BTreeMap::new(), BTreeMap::new());
                 for line in text.lines() {
                     let parts: Vec<&str> = line.split(' ').collect();
@@ -127,12 +141,29 @@ impl World {
                         _ => panic!("unexpected dump line {line}"),
                     }
                 }
-                return (path, env, files);
+                return (env, files);
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("the workspace never wrote its dump");
     }
+}
+
+/// The process backend as `wsd serve` runs it as root (each workspace its own uid), with
+/// the test commands' directory visible read-only in the sandbox.
+fn sandboxed_options(root: PathBuf) -> ProcessOptions {
+    let mut options = ProcessOptions::sandboxed(root);
+    options.grace = Duration::from_secs(2);
+    options.log_cap_bytes = 1 << 20;
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_wsd-envdump")).parent().unwrap().to_path_buf();
+    options.sandbox = Sandbox::Bwrap(BwrapOptions {
+        read_only: wsd_backend::DEFAULT_READ_ONLY.iter().map(PathBuf::from).chain([bin]).collect(),
+        ..BwrapOptions::default()
+    });
+    if nix::unistd::geteuid().is_root() {
+        options.host_uids = Some(620_000..=620_999);
+    }
+    options
 }
 
 fn pid_of(workspace: &Value) -> u32 {
@@ -155,13 +186,15 @@ async fn a_byok_workspace_gets_exactly_its_planned_env_and_nothing_of_wsds_own()
     let (status, running) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/provision"), None).await;
     assert_eq!(status, StatusCode::OK, "{running}");
     assert_eq!((running["status"].clone(), running["backend"].clone()), (json!("running"), json!("process")));
-    let (_, env, _) = world.dump("claude-code", &[]).await;
+    let (env, _) = world.dump("claude-code").await;
 
     let (_, plan) = world.call(Method::GET, &format!("/v1/orgs/{org}/workspaces/{id}/plan"), None).await;
     let mut expected: Vec<String> = plan["env"].as_object().unwrap().keys().cloned().collect();
-    expected.push("HOME".into());
+    expected.extend(["HOME".into(), "PATH".into(), "PWD".into()]);
     expected.sort();
-    assert_eq!(env.keys().cloned().collect::<Vec<_>>(), expected, "exactly the planned env, plus HOME");
+    assert_eq!(env.keys().cloned().collect::<Vec<_>>(), expected, "exactly the planned env, plus the backend's HOME, PATH and PWD");
+    assert_eq!(env["HOME"], sha("/home/agent"));
+    assert_eq!(env["PATH"], sha(wsd_backend::DEFAULT_PATH), "PATH is the operator's, never wsd's own or a tenant's");
     assert_eq!(env["ANTHROPIC_AUTH_TOKEN"], sha(MINIMAX));
     assert_eq!(env["MINIMAX_API_KEY"], sha(MINIMAX));
     assert_eq!(env["ANTHROPIC_BASE_URL"], sha("https://api.minimax.io/anthropic"));
@@ -169,7 +202,7 @@ async fn a_byok_workspace_gets_exactly_its_planned_env_and_nothing_of_wsds_own()
     assert_eq!(env["SENTRY_DSN"], sha("https://sentry"));
     assert!(!env.contains_key("CLAUDE_CODE_OAUTH_TOKEN"));
     // wsd's own environment (the test process's) never reaches a workspace.
-    for own in ["PATH", "CARGO_MANIFEST_DIR", "RUST_TEST_THREADS", "USER"] {
+    for own in ["CARGO_MANIFEST_DIR", "RUST_TEST_THREADS", "USER"] {
         if std::env::var_os(own).is_some() {
             assert!(!env.contains_key(own), "{own} leaked from wsd's environment");
         }
@@ -185,7 +218,6 @@ async fn a_byok_workspace_gets_exactly_its_planned_env_and_nothing_of_wsds_own()
     let (status, stopped) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/stop"), None).await;
     assert_eq!((status, stopped["status"].clone()), (StatusCode::OK, json!("stopped")));
     assert!(!alive(pid), "the process survived stop");
-    let _ = world.root;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,7 +228,7 @@ async fn a_platform_workspace_gets_a_fresh_usage_token_on_every_start() {
     let id = ws["id"].as_str().unwrap().to_owned();
     let (status, first) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/provision"), None).await;
     assert_eq!(status, StatusCode::OK, "{first}");
-    let (first_dump, env, _) = world.dump("claude-code", &[]).await;
+    let (env, _) = world.dump("claude-code").await;
     assert_eq!(env["ANTHROPIC_AUTH_TOKEN"], env["WSD_LLM_USAGE_TOKEN"]);
     assert!(!env.contains_key("MINIMAX_API_KEY"), "a platform workspace carries no vendor key");
     assert!(!env.values().any(|h| *h == sha(MINIMAX)));
@@ -207,7 +239,7 @@ async fn a_platform_workspace_gets_a_fresh_usage_token_on_every_start() {
     let (status, second) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/restart"), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(second["model"], "minimax/MiniMax-M2.7");
-    let (_, env2, _) = world.dump("claude-code", &[first_dump]).await;
+    let (env2, _) = world.dump("claude-code").await;
     assert_ne!(env2["WSD_LLM_USAGE_TOKEN"], env["WSD_LLM_USAGE_TOKEN"], "the usage token is rotated at restart");
     assert!(!alive(pid_of(&first)));
     let tokens = world.state.store.list_tokens(Some(&org)).await.unwrap();
@@ -231,7 +263,7 @@ async fn codex_gets_its_config_file_and_a_refused_plan_fails_the_workspace() {
     let id = ws["id"].as_str().unwrap().to_owned();
     let (status, running) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/provision"), None).await;
     assert_eq!(status, StatusCode::OK, "{running}");
-    let (_, _, files) = world.dump("codex", &[]).await;
+    let (_, files) = world.dump("codex").await;
     assert_eq!(files[".codex/auth.json"], ("600".to_owned(), sha("{\"tokens\": \"x\"}")));
     assert_eq!(files[".codex/config.toml"].0, "600");
 
@@ -255,7 +287,7 @@ async fn with_restart_on_change_a_secret_change_restarts_only_the_workspaces_it_
     let (_, ws) = world.workspace(&org, "dev", "claude-code", "MiniMax-M2.7").await;
     let id = ws["id"].as_str().unwrap().to_owned();
     let (_, first) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/provision"), None).await;
-    let (first_dump, _, _) = world.dump("claude-code", &[]).await;
+    world.dump("claude-code").await;
 
     // A value change leaves the plan (names and origins) as it was: no restart.
     world.call(Method::PUT, &format!("/v1/orgs/{org}/secrets/MINIMAX_API_KEY"), Some(json!({"value": "another-value"}))).await;
@@ -265,7 +297,7 @@ async fn with_restart_on_change_a_secret_change_restarts_only_the_workspaces_it_
 
     // A new secret changes the plan: the workspace restarts by itself with it.
     world.call(Method::PUT, &format!("/v1/orgs/{org}/secrets/DATABASE_URL"), Some(json!({"value": "postgres://db"}))).await;
-    let (_, env, _) = world.dump("claude-code", &[first_dump]).await;
+    let (env, _) = world.dump("claude-code").await;
     assert_eq!(env["DATABASE_URL"], sha("postgres://db"));
     let (_, shown) = world.call(Method::GET, &format!("/v1/orgs/{org}/workspaces/{id}"), None).await;
     assert_ne!(shown["instance_id"], first["instance_id"]);
@@ -281,7 +313,7 @@ async fn switching_the_model_of_a_running_workspace_restarts_it_with_the_new_pla
     let (_, ws) = world.workspace(&org, "dev", "claude-code", "MiniMax-M2.7").await;
     let id = ws["id"].as_str().unwrap().to_owned();
     let (_, first) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/provision"), None).await;
-    let (first_dump, env, _) = world.dump("claude-code", &[]).await;
+    let (env, _) = world.dump("claude-code").await;
     assert_eq!(env["ANTHROPIC_AUTH_TOKEN"], sha(MINIMAX));
 
     // A refused switch changes nothing.
@@ -291,7 +323,7 @@ async fn switching_the_model_of_a_running_workspace_restarts_it_with_the_new_pla
 
     let (status, switched) = world.call(Method::PATCH, &format!("/v1/orgs/{org}/workspaces/{id}"), Some(json!({"model": "opus"}))).await;
     assert_eq!((status, switched["model"].clone(), switched["status"].clone()), (StatusCode::OK, json!("opus"), json!("running")));
-    let (_, env, _) = world.dump("claude-code", &[first_dump]).await;
+    let (env, _) = world.dump("claude-code").await;
     assert_eq!(env["CLAUDE_CODE_OAUTH_TOKEN"], sha(OAUTH));
     assert_eq!(env["ANTHROPIC_MODEL"], sha("opus"));
     assert!(!env.contains_key("ANTHROPIC_AUTH_TOKEN") && !env.contains_key("MINIMAX_API_KEY"));
@@ -337,7 +369,7 @@ async fn a_platform_workspace_calls_the_proxy_with_its_env_and_is_metered() {
         wsd_core::registry::ProviderOverride { base_url_anthropic: Some(format!("{fake}/anthropic")), base_url_openai: None },
     )]);
     let registry = Registry::embedded().unwrap().with_overrides(&overrides).unwrap();
-    let call = vec![env!("CARGO_BIN_EXE_wsd-llm-call").to_owned(), "{dumps}/call".to_owned()];
+    let call = vec![env!("CARGO_BIN_EXE_wsd-llm-call").to_owned(), ".dumps/call".to_owned()];
     let world = World::build("e2e", registry, Some(BTreeMap::from([("claude-code".to_owned(), call)]))).await;
     world.call(Method::PUT, "/v1/platform/secrets/MINIMAX_API_KEY", Some(json!({"value": PLATFORM_MINIMAX}))).await;
     let org = world.org(&[]).await;
@@ -350,10 +382,7 @@ async fn a_platform_workspace_calls_the_proxy_with_its_env_and_is_metered() {
     // The workspace's own call, with nothing but the env it was given.
     let answer = (0..400)
         .find_map(|_| {
-            let found = std::fs::read_dir(&world.dumps).unwrap().flatten().map(|e| e.path()).find(|p| {
-                let name = p.file_name().unwrap().to_string_lossy().to_string();
-                name.starts_with("call.") && !name.ends_with(".tmp")
-            });
+            let found = world.outputs("call").into_iter().next();
             if found.is_none() {
                 std::thread::sleep(Duration::from_millis(25));
             }
@@ -390,19 +419,157 @@ async fn a_platform_workspace_calls_the_proxy_with_its_env_and_is_metered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_starting_server_takes_over_the_workspaces_left_running() {
     let world = World::new("adopt").await;
-    assert_eq!(wsd_server::adopt_running(&world.state).await.unwrap(), (0, 0));
+    let taken = |adopted, gone| wsd_backend::Reconciled { adopted, gone, ended: 0 };
+    assert_eq!(wsd_server::adopt_running(&world.state).await.unwrap(), taken(0, 0));
     let org = world.org(&[("MINIMAX_API_KEY", MINIMAX)]).await;
     let mut instances = Vec::new();
+    let mut ids = Vec::new();
     for name in ["a", "b"] {
         let (_, ws) = world.workspace(&org, name, "claude-code", "MiniMax-M2.7").await;
+        ids.push(ws["id"].as_str().unwrap().to_owned());
         let (status, running) =
             world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{}/provision", ws["id"].as_str().unwrap()), None).await;
         assert_eq!(status, StatusCode::OK, "{running}");
         instances.push(running["instance_id"].as_str().unwrap().to_owned());
     }
-    assert_eq!(wsd_server::adopt_running(&world.state).await.unwrap(), (2, 0));
+    assert_eq!(wsd_server::adopt_running(&world.state).await.unwrap(), taken(2, 0));
     // One of them ends while no wsd watches: it is not taken over.
-    world.state.runner.as_ref().unwrap().backend.stop(&instances[0]).await.unwrap();
-    assert_eq!(wsd_server::adopt_running(&world.state).await.unwrap(), (1, 1));
-    world.state.runner.as_ref().unwrap().backend.stop(&instances[1]).await.unwrap();
+    let backend = &world.state.runner.as_ref().unwrap().backend;
+    backend.stop(&ids[0], &instances[0]).await.unwrap();
+    assert_eq!(wsd_server::adopt_running(&world.state).await.unwrap(), taken(1, 1));
+    backend.stop(&ids[1], &instances[1]).await.unwrap();
+}
+
+/// Pids of the processes whose command line holds `marker`.
+fn processes_with(marker: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(marker))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_provisions_of_one_workspace_leave_exactly_one_instance() {
+    let sleeper = BTreeMap::from([("claude-code".to_owned(), vec!["sleep".to_owned(), "661".to_owned()])]);
+    let world = Arc::new(World::build("concurrent", Registry::embedded().unwrap(), Some(sleeper)).await);
+    let org = world.org(&[("MINIMAX_API_KEY", MINIMAX)]).await;
+    let (_, ws) = world.workspace(&org, "dev", "claude-code", "MiniMax-M2.7").await;
+    let id = ws["id"].as_str().unwrap().to_owned();
+    let calls: Vec<_> = (0..6)
+        .map(|_| {
+            let (world, path) = (world.clone(), format!("/v1/orgs/{org}/workspaces/{id}/provision"));
+            tokio::spawn(async move { world.call(Method::POST, &path, None).await })
+        })
+        .collect();
+    let mut instances = Vec::new();
+    for call in calls {
+        let (status, body) = call.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        instances.push(body["instance_id"].as_str().unwrap().to_owned());
+    }
+    // Each provision replaced the one before: one sandbox runs, the last one recorded.
+    // A sandbox's outer process is the one in wsd's own pid namespace.
+    let ns = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let sandboxes: Vec<u32> = processes_with("sleep 661").into_iter().filter(|pid| ns(*pid) == ns(std::process::id())).collect();
+    let (_, shown) = world.call(Method::GET, &format!("/v1/orgs/{org}/workspaces/{id}"), None).await;
+    let recorded = shown["instance_id"].as_str().unwrap();
+    assert!(instances.contains(&recorded.to_owned()));
+    let running: Vec<&String> = instances.iter().filter(|i| alive(pid_of(&json!({"instance_id": i})))).collect();
+    assert_eq!(running, [recorded], "exactly one instance runs, the recorded one");
+    assert_eq!(sandboxes.len(), 1, "one sandbox: {sandboxes:?}");
+    world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/stop"), None).await;
+    assert!(processes_with("sleep 661").is_empty(), "stop left a process");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_org_runs_at_most_its_quota_of_workspaces() {
+    let world = World::new("quota").await;
+    let org = world.org(&[("MINIMAX_API_KEY", MINIMAX)]).await;
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        let (_, ws) = world.workspace(&org, name, "claude-code", "MiniMax-M2.7").await;
+        ids.push(ws["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids[..2] {
+        let (status, body) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/provision"), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, refused) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{}/provision", ids[2]), None).await;
+    assert_eq!((status, refused["error"]["code"].clone()), (StatusCode::TOO_MANY_REQUESTS, json!("QUOTA_EXCEEDED")), "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("max_running_workspaces_per_org = 2"), "{refused}");
+    let (_, third) = world.call(Method::GET, &format!("/v1/orgs/{org}/workspaces/{}", ids[2]), None).await;
+    assert_eq!((third["status"].clone(), third["instance_id"].clone()), (json!("created"), Value::Null), "nothing started");
+    // A running workspace restarts within its quota; a stopped one frees a place.
+    let (status, _) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{}/restart", ids[0]), None).await;
+    assert_eq!(status, StatusCode::OK);
+    world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{}/stop", ids[0]), None).await;
+    let (status, body) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{}/provision", ids[2]), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for id in &ids[1..] {
+        world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/stop"), None).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_removes_the_credential_files_and_delete_removes_the_home() {
+    let world = World::new("cleanup").await;
+    let org = world.org(&[("CODEX_AUTH_JSON", "{\"tokens\": \"x\"}")]).await;
+    let (_, ws) = world.workspace(&org, "c", "codex", "gpt-5.5").await;
+    let id = ws["id"].as_str().unwrap().to_owned();
+    let (status, running) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/provision"), None).await;
+    assert_eq!(status, StatusCode::OK, "{running}");
+    world.dump("codex").await;
+    let home = world.root.join(&id).join("home");
+    assert!(home.join(".codex/auth.json").exists());
+    if nix::unistd::geteuid().is_root() {
+        let uid = running["host_uid"].as_u64().expect("a uid of its own, recorded with the workspace");
+        assert!((620_000..=620_999).contains(&uid), "{running}");
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&home).unwrap()), uid as u32);
+    }
+    world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/stop"), None).await;
+    assert!(!home.join(".codex/auth.json").exists() && !home.join(".codex/config.toml").exists(), "stop removes the plan's files");
+    assert!(home.exists(), "stop keeps the home");
+    // Provision writes them again.
+    let (status, _) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/provision"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(home.join(".codex/auth.json").exists());
+    let (status, _) = world.call(Method::DELETE, &format!("/v1/orgs/{org}/workspaces/{id}"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(!world.root.join(&id).exists(), "delete leaves nothing of the workspace on disk");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_that_steer_how_programs_start_are_refused_when_written() {
+    let world = World::new("protected").await;
+    let org = world.org(&[("MINIMAX_API_KEY", MINIMAX)]).await;
+    let (_, ws) = world.workspace(&org, "dev", "claude-code", "MiniMax-M2.7").await;
+    let id = ws["id"].as_str().unwrap().to_owned();
+    // One name per family: the loader, a shell, an interpreter, the backend's own.
+    for key in ["LD_PRELOAD", "BASH_ENV", "NODE_OPTIONS", "PATH", "HOME"] {
+        for path in [format!("/v1/orgs/{org}/secrets/{key}"), format!("/v1/orgs/{org}/workspaces/{id}/secrets/{key}")] {
+            let (status, body) = world.call(Method::PUT, &path, Some(json!({"value": "/tmp/evil"}))).await;
+            assert_eq!(
+                (status, body["error"]["code"].clone(), body["error"]["key"].clone()),
+                (StatusCode::BAD_REQUEST, json!("PROTECTED_ENV_KEY"), json!(key)),
+                "{path}"
+            );
+        }
+    }
+    // A NUL byte can never reach an env: refused when written.
+    let (status, body) = world.call(Method::PUT, &format!("/v1/orgs/{org}/secrets/OTHER"), Some(json!({"value": "a\u{0}b"}))).await;
+    assert_eq!((status, body["error"]["code"].clone()), (StatusCode::BAD_REQUEST, json!("INVALID_VALUE")));
+    // A protected name stored before the list grew never reaches a plan.
+    let owner = wsd_store::SecretOwner::Workspace { org: &org, workspace: &id };
+    let key = wsd_core::EnvKey::new("LD_PRELOAD").unwrap();
+    world.state.store.put_secret(owner, &key, &SecretValue::new("/tmp/evil.so"), "test").await.unwrap();
+    let (status, refused) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/provision"), None).await;
+    assert_eq!((status, refused["error"]["code"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("PROTECTED_ENV_KEY")), "{refused}");
+    assert_eq!(refused["error"]["keys"], json!(["LD_PRELOAD"]));
+    // It can still be deleted.
+    let (status, _) = world.call(Method::DELETE, &format!("/v1/orgs/{org}/workspaces/{id}/secrets/LD_PRELOAD"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
 }

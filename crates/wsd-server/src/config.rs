@@ -81,6 +81,115 @@ pub struct ProcessSection {
     /// argv per runtime; a runtime without a command cannot be provisioned.
     #[serde(default)]
     pub commands: BTreeMap<String, Vec<String>>,
+    /// `bwrap` (the default) or `none`.
+    #[serde(default)]
+    pub sandbox: SandboxKind,
+    /// The bubblewrap binary.
+    pub bwrap: Option<PathBuf>,
+    /// Host directories a sandbox sees read-only (missing ones are skipped).
+    pub read_only: Option<Vec<PathBuf>>,
+    /// `PATH` in every workspace.
+    pub path: Option<String>,
+    /// `[first, last]`: the host uids workspaces run as, one each, when wsd runs as root.
+    pub uid_range: Option<[u32; 2]>,
+    /// Defaults for every runtime: `host` or `none`.
+    pub network: Option<NetworkKind>,
+    /// Writable memory per process, MiB (0: no limit).
+    pub memory_mib: Option<u64>,
+    /// Processes and threads at once, per workspace (0: no limit).
+    pub processes: Option<u64>,
+    /// Open files per process (0: no limit).
+    pub open_files: Option<u64>,
+    /// Per runtime: what differs from the defaults.
+    #[serde(default)]
+    pub runtimes: BTreeMap<String, ConfinementSection>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxKind {
+    #[default]
+    Bwrap,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkKind {
+    #[default]
+    Host,
+    None,
+}
+
+/// A runtime's network and resource limits; unset fields fall back to the defaults.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfinementSection {
+    pub network: Option<NetworkKind>,
+    /// Writable memory per process, MiB (0: no limit).
+    pub memory_mib: Option<u64>,
+    /// Processes and threads at once, per workspace (0: no limit).
+    pub processes: Option<u64>,
+    /// Open files per process (0: no limit).
+    pub open_files: Option<u64>,
+}
+
+/// The first of the default host uid range; far from the ranges distributions and
+/// rootless containers hand out.
+pub const DEFAULT_UID_RANGE: [u32; 2] = [600_000, 699_999];
+
+/// Limits every runtime gets unless configured otherwise: room for a Node.js agent CLI and
+/// the tools it runs, not for a fork bomb.
+pub const DEFAULT_MEMORY_MIB: u64 = 8192;
+pub const DEFAULT_PROCESSES: u64 = 512;
+pub const DEFAULT_OPEN_FILES: u64 = 4096;
+
+impl ProcessSection {
+    /// The confinement of `runtime`: its own settings over the section's over the defaults.
+    pub fn confinement(&self, runtime: &str) -> wsd_backend::Confinement {
+        let own = self.runtimes.get(runtime).copied().unwrap_or_default();
+        let base = ConfinementSection {
+            network: self.network,
+            memory_mib: self.memory_mib,
+            processes: self.processes,
+            open_files: self.open_files,
+        };
+        let limit = |own: Option<u64>, base: Option<u64>, default: u64| match own.or(base).unwrap_or(default) {
+            0 => None,
+            n => Some(n),
+        };
+        wsd_backend::Confinement {
+            network: match own.network.or(base.network).unwrap_or_default() {
+                NetworkKind::Host => wsd_backend::Network::Host,
+                NetworkKind::None => wsd_backend::Network::None,
+            },
+            limits: wsd_backend::Limits {
+                memory_mib: limit(own.memory_mib, base.memory_mib, DEFAULT_MEMORY_MIB),
+                processes: limit(own.processes, base.processes, DEFAULT_PROCESSES),
+                open_files: limit(own.open_files, base.open_files, DEFAULT_OPEN_FILES),
+            },
+        }
+    }
+
+    /// The sandbox as configured.
+    pub fn sandbox(&self) -> wsd_backend::Sandbox {
+        match self.sandbox {
+            SandboxKind::None => wsd_backend::Sandbox::None,
+            SandboxKind::Bwrap => {
+                let defaults = wsd_backend::BwrapOptions::default();
+                wsd_backend::Sandbox::Bwrap(wsd_backend::BwrapOptions {
+                    program: self.bwrap.clone().unwrap_or(defaults.program),
+                    read_only: self.read_only.clone().unwrap_or(defaults.read_only),
+                })
+            }
+        }
+    }
+
+    /// The host uids to run workspaces as, when wsd runs as `root`.
+    pub fn host_uids(&self, root: bool) -> Option<std::ops::RangeInclusive<u32>> {
+        let [first, last] = self.uid_range.unwrap_or(DEFAULT_UID_RANGE);
+        root.then_some(first..=last)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,6 +205,13 @@ pub struct PolicySection {
     /// How long the liveness check waits for the provider.
     #[serde(default = "default_preflight_timeout")]
     pub preflight_timeout_seconds: u64,
+    /// The most workspaces one org may run at once (0: no limit).
+    #[serde(default = "default_max_running")]
+    pub max_running_workspaces_per_org: u64,
+}
+
+fn default_max_running() -> u64 {
+    20
 }
 
 fn default_preflight_timeout() -> u64 {
@@ -109,6 +225,7 @@ impl Default for PolicySection {
             forbidden_prefixes: Vec::new(),
             preflight: false,
             preflight_timeout_seconds: default_preflight_timeout(),
+            max_running_workspaces_per_org: default_max_running(),
         }
     }
 }
@@ -121,6 +238,8 @@ pub enum ConfigError {
     ProxyUrl(String),
     #[error("proxy.{0}: must be at least 1")]
     ZeroTimeout(&'static str),
+    #[error("backends.process.uid_range: [{0}, {1}] must be a range of uids above 0, first <= last")]
+    UidRange(u32, u32),
 }
 
 impl ConfigFile {
@@ -136,6 +255,11 @@ impl ConfigFile {
         }
         if config.proxy.upstream_timeout_seconds == 0 {
             return Err(ConfigError::ZeroTimeout("upstream_timeout_seconds"));
+        }
+        if let Some([first, last]) = config.backends.process.as_ref().and_then(|p| p.uid_range)
+            && (first == 0 || first > last)
+        {
+            return Err(ConfigError::UidRange(first, last));
         }
         Ok(config)
     }
@@ -217,5 +341,48 @@ upstream_timeout_seconds = 120
         assert!(e.contains("unknown field `base_url`"), "{e}");
         let e = ConfigFile::parse("[proxy]\nupstream_timeout_seconds = 0\n").unwrap_err().to_string();
         assert_eq!(e, "proxy.upstream_timeout_seconds: must be at least 1");
+        let e = ConfigFile::parse("[backends.process]\nuid_range = [10, 5]\n").unwrap_err().to_string();
+        assert!(e.contains("uid_range: [10, 5]"), "{e}");
+        let e = ConfigFile::parse("[backends.process]\nsandbox = \"off\"\n").unwrap_err().to_string();
+        assert!(e.contains("off") && e.contains("bwrap"), "{e}");
+    }
+
+    #[test]
+    fn sandbox_and_limits_default_safe_and_runtimes_override_them() {
+        let config = ConfigFile::parse("").unwrap();
+        assert_eq!(config.policy.max_running_workspaces_per_org, 20);
+        let process = config.backends.process.clone().unwrap_or_default();
+        assert!(matches!(process.sandbox(), wsd_backend::Sandbox::Bwrap(_)));
+        assert_eq!(process.host_uids(true), Some(600_000..=699_999));
+        assert_eq!(process.host_uids(false), None);
+        let defaults = process.confinement("claude-code");
+        assert_eq!(defaults.network, wsd_backend::Network::Host);
+        assert_eq!(defaults.limits.memory_mib, Some(DEFAULT_MEMORY_MIB));
+
+        let config = ConfigFile::parse(
+            r#"
+[policy]
+max_running_workspaces_per_org = 0
+[backends.process]
+sandbox = "none"
+uid_range = [700000, 700009]
+path = "/opt/agents/bin:/usr/bin"
+read_only = ["/usr"]
+processes = 100
+[backends.process.runtimes.codex]
+network = "none"
+memory_mib = 0
+"#,
+        )
+        .unwrap();
+        let process = config.backends.process.clone().unwrap();
+        assert!(matches!(process.sandbox(), wsd_backend::Sandbox::None));
+        assert_eq!(process.host_uids(true), Some(700_000..=700_009));
+        assert_eq!(process.path.as_deref(), Some("/opt/agents/bin:/usr/bin"));
+        let codex = process.confinement("codex");
+        assert_eq!((codex.network, codex.limits.memory_mib, codex.limits.processes), (wsd_backend::Network::None, None, Some(100)));
+        let claude = process.confinement("claude-code");
+        assert_eq!((claude.network, claude.limits.memory_mib), (wsd_backend::Network::Host, Some(DEFAULT_MEMORY_MIB)));
+        assert_eq!(config.policy.max_running_workspaces_per_org, 0);
     }
 }

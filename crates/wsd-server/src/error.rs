@@ -73,7 +73,7 @@ impl From<PlanError> for ApiError {
         }
         match &e {
             PlanError::MissingByokCredential { accepted, .. } => error.with("accepted_keys", json!(accepted)),
-            PlanError::ForbiddenTenantEnvKey { keys } => error.with("keys", json!(keys)),
+            PlanError::ForbiddenTenantEnvKey { keys } | PlanError::ProtectedEnvKey { keys } => error.with("keys", json!(keys)),
             _ => error,
         }
     }

@@ -14,6 +14,7 @@ pub mod error;
 mod json;
 pub mod ledger;
 mod lifecycle;
+mod locks;
 pub mod metrics;
 pub mod openapi;
 pub mod preflight;

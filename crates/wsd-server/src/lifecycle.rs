@@ -3,6 +3,10 @@
 //! start the workspace on its backend with exactly that env. A refused plan marks the
 //! workspace `failed` with the code and message; a start that fails half-way leaves no
 //! process behind.
+//!
+//! Provision, restart, stop and delete of one workspace run one at a time (a second waits
+//! for the first), so a workspace never has two instances; an org's quota of running
+//! workspaces is checked under the org's lock.
 
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -22,9 +26,40 @@ pub fn plan_hash(plan: &Plan) -> String {
 }
 
 fn runner(state: &AppState) -> ApiResult<&Runner> {
-    state.runner.as_ref().ok_or_else(|| {
+    let runner = state.runner.as_ref().ok_or_else(|| {
         ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "NO_BACKEND", "this server has no backend to run workspaces")
-    })
+    })?;
+    if let Some(reason) = &runner.unavailable {
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "BACKEND_UNAVAILABLE",
+            format!("the {} backend cannot run workspaces: {reason}", runner.backend.name()),
+        ));
+    }
+    Ok(runner)
+}
+
+fn workspace_key(id: &str) -> String {
+    format!("workspace/{id}")
+}
+
+/// Refuses a workspace that would take `org` over its quota of running workspaces
+/// (a workspace that runs already, being restarted, does not count twice).
+async fn check_quota(state: &AppState, runner: &Runner, workspace: &Workspace) -> ApiResult<()> {
+    let max = runner.max_running_per_org;
+    if max == 0 {
+        return Ok(());
+    }
+    let running = state.store.count_running_workspaces(&workspace.org_id).await?;
+    let others = running.saturating_sub(u64::from(workspace.status == WorkspaceStatus::Running));
+    if others >= max {
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "QUOTA_EXCEEDED",
+            format!("the org runs {others} workspaces, its most ([policy] max_running_workspaces_per_org = {max}); stop one first"),
+        ));
+    }
+    Ok(())
 }
 
 async fn fail(state: &AppState, workspace: &Workspace, error: ApiError) -> ApiError {
@@ -50,7 +85,14 @@ fn value(secrets: &WorkspaceSecrets, key: &wsd_core::EnvKey, origin: SecretOrigi
 /// Stops what runs, plans again and starts the workspace. Answers the updated workspace.
 pub async fn provision(state: &AppState, org: &str, id: &str, actor: &str) -> ApiResult<Workspace> {
     let runner = runner(state)?;
+    let _workspace_lock = runner.locks.lock(&workspace_key(id)).await;
+    // The count and the start it allows are one step per org.
+    let _org_lock = match runner.max_running_per_org {
+        0 => None,
+        _ => Some(runner.locks.lock(&format!("org/{org}")).await),
+    };
     let workspace = state.store.get_workspace(org, id).await?;
+    check_quota(state, runner, &workspace).await?;
     stop_instance(runner, &workspace).await?;
     let secrets = match state.store.load_workspace_secrets(org, id).await {
         Ok(secrets) => secrets,
@@ -98,10 +140,19 @@ pub async fn provision(state: &AppState, org: &str, id: &str, actor: &str) -> Ap
         })
         .collect::<ApiResult<Vec<_>>>()?;
 
-    let launch = Launch { workspace_id: id.to_owned(), argv: argv.clone(), env, files };
+    let host_uid = match runner.backend.host_uids() {
+        Some(range) => Some(state.store.assign_host_uid(org, id, range).await?),
+        None => None,
+    };
+    let confinement = runner.confinement.confinement(&workspace.runtime);
+    let launch = Launch { workspace_id: id.to_owned(), argv: argv.clone(), env, files, host_uid, confinement };
     let instance = match runner.backend.start(launch).await {
         Ok(instance) => instance,
         Err(e) => {
+            // Nothing of a failed start stays usable: its usage token goes too.
+            if usage.is_some() {
+                revoke_usage_tokens(state, &workspace, actor).await?;
+            }
             let error = ApiError::new(axum::http::StatusCode::BAD_GATEWAY, "BACKEND_START_FAILED", e.to_string());
             return Err(fail(state, &workspace, error).await);
         }
@@ -129,7 +180,7 @@ pub async fn provision(state: &AppState, org: &str, id: &str, actor: &str) -> Ap
     };
     if let Err(e) = audited {
         // Never leave a process wsd does not know it runs.
-        let _ = runner.backend.stop(&instance).await;
+        let _ = runner.backend.stop(id, &instance).await;
         return Err(e.into());
     }
     Ok(state.store.get_workspace(org, id).await?)
@@ -149,7 +200,7 @@ async fn stop_instance(runner: &Runner, workspace: &Workspace) -> ApiResult<()> 
     if let Some(instance) = &workspace.instance_id {
         runner
             .backend
-            .stop(instance)
+            .stop(&workspace.id, instance)
             .await
             .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_GATEWAY, "BACKEND_STOP_FAILED", e.to_string()))?;
     }
@@ -159,6 +210,7 @@ async fn stop_instance(runner: &Runner, workspace: &Workspace) -> ApiResult<()> 
 /// Stops a workspace and revokes its usage tokens.
 pub async fn stop(state: &AppState, org: &str, id: &str, actor: &str) -> ApiResult<Workspace> {
     let runner = runner(state)?;
+    let _workspace_lock = runner.locks.lock(&workspace_key(id)).await;
     let workspace = state.store.get_workspace(org, id).await?;
     stop_instance(runner, &workspace).await?;
     revoke_usage_tokens(state, &workspace, actor).await?;
@@ -181,36 +233,41 @@ pub async fn stop(state: &AppState, org: &str, id: &str, actor: &str) -> ApiResu
     Ok(state.store.get_workspace(org, id).await?)
 }
 
-/// Stops whatever runs for a workspace before it is deleted.
-pub async fn stop_before_delete(state: &AppState, org: &str, id: &str) -> ApiResult<()> {
-    if let Some(runner) = &state.runner {
-        let workspace = state.store.get_workspace(org, id).await?;
-        stop_instance(runner, &workspace).await?;
-    }
-    Ok(())
+/// Deletes a workspace: ends whatever runs for it, removes it from the store (its secrets
+/// and tokens with it) and then everything the backend kept of it (home, files, log).
+pub async fn delete(state: &AppState, org: &str, id: &str, actor: &str) -> ApiResult<()> {
+    let Some(runner) = &state.runner else {
+        state.store.delete_workspace(org, id, actor).await?;
+        state.gate.forget_usage_tokens();
+        return Ok(());
+    };
+    let _workspace_lock = runner.locks.lock(&workspace_key(id)).await;
+    let workspace = state.store.get_workspace(org, id).await?;
+    stop_instance(runner, &workspace).await?;
+    state.store.delete_workspace(org, id, actor).await?;
+    state.gate.forget_usage_tokens();
+    runner.backend.remove(id).await.map_err(|e| ApiError::new(axum::http::StatusCode::BAD_GATEWAY, "BACKEND_REMOVE_FAILED", e.to_string()))
+}
+
+/// At start: takes over every workspace a previous run of wsd left running on this
+/// server's backend, and ends every instance the backend runs that the store does not
+/// record (one started by a run killed before it recorded it). Those whose process ended
+/// meanwhile are reported as exited when next read.
+pub async fn adopt_running(state: &AppState) -> Result<wsd_backend::Reconciled, wsd_store::StoreError> {
+    let Some(runner) = &state.runner else { return Ok(wsd_backend::Reconciled::default()) };
+    let recorded: Vec<(String, String)> = state
+        .store
+        .running_workspaces()
+        .await?
+        .into_iter()
+        .filter(|w| w.backend.as_deref() == Some(runner.backend.name()))
+        .filter_map(|w| Some((w.id, w.instance_id?)))
+        .collect();
+    Ok(runner.backend.reconcile(&recorded).await)
 }
 
 /// The workspace as stored, with its status made true: a process that exited since is
 /// reported as exited, and `stale` tells whether its plan would now differ.
-/// At start: takes over every workspace a previous run of wsd left running on this
-/// server's backend. Returns (adopted, gone): those that still run, and those whose process
-/// ended meanwhile (reported as exited when next read).
-pub async fn adopt_running(state: &AppState) -> Result<(usize, usize), wsd_store::StoreError> {
-    let Some(runner) = &state.runner else { return Ok((0, 0)) };
-    let (mut adopted, mut gone) = (0, 0);
-    for workspace in state.store.running_workspaces().await? {
-        let ours = workspace.backend.as_deref() == Some(runner.backend.name());
-        if let (true, Some(instance)) = (ours, &workspace.instance_id) {
-            if runner.backend.adopt(&workspace.id, instance).await {
-                adopted += 1;
-            } else {
-                gone += 1;
-            }
-        }
-    }
-    Ok((adopted, gone))
-}
-
 pub async fn observe(state: &AppState, mut workspace: Workspace) -> ApiResult<serde_json::Value> {
     let mut exit_code = None;
     if let (Some(runner), Some(instance), WorkspaceStatus::Running) = (&state.runner, &workspace.instance_id, workspace.status)

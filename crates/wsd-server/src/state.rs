@@ -41,7 +41,7 @@ pub struct AppState {
     pub ledger: crate::ledger::UsageLedger,
 }
 
-/// A backend and the argv it runs per runtime.
+/// A backend, the argv it runs per runtime and how each runtime is confined.
 #[derive(Debug)]
 pub struct Runner {
     pub backend: Arc<dyn wsd_backend::Backend>,
@@ -49,6 +49,29 @@ pub struct Runner {
     /// `[backends] restart_on_change`: restart a running workspace when a secret change
     /// changes its plan.
     pub restart_on_change: bool,
+    /// Network and resource limits per runtime (`[backends.process]`).
+    pub confinement: crate::config::ProcessSection,
+    /// `[policy] max_running_workspaces_per_org` (0: no limit).
+    pub max_running_per_org: u64,
+    /// Why this backend cannot start workspaces (its sandbox could not be set up).
+    pub unavailable: Option<String>,
+    /// One lifecycle step at a time per workspace, and per org while a quota is checked.
+    pub locks: crate::locks::KeyedLocks,
+}
+
+impl Runner {
+    /// A runner with the default confinement and quota.
+    pub fn new(backend: Arc<dyn wsd_backend::Backend>, commands: std::collections::BTreeMap<String, Vec<String>>) -> Self {
+        Self {
+            backend,
+            commands,
+            restart_on_change: false,
+            confinement: crate::config::ProcessSection::default(),
+            max_running_per_org: crate::config::PolicySection::default().max_running_workspaces_per_org,
+            unavailable: None,
+            locks: crate::locks::KeyedLocks::default(),
+        }
+    }
 }
 
 impl AppState {

@@ -292,13 +292,23 @@ async fn the_proxy_refuses_what_it_cannot_meter() {
     let r = s.api.client.post(format!("{}/llm/openai/v1/chat/completions", s.api.base)).json(&json!({})).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
     // A body over 32 MiB: refused with a code, but only once the caller is admitted.
-    let huge = format!("{{\"model\":\"minimax/MiniMax-M2.7\",\"pad\":\"{}\"}}", "x".repeat(33 << 20));
+    // The server answers before it has read such a body, so a raw client sends it from one
+    // thread and reads the answer on another, whenever it comes.
+    let address = s.api.base.strip_prefix("http://").unwrap().to_owned();
+    let huge = 33 << 20;
+    let (status, _) = tokio::task::spawn_blocking({
+        let address = address.clone();
+        move || raw_post(&address, "/llm/anthropic/v1/messages", "wsd_wrong", huge)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 401);
+    let token = s.usage_token.clone();
+    let (status, answer) =
+        tokio::task::spawn_blocking(move || raw_post(&address, "/llm/anthropic/v1/messages", &token, huge)).await.unwrap();
+    assert_eq!(status, 413);
+    assert!(answer.contains("BODY_TOO_LARGE"), "{answer}");
     let url = format!("{}/llm/anthropic/v1/messages", s.api.base);
-    let r = s.api.client.post(&url).header("x-api-key", "wsd_wrong").body(huge.clone()).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 401);
-    let r = s.api.client.post(&url).header("x-api-key", &s.usage_token).body(huge).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 413);
-    assert!(r.text().await.unwrap().contains("BODY_TOO_LARGE"));
     let r = s.api.client.post(&url).header("x-api-key", &s.usage_token).body("{not json").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
     assert!(r.text().await.unwrap().contains("INVALID_JSON"));
@@ -521,4 +531,46 @@ async fn a_client_that_leaves_mid_stream_cancels_upstream_and_is_recorded() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("upstream kept streaming after the client left");
+}
+
+/// A POST of a `len`-byte JSON body by a raw HTTP/1.1 client: the body is written by one
+/// thread (its write may fail once the server has answered and closed), the answer read by
+/// this one. The answer's status and text.
+fn raw_post(address: &str, path: &str, token: &str, len: usize) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(address).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {address}\r\nx-api-key: {token}\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).unwrap();
+    let mut writer = socket.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let chunk = vec![b' '; 1 << 20];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            if writer.write_all(&chunk[..n]).is_err() {
+                return;
+            }
+            left -= n;
+        }
+    });
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    // Up to the end of the answer's body (the error envelope is small), or the close.
+    while let Ok(n) = socket.read(&mut buffer) {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buffer[..n]);
+        let text = String::from_utf8_lossy(&answer);
+        if text.contains("\r\n\r\n") && text.trim_end().ends_with('}') {
+            break;
+        }
+    }
+    let _ = socket.shutdown(std::net::Shutdown::Both);
+    let _ = sender.join();
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text)
 }

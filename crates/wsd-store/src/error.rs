@@ -23,6 +23,8 @@ pub enum StoreError {
     InvalidDatabaseUrl(String),
     #[error("the audit log is broken at event {seq}: {problem}")]
     AuditChainBroken { seq: i64, problem: String },
+    #[error("all {size} host uids of the configured range are taken ([backends.process] uid_range)")]
+    HostUidsExhausted { size: u64 },
     #[error("database error")]
     Database(#[source] sqlx::Error),
     #[error("database migration failed")]
@@ -39,6 +41,7 @@ impl StoreError {
             StoreError::WrongMasterKey { .. } | StoreError::MissingCanary => "WRONG_MASTER_KEY",
             StoreError::InvalidDatabaseUrl(_) => "INVALID_DATABASE_URL",
             StoreError::AuditChainBroken { .. } => "AUDIT_CHAIN_BROKEN",
+            StoreError::HostUidsExhausted { .. } => "HOST_UIDS_EXHAUSTED",
             StoreError::Database(_) | StoreError::Migration(_) => "STORAGE_ERROR",
         }
     }

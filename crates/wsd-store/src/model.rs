@@ -66,6 +66,8 @@ pub struct Workspace {
     pub backend: Option<String>,
     pub instance_id: Option<String>,
     pub plan_hash: Option<String>,
+    /// The host uid it runs as, when the backend gives each workspace its own.
+    pub host_uid: Option<u32>,
     pub created_at: i64,
     pub updated_at: i64,
 }

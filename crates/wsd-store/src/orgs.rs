@@ -33,6 +33,7 @@ struct WorkspaceRow {
     backend: Option<String>,
     instance_id: Option<String>,
     plan_hash: Option<String>,
+    host_uid: Option<i64>,
     created_at: i64,
     updated_at: i64,
 }
@@ -41,6 +42,10 @@ impl WorkspaceRow {
     fn into_workspace(self) -> Result<Workspace> {
         let status = WorkspaceStatus::parse(&self.status)
             .ok_or_else(|| StoreError::Database(sqlx::Error::Decode(format!("unknown workspace status `{}`", self.status).into())))?;
+        let host_uid = self
+            .host_uid
+            .map(|uid| u32::try_from(uid).map_err(|_| StoreError::Database(sqlx::Error::Decode(format!("invalid host uid {uid}").into()))))
+            .transpose()?;
         let last_error = match (self.last_error_code, self.last_error_message) {
             (Some(code), message) => Some(LastError { code, message: message.unwrap_or_default() }),
             (None, _) => None,
@@ -56,13 +61,14 @@ impl WorkspaceRow {
             backend: self.backend,
             instance_id: self.instance_id,
             plan_hash: self.plan_hash,
+            host_uid,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
     }
 }
 
-const WORKSPACE_COLUMNS: &str = "id, org_id, name, runtime, model, status, last_error_code, last_error_message, backend, instance_id, plan_hash, created_at, updated_at";
+const WORKSPACE_COLUMNS: &str = "id, org_id, name, runtime, model, status, last_error_code, last_error_message, backend, instance_id, plan_hash, host_uid, created_at, updated_at";
 
 impl Store {
     fn audit_lock(&self) -> bool {
@@ -121,6 +127,7 @@ impl Store {
             backend: None,
             instance_id: None,
             plan_hash: None,
+            host_uid: None,
             created_at: now,
             updated_at: now,
         };
@@ -287,5 +294,60 @@ impl Store {
                 .await?
         });
         row.ok_or(StoreError::NotFound { what: "workspace" })?.into_workspace()
+    }
+
+    /// How many workspaces of `org` are recorded as running.
+    pub async fn count_running_workspaces(&self, org: &str) -> Result<u64> {
+        let count: i64 = on_read!(self, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM workspaces WHERE org_id = $1 AND status = $2")
+                .bind(org)
+                .bind(WorkspaceStatus::Running.as_str())
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// The host uid of workspace `id`: the one it has, or the lowest of `range` no other
+    /// workspace has, recorded now. Two assignments at once never share a uid (a unique
+    /// index; the loser takes the next).
+    pub async fn assign_host_uid(&self, org: &str, id: &str, range: std::ops::RangeInclusive<u32>) -> Result<u32> {
+        let size = u64::from(*range.end()).saturating_sub(u64::from(*range.start())) + 1;
+        loop {
+            if let Some(uid) = self.get_workspace(org, id).await?.host_uid {
+                return Ok(uid);
+            }
+            let taken: Vec<i64> = on_read!(self, |pool| {
+                sqlx::query_scalar("SELECT host_uid FROM workspaces WHERE host_uid >= $1 AND host_uid <= $2 ORDER BY host_uid")
+                    .bind(i64::from(*range.start()))
+                    .bind(i64::from(*range.end()))
+                    .fetch_all(pool)
+                    .await?
+            });
+            let mut candidate = i64::from(*range.start());
+            for uid in taken {
+                if uid != candidate {
+                    break;
+                }
+                candidate += 1;
+            }
+            if candidate > i64::from(*range.end()) {
+                return Err(StoreError::HostUidsExhausted { size });
+            }
+            let assigned = on_write!(self, |pool| {
+                sqlx::query("UPDATE workspaces SET host_uid = $1 WHERE id = $2 AND org_id = $3 AND host_uid IS NULL")
+                    .bind(candidate)
+                    .bind(id)
+                    .bind(org)
+                    .execute(pool)
+                    .await
+                    .map(|_| ())
+            });
+            match assigned {
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {}
+                Err(e) => return Err(e.into()),
+                Ok(()) => {}
+            }
+        }
     }
 }

@@ -443,3 +443,44 @@ async fn budgets_and_usage_sums(db: &TestDb) {
     assert!(store.usage_requests(&org.id, Some("other"), 10).await.unwrap().is_empty());
 }
 conformance!(budgets_and_usage_sums);
+
+async fn host_uids_are_assigned_once_and_never_shared(db: &TestDb) {
+    let store = std::sync::Arc::new(open(db, Keyring::generate()).await.unwrap());
+    let org = store.create_org("acme", "admin").await.unwrap();
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        ids.push(store.create_workspace(&org.id, &ws(name, "opus"), "admin").await.unwrap().id);
+    }
+    // Three at once over a range of three: each gets its own.
+    let assigned = futures_join(&store, &org.id, &ids[..3]).await;
+    let mut sorted = assigned.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [700, 701, 702], "{assigned:?}");
+    // Kept for the workspace's life, and recorded with it.
+    assert_eq!(store.assign_host_uid(&org.id, &ids[0], 700..=702).await.unwrap(), assigned[0]);
+    assert_eq!(store.get_workspace(&org.id, &ids[0]).await.unwrap().host_uid, Some(assigned[0]));
+    let e = store.assign_host_uid(&org.id, &ids[3], 700..=702).await.unwrap_err();
+    assert_eq!((e.code(), e.to_string().contains("all 3 host uids")), ("HOST_UIDS_EXHAUSTED", true), "{e}");
+    // A deleted workspace's uid is free again: the lowest free one is taken.
+    let freed = assigned[1];
+    store.delete_workspace(&org.id, &ids[1], "admin").await.unwrap();
+    assert_eq!(store.assign_host_uid(&org.id, &ids[3], 700..=702).await.unwrap(), freed);
+    assert!(matches!(store.assign_host_uid(&org.id, "nope", 700..=702).await, Err(StoreError::NotFound { .. })));
+    assert_eq!(store.count_running_workspaces(&org.id).await.unwrap(), 0);
+}
+conformance!(host_uids_are_assigned_once_and_never_shared);
+
+async fn futures_join(store: &std::sync::Arc<wsd_store::Store>, org: &str, ids: &[String]) -> Vec<u32> {
+    let tasks: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (store, org, id) = (store.clone(), org.to_owned(), id.clone());
+            tokio::spawn(async move { store.assign_host_uid(&org, &id, 700..=702).await.unwrap() })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.unwrap());
+    }
+    out
+}

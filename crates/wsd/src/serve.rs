@@ -56,6 +56,8 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         .with_overrides(&config.registry.overrides)
         .map_err(|e| Failure::Usage(format!("{}: {e}", args.config.as_deref().map(|p| p.display().to_string()).unwrap_or_default())))?;
     init_logging(args.log_format);
+    // Every file wsd creates (database, journal, key, workspace logs) is its own alone.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -70,29 +72,93 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut state = AppState::new(registry, store, config.platform_settings(), config.planner_policy());
         state.upstream = Some(wsd_server::proxy::UpstreamClient::new(&config.proxy_settings()).map_err(Failure::Usage)?);
-        let process = config.backends.process.clone().unwrap_or_default();
-        let root = process.root.clone().unwrap_or_else(|| args.store.data_dir.join("workspaces"));
-        let backend = wsd_backend::ProcessBackend::new(wsd_backend::ProcessOptions {
-            root,
-            grace: std::time::Duration::from_secs(10),
-            log_cap_bytes: 10 * 1024 * 1024,
-        });
-        state.runner = Some(wsd_server::Runner {
-            backend: Arc::new(backend),
-            commands: process.commands,
-            restart_on_change: config.backends.restart_on_change,
-        });
+        state.runner = Some(process_runner(&config, &args.store.data_dir)?);
         if config.policy.preflight {
             let timeout = std::time::Duration::from_secs(config.policy.preflight_timeout_seconds.max(1));
             state.preflight = Some(wsd_server::preflight::Preflight::new(timeout).map_err(Failure::Usage)?);
         }
-        let (adopted, gone) =
+        let taken =
             wsd_server::adopt_running(&state).await.map_err(|e| Failure::Usage(format!("cannot read the running workspaces: {e}")))?;
-        if adopted + gone > 0 {
-            tracing::info!(adopted, exited = gone, "took over the workspaces a previous run left running");
+        if taken.adopted + taken.gone + taken.ended > 0 {
+            tracing::info!(
+                adopted = taken.adopted,
+                exited = taken.gone,
+                ended_unrecorded = taken.ended,
+                "took over the workspaces a previous run left running"
+            );
         }
         serve(args.listen, Arc::new(state)).await
     })
+}
+
+/// The process backend as configured: sandboxed unless the operator says `sandbox =
+/// "none"`, each workspace as its own uid when wsd runs as root. A sandbox that cannot be
+/// set up leaves the backend unavailable (provisioning answers 503 with the reason); the
+/// rest of the server runs.
+fn process_runner(config: &ConfigFile, data_dir: &std::path::Path) -> Result<wsd_server::Runner, Failure> {
+    let process = config.backends.process.clone().unwrap_or_default();
+    let root = process.root.clone().unwrap_or_else(|| data_dir.join("workspaces"));
+    let host_uids = process.host_uids(nix::unistd::geteuid().is_root());
+    if host_uids.is_some() {
+        open_path_to(&root, data_dir)?;
+    }
+    let options = wsd_backend::ProcessOptions {
+        root,
+        grace: std::time::Duration::from_secs(10),
+        log_cap_bytes: 10 * 1024 * 1024,
+        sandbox: process.sandbox(),
+        path: process.path.clone().unwrap_or_else(|| wsd_backend::DEFAULT_PATH.to_owned()),
+        host_uids,
+    };
+    let backend = wsd_backend::ProcessBackend::new(options);
+    let unavailable = backend.probe().err();
+    match (&unavailable, process.sandbox) {
+        (Some(reason), _) => {
+            tracing::error!(%reason, "workspaces cannot run: the sandbox cannot be set up; fix it, or set [backends.process] sandbox = \"none\" to run them unsandboxed");
+            println!("wsd: workspaces cannot run: {reason}");
+        }
+        (None, wsd_server::config::SandboxKind::None) => {
+            tracing::warn!(
+                "workspaces run UNSANDBOXED ([backends.process] sandbox = \"none\"): each can read wsd's files and every other workspace"
+            );
+            println!("wsd: WARNING: workspaces run unsandboxed (sandbox = \"none\")");
+        }
+        (None, wsd_server::config::SandboxKind::Bwrap) => {}
+    }
+    tracing::info!(isolation = %wsd_backend::Backend::isolation(&backend), "process backend");
+    let mut runner = wsd_server::Runner::new(Arc::new(backend), process.commands.clone());
+    runner.restart_on_change = config.backends.restart_on_change;
+    runner.max_running_per_org = config.policy.max_running_workspaces_per_org;
+    runner.confinement = process;
+    runner.unavailable = unavailable;
+    Ok(runner)
+}
+
+/// Workspaces running as their own uids must reach their homes under `root`: `root` is
+/// made traversable (0711: not listable), and so is wsd's data dir when `root` is inside
+/// it — whose files stay 0600 (the umask, and a check of those already there).
+fn open_path_to(root: &std::path::Path, data_dir: &std::path::Path) -> Result<(), Failure> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |path: &std::path::Path, e: std::io::Error| Failure::Usage(format!("cannot prepare {}: {e}", path.display()));
+    std::fs::create_dir_all(root).map_err(|e| fail(root, e))?;
+    let mut dirs = vec![root.to_path_buf()];
+    if root.starts_with(data_dir) {
+        let mut at = root.parent();
+        while let Some(dir) = at.filter(|d| d.starts_with(data_dir)) {
+            dirs.push(dir.to_path_buf());
+            at = dir.parent();
+        }
+        for entry in std::fs::read_dir(data_dir).map_err(|e| fail(data_dir, e))?.flatten() {
+            let path = entry.path();
+            if path.is_file() {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| fail(&path, e))?;
+            }
+        }
+    }
+    for dir in dirs {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).map_err(|e| fail(&dir, e))?;
+    }
+    Ok(())
 }
 
 /// Makes sure an admin token exists: the operator's `WSD_ADMIN_TOKEN`, or on the first

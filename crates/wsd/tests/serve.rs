@@ -17,7 +17,13 @@ fn first_run_on_defaults_creates_its_state_and_prints_the_admin_token_once() {
     assert!(data.join("wsd.db").exists());
     let key_mode = std::fs::metadata(data.join("master.key")).unwrap().permissions().mode() & 0o777;
     assert_eq!(key_mode, 0o600);
-    assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700, "the data dir is wsd's alone");
+    // Workspaces running as uids of their own (wsd as root) must reach their homes inside
+    // it: then the data dir is traversable but not listable, and every file in it private.
+    let dir_mode = if nix::unistd::geteuid().is_root() { 0o711 } else { 0o700 };
+    assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, dir_mode, "the data dir is wsd's alone");
+    for file in std::fs::read_dir(&data).unwrap().flatten().filter(|e| e.path().is_file()) {
+        assert_eq!(file.metadata().unwrap().permissions().mode() & 0o777, 0o600, "{}", file.path().display());
+    }
     let (status, body) = server.get("/readyz");
     assert_eq!((status, body.as_str()), (200, r#"{"status":"ready"}"#));
     server.stop();
@@ -31,7 +37,10 @@ fn first_run_on_defaults_creates_its_state_and_prints_the_admin_token_once() {
 fn serves_health_and_the_registry_and_stops_on_sigterm() {
     let server = Server::start(&fresh_dir("registry"));
     let (status, body) = server.get("/healthz");
-    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((health["status"].as_str(), health["backend"]["available"].as_bool()), (Some("ok"), Some(true)), "{body}");
+    assert!(health["backend"]["isolation"].as_str().unwrap().starts_with("sandboxed (bwrap"), "{body}");
 
     let token = server.admin_token();
     assert_eq!(server.get("/v1/registry/providers").0, 401);
@@ -63,4 +72,27 @@ fn a_wrong_master_key_is_refused_at_start() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("the master key cannot decrypt this database"), "{stderr}");
+}
+
+#[test]
+fn without_a_sandbox_workspaces_cannot_run_unless_the_operator_says_so() {
+    // A sandbox program that is not there: the server runs, the backend says why it cannot.
+    let data = fresh_dir("no-sandbox");
+    let server = Server::start_with_config(&data, Some("[backends.process]\nbwrap = \"/nonexistent/bwrap\"\n"));
+    assert!(
+        server.preamble.iter().any(|l| l.contains("workspaces cannot run") && l.contains("/nonexistent/bwrap")),
+        "{:?}",
+        server.preamble
+    );
+    let health: serde_json::Value = serde_json::from_str(&server.get("/healthz").1).unwrap();
+    assert_eq!(health["backend"]["available"], false);
+    assert!(health["backend"]["unavailable_reason"].as_str().unwrap().contains("bubblewrap"), "{health}");
+    server.stop();
+
+    // `sandbox = "none"`, explicitly: it runs, and says so at every start.
+    let server = Server::start_with_config(&data, Some("[backends.process]\nsandbox = \"none\"\n"));
+    assert!(server.preamble.iter().any(|l| l.contains("WARNING: workspaces run unsandboxed")), "{:?}", server.preamble);
+    let health: serde_json::Value = serde_json::from_str(&server.get("/healthz").1).unwrap();
+    assert!(health["backend"]["isolation"].as_str().unwrap().starts_with("none"), "{health}");
+    server.stop();
 }

@@ -65,7 +65,13 @@ pub fn plan(
         }
     }
 
-    // Step 1: operator-scope keys may not come from the org.
+    // Step 1: names that steer how programs start may come from no tenant; operator-scope
+    // keys may not come from the org.
+    let protected: Vec<EnvKey> =
+        effective.iter().map(|(key, _)| key).filter(|key| crate::protected_env::protected_reason(key).is_some()).cloned().collect();
+    if !protected.is_empty() {
+        return Err(PlanError::ProtectedEnvKey { keys: protected });
+    }
     let forbidden: Vec<EnvKey> = effective
         .iter()
         .filter(|(key, origin)| **origin == SecretOrigin::Org && policy.is_forbidden_for_org(key))

@@ -53,6 +53,9 @@ fn main() {
     let status = head.lines().next().unwrap_or_default();
     let out = format!("{out}.{}", std::process::id());
     let tmp = format!("{out}.tmp");
+    if let Some(parent) = std::path::Path::new(&out).parent() {
+        std::fs::create_dir_all(parent).expect("create the answer's directory");
+    }
     std::fs::write(&tmp, format!("{status}\n{body}\n")).expect("write the answer");
     std::fs::rename(&tmp, &out).expect("publish the answer");
     println!("wsd-llm-call: {status}");

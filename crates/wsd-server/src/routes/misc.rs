@@ -55,9 +55,18 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> ([(axum::http::Heade
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process is up")))]
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// The process is up; says how workspaces are isolated, and whether they can run at all.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process is up, with its backend's isolation")))]
+pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let backend = state.runner.as_ref().map(|runner| {
+        json!({
+            "name": runner.backend.name(),
+            "isolation": runner.backend.isolation(),
+            "available": runner.unavailable.is_none(),
+            "unavailable_reason": runner.unavailable,
+        })
+    });
+    Json(json!({"status": "ok", "backend": backend}))
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "the database answers"), (status = 503, description = "it does not", body = ErrorBody)))]

@@ -46,9 +46,24 @@ fn parse_key(key: &str) -> ApiResult<EnvKey> {
     Ok(key)
 }
 
+/// A KEY an org or a workspace may hold: not one that steers how programs start.
+fn parse_tenant_key(key: &str) -> ApiResult<EnvKey> {
+    let key = parse_key(key)?;
+    if let Some(reason) = wsd_core::protected_env::protected_reason(&key) {
+        return Err(
+            ApiError::bad_request("PROTECTED_ENV_KEY", format!("{key} {reason}; a tenant secret may not set it")).with("key", key.as_str())
+        );
+    }
+    Ok(key)
+}
+
 fn check_value(value: &SecretValue) -> ApiResult<()> {
     if value.is_empty() {
         return Err(ApiError::bad_request("INVALID_VALUE", "the secret value is empty"));
+    }
+    if value.expose().contains('\0') {
+        // An env value cannot hold a NUL byte: the workspace could never be started with it.
+        return Err(ApiError::bad_request("INVALID_VALUE", "the secret value holds a NUL byte"));
     }
     if value.expose().len() > MAX_VALUE_BYTES {
         return Err(ApiError::bad_request("VALUE_TOO_LARGE", format!("the secret value is over {} KiB", MAX_VALUE_BYTES / 1024)));
@@ -64,7 +79,7 @@ pub async fn put_org(
     ApiJson(body): ApiJson<PutSecret>,
 ) -> ApiResult<Json<Value>> {
     caller.require_org(&org)?;
-    let key = parse_key(&key)?;
+    let key = parse_tenant_key(&key)?;
     check_value(&body.value.0)?;
     if state.policy.is_forbidden_for_org(&key) {
         return Err(PlanError::ForbiddenTenantEnvKey { keys: vec![key] }.into());
@@ -102,7 +117,7 @@ pub async fn put_workspace(
     ApiJson(body): ApiJson<PutSecret>,
 ) -> ApiResult<Json<Value>> {
     caller.require_org(&org)?;
-    let key = parse_key(&key)?;
+    let key = parse_tenant_key(&key)?;
     check_value(&body.value.0)?;
     let owner = SecretOwner::Workspace { org: &org, workspace: &workspace };
     let meta = state.store.put_secret(owner, &key, &body.value.0, &caller.actor()).await?;

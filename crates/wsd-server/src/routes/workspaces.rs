@@ -75,8 +75,7 @@ pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Path((org, 
 #[utoipa::path(delete, path = "/v1/orgs/{org}/workspaces/{id}", tag = "workspaces", params(("org" = String, Path), ("id" = String, Path)), responses((status = 204, description = "deleted with its secrets and tokens"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Path((org, id)): Path<(String, String)>) -> ApiResult<StatusCode> {
     caller.require_org(&org)?;
-    lifecycle::stop_before_delete(&state, &org, &id).await?;
-    state.store.delete_workspace(&org, &id, &caller.actor()).await?;
+    lifecycle::delete(&state, &org, &id, &caller.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
