@@ -262,3 +262,91 @@ claude-code = ["sh", "-c", "printf %s \"$WSD_LLM_USAGE_TOKEN\" > \"$HOME/usage-t
     cli.json(&["ws", "stop", "--org", &org, &ws]);
     server.stop();
 }
+
+/// Pids of the sandboxes in this pid namespace (their outer process) whose argv holds `marker`.
+fn sandboxes_running(marker: &str) -> Vec<u32> {
+    let own = std::fs::read_link("/proc/self/ns/pid").ok();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok() == own)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let argv = String::from_utf8_lossy(&c).replace('\0', " ");
+                argv.contains("bwrap") && argv.contains(marker)
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn after_kill_9_during_provisions_a_restart_leaves_no_unrecorded_workspace_process() {
+    // A command line of this run's own, so nothing else's processes are counted.
+    let marker = format!("sleep {}", 7_000_000 + std::process::id());
+    let config = format!(
+        "[policy]\nmax_running_workspaces_per_org = 0\n[backends.process.commands]\nclaude-code = [\"sleep\", \"{}\"]\n",
+        7_000_000 + std::process::id()
+    );
+    let config = config.as_str();
+    let data = fresh_dir("cli-kill9");
+    let server = Server::start_with_config(&data, Some(config));
+    let token = server.admin_token();
+    let cli = Cli { server: &server, token: token.clone() };
+    let org = cli.json(&["org", "create", "acme"])["id"].as_str().unwrap().to_owned();
+    assert!(cli.run(&["secret", "set", "--org", &org, "MINIMAX_API_KEY"], Some(CANARY)).status.success());
+    let ids: Vec<String> = (0..6)
+        .map(|i| {
+            let name = format!("w{i}");
+            let ws = cli.json(&["ws", "create", "--org", &org, "--name", &name, "--runtime", "claude-code", "--model", "MiniMax-M2.7"]);
+            ws["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    // Provisions and restarts in flight from several clients when wsd is killed.
+    let address = server.address.clone();
+    let clients: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (address, token, path) = (address.clone(), token.clone(), format!("/v1/orgs/{org}/workspaces/{id}/provision"));
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    let Ok(mut socket) = std::net::TcpStream::connect(&address) else { return };
+                    let request = format!("POST {path} HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {token}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                    if socket.write_all(request.as_bytes()).is_err() {
+                        return;
+                    }
+                    let mut answer = String::new();
+                    let _ = std::io::Read::read_to_string(&mut socket, &mut answer);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    drop(server); // SIGKILL
+    for client in clients {
+        client.join().unwrap();
+    }
+
+    let server = Server::start_with_config(&data, Some(config));
+    let cli = Cli { server: &server, token };
+    let recorded: Vec<u32> = ids
+        .iter()
+        .filter_map(|id| {
+            let shown = cli.json(&["ws", "show", "--org", &org, id]);
+            let instance = shown["instance_id"].as_str()?.to_owned();
+            (shown["status"] == "running").then(|| instance.split(':').nth(1).unwrap().parse().unwrap())
+        })
+        .collect();
+    let mut running = sandboxes_running(&marker);
+    running.sort_unstable();
+    let mut expected = recorded.clone();
+    expected.retain(|pid| running.contains(pid));
+    expected.sort_unstable();
+    assert_eq!(running, expected, "every workspace process that runs is one the store records ({recorded:?})");
+    assert!(running.len() <= ids.len());
+    for id in &ids {
+        cli.json(&["ws", "stop", "--org", &org, id]);
+    }
+    assert!(sandboxes_running(&marker).is_empty(), "stop left a sandbox");
+    server.stop();
+}
