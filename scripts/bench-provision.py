@@ -50,25 +50,26 @@ def run_all(action):
 
 
 def sandbox_memory():
-    """Processes and resident memory (KiB) of every process whose argv binds a home under DATA."""
+    """Processes and proportional memory (PSS, KiB: shared pages split among their users) of
+    every workspace process: the sandboxes binding a home under DATA, and what runs in them."""
     procs, rss = 0, 0
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
-            with open(f"/proc/{pid}/status") as f:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
                 status = f.read()
         except OSError:
             continue
         if data and any(a.startswith(data.encode()) for a in argv) or argv[:2] == [b"sleep", b"3600"]:
             procs += 1
-            rss += next((int(l.split()[1]) for l in status.splitlines() if l.startswith("VmRSS:")), 0)
+            rss += next((int(l.split()[1]) for l in status.splitlines() if l.startswith("Pss:")), 0)
     return procs, rss
 
 
 provision = run_all("provision")
 print(f"provisioned {count} workspaces in {provision:.2f} s ({count / provision:.0f}/s)")
 procs, rss = sandbox_memory()
-print(f"idle workspaces: {procs} processes, {rss / 1024:.0f} MiB resident in all ({rss / count:.0f} KiB per workspace; shared pages counted in each)")
+print(f"idle workspaces: {procs} processes, {rss / 1024:.0f} MiB in all (PSS; {rss / count:.0f} KiB per workspace)")
 stop = run_all("stop")
 print(f"stopped {count} workspaces in {stop:.2f} s ({count / stop:.0f}/s)")

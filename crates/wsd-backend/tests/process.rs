@@ -91,14 +91,21 @@ async fn wait_exit(backend: &ProcessBackend, instance: &str) -> InstanceStatus {
     panic!("{instance} never exited");
 }
 
-/// Pids of processes whose command line holds `marker`.
+/// A `sleep` duration of this test run's own (`TAG` then this process's id), so a test
+/// that looks for its processes by command line never counts another run's.
+fn seconds(tag: u32) -> String {
+    format!("{tag}{:07}", std::process::id())
+}
+
+/// Pids of processes whose command line begins with `marker` (the process itself, not a
+/// sandbox or shell that names it, nor a `setsid` that has not yet become it).
 fn processes_with(marker: &str) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(marker))
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").starts_with(marker))
         })
         .collect()
 }
@@ -123,13 +130,15 @@ async fn attack(mode: Mode) -> String {
     std::fs::write(data.join("master.key"), MASTER_KEY).unwrap();
     std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
 
-    let mut victim = launch_as(&backend, 0, "victim", &["sleep", "40"]);
+    let victim_marker = format!("sleep {}", seconds(40));
+    let victim_seconds = seconds(40);
+    let mut victim = launch_as(&backend, 0, "victim", &["sleep", &victim_seconds]);
     victim.env.push(("VICTIM_KEY".into(), SecretValue::new(VICTIM_SECRET)));
     victim.files.push(LaunchFile { path: ".codex/auth.json".into(), content: SecretValue::new(VICTIM_FILE) });
     let victim = backend.start(victim).await.unwrap();
     let victim_home = backend.workspace_dir("victim").join("home");
-    wait_for("the victim", || !processes_with("sleep 40").is_empty()).await;
-    let victim_pids: Vec<String> = processes_with("sleep 40").iter().map(u32::to_string).collect();
+    wait_for("the victim", || !processes_with(&victim_marker).is_empty()).await;
+    let victim_pids: Vec<String> = processes_with(&victim_marker).iter().map(u32::to_string).collect();
 
     let script = r#"
         victim_home=$1; key=$2; wsd=$3; shift 3
@@ -169,7 +178,8 @@ async fn a_hostile_workspace_reaches_nothing_of_another_workspace_or_of_wsd() {
     assert!(!sandboxed.contains("LEAK"), "{sandboxed}");
 }
 
-async fn escape(mode: Mode, tag: &str) -> Vec<u32> {
+async fn escape(mode: Mode, tag: u32) -> Vec<u32> {
+    let tag = seconds(tag);
     let name = format!("escape-{mode:?}");
     let backend = backend(&name, mode);
     // A setsid child and a double-forked one, each in the background, then the agent waits.
@@ -183,12 +193,12 @@ async fn escape(mode: Mode, tag: &str) -> Vec<u32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_ends_every_process_a_workspace_started() {
-    let left = escape(Mode::Unsandboxed, "771").await;
+    let left = escape(Mode::Unsandboxed, 771).await;
     assert!(!left.is_empty(), "without the sandbox a setsid child outlives stop");
     for pid in left {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
     }
-    assert_eq!(escape(Mode::Sandboxed, "772").await, Vec::<u32>::new(), "sandboxed, nothing outlives stop");
+    assert_eq!(escape(Mode::Sandboxed, 772).await, Vec::<u32>::new(), "sandboxed, nothing outlives stop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,15 +265,18 @@ async fn stop_removes_the_plans_files_and_remove_removes_everything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_wsd_adopts_what_it_records_and_ends_what_it_does_not() {
     let first = backend("reconcile", Mode::Sandboxed);
-    let kept = first.start(launch_as(&first, 6, "w-kept", &["sleep", "881"])).await.unwrap();
-    let stray = first.start(launch_as(&first, 7, "w-stray", &["sh", "-c", "setsid sleep 882 & exec sleep 883"])).await.unwrap();
-    wait_for("both", || !processes_with("sleep 881").is_empty() && !processes_with("sleep 882").is_empty()).await;
+    let (a, b, c) = (seconds(881), seconds(882), seconds(883));
+    let kept = first.start(launch_as(&first, 6, "w-kept", &["sleep", &a])).await.unwrap();
+    let script = format!("setsid sleep {b} & exec sleep {c}");
+    let stray = first.start(launch_as(&first, 7, "w-stray", &["sh", "-c", &script])).await.unwrap();
+    let (a, b, c) = (format!("sleep {a}"), format!("sleep {b}"), format!("sleep {c}"));
+    wait_for("both", || !processes_with(&a).is_empty() && !processes_with(&b).is_empty()).await;
     drop(first);
     // As after kill -9 of wsd mid-provision: the store records w-kept, not w-stray's instance.
     let second = ProcessBackend::new(options("reconcile", Mode::Sandboxed));
     let recorded = vec![("w-kept".to_owned(), kept.clone()), ("w-gone".to_owned(), "process:1:1".to_owned())];
     assert_eq!(second.reconcile(&recorded).await, Reconciled { adopted: 1, gone: 1, ended: 1 });
-    wait_for("the stray sandbox to end", || processes_with("sleep 882").is_empty() && processes_with("sleep 883").is_empty()).await;
+    wait_for("the stray sandbox to end", || processes_with(&b).is_empty() && processes_with(&c).is_empty()).await;
     assert_ne!(second.status(&stray).await, InstanceStatus::Running);
     assert_eq!(second.status(&kept).await, InstanceStatus::Running);
     second.stop("w-kept", &kept).await.unwrap();

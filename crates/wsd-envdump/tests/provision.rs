@@ -454,7 +454,10 @@ fn processes_with(marker: &str) -> Vec<u32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_provisions_of_one_workspace_leave_exactly_one_instance() {
-    let sleeper = BTreeMap::from([("claude-code".to_owned(), vec!["sleep".to_owned(), "661".to_owned()])]);
+    // A command line of this run's own.
+    let seconds = format!("661{:07}", std::process::id());
+    let marker = format!("sleep {seconds}");
+    let sleeper = BTreeMap::from([("claude-code".to_owned(), vec!["sleep".to_owned(), seconds.clone()])]);
     let world = Arc::new(World::build("concurrent", Registry::embedded().unwrap(), Some(sleeper)).await);
     let org = world.org(&[("MINIMAX_API_KEY", MINIMAX)]).await;
     let (_, ws) = world.workspace(&org, "dev", "claude-code", "MiniMax-M2.7").await;
@@ -474,7 +477,7 @@ async fn concurrent_provisions_of_one_workspace_leave_exactly_one_instance() {
     // Each provision replaced the one before: one sandbox runs, the last one recorded.
     // A sandbox's outer process is the one in wsd's own pid namespace.
     let ns = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
-    let sandboxes: Vec<u32> = processes_with("sleep 661").into_iter().filter(|pid| ns(*pid) == ns(std::process::id())).collect();
+    let sandboxes: Vec<u32> = processes_with(&marker).into_iter().filter(|pid| ns(*pid) == ns(std::process::id())).collect();
     let (_, shown) = world.call(Method::GET, &format!("/v1/orgs/{org}/workspaces/{id}"), None).await;
     let recorded = shown["instance_id"].as_str().unwrap();
     assert!(instances.contains(&recorded.to_owned()));
@@ -482,7 +485,7 @@ async fn concurrent_provisions_of_one_workspace_leave_exactly_one_instance() {
     assert_eq!(running, [recorded], "exactly one instance runs, the recorded one");
     assert_eq!(sandboxes.len(), 1, "one sandbox: {sandboxes:?}");
     world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/stop"), None).await;
-    assert!(processes_with("sleep 661").is_empty(), "stop left a process");
+    assert!(processes_with(&marker).is_empty(), "stop left a process");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -66,8 +66,10 @@ impl ProcessOptions {
 #[derive(Debug)]
 pub struct ProcessBackend {
     options: ProcessOptions,
-    /// Exit codes of children this process started, by instance id.
-    exits: Arc<Mutex<HashMap<String, Option<i32>>>>,
+    /// Children this process started, by instance id: `None` until reaped, then the exit
+    /// (with its code when it has one). A child that exited but is not reaped yet still
+    /// counts as running, so its code is never reported missing.
+    exits: Arc<Mutex<HashMap<String, Option<Option<i32>>>>>,
 }
 
 /// Whether the process an instance id names still runs: its pid exists with the recorded
@@ -118,13 +120,10 @@ impl ProcessBackend {
             return Err(format!("the sandbox program {} is not installed (Debian: apt-get install bubblewrap)", options.program.display()));
         }
         let probe_home = std::env::temp_dir();
-        let argv = sandbox::argv(&self.options.sandbox, &crate::Confinement::default(), false, &probe_home, &["true".into()]);
+        let uid = self.options.host_uids.as_ref().map(|uids| *uids.start());
+        let argv = sandbox::argv(&self.options.sandbox, &crate::Confinement::default(), uid, &probe_home, &["true".into()]);
         let mut command = std::process::Command::new(&argv[0]);
         command.args(&argv[1..]).env_clear().env("PATH", &self.options.path).stdin(Stdio::null()).stdout(Stdio::null());
-        if let Some(uids) = &self.options.host_uids {
-            std::os::unix::process::CommandExt::uid(&mut command, *uids.start());
-            std::os::unix::process::CommandExt::gid(&mut command, *uids.start());
-        }
         let output = command.stderr(Stdio::piped()).output().map_err(|e| format!("cannot run {}: {e}", options.program.display()))?;
         if output.status.success() {
             Ok(())
@@ -211,8 +210,7 @@ impl Backend for ProcessBackend {
             }
             let log = dir.prepare(&launch.files, launch.host_uid)?;
             let home = dir.home();
-            let per_uid = launch.host_uid.is_some();
-            let argv = sandbox::argv(&self.options.sandbox, &launch.confinement, per_uid, &home, &launch.argv);
+            let argv = sandbox::argv(&self.options.sandbox, &launch.confinement, launch.host_uid, &home, &launch.argv);
             let home_env = if self.sandboxed() { PathBuf::from(sandbox::SANDBOX_HOME) } else { home.clone() };
             let mut command = Command::new(&argv[0]);
             command
@@ -227,16 +225,13 @@ impl Backend for ProcessBackend {
                 .stderr(Stdio::from(log))
                 .process_group(0)
                 .kill_on_drop(false);
-            if let Some(uid) = launch.host_uid {
-                command.uid(uid).gid(uid);
-            }
             let program = launch.argv[0].clone();
             let mut child = command.spawn().map_err(|e| BackendError::Start { command: program.clone(), reason: e.to_string() })?;
             let pid = child.id().ok_or_else(|| BackendError::Start { command: program, reason: "exited at once".into() })?;
             let started = procfs::start_time(pid).unwrap_or(0);
             let instance = format!("process:{pid}:{started}");
             let exits = self.exits.clone();
-            exits.lock().unwrap_or_else(|e| e.into_inner()).remove(&instance);
+            exits.lock().unwrap_or_else(|e| e.into_inner()).insert(instance.clone(), None);
             let id = instance.clone();
             let (log_path, cap) = (dir.log(), self.options.log_cap_bytes);
             tokio::spawn(async move {
@@ -248,7 +243,7 @@ impl Backend for ProcessBackend {
                     }
                 };
                 log::cap_log(&log_path, cap);
-                exits.lock().unwrap_or_else(|e| e.into_inner()).insert(id, code);
+                exits.lock().unwrap_or_else(|e| e.into_inner()).insert(id, Some(code));
             });
             tracing::info!(workspace = %launch.workspace_id, %instance, "workspace started");
             Ok(instance)
@@ -272,8 +267,10 @@ impl Backend for ProcessBackend {
 
     fn status<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, InstanceStatus> {
         Box::pin(async move {
-            if let Some(code) = self.exits.lock().unwrap_or_else(|e| e.into_inner()).get(instance) {
-                return InstanceStatus::Exited { code: *code };
+            match self.exits.lock().unwrap_or_else(|e| e.into_inner()).get(instance) {
+                Some(Some(code)) => return InstanceStatus::Exited { code: *code },
+                Some(None) => return InstanceStatus::Running,
+                None => {}
             }
             match parse_instance(instance) {
                 None => InstanceStatus::Missing,

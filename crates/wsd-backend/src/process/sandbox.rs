@@ -6,8 +6,10 @@
 //! are refused. The sandbox's init is the pid namespace's init: when it ends, the kernel
 //! ends every process the workspace started, double-forked and `setsid` ones included.
 //!
-//! Resource limits are rlimits set by `prlimit` before the sandbox starts, inherited by
-//! every process in it.
+//! A workspace's own host uid is taken by `setpriv` and its resource limits (rlimits) set
+//! by `prlimit` before the sandbox starts; both are inherited by every process in it. Both
+//! are programs wsd execs rather than steps between fork and exec, so wsd starts a
+//! workspace with `posix_spawn` instead of forking its whole address space.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -45,11 +47,20 @@ impl Default for BwrapOptions {
 
 /// The `prlimit` binary (util-linux) that sets a workspace's rlimits.
 pub const PRLIMIT: &str = "/usr/bin/prlimit";
+/// The `setpriv` binary (util-linux) that makes a workspace its own uid.
+pub const SETPRIV: &str = "/usr/bin/setpriv";
 
-/// The argv that starts `command` confined: `prlimit … -- bwrap … -- command` (or the
-/// command alone when neither applies). `host_home` is bound as the sandbox's home.
-pub fn argv(sandbox: &Sandbox, confinement: &Confinement, per_uid: bool, host_home: &Path, command: &[String]) -> Vec<OsString> {
+/// The argv that starts `command` confined: `setpriv … -- prlimit … -- bwrap … -- command`
+/// (each part only when it applies). `host_home` is bound as the sandbox's home.
+pub fn argv(sandbox: &Sandbox, confinement: &Confinement, host_uid: Option<u32>, host_home: &Path, command: &[String]) -> Vec<OsString> {
     let mut argv: Vec<OsString> = Vec::new();
+    if let Some(uid) = host_uid {
+        argv.push(SETPRIV.into());
+        for flag in [format!("--reuid={uid}"), format!("--regid={uid}"), "--clear-groups".to_owned(), "--".to_owned()] {
+            argv.push(flag.into());
+        }
+    }
+    let per_uid = host_uid.is_some();
     let limits = &confinement.limits;
     let mut rlimits = Vec::new();
     if let Some(files) = limits.open_files {
@@ -122,9 +133,14 @@ mod tests {
         let confinement =
             Confinement { network: Network::None, limits: Limits { memory_mib: Some(2), processes: Some(64), open_files: Some(256) } };
         let home = Path::new("/srv/wsd/workspaces/w1/home");
-        let confined = strings(argv(&sandbox, &confinement, true, home, &["agent".into(), "--flag".into()]));
+        let confined = strings(argv(&sandbox, &confinement, Some(7), home, &["agent".into(), "--flag".into()]));
         let line = confined.join(" ");
-        assert!(line.starts_with("/usr/bin/prlimit --nofile=256:256 --data=2097152:2097152 --nproc=64:64 -- /usr/bin/bwrap "), "{line}");
+        assert!(
+            line.starts_with(
+                "/usr/bin/setpriv --reuid=7 --regid=7 --clear-groups -- /usr/bin/prlimit --nofile=256:256 --data=2097152:2097152 --nproc=64:64 -- /usr/bin/bwrap "
+            ),
+            "{line}"
+        );
         assert!(line.contains("--unshare-all --unshare-user --disable-userns --new-session"), "{line}");
         assert!(!line.contains("--share-net"), "{line}");
         assert!(line.contains("--ro-bind /usr /usr") && !line.contains("/nonexistent"), "{line}");
@@ -134,10 +150,10 @@ mod tests {
 
         // Host network, no limits, shared uid: no prlimit and no process limit.
         let open = Confinement { network: Network::Host, limits: Limits { processes: Some(64), ..Limits::default() } };
-        let line = strings(argv(&sandbox, &open, false, home, &["agent".into()])).join(" ");
+        let line = strings(argv(&sandbox, &open, None, home, &["agent".into()])).join(" ");
         assert!(line.starts_with("/usr/bin/bwrap ") && line.contains("--share-net"), "{line}");
         // No sandbox: the command as configured.
-        assert_eq!(strings(argv(&Sandbox::None, &Confinement::default(), false, home, &["agent".into()])), ["agent"]);
+        assert_eq!(strings(argv(&Sandbox::None, &Confinement::default(), None, home, &["agent".into()])), ["agent"]);
         assert_eq!(workspace_of(Path::new("/srv/wsd/workspaces"), &["agent".to_owned()]), None);
     }
 }
