@@ -56,6 +56,35 @@ async fn forget_plan_inputs_after_changes(
     response
 }
 
+/// Whether a path, percent-decoded, is UTF-8: routes decode their parameters, and one that
+/// is not would otherwise be refused in plain text, outside the error envelope.
+fn decodes_to_utf8(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let hex = |i: usize| bytes.get(i).and_then(|b| (*b as char).to_digit(16));
+        match (bytes[at], hex(at + 1), hex(at + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                decoded.push((high * 16 + low) as u8);
+                at += 3;
+            }
+            (byte, ..) => {
+                decoded.push(byte);
+                at += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok()
+}
+
+async fn refuse_undecodable_paths(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    if !decodes_to_utf8(request.uri().path()) {
+        return axum::response::IntoResponse::into_response(ApiError::bad_request("INVALID_PATH", "the path is not UTF-8 once decoded"));
+    }
+    next.run(request).await
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
     let proxy = Router::new()
         .route("/llm/anthropic/{*rest}", axum::routing::any(proxy::anthropic))
@@ -99,5 +128,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), forget_plan_inputs_after_changes))
         .with_state(state.clone())
         .merge(proxy)
+        .layer(axum::middleware::from_fn(refuse_undecodable_paths))
         .layer(axum::middleware::from_fn_with_state(state, metrics::track))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn paths_are_checked_as_decoded() {
+        for ok in ["/v1/orgs/acme", "/v1/orgs/%41%62", "/v1/%E2%9C%93", "/a%2", "/a%zz", "/%"] {
+            assert!(super::decodes_to_utf8(ok), "{ok}");
+        }
+        for bad in ["/v1/orgs/%FF", "/%C3", "/x/%e2%9c"] {
+            assert!(!super::decodes_to_utf8(bad), "{bad}");
+        }
+    }
 }

@@ -73,14 +73,20 @@ pub async fn check(state: &AppState, preflight: &Preflight, org: &str, workspace
     let Some(secret) = value_of(state, org, workspace, &credential.value).await? else {
         return Err(refuse("PREFLIGHT_FAILED", "the credential to check has no stored value".into(), provider_name));
     };
-    // The endpoint the runtime will call: a base URL the user set on the workspace, else the
-    // provider's for the runtime's protocol.
+    // Only the provider's registered endpoint (or the operator's override of it) is ever
+    // called: a base URL from a tenant's secret would make wsd fetch a URL of the tenant's
+    // choosing, from wsd's network, with the key.
     let configured = runtime.base_url_env.as_ref().and_then(|k| plan.env.get(k));
-    let base = match configured.map(|e| &e.value) {
-        Some(value @ EnvValue::Secret { .. }) => value_of(state, org, workspace, value).await?.map(|v| v.expose().to_owned()),
-        _ => provider.base_url(runtime.protocol).map(str::to_owned),
-    };
-    let Some(base) = base else {
+    if let Some(EnvValue::Secret { key, .. }) = configured.map(|e| &e.value) {
+        return Err(refuse(
+            "PREFLIGHT_UNSUPPORTED",
+            format!(
+                "the workspace sets its own endpoint ({key}); the liveness check calls only provider `{provider_name}`'s registered endpoint; turn [policy] preflight off to create this workspace"
+            ),
+            provider_name,
+        ));
+    }
+    let Some(base) = provider.base_url(runtime.protocol).map(str::to_owned) else {
         return Err(refuse("PREFLIGHT_FAILED", format!("provider `{provider_name}` has no endpoint to check"), provider_name));
     };
     let base = base.trim_end_matches('/');

@@ -150,3 +150,38 @@ async fn an_anthropic_api_key_is_checked_as_x_api_key_and_platform_models_are_no
     api.workspace(&org, "p", "claude-code", "anthropic/claude-opus-4-7").await;
     assert_eq!(seen.lock().unwrap().len(), calls, "a platform-managed workspace has no key of its own to check");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_check_never_calls_a_url_a_tenant_chose_nor_echoes_it() {
+    let seen: Seen = Arc::default();
+    let fake = fake_provider(seen.clone()).await;
+    let overrides = BTreeMap::from([(
+        "anthropic-api".to_owned(),
+        ProviderOverride { base_url_anthropic: Some(format!("{fake}/anthropic")), base_url_openai: None },
+    )]);
+    let registry = Registry::embedded().unwrap().with_overrides(&overrides).unwrap();
+    let api = start_with(
+        Backend::Sqlite,
+        "preflight_tenant_url",
+        true,
+        Some(registry),
+        Options { preflight: Some(Duration::from_secs(1)), ..Options::default() },
+    )
+    .await
+    .unwrap();
+    let org = api.org("acme").await;
+    api.secret(&org, "ANTHROPIC_API_KEY", GOOD_KEY).await;
+    let ws = api.workspace(&org, "a", "claude-code", "claude-opus-4-7").await;
+    // The workspace's own base URL, with credentials in it, pointing into wsd's network.
+    let tenant_url = "http://user:canary-url-password@10.0.0.7:9/internal?token=canary-url-query";
+    api.put(&format!("/v1/orgs/{org}/workspaces/{ws}/secrets/ANTHROPIC_BASE_URL"), ADMIN, json!({"value": tenant_url})).await;
+    let before = seen.lock().unwrap().len();
+    let r = api.patch(&format!("/v1/orgs/{org}/workspaces/{ws}"), ADMIN, json!({"model": "claude-sonnet-4-6"})).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (Status::UNPROCESSABLE_ENTITY, Some("PREFLIGHT_UNSUPPORTED")), "{}", r.body);
+    let text = r.body.to_string();
+    for secret in ["canary-url-password", "canary-url-query", "10.0.0.7", GOOD_KEY] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    assert!(text.contains("ANTHROPIC_BASE_URL"), "{text}");
+    assert_eq!(seen.lock().unwrap().len(), before, "nothing was called");
+}

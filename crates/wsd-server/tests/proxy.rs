@@ -29,6 +29,8 @@ type Seen = Arc<Mutex<Vec<(String, String, Value)>>>;
 #[derive(Clone, Default)]
 struct Fake {
     seen: Seen,
+    /// The request headers of every call, in order.
+    headers: Arc<Mutex<Vec<HeaderMap>>>,
     /// Streams of the fake that ended because their client went away.
     abandoned: Arc<AtomicUsize>,
 }
@@ -51,8 +53,8 @@ fn event_stream(chunks: impl Stream<Item = Result<Bytes, std::io::Error>> + Send
     ([("content-type", "text/event-stream")], Body::from_stream(chunks)).into_response()
 }
 
-/// The fake provider. It answers by the (rewritten) model it is asked for: `MiniMax-M2.7`
-/// behaves; `slow` answers after 3 s; `fail-503` and `fail-400` fail; streamed, `cut` breaks
+/// The fake provider. It answers by the request's `behave` field (copied through by the
+/// proxy like any other field), else behaves: `slow` answers after 3 s; `fail-503` and `fail-400` fail; streamed, `cut` breaks
 /// the connection after the first event, `short` ends cleanly without its final event,
 /// `hang` goes silent, and `drip` sends a ping every 20 ms until its client leaves.
 async fn answer(path: &'static str, fake: Fake, headers: HeaderMap, body: String) -> axum::response::Response {
@@ -63,16 +65,24 @@ async fn answer(path: &'static str, fake: Fake, headers: HeaderMap, body: String
         (None, None) => String::new(),
         (Some(_), Some(_)) => "both".to_owned(),
     };
-    fake.seen.lock().unwrap().push((path.to_owned(), credential, body.clone()));
+    fake.seen.lock().unwrap().push((path.to_owned(), credential.clone(), body.clone()));
+    fake.headers.lock().unwrap().push(headers.clone());
     let streaming = body["stream"] == true;
-    let model = body["model"].as_str().unwrap_or_default().to_owned();
-    match (model.as_str(), path, streaming) {
+    let behaviour = body["behave"].as_str().unwrap_or_default().to_owned();
+    match (behaviour.as_str(), path, streaming) {
         ("slow", _, _) => {
             tokio::time::sleep(Duration::from_secs(3)).await;
             axum::Json(json!({"usage": {"input_tokens": 1, "output_tokens": 1}})).into_response()
         }
         ("fail-503", ..) => {
             (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})))
+                .into_response()
+        }
+        ("echo-key", ..) => {
+            // A provider that quotes the credential it was given back in its error.
+            let key = credential.split_once(':').map(|(_, k)| k.to_owned()).unwrap_or_default();
+            let text = format!("invalid key {key}; the key {key} was rejected");
+            (StatusCode::UNAUTHORIZED, [("x-echo", key.clone())], axum::Json(json!({"type": "error", "error": {"type": "authentication_error", "message": text}})))
                 .into_response()
         }
         ("fail-400", ..) => {
@@ -126,6 +136,7 @@ async fn answer(path: &'static str, fake: Fake, headers: HeaderMap, body: String
 async fn fake_upstream(fake: Fake) -> String {
     let app = axum::Router::new()
         .route("/anthropic/v1/messages", post(|State(f): State<Fake>, h: HeaderMap, b: String| answer("anthropic", f, h, b)))
+        .route("/anthropic/v1/messages/count_tokens", post(|| async { axum::Json(json!({"input_tokens": 5})) }))
         .route("/openai/chat/completions", post(|State(f): State<Fake>, h: HeaderMap, b: String| answer("openai", f, h, b)))
         .route("/openai/responses", post(|State(f): State<Fake>, h: HeaderMap, b: String| answer("responses", f, h, b)))
         .with_state(fake);
@@ -137,6 +148,7 @@ async fn fake_upstream(fake: Fake) -> String {
 
 struct Setup {
     api: Api,
+    headers: Arc<Mutex<Vec<HeaderMap>>>,
     org: String,
     workspace: String,
     usage_token: String,
@@ -149,7 +161,7 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(1);
 
 async fn setup() -> Setup {
     let fake_state = Fake::default();
-    let (seen, abandoned) = (fake_state.seen.clone(), fake_state.abandoned.clone());
+    let (seen, abandoned, headers) = (fake_state.seen.clone(), fake_state.abandoned.clone(), fake_state.headers.clone());
     let fake = fake_upstream(fake_state).await;
     let overrides = BTreeMap::from([(
         "minimax".to_owned(),
@@ -163,7 +175,7 @@ async fn setup() -> Setup {
     let workspace = api.workspace(&org, "metered", "claude-code", "minimax/MiniMax-M2.7").await;
     api.put("/v1/platform/secrets/MINIMAX_API_KEY", ADMIN, json!({"value": PLATFORM_KEY})).await;
     let (_, token) = api.state.store.create_token(TokenKind::Usage, Some(&org), Some(&workspace), "usage", "test").await.unwrap();
-    Setup { api, org, workspace, usage_token: token.expose().to_owned(), seen, abandoned }
+    Setup { api, headers, org, workspace, usage_token: token.expose().to_owned(), seen, abandoned }
 }
 
 async fn send(setup: &Setup, path: &str, body: Value, header: &str) -> (u16, String) {
@@ -269,12 +281,13 @@ async fn the_proxy_swaps_keys_rewrites_models_and_meters_every_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_refuses_what_it_cannot_meter() {
     let s = setup().await;
-    let unknown = json!({"model": "nowhere/some-model", "messages": []});
-    let (status, body) = send(&s, "/llm/anthropic/v1/messages", unknown, "x-api-key").await;
-    assert_eq!(status, 400);
-    assert!(body.contains("UNKNOWN_MODEL_NAMESPACE"));
-    let (status, body) = send(&s, "/llm/anthropic/v1/messages", json!({"model": "MiniMax-M2.7"}), "x-api-key").await;
-    assert_eq!((status, body.contains("UNKNOWN_MODEL_NAMESPACE")), (400, true));
+    // A workspace calls its own model only: another platform model, a made-up one, one
+    // without its namespace are all refused, and nothing reaches upstream.
+    for model in ["anthropic/claude-opus-4-8", "nowhere/some-model", "MiniMax-M2.7", "minimax/MiniMax-M2.7 "] {
+        let (status, body) = send(&s, "/llm/anthropic/v1/messages", json!({"model": model, "messages": []}), "x-api-key").await;
+        assert_eq!((status, body.contains("MODEL_NOT_ALLOWED")), (403, true), "{model}: {body}");
+    }
+    assert!(s.seen.lock().unwrap().is_empty());
 
     // Not a usage token: the org's API token, a wrong token, none.
     for token in [ADMIN, "wsd_wrong"] {
@@ -404,7 +417,7 @@ async fn a_client_that_leaves_before_the_answer_starts_is_recorded() {
         .await;
     assert!(r.unwrap_err().is_timeout());
     let rows = requests(&s, 1).await;
-    assert_eq!((rows[0]["model"].as_str(), rows[0]["status"].as_i64()), (Some("slow"), Some(499)));
+    assert_eq!((rows[0]["model"].as_str(), rows[0]["status"].as_i64()), (Some("MiniMax-M2.7"), Some(499)));
 }
 
 /// The ledger rows of the org's latest requests, newest first, once `expected` exist.
@@ -428,7 +441,7 @@ fn assert_no_key_in_log(setup: &Setup) {
 }
 
 fn message(model: &str, stream: bool) -> Value {
-    json!({"model": format!("minimax/{model}"), "max_tokens": 10, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+    json!({"model": "minimax/MiniMax-M2.7", "behave": model, "max_tokens": 10, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -440,8 +453,8 @@ async fn upstream_errors_pass_through_and_are_recorded() {
     let (status, body) = send(&s, "/llm/openai/v1/chat/completions", message("fail-400", false), "authorization").await;
     assert_eq!((status, body.contains("invalid_request_error")), (400, true), "{body}");
     let rows = requests(&s, 2).await;
-    assert_eq!((rows[0]["status"].as_i64(), rows[0]["model"].as_str()), (Some(400), Some("fail-400")));
-    assert_eq!((rows[1]["status"].as_i64(), rows[1]["model"].as_str()), (Some(503), Some("fail-503")));
+    assert_eq!((rows[0]["status"].as_i64(), rows[0]["model"].as_str()), (Some(400), Some("MiniMax-M2.7")));
+    assert_eq!((rows[1]["status"].as_i64(), rows[1]["model"].as_str()), (Some(503), Some("MiniMax-M2.7")));
     assert_eq!(rows[1]["workspace_id"], s.workspace.as_str());
     assert_eq!(rows[1]["input_tokens"], 0);
     assert_no_key_in_log(&s);
@@ -466,9 +479,9 @@ async fn a_silent_upstream_times_out_with_504_or_an_error_event() {
     let rows = requests(&s, 2).await;
     assert_eq!(
         (rows[0]["model"].as_str(), rows[0]["status"].as_i64(), rows[0]["input_tokens"].as_i64()),
-        (Some("hang"), Some(504), Some(12))
+        (Some("MiniMax-M2.7"), Some(504), Some(12))
     );
-    assert_eq!((rows[1]["model"].as_str(), rows[1]["status"].as_i64()), (Some("slow"), Some(504)));
+    assert_eq!((rows[1]["model"].as_str(), rows[1]["status"].as_i64()), (Some("MiniMax-M2.7"), Some(504)));
     assert!(rows[1]["latency_ms"].as_i64().unwrap() >= UPSTREAM_TIMEOUT.as_millis() as i64);
     assert_no_key_in_log(&s);
 }
@@ -573,4 +586,150 @@ fn raw_post(address: &str, path: &str, token: &str, len: usize) -> (u16, String)
     let text = String::from_utf8_lossy(&answer).into_owned();
     let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_model_calls_with_allowed_headers_go_upstream_and_no_key_comes_back() {
+    let s = setup().await;
+    let call = |method: reqwest::Method, path: &str| {
+        s.api.client.request(method, format!("{}{path}", s.api.base)).header("x-api-key", &s.usage_token).json(&message("", false))
+    };
+    // Anything but a model call: 404, nothing upstream, a ledger row each.
+    for (method, path) in [
+        (reqwest::Method::POST, "/llm/anthropic/..%2F..%2Fx"),
+        (reqwest::Method::POST, "/llm/anthropic/v1/%2E%2E/messages"),
+        (reqwest::Method::POST, "/llm/anthropic/v1/messages/batches"),
+        (reqwest::Method::DELETE, "/llm/openai/v1/files/file-x"),
+        (reqwest::Method::GET, "/llm/openai/v1/responses/resp_1"),
+        (reqwest::Method::POST, "/llm/openai/v1/files"),
+    ] {
+        let r = call(method.clone(), path).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{method} {path}");
+        assert!(r.text().await.unwrap().contains("ENDPOINT_NOT_ALLOWED"), "{method} {path}");
+    }
+    assert!(s.seen.lock().unwrap().is_empty(), "nothing reached upstream");
+    // The workspace's models, answered by wsd.
+    let models: Value = call(reqwest::Method::GET, "/llm/openai/v1/models").send().await.unwrap().json().await.unwrap();
+    assert_eq!(models["data"][0]["id"], "minimax/MiniMax-M2.7");
+    let rows = requests(&s, 7).await;
+    assert_eq!(rows.iter().filter(|r| r["status"] == 404).count(), 6, "{rows:?}");
+
+    // Headers by allowlist: the SDK's own go through, account selectors, cookies and
+    // forwarding headers do not.
+    let r = call(reqwest::Method::POST, "/llm/anthropic/v1/messages")
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", "tools-1")
+        .header("x-stainless-lang", "js")
+        .header("openai-organization", "org-other-tenant")
+        .header("openai-project", "proj-other")
+        .header("cookie", "session=1")
+        .header("x-forwarded-for", "10.0.0.1")
+        .header("forwarded", "for=10.0.0.1")
+        .header("x-real-ip", "10.0.0.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let sent = s.headers.lock().unwrap().last().unwrap().clone();
+    for kept in ["anthropic-version", "anthropic-beta", "x-stainless-lang", "authorization", "content-type"] {
+        assert!(sent.contains_key(kept), "{kept} was dropped: {sent:?}");
+    }
+    for dropped in ["openai-organization", "openai-project", "cookie", "x-forwarded-for", "forwarded", "x-real-ip", "x-api-key"] {
+        assert!(!sent.contains_key(dropped), "{dropped} reached upstream");
+    }
+
+    // A provider that echoes the key: the workspace never sees it.
+    let r = call(reqwest::Method::POST, "/llm/anthropic/v1/messages").json(&message("echo-key", false)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.headers().get("x-echo").is_none());
+    let text = r.text().await.unwrap();
+    assert!(!text.contains(PLATFORM_KEY), "{text}");
+    assert!(text.contains("invalid key [redacted]; the key [redacted] was rejected"), "{text}");
+    assert_no_key_in_log(&s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_after_admission_gets_its_ledger_row() {
+    let s = setup().await;
+    // 403: another model. 400: not JSON. 413 is covered with the raw client above.
+    assert_eq!(send(&s, "/llm/anthropic/v1/messages", json!({"model": "anthropic/claude-opus-4-8"}), "x-api-key").await.0, 403);
+    let r =
+        s.api.client.post(format!("{}/llm/anthropic/v1/messages", s.api.base)).header("x-api-key", &s.usage_token).body("{not json").send();
+    assert_eq!(r.await.unwrap().status().as_u16(), 400);
+    // 402: over budget.
+    s.api.put(&format!("/v1/orgs/{}/budget", s.org), ADMIN, json!({"tokens": 1, "period": "day"})).await;
+    s.api.state.store.append_usage(&[usage_row(&s, 5)]).await.unwrap();
+    s.api.state.gate.forget_budget(&s.org);
+    assert_eq!(send(&s, "/llm/anthropic/v1/messages", message("", false), "x-api-key").await.0, 402);
+    // count_tokens spends nothing: it passes over budget.
+    assert_eq!(send(&s, "/llm/anthropic/v1/messages/count_tokens", message("", false), "x-api-key").await.0, 200);
+    s.api.put(&format!("/v1/orgs/{}/budget", s.org), ADMIN, json!({"tokens": 1_000_000, "period": "day"})).await;
+    // 502: no platform key.
+    s.api.delete("/v1/platform/secrets/MINIMAX_API_KEY", ADMIN).await;
+    assert_eq!(send(&s, "/llm/anthropic/v1/messages", message("", false), "x-api-key").await.0, 502);
+    let rows = requests(&s, 6).await;
+    let mut statuses: Vec<i64> =
+        rows.iter().filter(|r| r["workspace_id"] == s.workspace.as_str()).map(|r| r["status"].as_i64().unwrap()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 400, 402, 403, 502], "{rows:?}");
+}
+
+/// A ledger row of `tokens` for the setup's workspace, as if metered just now.
+fn usage_row(s: &Setup, tokens: i64) -> wsd_store::UsageRecord {
+    wsd_store::UsageRecord {
+        at: wsd_store::now_ms(),
+        org_id: s.org.clone(),
+        workspace_id: s.workspace.clone(),
+        provider: "minimax".into(),
+        model: "MiniMax-M2.7".into(),
+        input_tokens: tokens,
+        output_tokens: 0,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
+        status: 200,
+        latency_ms: 1,
+        request_id: "seeded".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_is_refused_at_once_on_every_path_that_ends_it() {
+    let fake = fake_upstream(Fake::default()).await;
+    let overrides = BTreeMap::from([(
+        "minimax".to_owned(),
+        ProviderOverride { base_url_anthropic: Some(format!("{fake}/anthropic")), base_url_openai: Some(format!("{fake}/openai")) },
+    )]);
+    let registry = Registry::embedded().unwrap().with_overrides(&overrides).unwrap();
+    let root = std::env::temp_dir().join(format!("wsd-proxy-ends-{}", std::process::id()));
+    let options = Options { proxy: Some(ProxySettings::default()), runner: Some(root), ..Options::default() };
+    let api = start_with(Backend::Sqlite, "proxy_ends", true, Some(registry), options).await.unwrap();
+    let org = api.org("acme").await;
+    api.put("/v1/platform/secrets/MINIMAX_API_KEY", ADMIN, json!({"value": PLATFORM_KEY})).await;
+    let call = |token: String| {
+        let request =
+            api.client.post(format!("{}/llm/anthropic/v1/messages", api.base)).header("x-api-key", token).json(&message("", false));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let workspace = api.workspace(&org, "w", "claude-code", "minimax/MiniMax-M2.7").await;
+    let mint = || async {
+        let (id, token) = api.state.store.create_token(TokenKind::Usage, Some(&org), Some(&workspace), "usage", "test").await.unwrap();
+        (id, token.expose().to_owned())
+    };
+    let ws = format!("/v1/orgs/{org}/workspaces/{workspace}");
+    // Each path: the token works (and is now cached), the path runs, the token is refused.
+    let (id, token) = mint().await;
+    assert_eq!(call(token.clone()).await, 200);
+    api.delete(&format!("/v1/orgs/{org}/tokens/{}", id.id), ADMIN).await;
+    assert_eq!(call(token).await, 401, "revoked");
+    for step in ["provision", "restart", "stop"] {
+        let (_, token) = mint().await;
+        assert_eq!(call(token.clone()).await, 200);
+        let r = api.post(&format!("{ws}/{step}"), ADMIN, json!({})).await;
+        assert_eq!(r.status.as_u16(), 200, "{step}: {}", r.body);
+        assert_eq!(call(token).await, 401, "{step}");
+    }
+    let (_, token) = mint().await;
+    assert_eq!(call(token.clone()).await, 200);
+    api.delete(&ws, ADMIN).await;
+    assert_eq!(call(token).await, 401, "deleted");
 }

@@ -199,6 +199,11 @@ async fn serve(listen: SocketAddr, state: Arc<AppState>) -> Result<(), Failure> 
     // One line on stdout that scripts and tests can wait for.
     println!("wsd listening on http://{local}");
     let state_for_close = state.clone();
+    // Small writes (a streamed answer's events) go out at once, not after the client's
+    // delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, wsd_server::router(state))
         .with_graceful_shutdown(shutdown)
         .await

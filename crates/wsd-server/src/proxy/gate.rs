@@ -18,11 +18,13 @@ pub const GATE_CACHE_TTL: Duration = Duration::from_secs(5);
 /// adds what it meters itself; usage metered by other wsd processes shows at the next read.
 pub const BUDGET_REFRESH: Duration = Duration::from_secs(1);
 
-/// The workspace a live usage token was minted for.
+/// The workspace a live usage token was minted for, and the model it was planned with: the
+/// only model it may call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageGrant {
     pub org: String,
     pub workspace: String,
+    pub model: String,
 }
 
 #[derive(Debug)]
@@ -60,13 +62,19 @@ impl Gate {
             return Ok(Some(grant));
         }
         let ticket = self.usage_tokens.ticket();
-        let grant = match store.authenticate_token(presented).await? {
+        let (org, workspace) = match store.authenticate_token(presented).await? {
             Some(token) if token.kind == TokenKind::Usage => match (token.org_id, token.workspace_id) {
-                (Some(org), Some(workspace)) => Arc::new(UsageGrant { org, workspace }),
+                (Some(org), Some(workspace)) => (org, workspace),
                 _ => return Ok(None),
             },
             _ => return Ok(None),
         };
+        let model = match store.get_workspace(&org, &workspace).await {
+            Ok(found) => found.model,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let grant = Arc::new(UsageGrant { org, workspace, model });
         self.usage_tokens.put(ticket, hash, grant.clone());
         Ok(Some(grant))
     }
@@ -191,7 +199,7 @@ mod tests {
         let gate = Gate::default();
         let (id, token) = store.create_token(TokenKind::Usage, Some(&org), Some(&workspace), "usage", "test").await.unwrap();
         let grant = gate.usage_grant(&store, token.expose()).await.unwrap().unwrap();
-        assert_eq!(*grant, UsageGrant { org: org.clone(), workspace });
+        assert_eq!(*grant, UsageGrant { org: org.clone(), workspace, model: "minimax/MiniMax-M2.7".into() });
         let (_, api) = store.create_token(TokenKind::Org, Some(&org), None, "api", "test").await.unwrap();
         assert!(gate.usage_grant(&store, api.expose()).await.unwrap().is_none(), "an API token is no usage token");
         assert!(gate.usage_grant(&store, "wsd_unknown").await.unwrap().is_none());

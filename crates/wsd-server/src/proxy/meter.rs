@@ -328,6 +328,22 @@ impl PendingMeter {
     pub fn take(mut self) -> Meter {
         self.meter.take().expect("a pending meter is taken once")
     }
+
+    /// The meter, to name the provider and model once they are known.
+    pub fn meter(&mut self) -> &mut Meter {
+        self.meter.as_mut().expect("a pending meter is taken once")
+    }
+
+    /// Ends the request with an answer of wsd's own (a refusal, or one wsd gives itself):
+    /// its row carries that status.
+    pub fn answered(mut self, status: u16) {
+        if let Some(mut meter) = self.meter.take() {
+            meter.status = i64::from(status);
+            if let Some(record) = meter.finish(None) {
+                self.state.record_usage(record);
+            }
+        }
+    }
 }
 
 impl Drop for PendingMeter {

@@ -7,6 +7,7 @@
 //! Invariant: neither the usage token nor the platform key appears in any response, error
 //! or log line.
 
+mod endpoint;
 pub mod gate;
 mod meter;
 mod request;
@@ -15,13 +16,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use wsd_core::registry::{CredentialSource, Protocol, Provider};
 use wsd_core::{EnvKey, Registry};
 
 use crate::error::ApiError;
+use crate::proxy::endpoint::Endpoint;
 use crate::proxy::gate::UsageGrant;
 use crate::proxy::meter::{Dialect, Fault, Meter, Metered, PendingMeter};
 use crate::proxy::request::RequestBody;
@@ -32,23 +34,6 @@ pub const MAX_PROXY_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 /// The attribution header a platform workspace sends (its `ANTHROPIC_CUSTOM_HEADERS`).
 const WORKSPACE_HEADER: &str = "x-wsd-workspace-id";
-
-/// Headers never forwarded upstream: the client's credentials, wsd's own attribution and
-/// the hop-by-hop ones.
-const DROPPED_REQUEST_HEADERS: &[&str] = &[
-    "authorization",
-    "x-api-key",
-    WORKSPACE_HEADER,
-    "host",
-    "content-length",
-    "connection",
-    "transfer-encoding",
-    "keep-alive",
-    "proxy-authorization",
-    "te",
-    "upgrade",
-    "accept-encoding",
-];
 
 /// `[proxy]` in the config file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +63,7 @@ impl UpstreamClient {
         let client = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .read_timeout(settings.upstream_timeout)
+            .tcp_nodelay(true)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the proxy's HTTP client: {e}"))?;
@@ -159,12 +145,12 @@ fn upstream_url(provider: &Provider, surface: Protocol, rest: &str) -> Result<St
     Ok(format!("{base}/{rest}"))
 }
 
-pub async fn anthropic(State(state): State<Arc<AppState>>, Path(rest): Path<String>, request: Request) -> Response {
-    forward(state, Protocol::Anthropic, rest, request).await.unwrap_or_else(IntoResponse::into_response)
+pub async fn anthropic(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    forward(state, Protocol::Anthropic, request).await.unwrap_or_else(IntoResponse::into_response)
 }
 
-pub async fn openai(State(state): State<Arc<AppState>>, Path(rest): Path<String>, request: Request) -> Response {
-    forward(state, Protocol::Openai, rest, request).await.unwrap_or_else(IntoResponse::into_response)
+pub async fn openai(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    forward(state, Protocol::Openai, request).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// The request body, read only once the caller is admitted: an unknown caller cannot make
@@ -180,13 +166,116 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     })
 }
 
-async fn forward(state: Arc<AppState>, surface: Protocol, rest: String, request: Request) -> Result<Response, ApiError> {
+/// The path after `/llm/<surface>/`, as sent (not percent-decoded).
+fn raw_rest(surface: Protocol, path: &str) -> &str {
+    let prefix = match surface {
+        Protocol::Anthropic => "/llm/anthropic/",
+        Protocol::Openai => "/llm/openai/",
+    };
+    path.strip_prefix(prefix).unwrap_or_default()
+}
+
+fn not_allowed(method: &axum::http::Method, rest: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "ENDPOINT_NOT_ALLOWED",
+        format!("the proxy forwards model calls only, not {method} /{rest}; see the workspace's runtime for the endpoints it calls"),
+    )
+}
+
+/// A request ready to go upstream.
+struct Call {
+    outgoing: reqwest::RequestBuilder,
+    provider: String,
+    vendor_model: String,
+    /// The key wsd put on the request: scrubbed from anything that comes back.
+    key: Arc<wsd_core::SecretValue>,
+}
+
+async fn forward(state: Arc<AppState>, surface: Protocol, request: Request) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
-    let (method, headers) = (parts.method, parts.headers);
-    let grant = admit(&state, &headers).await?;
-    // Over budget: refused before any upstream call.
-    if let Some((budget, used)) = state.gate.over_budget(&state.store, &grant.org, wsd_store::now_ms()).await? {
+    let grant = admit(&state, &parts.headers).await?;
+    // Admitted: from here on, every outcome gets exactly one ledger row.
+    let rest = raw_rest(surface, parts.uri.path());
+    let endpoint = endpoint::endpoint(surface, &parts.method, rest);
+    let dialect = match endpoint {
+        Some(Endpoint::Forward { dialect, .. }) => dialect,
+        _ => Dialect::of(surface, rest),
+    };
+    let mut pending = PendingMeter::new(
+        Meter::new(grant.org.clone(), grant.workspace.clone(), String::new(), grant.model.clone(), dialect),
+        state.clone(),
+    );
+    pending.meter().started = started;
+    let call = match endpoint {
+        None => Err(not_allowed(&parts.method, rest)),
+        Some(Endpoint::Models) => {
+            pending.answered(200);
+            return Ok(models_answer(surface, &grant.model));
+        }
+        Some(Endpoint::Forward { counts_tokens, .. }) => prepare(&state, surface, &grant, counts_tokens, rest, &parts, body).await,
+    };
+    let call = match call {
+        Ok(call) => call,
+        Err(refusal) => {
+            pending.answered(refusal.status.as_u16());
+            return Err(refusal);
+        }
+    };
+    let upstream = state.upstream.as_ref().expect("prepare checked the upstream client");
+    pending.meter().provider = call.provider.clone();
+    pending.meter().model = call.vendor_model;
+    let answer = tokio::time::timeout(upstream.upstream_timeout, call.outgoing.send()).await;
+    let mut meter = pending.take();
+    let response = match answer {
+        Ok(Ok(response)) => response,
+        failed => {
+            let (fault, connect) = match failed {
+                Ok(Err(e)) if !e.is_timeout() => (Fault::Broken, e.is_connect()),
+                _ => (Fault::Timeout, false),
+            };
+            if let Some(record) = meter.finish(Some(fault)) {
+                state.record_usage(record);
+            }
+            let provider = call.provider;
+            return Err(match fault {
+                Fault::Timeout => ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "UPSTREAM_TIMEOUT",
+                    format!("provider `{provider}` did not answer within {} s", upstream.upstream_timeout.as_secs_f32()),
+                ),
+                _ if connect => {
+                    ApiError::new(StatusCode::BAD_GATEWAY, "UPSTREAM_UNREACHABLE", format!("provider `{provider}` is unreachable"))
+                }
+                _ => ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "UPSTREAM_FAILED",
+                    format!("provider `{provider}` closed the connection without an answer"),
+                ),
+            });
+        }
+    };
+    if response.status().is_success() {
+        respond(state, response, meter)
+    } else {
+        Ok(respond_scrubbed(&state, response, meter, &call.key, upstream.upstream_timeout).await)
+    }
+}
+
+/// Everything between admission and the upstream call; each refusal is the caller's answer
+/// (and its ledger row's status).
+async fn prepare(
+    state: &AppState,
+    surface: Protocol,
+    grant: &UsageGrant,
+    counts_tokens: bool,
+    rest: &str,
+    parts: &axum::http::request::Parts,
+    body: Body,
+) -> Result<Call, ApiError> {
+    // Over budget: refused before any upstream call. Counting tokens spends none.
+    if !counts_tokens && let Some((budget, used)) = state.gate.over_budget(&state.store, &grant.org, wsd_store::now_ms()).await? {
         return Err(ApiError::new(
             StatusCode::PAYMENT_REQUIRED,
             "BUDGET_EXCEEDED",
@@ -195,9 +284,18 @@ async fn forward(state: Arc<AppState>, surface: Protocol, rest: String, request:
     }
     let body = read_body(body).await?;
     let request = RequestBody::parse(&body)?;
-    let (provider, vendor_model) = pick_upstream(&state, &request.model()?)?;
-    let url = upstream_url(provider, surface, &rest)?;
-    let dialect = Dialect::of(surface, &rest);
+    let model = request.model()?;
+    // A workspace calls the model it was planned with, nothing else, on the platform's key.
+    if model != grant.model {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "MODEL_NOT_ALLOWED",
+            format!("this workspace runs model `{}`; it may not call `{model}`", grant.model),
+        ));
+    }
+    let (provider, vendor_model) = pick_upstream(state, &model)?;
+    let url = upstream_url(provider, surface, rest)?;
+    let dialect = Dialect::of(surface, rest);
     // Chat completions report a stream's usage only when asked to.
     let payload = request.render(&vendor_model, request.streaming() && dialect == Dialect::OpenaiChat);
 
@@ -214,9 +312,9 @@ async fn forward(state: Arc<AppState>, surface: Protocol, rest: String, request:
         .upstream
         .as_ref()
         .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "PROXY_DISABLED", "this server runs no metering proxy"))?;
-    let mut outgoing = upstream.client.request(method, &url);
-    for (name, value) in &headers {
-        if !DROPPED_REQUEST_HEADERS.contains(&name.as_str()) {
+    let mut outgoing = upstream.client.request(parts.method.clone(), &url);
+    for (name, value) in &parts.headers {
+        if endpoint::forwards_header(surface, name) && name != "content-type" {
             outgoing = outgoing.header(name, value);
         }
     }
@@ -225,40 +323,89 @@ async fn forward(state: Arc<AppState>, surface: Protocol, rest: String, request:
     } else {
         outgoing.header("x-api-key", key.expose())
     };
-    let sent = outgoing.header("content-type", "application/json").body(payload).send();
-    let mut meter = Meter::new(grant.org.clone(), grant.workspace.clone(), provider.name.clone(), vendor_model, dialect);
-    meter.started = started;
-    let pending = PendingMeter::new(meter, state.clone());
-    let answer = tokio::time::timeout(upstream.upstream_timeout, sent).await;
-    let mut meter = pending.take();
-    let response = match answer {
-        Ok(Ok(response)) => response,
-        failed => {
-            let (fault, connect) = match failed {
-                Ok(Err(e)) if !e.is_timeout() => (Fault::Broken, e.is_connect()),
-                _ => (Fault::Timeout, false),
-            };
-            if let Some(record) = meter.finish(Some(fault)) {
-                state.record_usage(record);
-            }
-            return Err(match fault {
-                Fault::Timeout => ApiError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "UPSTREAM_TIMEOUT",
-                    format!("provider `{}` did not answer within {} s", provider.name, upstream.upstream_timeout.as_secs_f32()),
-                ),
-                _ if connect => {
-                    ApiError::new(StatusCode::BAD_GATEWAY, "UPSTREAM_UNREACHABLE", format!("provider `{}` is unreachable", provider.name))
-                }
-                _ => ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "UPSTREAM_FAILED",
-                    format!("provider `{}` closed the connection without an answer", provider.name),
-                ),
-            });
-        }
+    let outgoing = outgoing.header("content-type", "application/json").body(payload);
+    Ok(Call { outgoing, provider: provider.name.clone(), vendor_model, key })
+}
+
+/// `GET /v1/models`, answered by wsd: the workspace's own model, the only one it may call.
+fn models_answer(surface: Protocol, model: &str) -> Response {
+    let body = match surface {
+        Protocol::Anthropic => serde_json::json!({
+            "data": [{"type": "model", "id": model, "display_name": model}],
+            "has_more": false, "first_id": model, "last_id": model,
+        }),
+        Protocol::Openai => serde_json::json!({"object": "list", "data": [{"id": model, "object": "model", "owned_by": "wsd"}]}),
     };
-    respond(state, response, meter)
+    axum::Json(body).into_response()
+}
+
+/// The most of an error answer passed back: enough for any provider's error document.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// Upstream's error answer, read (up to a bound) and passed back with every occurrence of
+/// the key wsd sent replaced: a provider that echoes the credential it was given must not
+/// hand the platform's key to a workspace.
+async fn respond_scrubbed(
+    state: &Arc<AppState>,
+    response: reqwest::Response,
+    mut meter: Meter,
+    key: &wsd_core::SecretValue,
+    timeout: Duration,
+) -> Response {
+    use futures_util::StreamExt;
+    let status = response.status().as_u16();
+    meter.status = i64::from(status);
+    let content_type = response.headers().get("content-type").cloned();
+    let retry_after = response.headers().get("retry-after").cloned();
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    let read = tokio::time::timeout(timeout, async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            let room = MAX_ERROR_BODY_BYTES - body.len();
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if body.len() == MAX_ERROR_BODY_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
+    if read.is_err() {
+        body.clear();
+    }
+    if let Some(record) = meter.finish(None) {
+        state.record_usage(record);
+    }
+    let body = scrub(&body, key.expose().as_bytes());
+    let mut builder = Response::builder().status(status);
+    for (name, value) in [("content-type", content_type), ("retry-after", retry_after)] {
+        if let Some(value) = value.filter(|v| !contains(v.as_bytes(), key.expose().as_bytes())) {
+            builder = builder.header(name, value);
+        }
+    }
+    builder.body(Body::from(body)).unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// `text` with every occurrence of `secret` replaced by `[redacted]`.
+fn scrub(text: &[u8], secret: &[u8]) -> Vec<u8> {
+    if secret.is_empty() {
+        return text.to_vec();
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let mut at = 0;
+    while at < text.len() {
+        if text[at..].starts_with(secret) {
+            out.extend_from_slice(b"[redacted]");
+            at += secret.len();
+        } else {
+            out.push(text[at]);
+            at += 1;
+        }
+    }
+    out
 }
 
 /// Upstream's answer on its way back: its status and the headers a client needs, and its

@@ -27,11 +27,20 @@ pub struct CreateToken {
     pub name: String,
 }
 
-/// A display name: 1 to 128 characters, no control characters.
+/// Characters that reorder or hide text when displayed (bidirectional overrides and
+/// isolates, zero-width marks): a name holding one can read as another name.
+fn deceptive(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// A display name: 1 to 128 characters, no control, bidirectional or invisible characters.
 pub fn check_name(what: &str, name: &str) -> ApiResult<()> {
     let length = name.chars().count();
-    if name.trim().is_empty() || length > 128 || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("INVALID_NAME", format!("{what} name must be 1 to 128 characters without control characters")));
+    if name.trim().is_empty() || length > 128 || name.chars().any(|c| c.is_control() || deceptive(c)) {
+        return Err(ApiError::bad_request(
+            "INVALID_NAME",
+            format!("{what} name must be 1 to 128 characters without control, bidirectional or invisible characters"),
+        ));
     }
     Ok(())
 }

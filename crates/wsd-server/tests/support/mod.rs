@@ -159,6 +159,9 @@ pub struct Options {
     pub preflight: Option<std::time::Duration>,
     /// The proxy's limits.
     pub proxy: Option<wsd_server::proxy::ProxySettings>,
+    /// Workspaces run (unsandboxed: these tests are about the API, not isolation) as
+    /// `sleep`, under this directory.
+    pub runner: Option<std::path::PathBuf>,
 }
 
 /// `start`, with `options`.
@@ -182,6 +185,13 @@ pub async fn start_with(backend: Backend, label: &str, platform: bool, registry:
     state.preflight = options.preflight.map(|timeout| wsd_server::preflight::Preflight::new(timeout).unwrap());
     if let Some(proxy) = options.proxy {
         state.upstream = Some(wsd_server::proxy::UpstreamClient::new(&proxy).unwrap());
+    }
+    if let Some(root) = options.runner {
+        let mut process = wsd_backend::ProcessOptions::sandboxed(root);
+        process.sandbox = wsd_backend::Sandbox::None;
+        process.grace = std::time::Duration::from_millis(200);
+        let commands = [("claude-code".to_owned(), vec!["sleep".to_owned(), "300".to_owned()])].into();
+        state.runner = Some(wsd_server::Runner::new(Arc::new(wsd_backend::ProcessBackend::new(process)), commands));
     }
     let state = Arc::new(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
