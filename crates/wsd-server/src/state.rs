@@ -95,7 +95,7 @@ impl AppState {
     /// Queues a metered request's ledger row, counts it against the org's budget and in the
     /// metrics.
     pub fn record_usage(self: &Arc<Self>, record: wsd_store::UsageRecord) {
-        self.gate.charge(&record.org_id, record.input_tokens + record.output_tokens);
+        self.gate.charge(&record.org_id, record.input_tokens.saturating_add(record.output_tokens));
         self.metrics.record_proxied(&record);
         self.ledger.record(Arc::downgrade(self), record);
     }

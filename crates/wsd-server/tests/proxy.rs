@@ -85,6 +85,12 @@ async fn answer(path: &'static str, fake: Fake, headers: HeaderMap, body: String
             (StatusCode::UNAUTHORIZED, [("x-echo", key.clone())], axum::Json(json!({"type": "error", "error": {"type": "authentication_error", "message": text}})))
                 .into_response()
         }
+        ("endless-line", _, true) => {
+            // One line that never ends (4 MiB of it, then the stream hangs).
+            let line = stream::iter((0..64).map(|_| Ok(Bytes::from(vec![b'x'; 64 * 1024]))));
+            event_stream(stream::iter([Ok(Bytes::from(MESSAGE_START)), Ok(Bytes::from("data: "))]).chain(line).chain(stream::pending()))
+        }
+        ("absurd", ..) => axum::Json(json!({"usage": {"input_tokens": -1_000_000_000i64, "output_tokens": i64::MAX}})).into_response(),
         ("fail-400", ..) => {
             (StatusCode::BAD_REQUEST, axum::Json(json!({"type": "error", "error": {"type": "invalid_request_error", "message": "no"}})))
                 .into_response()
@@ -732,4 +738,27 @@ async fn a_token_is_refused_at_once_on_every_path_that_ends_it() {
     assert_eq!(call(token.clone()).await, 200);
     api.delete(&ws, ADMIN).await;
     assert_eq!(call(token).await, 401, "deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_provider_cannot_grow_wsd_or_its_ledger() {
+    let s = setup().await;
+    // An event line without end: the stream ends with the protocol's error event.
+    let (status, body) = send(&s, "/llm/anthropic/v1/messages", message("endless-line", true), "x-api-key").await;
+    assert_eq!(status, 200);
+    assert!(body.ends_with("\n\n") && body.contains("UPSTREAM_PROTOCOL_ERROR"), "{}", &body[body.len().saturating_sub(300)..]);
+    // Absurd counts, twice: recorded as the provider's fault, never summed into overflow.
+    for _ in 0..2 {
+        assert_eq!(send(&s, "/llm/anthropic/v1/messages", message("absurd", false), "x-api-key").await.0, 200);
+    }
+    let rows = requests(&s, 3).await;
+    assert_eq!(rows.iter().map(|r| r["status"].as_i64().unwrap()).collect::<Vec<_>>(), [502, 502, 502], "{rows:?}");
+    assert!(rows[..2].iter().all(|r| r["output_tokens"] == 0 && r["input_tokens"] == 0), "{rows:?}");
+    assert_eq!(
+        (rows[2]["input_tokens"].as_i64(), rows[2]["output_tokens"].as_i64()),
+        (Some(12), Some(1)),
+        "what was seen before the endless line"
+    );
+    let usage = s.api.get(&format!("/v1/orgs/{}/usage", s.org), ADMIN).await;
+    assert_eq!(usage.status.as_u16(), 200, "{}", usage.body);
 }

@@ -125,7 +125,7 @@ impl Gate {
     /// Adds tokens this process just metered to the org's standing.
     pub fn charge(&self, org: &str, tokens: i64) {
         if let Some(standing) = self.budgets.lock().unwrap_or_else(|e| e.into_inner()).get_mut(org) {
-            standing.used += tokens;
+            standing.used = standing.used.saturating_add(tokens);
         }
     }
 

@@ -31,6 +31,8 @@ pub enum Fault {
     Truncated,
     /// The client went away before the answer was complete.
     ClientGone,
+    /// Upstream broke the protocol: an event line over `MAX_SSE_LINE_BYTES`.
+    Protocol,
 }
 
 impl Fault {
@@ -39,7 +41,7 @@ impl Fault {
     pub fn ledger_status(self) -> i64 {
         match self {
             Fault::Timeout => 504,
-            Fault::Broken | Fault::Truncated => 502,
+            Fault::Broken | Fault::Truncated | Fault::Protocol => 502,
             Fault::ClientGone => 499,
         }
     }
@@ -49,6 +51,7 @@ impl Fault {
             Fault::Timeout => "UPSTREAM_TIMEOUT",
             Fault::Broken | Fault::Truncated => "UPSTREAM_STREAM_TRUNCATED",
             Fault::ClientGone => "CLIENT_CLOSED",
+            Fault::Protocol => "UPSTREAM_PROTOCOL_ERROR",
         }
     }
 }
@@ -139,6 +142,17 @@ struct CachedTokens {
     cached_tokens: Option<i64>,
 }
 
+/// The longest line of an event stream: a provider that sends more without a newline ends
+/// the stream (`UPSTREAM_PROTOCOL_ERROR`) rather than grow wsd's memory.
+pub const MAX_SSE_LINE_BYTES: usize = 1024 * 1024;
+/// How much of a plain answer is kept whole for its usage; past it only the newest
+/// `PLAIN_TAIL_BYTES` are, and usage is read from the last `"usage":` object there.
+const PLAIN_WHOLE_BYTES: usize = 256 * 1024;
+const PLAIN_TAIL_BYTES: usize = 64 * 1024;
+/// The most tokens one request may report of one kind; more (or fewer than 0) is a
+/// provider's fault, never summed.
+pub const MAX_TOKENS_PER_REQUEST: i64 = 100_000_000;
+
 /// Event types after which a stream is complete.
 const FINAL_EVENT_TYPES: &[&str] = &["message_stop", "response.completed", "response.incomplete", "response.failed", "error"];
 
@@ -157,8 +171,17 @@ pub struct Meter {
     pub request_id: Option<String>,
     pub sse: bool,
     usage: Usage,
-    /// A JSON answer, whole; or the unfinished last line of an event stream.
+    /// A JSON answer, whole (or its tail, when `plain_cut`); or the unfinished last line of
+    /// an event stream.
     buffer: Vec<u8>,
+    /// How much of `buffer` (an unfinished event line) was searched for its end already.
+    scanned: usize,
+    /// The plain answer was longer than `PLAIN_WHOLE_BYTES`: `buffer` holds its tail.
+    plain_cut: bool,
+    /// An event line grew over `MAX_SSE_LINE_BYTES`.
+    overlong: bool,
+    /// Upstream reported a token count out of bounds (ignored).
+    insane_usage: bool,
     /// Lines seen since the last blank line: an event is half-delivered.
     event_open: bool,
     /// The stream's final event (or `[DONE]`) went by.
@@ -180,6 +203,10 @@ impl Meter {
             sse: false,
             usage: Usage::default(),
             buffer: Vec::new(),
+            scanned: 0,
+            plain_cut: false,
+            overlong: false,
+            insane_usage: false,
             event_open: false,
             complete: false,
             finished: false,
@@ -194,11 +221,15 @@ impl Meter {
             Dialect::OpenaiChat | Dialect::OpenaiResponses => nested_usage(event.response).or_else(|| event.usage.clone()),
         };
         let Some(usage) = usage else { return };
-        let u = &mut self.usage;
-        let set = |slot: &mut i64, value: Option<i64>| {
-            if let Some(n) = value {
-                *slot = n;
-            }
+        self.record(&usage);
+    }
+
+    fn record(&mut self, usage: &TokenUsage) {
+        let (u, insane) = (&mut self.usage, &mut self.insane_usage);
+        let mut set = |slot: &mut i64, value: Option<i64>| match value {
+            Some(n) if (0..=MAX_TOKENS_PER_REQUEST).contains(&n) => *slot = n,
+            Some(_) => *insane = true,
+            None => {}
         };
         set(&mut u.input, usage.input_tokens.or(usage.prompt_tokens));
         set(&mut u.output, usage.output_tokens.or(usage.completion_tokens));
@@ -231,13 +262,18 @@ impl Meter {
     }
 
     pub fn feed(&mut self, chunk: &[u8]) {
-        self.buffer.extend_from_slice(chunk);
         if !self.sse {
+            return self.feed_plain(chunk);
+        }
+        if self.overlong {
             return;
         }
+        self.buffer.extend_from_slice(chunk);
+        // Bytes before `scanned` hold no newline: each byte is searched once.
         let mut start = 0;
-        while let Some(offset) = self.buffer[start..].iter().position(|&b| b == b'\n') {
-            let end = start + offset;
+        let mut from = self.scanned;
+        while let Some(offset) = self.buffer[from..].iter().position(|&b| b == b'\n') {
+            let end = from + offset;
             let line = std::mem::take(&mut self.buffer);
             let text = line[start..end].strip_suffix(b"\r").unwrap_or(&line[start..end]);
             if text.is_empty() {
@@ -250,8 +286,30 @@ impl Meter {
             }
             self.buffer = line;
             start = end + 1;
+            from = start;
         }
         self.buffer.drain(..start);
+        self.scanned = self.buffer.len();
+        if self.buffer.len() > MAX_SSE_LINE_BYTES {
+            self.overlong = true;
+            self.buffer.clear();
+            self.scanned = 0;
+        }
+    }
+
+    /// A plain answer's bytes: kept whole while small; past that only the newest tail.
+    fn feed_plain(&mut self, chunk: &[u8]) {
+        self.buffer.extend_from_slice(chunk);
+        if self.buffer.len() > PLAIN_WHOLE_BYTES.max(PLAIN_TAIL_BYTES * 2) || (self.plain_cut && self.buffer.len() > PLAIN_TAIL_BYTES * 2) {
+            let cut = self.buffer.len() - PLAIN_TAIL_BYTES;
+            self.buffer.drain(..cut);
+            self.plain_cut = true;
+        }
+    }
+
+    /// An event line grew over the limit: the stream must end.
+    pub fn overlong(&self) -> bool {
+        self.overlong
     }
 
     /// The stream's final event went by (always true of an answer that is not a stream).
@@ -264,9 +322,12 @@ impl Meter {
     pub fn error_event(&self, fault: Fault) -> Bytes {
         let message = match fault {
             Fault::Timeout => format!("wsd: provider `{}` stopped sending (UPSTREAM_TIMEOUT)", self.provider),
+            Fault::Protocol => {
+                format!("wsd: provider `{}` sent an event line over {MAX_SSE_LINE_BYTES} bytes (UPSTREAM_PROTOCOL_ERROR)", self.provider)
+            }
             _ => format!("wsd: the stream from provider `{}` was cut before it finished (UPSTREAM_STREAM_TRUNCATED)", self.provider),
         };
-        let close = if !self.buffer.is_empty() {
+        let close = if !self.buffer.is_empty() || self.overlong {
             "\n\n"
         } else if self.event_open {
             "\n"
@@ -289,12 +350,17 @@ impl Meter {
         }
         self.finished = true;
         let answer = std::mem::take(&mut self.buffer);
-        if !self.sse
-            && fault.is_none()
-            && let Ok(body) = serde_json::from_slice::<Envelope>(&answer)
-        {
-            self.absorb(&body);
+        if !self.sse && fault.is_none() {
+            if !self.plain_cut {
+                if let Ok(body) = serde_json::from_slice::<Envelope>(&answer) {
+                    self.absorb(&body);
+                }
+            } else if let Some(usage) = last_usage(&answer) {
+                self.record(&usage);
+            }
         }
+        // Counts out of bounds are a provider's fault: the row says so, with what was sane.
+        let fault = fault.or(self.insane_usage.then_some(Fault::Protocol));
         Some(UsageRecord {
             at: wsd_store::now_ms(),
             org_id: std::mem::take(&mut self.org),
@@ -310,6 +376,14 @@ impl Meter {
             request_id: self.request_id.take().unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
         })
     }
+}
+
+/// The last `"usage": {…}` object in the tail of a long JSON answer. Inside a JSON string a
+/// quote is escaped, so `"usage":` can only be a key.
+fn last_usage(tail: &[u8]) -> Option<TokenUsage> {
+    const KEY: &[u8] = b"\"usage\":";
+    let at = tail.windows(KEY.len()).rposition(|w| w == KEY)?;
+    serde_json::Deserializer::from_slice(&tail[at + KEY.len()..]).into_iter::<TokenUsage>().next()?.ok()
 }
 
 /// A meter while the request waits for upstream's answer. If the wait is abandoned — the
@@ -402,6 +476,9 @@ impl http_body::Body for Metered {
         match self.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(bytes))) => {
                 self.meter.feed(&bytes);
+                if self.meter.overlong() {
+                    return self.fail(Fault::Protocol);
+                }
                 self.sent += bytes.len() as u64;
                 // With a known length the server stops asking once it has it all: that is
                 // the end.
@@ -519,6 +596,68 @@ mod tests {
         broken.feed(br#"{"usage":{"input_tokens":20,"output_tokens":9}}"#);
         assert_eq!(broken.finish(Some(Fault::ClientGone)).unwrap().status, 499);
     }
+
+    #[test]
+    fn an_endless_line_ends_the_stream_and_memory_stays_bounded() {
+        let mut m = meter(Dialect::AnthropicMessages, true);
+        m.feed(MESSAGE_START_LINE.as_bytes());
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut fed = 0;
+        while !m.overlong() {
+            m.feed(&chunk);
+            fed += chunk.len();
+            assert!(m.buffer.len() <= MAX_SSE_LINE_BYTES + chunk.len(), "the line is held up to its limit only");
+            assert!(fed <= 2 * MAX_SSE_LINE_BYTES, "an over-long line is noticed");
+        }
+        assert!(m.buffer.is_empty());
+        m.feed(&chunk);
+        assert!(m.buffer.is_empty(), "nothing more is kept");
+        let event = String::from_utf8(m.error_event(Fault::Protocol).to_vec()).unwrap();
+        assert!(event.starts_with("\n\nevent: error") && event.contains("UPSTREAM_PROTOCOL_ERROR"), "{event}");
+        let row = m.finish(Some(Fault::Protocol)).unwrap();
+        assert_eq!((row.status, row.input_tokens), (502, 12), "what was seen is kept");
+        // Each byte of a long line is searched once: a line fed a byte at a time is
+        // linear (a quadratic search of 256 KiB would take minutes in a debug build).
+        let mut m = meter(Dialect::AnthropicMessages, true);
+        for _ in 0..256 * 1024 {
+            m.feed(b"y");
+        }
+        assert_eq!((m.scanned, m.buffer.len()), (256 * 1024, 256 * 1024));
+        m.feed(b"\n\n");
+        assert!(m.buffer.is_empty());
+    }
+
+    #[test]
+    fn a_long_plain_answer_is_kept_as_its_tail_and_its_usage_still_read() {
+        let mut m = meter(Dialect::AnthropicMessages, false);
+        m.feed(br#"{"id":"msg","content":[{"type":"text","text":""#);
+        let text = vec![b'z'; 1024];
+        for _ in 0..4096 {
+            m.feed(&text);
+            assert!(m.buffer.len() <= PLAIN_WHOLE_BYTES.max(2 * PLAIN_TAIL_BYTES), "memory independent of the answer's size");
+        }
+        m.feed(br#""usage": not this"}],"usage":{"input_tokens":70,"output_tokens":30}}"#);
+        let row = m.finish(None).unwrap();
+        assert_eq!((row.input_tokens, row.output_tokens, row.status), (70, 30, 200));
+    }
+
+    #[test]
+    fn counts_out_of_bounds_are_a_providers_fault_never_summed() {
+        let mut m = meter(Dialect::OpenaiChat, false);
+        m.feed(br#"{"usage":{"prompt_tokens":-1000000000,"completion_tokens":9223372036854775807,"prompt_tokens_details":{"cached_tokens":3}}}"#);
+        let row = m.finish(None).unwrap();
+        assert_eq!((row.input_tokens, row.output_tokens, row.cache_read_tokens, row.status), (0, 0, 3, 502));
+        let mut m = meter(Dialect::AnthropicMessages, true);
+        m.feed(b"data: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":100000001}}\n\n");
+        m.feed(b"data: {\"type\":\"message_stop\"}\n\n");
+        let row = m.finish(None).unwrap();
+        assert_eq!((row.output_tokens, row.status), (0, 502));
+        let mut m = meter(Dialect::OpenaiChat, false);
+        m.feed(br#"{"usage":{"prompt_tokens":100000000,"completion_tokens":0}}"#);
+        assert_eq!(m.finish(None).unwrap().status, 200, "the bound itself is sane");
+    }
+
+    const MESSAGE_START_LINE: &str = "data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":12}}}\n\ndata: ";
 
     #[test]
     fn the_error_event_closes_a_half_sent_event_and_speaks_the_clients_protocol() {
