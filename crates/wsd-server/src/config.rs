@@ -23,6 +23,44 @@ pub struct ConfigFile {
     pub policy: PolicySection,
     #[serde(default)]
     pub proxy: ProxySection,
+    #[serde(default)]
+    pub server: ServerSection,
+}
+
+/// The listener's limits: what unauthenticated traffic may hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// The longest a connection may take to send a request's headers, or idle between two.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_seconds: u64,
+    /// Connections served at once; past it a connection gets 503 and is closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_header_read_timeout() -> u64 {
+    15
+}
+
+fn default_max_connections() -> usize {
+    4096
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self { header_read_timeout_seconds: default_header_read_timeout(), max_connections: default_max_connections() }
+    }
+}
+
+impl ServerSection {
+    pub fn limits(&self) -> crate::listener::ListenerLimits {
+        crate::listener::ListenerLimits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_seconds),
+            max_connections: self.max_connections,
+            ..crate::listener::ListenerLimits::default()
+        }
+    }
 }
 
 /// The metering proxy's limits.
@@ -238,6 +276,8 @@ pub enum ConfigError {
     ProxyUrl(String),
     #[error("proxy.{0}: must be at least 1")]
     ZeroTimeout(&'static str),
+    #[error("server.header_read_timeout_seconds and server.max_connections must be at least 1")]
+    ZeroServerLimit,
     #[error("backends.process.uid_range: [{0}, {1}] must be a range of uids above 0, first <= last")]
     UidRange(u32, u32),
 }
@@ -255,6 +295,9 @@ impl ConfigFile {
         }
         if config.proxy.upstream_timeout_seconds == 0 {
             return Err(ConfigError::ZeroTimeout("upstream_timeout_seconds"));
+        }
+        if config.server.header_read_timeout_seconds == 0 || config.server.max_connections == 0 {
+            return Err(ConfigError::ZeroServerLimit);
         }
         if let Some([first, last]) = config.backends.process.as_ref().and_then(|p| p.uid_range)
             && (first == 0 || first > last)

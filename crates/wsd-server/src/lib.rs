@@ -14,6 +14,7 @@ pub mod error;
 mod json;
 pub mod ledger;
 mod lifecycle;
+pub mod listener;
 mod locks;
 pub mod metrics;
 pub mod openapi;

@@ -87,7 +87,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
                 "took over the workspaces a previous run left running"
             );
         }
-        serve(args.listen, Arc::new(state)).await
+        serve(args.listen, Arc::new(state), config.server.limits()).await
     })
 }
 
@@ -191,7 +191,7 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn serve(listen: SocketAddr, state: Arc<AppState>) -> Result<(), Failure> {
+async fn serve(listen: SocketAddr, state: Arc<AppState>, limits: wsd_server::listener::ListenerLimits) -> Result<(), Failure> {
     let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| Failure::Usage(format!("cannot listen on {listen}: {e}")))?;
     let local = listener.local_addr().map_err(|e| Failure::Usage(format!("cannot read the listening address: {e}")))?;
@@ -199,15 +199,7 @@ async fn serve(listen: SocketAddr, state: Arc<AppState>) -> Result<(), Failure> 
     // One line on stdout that scripts and tests can wait for.
     println!("wsd listening on http://{local}");
     let state_for_close = state.clone();
-    // Small writes (a streamed answer's events) go out at once, not after the client's
-    // delayed ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, wsd_server::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Failure::Usage(format!("server error: {e}")))?;
+    wsd_server::listener::serve(listener, wsd_server::router(state), limits, shutdown).await;
     // Every metered request's row is stored before the store closes.
     state_for_close.ledger.flush().await;
     state_for_close.store.close().await;
