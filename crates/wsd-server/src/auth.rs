@@ -1,6 +1,8 @@
 //! Who is calling: the bearer token, looked up by its hash. The admin token may do
 //! everything; an org token only its own org, and any other org's path answers 404 so that
-//! ids cannot be probed. Failed authentications are audited.
+//! ids cannot be probed. Failed authentications are counted (`/metrics`) and audited in
+//! aggregate: at most one audit event per `FAILURE_AUDIT_EVERY`, holding the counts since
+//! the last, so unauthenticated traffic cannot grow the audit log.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +67,34 @@ pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
 /// Recently authenticated API tokens, keyed by the token's hash (never the token).
 pub type TokenCache = TtlCache<Vec<u8>, Caller>;
 
+/// How often failed authentications are written to the audit log, at most.
+pub const FAILURE_AUDIT_EVERY: Duration = Duration::from_secs(60);
+
+/// Failed authentications not yet audited.
+#[derive(Debug, Default)]
+pub struct FailedAuth {
+    inner: std::sync::Mutex<Pending>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    last_audit: Option<std::time::Instant>,
+    counts: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl FailedAuth {
+    /// Counts a failure; the counts to audit now when the last audit is long enough ago.
+    fn count(&self, reason: &'static str, now: std::time::Instant) -> Option<std::collections::BTreeMap<&'static str, u64>> {
+        let mut pending = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        *pending.counts.entry(reason).or_default() += 1;
+        if pending.last_audit.is_some_and(|at| now.duration_since(at) < FAILURE_AUDIT_EVERY) {
+            return None;
+        }
+        pending.last_audit = Some(now);
+        Some(std::mem::take(&mut pending.counts))
+    }
+}
+
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
 
@@ -98,19 +128,40 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                 Ok(caller)
             }
             (None, other) => {
-                let reason = if other.is_some() { "usage token used on the API" } else { "unknown or revoked token" };
-                let event = NewAuditEvent {
-                    org_id: None,
-                    actor: "anonymous".into(),
-                    action: "auth.failure".into(),
-                    target: parts.uri.path().to_owned(),
-                    details: json!({"method": parts.method.as_str(), "reason": reason}),
-                };
-                if let Err(e) = state.store.append_audit(&event).await {
-                    tracing::warn!(error = %e, "could not audit a failed authentication");
+                let reason = if other.is_some() { "usage_token_on_api" } else { "unknown_or_revoked" };
+                state.metrics.record_auth_failure(reason);
+                if let Some(counts) = state.failed_auth.count(reason, std::time::Instant::now()) {
+                    let event = NewAuditEvent {
+                        org_id: None,
+                        actor: "anonymous".into(),
+                        action: "auth.failures".into(),
+                        target: "api".into(),
+                        details: json!({"failures": counts, "since_last_seconds": FAILURE_AUDIT_EVERY.as_secs()}),
+                    };
+                    if let Err(e) = state.store.append_audit(&event).await {
+                        tracing::warn!(error = %e, "could not audit failed authentications");
+                    }
                 }
                 Err(ApiError::unauthenticated("the token is not valid"))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_audited_at_most_once_a_window_with_their_counts() {
+        let failed = FailedAuth::default();
+        let start = std::time::Instant::now();
+        assert_eq!(failed.count("unknown_or_revoked", start), Some([("unknown_or_revoked", 1)].into()));
+        for _ in 0..999 {
+            assert_eq!(failed.count("unknown_or_revoked", start + Duration::from_secs(1)), None);
+        }
+        assert_eq!(failed.count("usage_token_on_api", start + Duration::from_secs(59)), None);
+        let later = start + FAILURE_AUDIT_EVERY;
+        assert_eq!(failed.count("unknown_or_revoked", later), Some([("unknown_or_revoked", 1000), ("usage_token_on_api", 1)].into()));
     }
 }

@@ -30,6 +30,8 @@ struct Inner {
     proxied: BTreeMap<(String, i64), u64>,
     /// (provider, kind) → tokens.
     tokens: BTreeMap<(String, &'static str), u64>,
+    /// reason → failed authentications.
+    auth_failures: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +52,12 @@ impl Metrics {
                 *bucket += 1;
             }
         }
+    }
+
+    /// Counts a failed authentication by its reason.
+    pub fn record_auth_failure(&self, reason: &'static str) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        *inner.auth_failures.entry(reason).or_default() += 1;
     }
 
     /// Counts a plan made (`ok`) or refused (its code).
@@ -100,6 +108,12 @@ impl Metrics {
         for ((provider, status), n) in &inner.proxied {
             let _ = writeln!(out, "wsd_proxy_requests_total{{provider=\"{provider}\",status=\"{status}\"}} {n}");
         }
+        out.push_str(
+            "# HELP wsd_auth_failures_total Failed authentications on the API, by reason.\n# TYPE wsd_auth_failures_total counter\n",
+        );
+        for (reason, n) in &inner.auth_failures {
+            let _ = writeln!(out, "wsd_auth_failures_total{{reason=\"{reason}\"}} {n}");
+        }
         out.push_str("# HELP wsd_proxy_tokens_total Metered LLM tokens by provider and kind.\n# TYPE wsd_proxy_tokens_total counter\n");
         for ((provider, kind), n) in &inner.tokens {
             let _ = writeln!(out, "wsd_proxy_tokens_total{{provider=\"{provider}\",kind=\"{kind}\"}} {n}");
@@ -112,7 +126,12 @@ impl Metrics {
 /// raw path, so ids do not become labels.
 pub async fn track(State(state): State<std::sync::Arc<crate::AppState>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    // Made-up methods share one label: a client cannot add series at will.
+    let method = match request.method().as_str() {
+        known @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => known,
+        _ => "other",
+    }
+    .to_owned();
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
     let response = next.run(request).await;
     state.metrics.record_request(&method, &route, response.status().as_u16(), started.elapsed());

@@ -26,6 +26,8 @@ pub struct AppState {
     pub policy: Policy,
     pub metrics: Metrics,
     pub tokens: TokenCache,
+    /// Failed authentications, audited in aggregate.
+    pub failed_auth: crate::auth::FailedAuth,
     /// Workspaces' runtime, model and secret names, for `GET …/plan`; cleared after every
     /// API request but a GET made through this process.
     pub plan_inputs: TtlCache<(String, String), Arc<PlanInput>>,
@@ -83,6 +85,7 @@ impl AppState {
             policy,
             metrics: Metrics::default(),
             tokens: TokenCache::new(crate::auth::TOKEN_CACHE_TTL, 100_000),
+            failed_auth: crate::auth::FailedAuth::default(),
             plan_inputs: TtlCache::new(PLAN_INPUT_TTL, 10_000),
             preflight: None,
             runner: None,

@@ -375,10 +375,25 @@ async fn client_mistakes_get_a_stable_4xx_and_store_nothing(api: &Api) {
     assert_eq!(api.get(&format!("/v1/orgs/{org}/workspaces/{ws}/secrets"), ADMIN).await.body["secrets"], json!([]));
     // A presented token that fails is audited (a request without one is not a token use).
     let store = &api.state.store;
-    let failures = store.list_audit(None, 0, 1000).await.unwrap().into_iter().filter(|e| e.action == "auth.failure").count();
-    assert_eq!(failures, 1);
+    assert_eq!(failure_events(store).await.len(), 1);
+    // In aggregate: two hundred more failures, with long paths, add no audit event (the next
+    // window's event will carry their count) and no metric series beyond their reason.
+    let long = format!("/v1/orgs/{}", "x".repeat(16 * 1024));
+    for _ in 0..200 {
+        assert_eq!(api.request(Method::GET, &long, Some("wsd_bogus"), None).await.status, StatusCode::UNAUTHORIZED);
+    }
+    let events = failure_events(store).await;
+    assert_eq!(events.len(), 1);
+    assert!(events[0].details.to_string().len() < 200, "{}", events[0].details);
+    let metrics = api.get("/metrics", ADMIN).await;
+    let text = metrics.body.as_str().map(str::to_owned).unwrap_or_else(|| metrics.body.to_string());
+    assert!(text.contains("wsd_auth_failures_total{reason=\"unknown_or_revoked\"} 201"), "{text}");
 }
 api_test!(client_mistakes_get_a_stable_4xx_and_store_nothing);
+
+async fn failure_events(store: &wsd_store::Store) -> Vec<wsd_store::AuditEvent> {
+    store.list_audit(None, 0, 1000).await.unwrap().into_iter().filter(|e| e.action == "auth.failures").collect()
+}
 
 async fn an_org_token_sees_nothing_of_another_org(api: &Api) {
     let a = api.org("a").await;
@@ -487,7 +502,15 @@ async fn metrics_count_requests_by_route_and_plans_by_outcome(api: &Api) {
     let ws = api.workspace(&org, "dev", "claude-code", "MiniMax-M2.7").await;
     api.get(&format!("/v1/orgs/{org}/workspaces/{ws}/plan"), ADMIN).await;
     api.post(&format!("/v1/orgs/{org}/workspaces"), ADMIN, json!({"name": "x", "runtime": "claude-code", "model": "opus"})).await;
+    // Made-up methods share one label.
+    for method in ["FOO", "BAR", "BAZ"] {
+        api.request(Method::from_bytes(method.as_bytes()).unwrap(), "/v1/orgs", Some(ADMIN), None).await;
+    }
     let text = api.client.get(format!("{}/metrics", api.base)).send().await.unwrap().text().await.unwrap();
+    for method in ["FOO", "BAR", "BAZ"] {
+        assert!(!text.contains(method), "{method} became a label");
+    }
+    assert!(text.contains("wsd_http_requests_total{method=\"other\",route=\"/v1/orgs\",status=\"405\"} 3"), "{text}");
     for line in [
         "wsd_http_requests_total{method=\"GET\",route=\"/v1/orgs/{org}/workspaces/{id}/plan\",status=\"200\"} 1",
         "wsd_http_requests_total{method=\"POST\",route=\"/v1/orgs/{org}/workspaces\",status=\"422\"} 1",
