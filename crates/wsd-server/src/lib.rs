@@ -118,6 +118,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/orgs/{org}/usage", get(misc::usage))
         .route("/v1/orgs/{org}/usage/requests", get(misc::usage_requests))
         .route("/v1/orgs/{org}/budget", put(misc::put_budget).get(misc::get_budget))
+        .route("/v1/admin/tokens", post(orgs::create_admin_token).get(orgs::list_admin_tokens))
+        .route("/v1/admin/tokens/{id}", axum::routing::delete(orgs::revoke_admin_token))
         .route("/v1/platform/secrets", get(secrets::list_platform))
         .route("/v1/platform/secrets/{key}", put(secrets::put_platform).delete(secrets::delete_platform))
         .route("/admin/workspaces/{id}/llm-billing-mode", get(workspaces::admin_billing))

@@ -36,7 +36,7 @@ impl Modify for BearerAuth {
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     paths(
-        orgs::create, orgs::list, orgs::get, orgs::create_token, orgs::list_tokens, orgs::revoke_token,
+        orgs::create, orgs::list, orgs::get, orgs::create_token, orgs::list_tokens, orgs::revoke_token, orgs::create_admin_token, orgs::list_admin_tokens, orgs::revoke_admin_token,
         secrets::put_org, secrets::delete_org, secrets::list_org, secrets::put_workspace, secrets::delete_workspace,
         secrets::list_workspace, secrets::put_platform, secrets::delete_platform, secrets::list_platform,
         workspaces::create, workspaces::list, workspaces::get, workspaces::delete, workspaces::patch, workspaces::plan,

@@ -541,8 +541,43 @@ async fn the_openapi_document_describes_exactly_the_routes_that_answer(api: &Api
             assert_ne!(r.body["error"]["message"], "endpoint not found", "{method} {path} is documented but not routed");
         }
     }
-    // Every routed operation is documented: the API router has 37, one of them this
+    // Every routed operation is documented: the API router has 40, one of them this
     // document (the metering proxy's pass-through routes are not part of the API).
-    assert_eq!(operations, 37, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(operations, 40, "{:?}", paths.keys().collect::<Vec<_>>());
 }
 api_test!(the_openapi_document_describes_exactly_the_routes_that_answer);
+
+async fn admin_tokens_are_minted_listed_and_revoked_but_never_the_last(api: &Api) {
+    let r = api.post("/v1/admin/tokens", ADMIN, json!({"name": "ops"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let (id, secret) = (r.body["token"]["id"].as_str().unwrap().to_owned(), r.body["secret"].as_str().unwrap().to_owned());
+    assert_eq!(api.get("/v1/orgs", &secret).await.status, StatusCode::OK, "the new admin token works");
+    let listed = api.get("/v1/admin/tokens", &secret).await;
+    assert!(listed.body["tokens"].as_array().unwrap().iter().all(|t| t["kind"] == "admin" && t.get("secret").is_none()), "{}", listed.body);
+    assert_eq!(listed.body["tokens"].as_array().unwrap().len(), 2);
+    // An org token may do none of it.
+    let org = api.org("acme").await;
+    let org_token =
+        api.post(&format!("/v1/orgs/{org}/tokens"), ADMIN, json!({"name": "t"})).await.body["secret"].as_str().unwrap().to_owned();
+    assert_eq!(api.get("/v1/admin/tokens", &org_token).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(api.post("/v1/admin/tokens", &org_token, json!({"name": "x"})).await.status, StatusCode::FORBIDDEN);
+    // An org token's id is not an admin token's.
+    let org_token_id = api.get(&format!("/v1/orgs/{org}/tokens"), ADMIN).await.body["tokens"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(api.delete(&format!("/v1/admin/tokens/{org_token_id}"), ADMIN).await.status, StatusCode::NOT_FOUND);
+    // Revoked: refused at once. The last one cannot be revoked.
+    assert_eq!(api.delete(&format!("/v1/admin/tokens/{id}"), ADMIN).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(api.get("/v1/orgs", &secret).await.status, StatusCode::UNAUTHORIZED);
+    let remaining = api.get("/v1/admin/tokens", ADMIN).await.body["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["revoked_at"].is_null())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = api.delete(&format!("/v1/admin/tokens/{remaining}"), ADMIN).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("LAST_ADMIN_TOKEN")));
+    assert_eq!(api.get("/v1/orgs", ADMIN).await.status, StatusCode::OK);
+}
+api_test!(admin_tokens_are_minted_listed_and_revoked_but_never_the_last);

@@ -122,7 +122,8 @@ impl Store {
             .bind(token_hash(plaintext.expose()))
             .bind(token.created_at)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(|e| crate::error::conflict_or(e, "token"))?;
             append_audit!(tx, &event, lock);
             tx.commit().await?;
         });

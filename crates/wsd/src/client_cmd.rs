@@ -23,23 +23,51 @@ pub enum OrgCommand {
     Show { org: String },
 }
 
+/// Whose tokens: one org's, or the admin tokens (exactly one of the two).
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct TokenScope {
+    /// An org's tokens.
+    #[arg(long)]
+    org: Option<String>,
+    /// The admin tokens (they may do everything; mint one per operator or automation).
+    #[arg(long)]
+    admin: bool,
+}
+
+impl TokenScope {
+    fn path(&self) -> String {
+        match &self.org {
+            Some(org) => format!("/v1/orgs/{org}/tokens"),
+            None => "/v1/admin/tokens".to_owned(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.org {
+            Some(org) => format!("for org {org}"),
+            None => "(admin)".to_owned(),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Mint an org token (admin token). The token is printed once.
+    /// Mint a token (needs the admin token). It is printed once.
     Create {
-        #[arg(long)]
-        org: String,
+        #[command(flatten)]
+        scope: TokenScope,
         name: String,
     },
-    /// List an org's tokens by prefix.
+    /// List tokens by prefix.
     List {
-        #[arg(long)]
-        org: String,
+        #[command(flatten)]
+        scope: TokenScope,
     },
-    /// Revoke a token.
+    /// Revoke a token: it stops working at once. The last admin token cannot be revoked.
     Revoke {
-        #[arg(long)]
-        org: String,
+        #[command(flatten)]
+        scope: TokenScope,
         id: String,
     },
 }
@@ -232,25 +260,26 @@ pub fn token(connection: Connection, command: TokenCommand) -> Result<(), Failur
     crate::block_on(async move {
         let client = Client::new(&connection)?;
         match &command {
-            TokenCommand::Create { org, name } => {
-                let value = client.call(Method::POST, &format!("/v1/orgs/{org}/tokens"), Some(json!({"name": name}))).await?;
+            TokenCommand::Create { scope, name } => {
+                let value = client.call(Method::POST, &scope.path(), Some(json!({"name": name}))).await?;
                 if connection.json {
                     print_json(&value);
                 } else {
-                    println!("token {} ({}) for org {org}; shown once, store it now:", value["token"]["id"].as_str().unwrap_or("-"), name);
+                    let id = value["token"]["id"].as_str().unwrap_or("-");
+                    println!("token {id} ({name}) {}; shown once, store it now:", scope.describe());
                     println!("{}", value["secret"].as_str().unwrap_or_default());
                 }
             }
-            TokenCommand::List { org } => {
-                let value = client.call(Method::GET, &format!("/v1/orgs/{org}/tokens"), None).await?;
+            TokenCommand::List { scope } => {
+                let value = client.call(Method::GET, &scope.path(), None).await?;
                 if connection.json {
                     print_json(&value)
                 } else {
                     print_rows(&value, "tokens", &["id", "name", "prefix", "last_used_at", "revoked_at"])
                 }
             }
-            TokenCommand::Revoke { org, id } => {
-                client.call(Method::DELETE, &format!("/v1/orgs/{org}/tokens/{id}"), None).await?;
+            TokenCommand::Revoke { scope, id } => {
+                client.call(Method::DELETE, &format!("{}/{id}", scope.path()), None).await?;
                 println!("revoked token {id}");
             }
         }

@@ -107,6 +107,17 @@ fn the_seed_scenario_from_the_command_line() {
     assert!(out.status.success());
     let out = org_cli.run(&["org", "show", &org], None);
     assert!(String::from_utf8_lossy(&out.stderr).contains("UNAUTHENTICATED"));
+
+    // Admin tokens: minted, listed, revoked; the scope is never guessed.
+    let out = cli.run(&["token", "create", "ops"], None);
+    assert_eq!(out.status.code(), Some(2), "--org or --admin is required");
+    let admin = cli.json(&["token", "create", "--admin", "ops"]);
+    let admin_cli = Cli { server: &server, token: admin["secret"].as_str().unwrap().to_owned() };
+    assert!(admin_cli.run(&["org", "list"], None).status.success());
+    let listed = stdout(&cli.run(&["token", "list", "--admin"], None));
+    assert!(listed.contains("ops") && !listed.contains(admin["secret"].as_str().unwrap()), "{listed}");
+    assert!(cli.run(&["token", "revoke", "--admin", admin["token"]["id"].as_str().unwrap()], None).status.success());
+    assert!(String::from_utf8_lossy(&admin_cli.run(&["org", "list"], None).stderr).contains("UNAUTHENTICATED"));
     server.stop();
 }
 

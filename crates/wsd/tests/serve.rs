@@ -96,3 +96,33 @@ fn without_a_sandbox_workspaces_cannot_run_unless_the_operator_says_so() {
     assert!(health["backend"]["isolation"].as_str().unwrap().starts_with("none"), "{health}");
     server.stop();
 }
+
+#[test]
+fn a_changed_admin_token_replaces_the_old_one_and_weak_ones_are_refused() {
+    let data = fresh_dir("admin-token");
+    let first = "wsd_first-admin-token-Zq8Lr2Vx9Kp4Tw7Nb3";
+    let server = Server::start_with_env(&data, None, &[("WSD_ADMIN_TOKEN", first)]);
+    assert_eq!(server.get_with("/v1/orgs", Some(first)).0, 200);
+    server.stop();
+    let second = "wsd_second-admin-token-Hy6Qm1Jc5Ud8Ge0Fa2";
+    let server = Server::start_with_env(&data, None, &[("WSD_ADMIN_TOKEN", second)]);
+    assert_eq!(server.get_with("/v1/orgs", Some(second)).0, 200);
+    assert_eq!(server.get_with("/v1/orgs", Some(first)).0, 401, "the replaced token no longer works");
+    server.stop();
+
+    for weak in ["admin", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_wsd"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("WSD_DATA_DIR", &data)
+            .env("WSD_ADMIN_TOKEN", weak)
+            .env_remove("WSD_CONFIG")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{weak}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("WSD_ADMIN_TOKEN is too weak"), "{stderr}");
+        if weak.len() > 8 {
+            assert!(!stderr.contains(weak), "the token is never echoed: {stderr}");
+        }
+    }
+}

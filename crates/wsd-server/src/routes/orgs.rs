@@ -106,3 +106,42 @@ pub async fn revoke_token(
     state.gate.forget_usage_tokens();
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[utoipa::path(post, path = "/v1/admin/tokens", tag = "tokens", request_body = CreateToken, responses((status = 201, description = "the admin token and, once, its secret"), (status = 403, description = "admin token needed", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody)))]
+pub async fn create_admin_token(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateToken>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require_admin()?;
+    check_name("token", &body.name)?;
+    let (token, secret) = state.store.create_token(TokenKind::Admin, None, None, &body.name, &caller.actor()).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "token": token, "secret": secret.expose() }))))
+}
+
+#[utoipa::path(get, path = "/v1/admin/tokens", tag = "tokens", responses((status = 200, description = "the admin tokens, by prefix"), (status = 403, description = "admin token needed", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody)))]
+pub async fn list_admin_tokens(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require_admin()?;
+    let tokens: Vec<_> = state.store.list_tokens(None).await?.into_iter().filter(|t| t.kind == TokenKind::Admin).collect();
+    Ok(Json(json!({ "tokens": tokens })))
+}
+
+#[utoipa::path(delete, path = "/v1/admin/tokens/{id}", tag = "tokens", params(("id" = String, Path)), responses((status = 204, description = "revoked"), (status = 409, description = "the last live admin token", body = ErrorBody), (status = 403, description = "admin token needed", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such admin token", body = ErrorBody)))]
+pub async fn revoke_admin_token(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    caller.require_admin()?;
+    let admins: Vec<_> =
+        state.store.list_tokens(None).await?.into_iter().filter(|t| t.kind == TokenKind::Admin && t.revoked_at.is_none()).collect();
+    if !admins.iter().any(|t| t.id == id) {
+        return Err(ApiError::not_found("admin token"));
+    }
+    if admins.len() == 1 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "LAST_ADMIN_TOKEN",
+            "this is the last live admin token; mint another before revoking it",
+        ));
+    }
+    state.store.revoke_token(None, &id, &caller.actor()).await?;
+    state.tokens.clear();
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -20,6 +20,11 @@ impl Server {
 
     /// Starts `wsd serve` with `config` as its `WSD_CONFIG` file.
     pub fn start_with_config(data: &Path, config: Option<&str>) -> Self {
+        Self::start_with_env(data, config, &[])
+    }
+
+    /// Starts `wsd serve` with `config` and the environment `env` set.
+    pub fn start_with_env(data: &Path, config: Option<&str>, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wsd"));
         if let Some(config) = config {
             std::fs::create_dir_all(data).unwrap();
@@ -36,6 +41,7 @@ impl Server {
             .env_remove("WSD_DATABASE_URL")
             .env_remove("WSD_MASTER_KEY")
             .env_remove("WSD_ADMIN_TOKEN")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
