@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark of the metering proxy: a fast fake provider called directly, then through
-# wsd, at 1 and 64 connections, with plain and streamed Anthropic Messages answers and with
+# wsd, at 1 and 64 connections, with plain and streamed Anthropic Messages answers (streams
+# in one write, and `split`: one write per event, as real providers send them) and with
 # large (64 KiB) requests, against release builds on the embedded SQLite database. The usage token is the one a real
 # provisioned platform workspace received.
 #
@@ -66,10 +67,10 @@ USAGE_TOKEN=$(cat "$TOKEN_FILE")
 # agent's requests do after a few turns.
 CONVERSATION=$(python3 -c 'import json; print(json.dumps([{"role": "user" if i % 2 == 0 else "assistant", "content": "Refactor the parser module; keep the tests green. " * 16} for i in range(80)])[:65536].rsplit("},", 1)[0] + "}]")')
 SHORT='[{"role":"user","content":"Say hello."}]'
-script() {  # NAME MODEL STREAM HEADER [MESSAGES]
+script() {  # NAME MODEL STREAM HEADER [MESSAGES] [EXTRA FIELDS]
     cat > "$DATA/$1.lua" <<LUA
 wrk.method = "POST"
-wrk.body = '{"model":"$2","max_tokens":64,"stream":$3,"messages":${5:-$SHORT}}'
+wrk.body = '{"model":"$2","max_tokens":64,"stream":$3${6:-},"messages":${5:-$SHORT}}'
 wrk.headers["content-type"] = "application/json"
 wrk.headers["anthropic-version"] = "2023-06-01"
 wrk.headers["x-api-key"] = "$4"
@@ -79,6 +80,8 @@ script direct-plain MiniMax-M2.7 false bench-platform-minimax-key
 script direct-stream MiniMax-M2.7 true bench-platform-minimax-key
 script proxy-plain minimax/MiniMax-M2.7 false "$USAGE_TOKEN"
 script proxy-stream minimax/MiniMax-M2.7 true "$USAGE_TOKEN"
+script direct-split MiniMax-M2.7 true bench-platform-minimax-key "$SHORT" ',"split":true'
+script proxy-split minimax/MiniMax-M2.7 true "$USAGE_TOKEN" "$SHORT" ',"split":true'
 script direct-large MiniMax-M2.7 false bench-platform-minimax-key "$CONVERSATION"
 script proxy-large minimax/MiniMax-M2.7 false "$USAGE_TOKEN" "$CONVERSATION"
 DIRECT_URL=http://127.0.0.1:$FAKE_PORT/anthropic/v1/messages
@@ -88,7 +91,7 @@ PROXY_URL=http://127.0.0.1:$PORT/llm/anthropic/v1/messages
 STATUS=$(curl -s -o "$DATA/first" -w '%{http_code}' -H "x-api-key: $USAGE_TOKEN" -H 'content-type: application/json' \
     -d '{"model":"minimax/MiniMax-M2.7","max_tokens":8,"messages":[]}' "$PROXY_URL")
 [ "$STATUS" = 200 ] || { echo "bench-proxy: the proxy answered $STATUS: $(cat "$DATA/first")" >&2; exit 1; }
-for name in direct-plain proxy-plain direct-large proxy-large; do  # each script's body is valid JSON
+for name in direct-plain proxy-plain direct-split proxy-split direct-large proxy-large; do  # each script's body is valid JSON
     python3 -c 'import json,re,sys; json.loads(re.search(r"wrk.body = \x27(.*)\x27", open(sys.argv[1]).read()).group(1))' "$DATA/$name.lua" \
         || { echo "bench-proxy: $name.lua sends invalid JSON" >&2; exit 1; }
 done
@@ -119,7 +122,7 @@ cpu_us = (after - before) / ticks * 1e6 / max(requests, 1)
 print(f"{name} {conns} {rps:.0f} {ms('50%'):.3f} {ms('99%'):.3f} {cpu_us:.1f} {'non2xx' if 'Non-2xx' in out or 'Socket errors' in out else 'ok'} {requests}")
 PY
 }
-for mode in plain stream large; do
+for mode in plain stream split large; do
     for conns in 1 64; do
         run direct-$mode "$DIRECT_URL" $conns
         run proxy-$mode "$PROXY_URL" $conns
@@ -134,7 +137,7 @@ for line in open(sys.argv[1]):
     name, conns, rps, p50, p99, cpu, ok, _ = line.split()
     rows[(name, int(conns))] = (float(rps), float(p50), float(p99), float(cpu), ok)
 print(f"{'answer':<8}{'conns':>6}{'direct rps':>12}{'proxied rps':>13}{'kept':>7}{'direct p50':>12}{'proxied p50':>13}{'added p50':>11}{'proxied p99':>13}{'wsd CPU/req':>13}")
-for mode in ("plain", "stream", "large"):
+for mode in ("plain", "stream", "split", "large"):
     for conns in (1, 64):
         d, p = rows[(f"direct-{mode}", conns)], rows[(f"proxy-{mode}", conns)]
         flag = "" if d[4] == p[4] == "ok" else "  (errors!)"

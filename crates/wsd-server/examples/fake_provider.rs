@@ -4,8 +4,9 @@
 //!
 //! `POST /anthropic/v1/messages` and `POST /openai/chat/completions` answer at once with a
 //! fixed answer that carries usage — a JSON document, or with `"stream": true` in the
-//! request, a short event stream. It does as little work as it can, so that a benchmark
-//! measures what sits in front of it.
+//! request, a short event stream: in one write, or with `"split": true` too, one write per
+//! event, as real providers send them. It does as little work as it can, so that a
+//! benchmark measures what sits in front of it.
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -32,7 +33,15 @@ const CHAT_STREAM: &str = concat!(
 );
 
 fn answer(body: &str, plain: &'static str, stream: &'static str) -> Response {
-    if body.contains("\"stream\":true") {
+    if body.contains("\"split\":true") {
+        // Each event its own write: the body yields between them.
+        let events = futures_util::stream::unfold(stream.split_inclusive("\n\n"), |mut events| async move {
+            let event = events.next()?;
+            tokio::task::yield_now().await;
+            Some((Ok::<_, std::io::Error>(axum::body::Bytes::from_static(event.as_bytes())), events))
+        });
+        ([("content-type", "text/event-stream")], Body::from_stream(events)).into_response()
+    } else if body.contains("\"stream\":true") {
         ([("content-type", "text/event-stream")], Body::from(stream)).into_response()
     } else {
         ([("content-type", "application/json")], Body::from(plain)).into_response()
@@ -47,5 +56,9 @@ async fn main() {
         .route("/openai/chat/completions", post(|body: String| async move { answer(&body, CHAT, CHAT_STREAM) }));
     let listener = tokio::net::TcpListener::bind(&listen).await.expect("bind");
     println!("fake provider listening on http://{}", listener.local_addr().expect("address"));
+    // Small writes go out at once, as a provider's would.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).await.expect("serve");
 }
