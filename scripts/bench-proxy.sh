@@ -19,6 +19,7 @@ cargo build --release --locked -p wsd -p wsd-server --bin wsd --example fake_pro
 WSD=$PWD/target/release/wsd
 FAKE=$PWD/target/release/examples/fake_provider
 DATA=$(mktemp -d /tmp/wsd-bench-proxy.XXXXXX)
+chmod 711 "$DATA"  # workspaces run as uids of their own and must reach their homes inside
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
 FAKE_PORT=$(free_port)

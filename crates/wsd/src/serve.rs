@@ -99,8 +99,10 @@ fn process_runner(config: &ConfigFile, data_dir: &std::path::Path) -> Result<wsd
     let process = config.backends.process.clone().unwrap_or_default();
     let root = process.root.clone().unwrap_or_else(|| data_dir.join("workspaces"));
     let host_uids = process.host_uids(nix::unistd::geteuid().is_root());
+    let mut closed = None;
     if host_uids.is_some() {
         open_path_to(&root, data_dir)?;
+        closed = closed_ancestor(&root);
     }
     let options = wsd_backend::ProcessOptions {
         root,
@@ -111,7 +113,13 @@ fn process_runner(config: &ConfigFile, data_dir: &std::path::Path) -> Result<wsd
         host_uids,
     };
     let backend = wsd_backend::ProcessBackend::new(options);
-    let unavailable = backend.probe().err();
+    let unavailable = match closed {
+        Some(dir) => Some(format!(
+            "{} is not traversable by the workspaces' uids (it lacks o+x): make it 0711, or put [backends.process] root elsewhere",
+            dir.display()
+        )),
+        None => backend.probe().err(),
+    };
     match (&unavailable, process.sandbox) {
         (Some(reason), _) => {
             tracing::error!(%reason, "workspaces cannot run: the sandbox cannot be set up; fix it, or set [backends.process] sandbox = \"none\" to run them unsandboxed");
@@ -132,6 +140,13 @@ fn process_runner(config: &ConfigFile, data_dir: &std::path::Path) -> Result<wsd
     runner.confinement = process;
     runner.unavailable = unavailable;
     Ok(runner)
+}
+
+/// The first directory above `root` that other uids cannot traverse.
+fn closed_ancestor(root: &std::path::Path) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::fs::canonicalize(root).ok()?;
+    root.ancestors().find(|dir| std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 == 0)).map(std::path::Path::to_path_buf)
 }
 
 /// Workspaces running as their own uids must reach their homes under `root`: `root` is

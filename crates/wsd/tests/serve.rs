@@ -126,3 +126,22 @@ fn a_changed_admin_token_replaces_the_old_one_and_weak_ones_are_refused() {
         }
     }
 }
+
+#[test]
+fn a_workspace_root_its_uids_cannot_reach_is_reported_not_half_run() {
+    if !nix::unistd::geteuid().is_root() {
+        return; // workspaces run as wsd's own uid: any directory wsd can reach will do
+    }
+    let data = fresh_dir("closed-root");
+    // Outside wsd's data dir (inside it, wsd opens the way itself).
+    let closed = fresh_dir("closed-root-elsewhere");
+    std::fs::create_dir_all(closed.join("inner")).unwrap();
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let config = format!("[backends.process]\nroot = \"{}\"\n", closed.join("inner/workspaces").display());
+    let server = Server::start_with_config(&data, Some(&config));
+    let health: serde_json::Value = serde_json::from_str(&server.get("/healthz").1).unwrap();
+    assert_eq!(health["backend"]["available"], false, "{health}");
+    let reason = health["backend"]["unavailable_reason"].as_str().unwrap();
+    assert!(reason.contains(&closed.display().to_string()) && reason.contains("0711"), "{reason}");
+    server.stop();
+}
