@@ -16,7 +16,8 @@ SECONDS_TO_RUN=${1:-10}
 command -v wrk >/dev/null || { echo "bench-proxy: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 
 cargo build --release --locked -p wsd -p wsd-server --bin wsd --example fake_provider --quiet
-WSD=$PWD/target/release/wsd
+# WSD_BENCH_BIN: another build of wsd to measure with the same load (an A/B comparison).
+WSD=${WSD_BENCH_BIN:-$PWD/target/release/wsd}
 FAKE=$PWD/target/release/examples/fake_provider
 DATA=$(mktemp -d /tmp/wsd-bench-proxy.XXXXXX)
 chmod 711 "$DATA"  # workspaces run as uids of their own and must reach their homes inside
