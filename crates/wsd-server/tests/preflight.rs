@@ -124,8 +124,8 @@ async fn the_preflight_checks_the_planned_key_with_the_planned_header() {
     assert_eq!(seen.lock().unwrap().last().unwrap().2, BAD_KEY, "the workspace's own key was the one checked");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_anthropic_api_key_is_checked_as_x_api_key_and_platform_models_are_not_checked() {
+/// A server with the preflight on, whose Anthropic API provider is the fake; what the fake saw.
+async fn with_fake_anthropic(label: &str) -> (support::Api, Seen) {
     let seen: Seen = Arc::default();
     let fake = fake_provider(seen.clone()).await;
     let overrides = BTreeMap::from([(
@@ -133,15 +133,13 @@ async fn an_anthropic_api_key_is_checked_as_x_api_key_and_platform_models_are_no
         ProviderOverride { base_url_anthropic: Some(format!("{fake}/anthropic")), base_url_openai: None },
     )]);
     let registry = Registry::embedded().unwrap().with_overrides(&overrides).unwrap();
-    let api = start_with(
-        Backend::Sqlite,
-        "preflight_x_api_key",
-        true,
-        Some(registry),
-        Options { preflight: Some(Duration::from_secs(1)), ..Options::default() },
-    )
-    .await
-    .unwrap();
+    let options = Options { preflight: Some(Duration::from_secs(1)), ..Options::default() };
+    (start_with(Backend::Sqlite, label, true, Some(registry), options).await.unwrap(), seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anthropic_api_key_is_checked_as_x_api_key_and_platform_models_are_not_checked() {
+    let (api, seen) = with_fake_anthropic("preflight_x_api_key").await;
     let org = api.org("acme").await;
     api.secret(&org, "ANTHROPIC_API_KEY", GOOD_KEY).await;
     api.workspace(&org, "a", "claude-code", "claude-opus-4-7").await;
@@ -153,22 +151,7 @@ async fn an_anthropic_api_key_is_checked_as_x_api_key_and_platform_models_are_no
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_check_never_calls_a_url_a_tenant_chose_nor_echoes_it() {
-    let seen: Seen = Arc::default();
-    let fake = fake_provider(seen.clone()).await;
-    let overrides = BTreeMap::from([(
-        "anthropic-api".to_owned(),
-        ProviderOverride { base_url_anthropic: Some(format!("{fake}/anthropic")), base_url_openai: None },
-    )]);
-    let registry = Registry::embedded().unwrap().with_overrides(&overrides).unwrap();
-    let api = start_with(
-        Backend::Sqlite,
-        "preflight_tenant_url",
-        true,
-        Some(registry),
-        Options { preflight: Some(Duration::from_secs(1)), ..Options::default() },
-    )
-    .await
-    .unwrap();
+    let (api, seen) = with_fake_anthropic("preflight_tenant_url").await;
     let org = api.org("acme").await;
     api.secret(&org, "ANTHROPIC_API_KEY", GOOD_KEY).await;
     let ws = api.workspace(&org, "a", "claude-code", "claude-opus-4-7").await;
