@@ -3,7 +3,9 @@
 # loopback port as the `postgres` user (PostgreSQL refuses to run as root), exported as
 # WSD_TEST_DATABASE_URL, and stopped and removed when the command ends.
 #
-#   scripts/with-postgres.sh cargo test --workspace --locked
+#   scripts/with-postgres.sh cargo bench -p wsd-store --bench load -- postgres
+#
+# (The test suites need no wrapper: they start their own cluster, see crates/wsd-testdb.)
 set -euo pipefail
 
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)

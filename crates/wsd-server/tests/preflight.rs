@@ -75,8 +75,7 @@ async fn the_preflight_checks_the_planned_key_with_the_planned_header() {
         Some(registry_pointing_at(&fake)),
         Options { preflight: Some(Duration::from_secs(1)), ..Options::default() },
     )
-    .await
-    .unwrap();
+    .await;
     let create = |org: String, model: &'static str| {
         let api = &api;
         async move {
@@ -134,7 +133,7 @@ async fn with_fake_anthropic(label: &str) -> (support::Api, Seen) {
     )]);
     let registry = Registry::embedded().unwrap().with_overrides(&overrides).unwrap();
     let options = Options { preflight: Some(Duration::from_secs(1)), ..Options::default() };
-    (start_with(Backend::Sqlite, label, true, Some(registry), options).await.unwrap(), seen)
+    (start_with(Backend::Sqlite, label, true, Some(registry), options).await, seen)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

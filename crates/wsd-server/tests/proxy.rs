@@ -175,8 +175,7 @@ async fn setup() -> Setup {
     )]);
     let registry = Registry::embedded().unwrap().with_overrides(&overrides).unwrap();
     let proxy = ProxySettings { connect_timeout: Duration::from_secs(1), upstream_timeout: UPSTREAM_TIMEOUT };
-    let api =
-        start_with(Backend::Sqlite, "proxy", true, Some(registry), Options { proxy: Some(proxy), ..Options::default() }).await.unwrap();
+    let api = start_with(Backend::Sqlite, "proxy", true, Some(registry), Options { proxy: Some(proxy), ..Options::default() }).await;
     let org = api.org("acme").await;
     let workspace = api.workspace(&org, "metered", "claude-code", "minimax/MiniMax-M2.7").await;
     api.put("/v1/platform/secrets/MINIMAX_API_KEY", ADMIN, json!({"value": PLATFORM_KEY})).await;
@@ -708,7 +707,7 @@ async fn a_token_is_refused_at_once_on_every_path_that_ends_it() {
     let registry = Registry::embedded().unwrap().with_overrides(&overrides).unwrap();
     let root = std::env::temp_dir().join(format!("wsd-proxy-ends-{}", std::process::id()));
     let options = Options { proxy: Some(ProxySettings::default()), runner: Some(root), ..Options::default() };
-    let api = start_with(Backend::Sqlite, "proxy_ends", true, Some(registry), options).await.unwrap();
+    let api = start_with(Backend::Sqlite, "proxy_ends", true, Some(registry), options).await;
     let org = api.org("acme").await;
     api.put("/v1/platform/secrets/MINIMAX_API_KEY", ADMIN, json!({"value": PLATFORM_KEY})).await;
     let call = |token: String| {

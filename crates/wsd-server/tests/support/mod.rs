@@ -1,6 +1,6 @@
-//! A real wsd API on 127.0.0.1 for black-box tests, on a fresh SQLite database and, when
-//! `WSD_TEST_DATABASE_URL` names a PostgreSQL server, a fresh PostgreSQL database
-//! (`WSD_TEST_REQUIRE_POSTGRES=1` turns its absence into a failure). Everything the server
+//! A real wsd API on 127.0.0.1 for black-box tests, on a fresh SQLite database and a fresh
+//! PostgreSQL database (on `WSD_TEST_DATABASE_URL`, or a throwaway cluster this process
+//! starts: `wsd_testdb`; without a server the PostgreSQL tests are ignored, `build.rs`). Everything the server
 //! logs is captured, so tests can check that no secret value reaches the log.
 #![allow(dead_code, clippy::disallowed_methods)]
 
@@ -123,32 +123,26 @@ pub enum Backend {
     Postgres,
 }
 
-async fn database_url(backend: &Backend, label: &str) -> Option<String> {
+async fn database_url(backend: &Backend, label: &str) -> String {
     let unique = format!("{label}_{}_{}", std::process::id(), uuid::Uuid::now_v7().simple()).to_lowercase();
     match backend {
         Backend::Sqlite => {
             let dir = std::env::temp_dir().join(format!("wsd-api-tests-{}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
-            Some(format!("sqlite://{}/{unique}.db?mode=rwc", dir.display()))
+            format!("sqlite://{}/{unique}.db?mode=rwc", dir.display())
         }
         Backend::Postgres => {
-            let Ok(admin_url) = std::env::var("WSD_TEST_DATABASE_URL") else {
-                if std::env::var("WSD_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                    panic!("WSD_TEST_REQUIRE_POSTGRES=1 but WSD_TEST_DATABASE_URL is not set");
-                }
-                eprintln!("skipping the PostgreSQL half: WSD_TEST_DATABASE_URL is not set");
-                return None;
-            };
+            let admin_url = wsd_testdb::admin_url();
             let pool = sqlx::PgPool::connect(&admin_url).await.unwrap();
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {unique}"))).execute(&pool).await.unwrap();
             pool.close().await;
-            Some(format!("{}/{unique}", admin_url.rsplit_once('/').unwrap().0))
+            format!("{}/{unique}", admin_url.rsplit_once('/').unwrap().0)
         }
     }
 }
 
-/// Starts an API server; `None` when the backend is not available and not required.
-pub async fn start(backend: Backend, label: &str, platform: bool, registry: Option<Registry>) -> Option<Api> {
+/// Starts an API server.
+pub async fn start(backend: Backend, label: &str, platform: bool, registry: Option<Registry>) -> Api {
     start_with(backend, label, platform, registry, Options::default()).await
 }
 
@@ -165,10 +159,10 @@ pub struct Options {
 }
 
 /// `start`, with `options`.
-pub async fn start_with(backend: Backend, label: &str, platform: bool, registry: Option<Registry>, options: Options) -> Option<Api> {
+pub async fn start_with(backend: Backend, label: &str, platform: bool, registry: Option<Registry>, options: Options) -> Api {
     log();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let url = database_url(&backend, label).await?;
+    let url = database_url(&backend, label).await;
     let store = Store::open(StoreOptions {
         url,
         create_sqlite: true,
@@ -198,7 +192,7 @@ pub async fn start_with(backend: Backend, label: &str, platform: bool, registry:
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = wsd_server::router(state.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Some(Api { base, client: reqwest::Client::new(), state, seen: Mutex::new(String::new()) })
+    Api { base, client: reqwest::Client::new(), state, seen: Mutex::new(String::new()) }
 }
 
 /// Declares a black-box API test that runs on SQLite and on PostgreSQL.
@@ -208,16 +202,15 @@ macro_rules! api_test {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                if let Some(api) = $crate::support::start($crate::support::Backend::Sqlite, stringify!($name), true, None).await {
-                    super::$name(&api).await;
-                }
+                let api = $crate::support::start($crate::support::Backend::Sqlite, stringify!($name), true, None).await;
+                super::$name(&api).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(not(wsd_test_postgres), ignore = "no PostgreSQL server: install postgresql or set WSD_TEST_DATABASE_URL")]
             async fn postgres() {
-                if let Some(api) = $crate::support::start($crate::support::Backend::Postgres, stringify!($name), true, None).await {
-                    super::$name(&api).await;
-                }
+                let api = $crate::support::start($crate::support::Backend::Postgres, stringify!($name), true, None).await;
+                super::$name(&api).await;
             }
         }
     };
