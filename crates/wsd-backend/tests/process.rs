@@ -310,10 +310,18 @@ async fn exits_are_reported_with_their_code_and_output_is_capped() {
 async fn sigterm_is_sent_first_and_sigkill_after_the_grace_period() {
     for mode in [Mode::Sandboxed, Mode::Unsandboxed] {
         let backend = backend(&format!("stop-{mode:?}"), mode);
-        let polite = backend.start(launch("w3", &["sleep", "30"])).await.unwrap();
-        let started = std::time::Instant::now();
+        // SIGTERM first: the agent's own handler runs.
+        let script = "trap 'echo got-term; exit 0' TERM; echo ready; while true; do sleep 0.05; done";
+        let polite = backend.start(launch("w3", &["sh", "-c", script])).await.unwrap();
+        for _ in 0..300 {
+            if backend.logs("w3", 1).await.unwrap() == "ready" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         backend.stop("w3", &polite).await.unwrap();
-        assert!(started.elapsed() < Duration::from_millis(450), "sleep stops on SIGTERM ({mode:?})");
+        let logs = backend.logs("w3", 5).await.unwrap();
+        assert!(logs.ends_with("got-term"), "SIGTERM first ({mode:?}): {logs:?}");
         // A shell that ignores SIGTERM (its short sleeps die, the loop goes on) needs SIGKILL.
         let stubborn = backend.start(launch("w4", &["sh", "-c", "trap '' TERM; while true; do sleep 0.05; done"])).await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -134,22 +134,38 @@ impl ProcessBackend {
 
     /// Ends an instance's processes: SIGTERM to each (all of the sandbox, or the process
     /// group), SIGKILL after the grace period — in a sandbox to its init, which makes the
-    /// kernel end every process in its pid namespace.
+    /// kernel end every process in its pid namespace. A sandbox still setting up has no
+    /// processes inside yet: those that appear during the grace period get SIGTERM too.
     async fn end(&self, pid: u32, instance: &str, grace: Duration) -> Result<(), BackendError> {
         let group = Pid::from_raw(pid as i32);
-        let init = if self.sandboxed() { procfs::children(pid).first().copied() } else { None };
-        match init {
-            Some(init) => procfs::descendants(init).into_iter().for_each(|p| signal(p, Signal::SIGTERM)),
-            None => drop(killpg(group, Signal::SIGTERM)),
+        let mut init = None;
+        let mut signalled = std::collections::HashSet::new();
+        if !self.sandboxed() {
+            let _ = killpg(group, Signal::SIGTERM);
         }
         let deadline = tokio::time::Instant::now() + grace;
-        while tokio::time::Instant::now() < deadline && runs(instance) {
+        loop {
+            if self.sandboxed() {
+                init = init.or_else(|| procfs::children(pid).first().copied());
+                for member in init.map(procfs::descendants).unwrap_or_default() {
+                    if signalled.insert(member) {
+                        signal(member, Signal::SIGTERM);
+                    }
+                }
+            }
+            if !runs(instance) || tokio::time::Instant::now() >= deadline {
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        match init {
-            Some(init) => signal(init, Signal::SIGKILL),
-            None if self.sandboxed() => {}
-            None => drop(killpg(group, Signal::SIGKILL)),
+        if self.sandboxed() {
+            init = init.or_else(|| procfs::children(pid).first().copied());
+            if let Some(init) = init {
+                // The kernel then ends every process of the sandbox's pid namespace.
+                signal(init, Signal::SIGKILL);
+            }
+        } else {
+            let _ = killpg(group, Signal::SIGKILL);
         }
         signal(pid, Signal::SIGKILL);
         let deadline = tokio::time::Instant::now() + REAP_WAIT;
