@@ -236,6 +236,27 @@ async fn a_sandboxed_workspace_sees_its_own_home_and_env_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_the_operator_shares_from_under_tmp_is_seen_read_only() {
+    // The agent's programs may live under /tmp (a build tree, say): the private /tmp does
+    // not hide them.
+    let tools = root_of("shared-tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let tool = tools.join("agent.sh");
+    std::fs::write(&tool, "#!/bin/sh\necho agent ran\ntouch \"$0.written\" 2>/dev/null || echo read-only\n").unwrap();
+    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut options = options("shared", Mode::Sandboxed);
+    options.sandbox = Sandbox::Bwrap(BwrapOptions {
+        read_only: wsd_backend::DEFAULT_READ_ONLY.iter().map(PathBuf::from).chain([tools.clone()]).collect(),
+        ..BwrapOptions::default()
+    });
+    let _ = std::fs::remove_dir_all(root_of("shared"));
+    let backend = ProcessBackend::new(options);
+    let instance = backend.start(launch_as(&backend, 8, "w-shared", &[tool.to_str().unwrap()])).await.unwrap();
+    assert_eq!(wait_exit(&backend, &instance).await, InstanceStatus::Exited { code: Some(0) });
+    assert_eq!(backend.logs("w-shared", 5).await.unwrap(), "agent ran\nread-only");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_and_network_are_applied_per_runtime() {
     let backend = backend("limits", Mode::Sandboxed);
     let mut launch = launch_as(&backend, 4, "w-limits", &["sh", "-c", "ulimit -n; ulimit -d; grep -c : /proc/net/dev"]);

@@ -89,11 +89,13 @@ pub fn argv(sandbox: &Sandbox, confinement: &Confinement, host_uid: Option<u32>,
         if confinement.network == Network::Host {
             argv.push("--share-net".into());
         }
-        for dir in options.read_only.iter().filter(|d| d.exists()) {
-            argv.extend(["--ro-bind".into(), dir.clone().into_os_string(), dir.clone().into_os_string()]);
-        }
+        // The private /tmp first: a directory the operator shares from under /tmp is bound
+        // on top of it, not hidden by it.
         for (flag, path) in [("--proc", "/proc"), ("--dev", "/dev"), ("--tmpfs", "/tmp")] {
             argv.extend([flag.into(), path.into()]);
+        }
+        for dir in options.read_only.iter().filter(|d| d.exists()) {
+            argv.extend(["--ro-bind".into(), dir.clone().into_os_string(), dir.clone().into_os_string()]);
         }
         argv.extend(["--bind".into(), host_home.as_os_str().to_owned(), SANDBOX_HOME.into()]);
         argv.extend(["--chdir".into(), SANDBOX_HOME.into()]);
@@ -143,7 +145,7 @@ mod tests {
         );
         assert!(line.contains("--unshare-all --unshare-user --disable-userns --new-session"), "{line}");
         assert!(!line.contains("--share-net"), "{line}");
-        assert!(line.contains("--ro-bind /usr /usr") && !line.contains("/nonexistent"), "{line}");
+        assert!(line.contains("--tmpfs /tmp --ro-bind /usr /usr") && !line.contains("/nonexistent"), "{line}");
         assert!(line.ends_with("--bind /srv/wsd/workspaces/w1/home /home/agent --chdir /home/agent -- agent --flag"), "{line}");
         assert_eq!(workspace_of(Path::new("/srv/wsd/workspaces"), &confined).as_deref(), Some("w1"));
         assert_eq!(workspace_of(Path::new("/srv/other"), &confined), None);
