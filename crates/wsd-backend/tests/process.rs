@@ -128,6 +128,7 @@ async fn attack(mode: Mode) -> String {
     let data = root_of(&format!("{name}-data"));
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("master.key"), MASTER_KEY).unwrap();
+    std::fs::write(data.join("wsd.db"), format!("sealed rows and {MASTER_KEY}")).unwrap();
     std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
 
     let victim_marker = format!("sleep {}", seconds(40));
@@ -145,6 +146,7 @@ async fn attack(mode: Mode) -> String {
         cat "$victim_home/.codex/auth.json" 2>/dev/null | grep -q canary && echo LEAK:victim-file
         ls "$victim_home" >/dev/null 2>&1 && echo LEAK:victim-home
         cat "$key" 2>/dev/null | grep -q canary && echo LEAK:master-key
+        cat "$(dirname "$key")/wsd.db" 2>/dev/null | grep -q canary && echo LEAK:database
         tr '\0' '\n' < "/proc/$wsd/environ" 2>/dev/null | grep -q . && echo LEAK:wsd-environ
         for pid in "$@"; do
             tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -q canary-victim && echo LEAK:victim-environ
@@ -170,8 +172,15 @@ async fn attack(mode: Mode) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_workspace_reaches_nothing_of_another_workspace_or_of_wsd() {
     let unsandboxed = attack(Mode::Unsandboxed).await;
-    for leak in ["LEAK:victim-file", "LEAK:victim-home", "LEAK:master-key", "LEAK:wsd-environ", "LEAK:victim-environ", "LEAK:victim-killed"]
-    {
+    for leak in [
+        "LEAK:victim-file",
+        "LEAK:victim-home",
+        "LEAK:master-key",
+        "LEAK:database",
+        "LEAK:wsd-environ",
+        "LEAK:victim-environ",
+        "LEAK:victim-killed",
+    ] {
         assert!(unsandboxed.contains(leak), "without the sandbox the attack works ({leak}): {unsandboxed}");
     }
     let sandboxed = attack(Mode::Sandboxed).await;
@@ -211,7 +220,7 @@ async fn a_sandboxed_workspace_sees_its_own_home_and_env_only() {
         &[
             "sh",
             "-c",
-            "id -u; echo home=$HOME; pwd; ls /proc | grep -c '^[0-9]'; ls -a /tmp | wc -l; cat .codex/auth.json; echo; env | sort | cut -d= -f1 | tr '\\n' ' '; echo; touch /usr/x 2>/dev/null || echo usr-read-only",
+            "id -u; echo home=$HOME; pwd; ls /proc | grep -c '^[0-9]'; ls -a /tmp | wc -l; cat .codex/auth.json; echo; env | sort | cut -d= -f1 | tr '\\n' ' '; echo; touch /usr/x 2>/dev/null || echo usr-read-only; grep NoNewPrivs /proc/self/status",
         ],
     );
     launch.files.push(LaunchFile { path: ".codex/auth.json".into(), content: SecretValue::new("token") });
@@ -227,6 +236,7 @@ async fn a_sandboxed_workspace_sees_its_own_home_and_env_only() {
     assert_eq!(lines[5], "token");
     assert_eq!(lines[6].trim(), "GREETING HOME PATH PWD", "the plan's env and the backend's own names: {logs}");
     assert_eq!(lines[7], "usr-read-only");
+    assert_eq!(lines[8].split_whitespace().collect::<Vec<_>>(), ["NoNewPrivs:", "1"], "no_new_privs: {logs}");
     // On the host, the home and the plan's files belong to the workspace's uid.
     let home = backend.workspace_dir("w-view").join("home");
     let meta = std::fs::metadata(home.join(".codex/auth.json")).unwrap();
