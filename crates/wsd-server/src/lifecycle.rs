@@ -187,11 +187,7 @@ pub async fn provision(state: &AppState, org: &str, id: &str, actor: &str) -> Ap
 }
 
 async fn revoke_usage_tokens(state: &AppState, workspace: &Workspace, actor: &str) -> ApiResult<()> {
-    for token in state.store.list_tokens(Some(&workspace.org_id)).await? {
-        if token.kind == TokenKind::Usage && token.workspace_id.as_deref() == Some(&workspace.id) && token.revoked_at.is_none() {
-            state.store.revoke_token(Some(&workspace.org_id), &token.id, actor).await?;
-        }
-    }
+    state.store.revoke_usage_tokens(&workspace.org_id, &workspace.id, actor).await?;
     state.gate.forget_usage_tokens();
     Ok(())
 }

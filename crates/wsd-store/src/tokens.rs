@@ -178,6 +178,38 @@ impl Store {
         rows.into_iter().map(TokenRow::into_token).collect()
     }
 
+    /// Revokes every live usage token of a workspace, in one transaction with one audit
+    /// event; how many were revoked.
+    pub async fn revoke_usage_tokens(&self, org: &str, workspace: &str, actor: &str) -> Result<u64> {
+        let event = NewAuditEvent {
+            org_id: Some(org.to_owned()),
+            actor: actor.to_owned(),
+            action: "token.revoke_usage".into(),
+            target: format!("org/{org}/workspaces/{workspace}"),
+            details: json!({}),
+        };
+        let lock = self.backend() == crate::Backend::Postgres;
+        let revoked = on_write!(self, |pool| {
+            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
+            let revoked = sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE org_id = $2 AND workspace_id = $3 AND kind = $4 AND revoked_at IS NULL",
+            )
+            .bind(now_ms())
+            .bind(org)
+            .bind(workspace)
+            .bind(TokenKind::Usage.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if revoked > 0 {
+                append_audit!(tx, &event, lock);
+            }
+            tx.commit().await?;
+            revoked
+        });
+        Ok(revoked)
+    }
+
     /// Revokes a token of `org` (any token when `None`).
     pub async fn revoke_token(&self, org: Option<&str>, id: &str, actor: &str) -> Result<()> {
         let event = NewAuditEvent {

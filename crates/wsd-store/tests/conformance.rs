@@ -484,3 +484,32 @@ async fn futures_join(store: &std::sync::Arc<wsd_store::Store>, org: &str, ids: 
     }
     out
 }
+
+async fn a_workspaces_usage_tokens_are_revoked_at_once(db: &TestDb) {
+    let store = open(db, Keyring::generate()).await.unwrap();
+    let org = store.create_org("acme", "admin").await.unwrap();
+    let a = store.create_workspace(&org.id, &ws("a", "opus"), "admin").await.unwrap();
+    let b = store.create_workspace(&org.id, &ws("b", "opus"), "admin").await.unwrap();
+    let mut of_a = Vec::new();
+    for _ in 0..3 {
+        of_a.push(store.create_token(TokenKind::Usage, Some(&org.id), Some(&a.id), "usage", "admin").await.unwrap().1);
+    }
+    let (_, of_b) = store.create_token(TokenKind::Usage, Some(&org.id), Some(&b.id), "usage", "admin").await.unwrap();
+    let (_, org_token) = store.create_token(TokenKind::Org, Some(&org.id), None, "ci", "admin").await.unwrap();
+    let before = store.list_audit(Some(&org.id), 0, 1000).await.unwrap().len();
+    assert_eq!(store.revoke_usage_tokens(&org.id, &a.id, "admin").await.unwrap(), 3);
+    for token in &of_a {
+        assert!(store.authenticate_token(token.expose()).await.unwrap().is_none());
+    }
+    assert!(store.authenticate_token(of_b.expose()).await.unwrap().is_some(), "another workspace's token stays");
+    assert!(store.authenticate_token(org_token.expose()).await.unwrap().is_some(), "an org token stays");
+    let events = store.list_audit(Some(&org.id), 0, 1000).await.unwrap();
+    assert_eq!(events.len(), before + 1, "one audit event for all of them");
+    assert_eq!(store.revoke_usage_tokens(&org.id, &a.id, "admin").await.unwrap(), 0);
+    assert_eq!(store.list_audit(Some(&org.id), 0, 1000).await.unwrap().len(), before + 1, "nothing revoked, nothing audited");
+    // Another org's workspace id revokes nothing.
+    let other = store.create_org("other", "admin").await.unwrap();
+    assert_eq!(store.revoke_usage_tokens(&other.id, &b.id, "admin").await.unwrap(), 0);
+    assert!(store.authenticate_token(of_b.expose()).await.unwrap().is_some());
+}
+conformance!(a_workspaces_usage_tokens_are_revoked_at_once);
