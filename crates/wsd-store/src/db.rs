@@ -234,7 +234,7 @@ impl Store {
         });
         match row {
             Some((version, nonce, ciphertext)) => {
-                let version = u32::try_from(version).unwrap_or(0);
+                let version = crate::error::key_version(version)?;
                 let sealed = Sealed { key_version: version, nonce, ciphertext };
                 match self.open_sealed(&binding, &sealed) {
                     Ok(value) if value.expose() == CANARY_PLAINTEXT => Ok(()),

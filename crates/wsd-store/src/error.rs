@@ -53,6 +53,16 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// A stored value that cannot be what it claims: a storage error, never a default.
+pub(crate) fn corrupt(what: String) -> StoreError {
+    StoreError::Database(sqlx::Error::Decode(what.into()))
+}
+
+/// A stored key version as the keyring numbers them; a value out of range is corrupt.
+pub(crate) fn key_version(stored: i64) -> Result<u32> {
+    u32::try_from(stored).map_err(|_| corrupt(format!("stored key version {stored} is out of range")))
+}
+
 /// Maps a unique-constraint violation to `Conflict`, anything else to `Database`.
 pub(crate) fn conflict_or(e: sqlx::Error, what: impl Into<String>) -> StoreError {
     match &e {

@@ -65,7 +65,7 @@ impl Store {
                     .map_err(|_| StoreError::Database(sqlx::Error::Decode(format!("stored secret key {:?} is invalid", row.key).into())))?;
                 let binding = Binding { scope: table.scope, org: &row.owner_org, workspace: &row.owner_workspace, key: &key };
                 let sealed = Sealed {
-                    key_version: u32::try_from(row.key_version).unwrap_or(0),
+                    key_version: crate::error::key_version(row.key_version)?,
                     nonce: row.nonce.clone(),
                     ciphertext: row.ciphertext,
                 };
@@ -109,7 +109,7 @@ impl Store {
         }
         let canary_key = EnvKey::new("WSD_VAULT_CANARY").expect("valid env name");
         let binding = Binding { scope: Scope::Platform, org: "", workspace: "", key: &canary_key };
-        let sealed = Sealed { key_version: u32::try_from(row.0).unwrap_or(0), nonce: row.1.clone(), ciphertext: row.2 };
+        let sealed = Sealed { key_version: crate::error::key_version(row.0)?, nonce: row.1.clone(), ciphertext: row.2 };
         let fresh =
             keyring.reseal(&binding, &sealed).map_err(|reason| StoreError::WrongMasterKey { version: sealed.key_version, reason })?;
         on_write!(self, |pool| {
@@ -142,7 +142,10 @@ impl Store {
         });
         Ok(KeyStatus {
             current_version: self.keyring().current_version(),
-            rows_by_version: rows.into_iter().map(|(v, n)| (u32::try_from(v).unwrap_or(0), u64::try_from(n).unwrap_or(0))).collect(),
+            rows_by_version: rows
+                .into_iter()
+                .map(|(v, n)| Ok((crate::error::key_version(v)?, u64::try_from(n).unwrap_or(0))))
+                .collect::<Result<_>>()?,
         })
     }
 }

@@ -40,7 +40,7 @@ impl MetaRow {
     fn into_meta(self) -> Result<SecretMeta> {
         Ok(SecretMeta {
             key: EnvKey::new(&self.key).map_err(|_| corrupt_key(&self.key))?,
-            key_version: u32::try_from(self.key_version).unwrap_or(0),
+            key_version: crate::error::key_version(self.key_version)?,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -294,7 +294,7 @@ impl Store {
 
     fn open_row(&self, owner: SecretOwner<'_>, row: SealedRow) -> Result<(EnvKey, SecretValue)> {
         let key = EnvKey::new(&row.key).map_err(|_| corrupt_key(&row.key))?;
-        let sealed = Sealed { key_version: u32::try_from(row.key_version).unwrap_or(0), nonce: row.nonce, ciphertext: row.ciphertext };
+        let sealed = Sealed { key_version: crate::error::key_version(row.key_version)?, nonce: row.nonce, ciphertext: row.ciphertext };
         let value = self.open_sealed(&owner.binding(&key), &sealed).map_err(|reason| StoreError::SecretDecryptFailed {
             scope: owner.scope(),
             key: key.clone(),

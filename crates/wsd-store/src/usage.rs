@@ -191,7 +191,15 @@ impl Store {
                 .bind(org)
                 .fetch_optional(pool)
                 .await?);
-        Ok(row.map(|(period, tokens)| Budget { period: if period == "month" { BudgetPeriod::Month } else { BudgetPeriod::Day }, tokens }))
+        row.map(|(period, tokens)| {
+            let period = match period.as_str() {
+                "day" => BudgetPeriod::Day,
+                "month" => BudgetPeriod::Month,
+                other => return Err(crate::error::corrupt(format!("stored budget period `{other}` is unknown"))),
+            };
+            Ok(Budget { period, tokens })
+        })
+        .transpose()
     }
 
     /// An org's budget and the tokens it used in the current period, if it has a budget.

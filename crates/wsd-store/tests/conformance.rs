@@ -513,3 +513,14 @@ async fn a_workspaces_usage_tokens_are_revoked_at_once(db: &TestDb) {
     assert!(store.authenticate_token(of_b.expose()).await.unwrap().is_some());
 }
 conformance!(a_workspaces_usage_tokens_are_revoked_at_once);
+
+async fn corrupt_rows_are_errors_never_defaults(db: &TestDb) {
+    let store = open(db, Keyring::generate()).await.unwrap();
+    let org = store.create_org("acme", "admin").await.unwrap();
+    // (A budget's period cannot be corrupt: the schema checks it.)
+    store.put_secret(SecretOwner::Org { org: &org.id }, &key("K"), &SecretValue::new("v"), "admin").await.unwrap();
+    raw_exec(db, "UPDATE org_secrets SET key_version = -1").await;
+    assert_eq!(store.load_workspace_secrets(&org.id, "none").await.unwrap_err().code(), "STORAGE_ERROR");
+    assert_eq!(store.list_secrets(SecretOwner::Org { org: &org.id }).await.unwrap_err().code(), "STORAGE_ERROR");
+}
+conformance!(corrupt_rows_are_errors_never_defaults);
