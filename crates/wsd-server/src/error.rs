@@ -5,9 +5,25 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 use wsd_core::PlanError;
 use wsd_store::StoreError;
+
+/// The shape of every error answer, as the OpenAPI document describes it: a stable code, a
+/// message, and details such as `provider` or `accepted_keys`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code, e.g. `MISSING_BYOK_CREDENTIAL`, `NOT_FOUND`, `INVALID_KEY`.
+    pub code: String,
+    pub message: String,
+}
 
 #[derive(Debug)]
 pub struct ApiError {

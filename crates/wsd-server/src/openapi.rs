@@ -2,24 +2,10 @@
 //! annotations, so it cannot drift from the routes.
 
 use axum::Json;
-use serde::Serialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use crate::routes::{misc, orgs, secrets, workspaces};
-
-/// Every error: a stable code, a message, and details such as `provider` or `accepted_keys`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// A stable code, e.g. `MISSING_BYOK_CREDENTIAL`, `NOT_FOUND`, `INVALID_KEY`.
-    pub code: String,
-    pub message: String,
-}
 
 struct BearerAuth;
 
@@ -43,7 +29,7 @@ impl Modify for BearerAuth {
         workspaces::billing, workspaces::admin_billing, workspaces::provision, workspaces::restart, workspaces::stop, workspaces::logs,
         misc::providers, misc::runtimes, misc::audit, misc::usage, misc::usage_requests, misc::put_budget, misc::get_budget, misc::healthz, misc::readyz, misc::metrics,
     ),
-    components(schemas(ErrorBody, ErrorDetail, orgs::CreateOrg, orgs::CreateToken, secrets::PutSecret, workspaces::CreateWorkspace, workspaces::PatchWorkspace, misc::PutBudget))
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, orgs::CreateOrg, orgs::CreateToken, secrets::PutSecret, workspaces::CreateWorkspace, workspaces::PatchWorkspace, misc::PutBudget))
 )]
 pub struct ApiDoc;
 

@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use wsd_store::TokenKind;
 
 use crate::auth::Caller;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
-use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]

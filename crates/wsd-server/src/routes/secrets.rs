@@ -12,10 +12,10 @@ use wsd_core::{EnvKey, PlanError, SecretValue};
 use wsd_store::SecretOwner;
 
 use crate::auth::Caller;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 use crate::lifecycle;
-use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 /// The largest secret value accepted.

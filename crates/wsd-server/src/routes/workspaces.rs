@@ -12,9 +12,9 @@ use wsd_core::{PlanReport, derive_with};
 use wsd_store::{NewWorkspace, Workspace};
 
 use crate::auth::Caller;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
-use crate::openapi::ErrorBody;
 use crate::routes::orgs::check_name;
 use crate::state::AppState;
 use crate::{lifecycle, service};
