@@ -109,26 +109,23 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         let Some(presented) = presented else {
             return Err(ApiError::unauthenticated("send `Authorization: Bearer <token>`"));
         };
-        let hash = wsd_store::token_hash(presented);
-        if let Some(caller) = state.tokens.get(&hash) {
-            return Ok(caller);
-        }
-        let ticket = state.tokens.ticket();
-        let token = state.store.authenticate_token(presented).await?;
-        let caller = match &token {
-            Some(token) if token.kind == TokenKind::Admin => Some(Caller::Admin { token_id: token.id.clone() }),
-            Some(token) if token.kind == TokenKind::Org => {
-                token.org_id.clone().map(|org_id| Caller::Org { token_id: token.id.clone(), org_id })
-            }
-            _ => None,
+        // A live token of another kind (a workspace's usage token) is no API caller.
+        let mut other_kind = false;
+        let load = async {
+            Ok::<_, wsd_store::StoreError>(match state.store.authenticate_token(presented).await? {
+                Some(token) if token.kind == TokenKind::Admin => Some(Caller::Admin { token_id: token.id }),
+                Some(token) if token.kind == TokenKind::Org => token.org_id.map(|org_id| Caller::Org { token_id: token.id, org_id }),
+                Some(_) => {
+                    other_kind = true;
+                    None
+                }
+                None => None,
+            })
         };
-        match (caller, token) {
-            (Some(caller), _) => {
-                state.tokens.put(ticket, hash, caller.clone());
-                Ok(caller)
-            }
-            (None, other) => {
-                let reason = if other.is_some() { "usage_token_on_api" } else { "unknown_or_revoked" };
+        match state.tokens.get_or_try_load(wsd_store::token_hash(presented), load).await? {
+            Some(caller) => Ok(caller),
+            None => {
+                let reason = if other_kind { "usage_token_on_api" } else { "unknown_or_revoked" };
                 state.metrics.record_auth_failure(reason);
                 if let Some(counts) = state.failed_auth.count(reason, std::time::Instant::now()) {
                     let event = NewAuditEvent {

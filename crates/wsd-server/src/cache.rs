@@ -9,6 +9,7 @@
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -70,6 +71,20 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
         inner.entries.insert(key, (value, Instant::now()));
     }
 
+    /// The cached value of `key`, or what `load` reads (kept when it is `Some`), with a
+    /// ticket taken before the read: the one read-through path of every cache.
+    pub async fn get_or_try_load<E>(&self, key: K, load: impl Future<Output = Result<Option<V>, E>>) -> Result<Option<V>, E> {
+        if let Some(value) = self.get(&key) {
+            return Ok(Some(value));
+        }
+        let ticket = self.ticket();
+        let loaded = load.await?;
+        if let Some(value) = &loaded {
+            self.put(ticket, key, value.clone());
+        }
+        Ok(loaded)
+    }
+
     pub fn clear(&self) {
         let mut inner = self.lock();
         inner.entries.clear();
@@ -103,6 +118,28 @@ mod tests {
         assert_eq!(cache.get("a"), None);
         cache.put(cache.ticket(), "a".to_owned(), 2);
         assert_eq!(cache.get("a"), Some(2));
+    }
+
+    #[tokio::test]
+    async fn read_through_keeps_what_was_found_and_nothing_else() {
+        let cache = TtlCache::new(Duration::from_secs(60), 10);
+        let found = cache.get_or_try_load("a".to_owned(), async { Ok::<_, ()>(Some(1)) }).await;
+        assert_eq!(found, Ok(Some(1)));
+        // Kept: the loader is not asked again.
+        assert_eq!(cache.get_or_try_load("a".to_owned(), async { Err(()) }).await, Ok(Some(1)));
+        // Nothing found, or an error: nothing kept.
+        assert_eq!(cache.get_or_try_load("b".to_owned(), async { Ok::<_, ()>(None) }).await, Ok(None));
+        assert_eq!(cache.get("b"), None);
+        assert_eq!(cache.get_or_try_load("c".to_owned(), async { Err::<Option<i32>, _>("down") }).await, Err("down"));
+        assert_eq!(cache.get("c"), None);
+        // A clear while the loader reads: its answer is passed on, not kept.
+        let answer = cache
+            .get_or_try_load("d".to_owned(), async {
+                cache.clear();
+                Ok::<_, ()>(Some(4))
+            })
+            .await;
+        assert_eq!((answer, cache.get("d")), (Ok(Some(4)), None));
     }
 
     #[test]

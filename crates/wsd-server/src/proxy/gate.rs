@@ -57,26 +57,22 @@ impl Gate {
     /// The workspace behind a presented usage token; `None` for anything else (another kind
     /// of token, a revoked or unknown one).
     pub async fn usage_grant(&self, store: &Store, presented: &str) -> Result<Option<Arc<UsageGrant>>, StoreError> {
-        let hash = wsd_store::token_hash(presented);
-        if let Some(grant) = self.usage_tokens.get(&hash) {
-            return Ok(Some(grant));
-        }
-        let ticket = self.usage_tokens.ticket();
-        let (org, workspace) = match store.authenticate_token(presented).await? {
-            Some(token) if token.kind == TokenKind::Usage => match (token.org_id, token.workspace_id) {
-                (Some(org), Some(workspace)) => (org, workspace),
-                _ => return Ok(None),
-            },
-            _ => return Ok(None),
-        };
-        let model = match store.get_workspace(&org, &workspace).await {
-            Ok(found) => found.model,
-            Err(StoreError::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let grant = Arc::new(UsageGrant { org, workspace, model });
-        self.usage_tokens.put(ticket, hash, grant.clone());
-        Ok(Some(grant))
+        self.usage_tokens
+            .get_or_try_load(wsd_store::token_hash(presented), async {
+                let (org, workspace) = match store.authenticate_token(presented).await? {
+                    Some(token) if token.kind == TokenKind::Usage => match (token.org_id, token.workspace_id) {
+                        (Some(org), Some(workspace)) => (org, workspace),
+                        _ => return Ok(None),
+                    },
+                    _ => return Ok(None),
+                };
+                match store.get_workspace(&org, &workspace).await {
+                    Ok(found) => Ok(Some(Arc::new(UsageGrant { org, workspace, model: found.model }))),
+                    Err(StoreError::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .await
     }
 
     /// Usage tokens were revoked: forget every grant.
@@ -86,13 +82,9 @@ impl Gate {
 
     /// The platform's secret `key`, if the operator set it.
     pub async fn platform_key(&self, store: &Store, key: &EnvKey) -> Result<Option<Arc<SecretValue>>, StoreError> {
-        if let Some(value) = self.platform_keys.get(key) {
-            return Ok(value);
-        }
-        let ticket = self.platform_keys.ticket();
-        let value = store.get_platform_secret(key).await?.map(Arc::new);
-        self.platform_keys.put(ticket, key.clone(), value.clone());
-        Ok(value)
+        // A missing key is remembered too: `None` is a value here.
+        let load = async { Ok::<_, StoreError>(Some(store.get_platform_secret(key).await?.map(Arc::new))) };
+        Ok(self.platform_keys.get_or_try_load(key.clone(), load).await?.flatten())
     }
 
     /// A platform secret was written or deleted.

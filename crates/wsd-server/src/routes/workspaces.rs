@@ -108,15 +108,8 @@ pub async fn plan(
 ) -> ApiResult<Json<PlanReport>> {
     caller.require_org(&org)?;
     let key = (org.clone(), id.clone());
-    let input = match state.plan_inputs.get(&key) {
-        Some(input) => input,
-        None => {
-            let ticket = state.plan_inputs.ticket();
-            let input = Arc::new(state.store.plan_input(&org, &id).await?);
-            state.plan_inputs.put(ticket, key, input.clone());
-            input
-        }
-    };
+    let load = async { Ok::<_, wsd_store::StoreError>(Some(Arc::new(state.store.plan_input(&org, &id).await?))) };
+    let input = state.plan_inputs.get_or_try_load(key, load).await?.ok_or_else(|| ApiError::not_found("workspace"))?;
     let result = service::plan_names(&state, &id, &input.runtime, &input.model, &input.names)?;
     Ok(Json(PlanReport::new(&result)))
 }
