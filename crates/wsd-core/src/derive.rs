@@ -1,4 +1,4 @@
-//! Derivation (DESIGN §3): `(runtime, model, names of available credentials) → provider`.
+//! Derivation: `(runtime, model, names of available credentials) → provider`.
 //!
 //! Only the runtime's native providers are candidates. An exact model id wins over any
 //! pattern; ties are broken only by the available credential names, and a tie they cannot

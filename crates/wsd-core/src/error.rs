@@ -1,4 +1,4 @@
-//! The planner's refusals (DESIGN §4): each has a stable code, part of the API, and a
+//! The planner's refusals: each has a stable code, part of the API, and a
 //! message that names runtimes, models, providers and env-var names, never values.
 
 use serde::{Deserialize, Serialize};
@@ -42,7 +42,7 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-/// Why a provider could not be derived (DESIGN §3).
+/// Why a provider could not be derived.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeriveError {
     #[error("the workspace has no model; choose a model of runtime `{runtime}`")]
@@ -76,7 +76,7 @@ impl DeriveError {
     }
 }
 
-/// Why the planner refused a workspace (DESIGN §4).
+/// Why the planner refused a workspace.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     #[error(transparent)]

@@ -1,5 +1,4 @@
-//! wsd's core: the provider registry (DESIGN §3), provider derivation, and the credential
-//! planner (DESIGN §4).
+//! wsd's core: the provider registry, provider derivation, and the credential planner.
 //!
 //! Architecture invariant: this crate is pure. It does no IO, reads no clock and no process
 //! environment, and has no async code; everything it needs is an argument. Its Cargo.toml

@@ -1,4 +1,4 @@
-//! The planner's invariants (DESIGN §4, I1–I7) over generated workspaces: every runtime and
+//! The planner's invariants (I1–I7, listed in ARCHITECTURE.md) over generated workspaces: every runtime and
 //! model of the shipped registry, and random sets of org and workspace secrets drawn from
 //! every LLM credential key, routing key, reserved name and ordinary name.
 

@@ -1,4 +1,4 @@
-//! The field bugs wsd exists to make impossible (DESIGN §1), as plans whose every decision
+//! The field bugs wsd exists to make impossible (README), as plans whose every decision
 //! is asserted.
 
 mod support;

@@ -1,4 +1,4 @@
-//! wsd's HTTP API (DESIGN §8): orgs, tokens, org, workspace and platform secrets,
+//! wsd's HTTP API (described at `/openapi.json`): orgs, tokens, org, workspace and platform secrets,
 //! workspaces with create-time validation, plans and billing modes, the registry and the
 //! audit log, behind bearer-token auth.
 //!

@@ -1,4 +1,4 @@
-//! Provisioning (§5): load the secrets with provenance, plan again from the stored model
+//! Provisioning: load the secrets with provenance, plan again from the stored model
 //! (never an empty one), resolve the plan's references to values at the last moment, and
 //! start the workspace on its backend with exactly that env. A refused plan marks the
 //! workspace `failed` with the code and message; a start that fails half-way leaves no

@@ -1,4 +1,4 @@
-//! The liveness preflight (§5): before a BYOK workspace is created, one cheap authenticated
+//! The liveness preflight: before a BYOK workspace is created, one cheap authenticated
 //! call to its provider's models endpoint, with exactly the credential and header the plan
 //! says the runtime will send. It never passes silently: a rejected key is
 //! `INVALID_BYOK_CREDENTIAL`, an unreachable or slow provider `PROVIDER_UNREACHABLE`, any

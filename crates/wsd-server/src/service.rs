@@ -1,5 +1,5 @@
 //! What handlers ask of wsd beyond one store call: planning a stored workspace, and the
-//! create-time validation that refuses a workspace whose plan would be refused (§5).
+//! create-time validation that refuses a workspace whose plan would be refused.
 
 use wsd_core::plan::{SecretNames, WorkspaceId, WorkspaceSpec};
 use wsd_core::{Plan, PlanError};

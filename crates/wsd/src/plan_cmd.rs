@@ -1,4 +1,4 @@
-//! `wsd plan`: the planner's offline dry run, as JSON (`--json`, DESIGN §8) or as tables.
+//! `wsd plan`: the planner's offline dry run, as JSON (`--json`, the same as `GET …/plan`) or as tables.
 
 use std::collections::BTreeSet;
 

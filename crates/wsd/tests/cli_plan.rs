@@ -1,5 +1,5 @@
 //! The `wsd` binary as users and scripts run it: `wsd plan` and `wsd registry …`, their
-//! JSON contract (DESIGN §8), exit codes, and that no secret value is ever printed.
+//! JSON contract (the same as `GET …/plan`), exit codes, and that no secret value is ever printed.
 
 use std::process::{Command, Output};
 

@@ -1,6 +1,7 @@
-//! The credential planner (DESIGN §4): a pure function from a workspace, the names and
-//! origins of its secrets, the platform settings and the policy, to the exact env and files
-//! the workspace gets, with one decision per key and the reason for it.
+//! The credential planner: a pure function from a workspace, the names and origins of its
+//! secrets, the platform settings and the policy, to the exact env and files the workspace
+//! gets, with one decision per key and the reason for it. Its steps are listed in
+//! ARCHITECTURE.md ("How a plan is made").
 //!
 //! Architecture invariants: no IO, no clock, no env reads; the planner never sees a secret
 //! value; the output is deterministic (sorted maps); an `Ok` plan has passed the parity

@@ -1,4 +1,4 @@
-//! The parity check (DESIGN §4 step 7): simulate the runtime's own credential precedence
+//! The parity check (the planner's last step): simulate the runtime's own credential precedence
 //! over the final env and files, and refuse the plan unless the runtime would send exactly
 //! the planned credential to the planned endpoint.
 //!

@@ -1,4 +1,4 @@
-//! The plan as JSON (DESIGN §8): the shape `wsd plan --json` prints and `GET …/plan`
+//! The plan as JSON: the shape `wsd plan --json` prints and `GET …/plan`
 //! answers. Only non-secret settings show a value; secrets show where they come from.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! The provider registry (DESIGN §3): providers, runtimes, and the facts that tie them.
+//! The provider registry: providers, runtimes, and the facts that tie them.
 //!
 //! A `Registry` only exists validated: every regex compiles, every reference resolves,
 //! `upstream_vendor` is unique, there is exactly one platform provider, and no model id of a

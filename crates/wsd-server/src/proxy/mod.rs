@@ -1,4 +1,4 @@
-//! The metering proxy (DESIGN §7): platform-routed workspaces reach LLMs only through here.
+//! The metering proxy: platform-routed workspaces reach LLMs only through here.
 //! A request moves through named phases: admit (the workspace's usage token) → pick the
 //! upstream (the model's namespace through the registry's `upstream_vendor`) → rewrite (the
 //! vendor's model id; every client credential removed, the platform's own key added) →

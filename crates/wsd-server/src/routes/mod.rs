@@ -1,4 +1,4 @@
-//! The HTTP routes (DESIGN §8). Handlers parse and authorize; the store and the planner
+//! The HTTP routes. Handlers parse and authorize; the store and the planner
 //! do the rest.
 
 pub mod misc;

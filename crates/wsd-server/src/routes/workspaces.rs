@@ -99,7 +99,7 @@ pub async fn patch(
     Ok(Json(json!(updated)))
 }
 
-/// The §4 plan from stored secrets, as `wsd plan --json` prints it.
+/// The plan from stored secrets, as `wsd plan --json` prints it.
 #[utoipa::path(get, path = "/v1/orgs/{org}/workspaces/{id}/plan", tag = "workspaces", params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, description = "the plan, as `wsd plan --json` prints it"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn plan(
     State(state): State<Arc<AppState>>,
