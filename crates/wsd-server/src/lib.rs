@@ -42,9 +42,10 @@ pub use crate::state::{AppState, Runner};
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Any API request that may change something (every method but GET) clears the cached plan
-/// inputs once it is done, so the next plan sees it — whichever route it was.
-async fn forget_plan_inputs_after_changes(
+/// The one invalidation point: any API request that may change something (every method but
+/// GET) clears every cache once it is done — plan inputs, API tokens, usage grants, platform
+/// keys, budget standings — so the next request sees the change, whichever route made it.
+async fn forget_cached_after_changes(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -52,7 +53,7 @@ async fn forget_plan_inputs_after_changes(
     let changes = request.method() != axum::http::Method::GET;
     let response = next.run(request).await;
     if changes {
-        state.plan_inputs.clear();
+        state.forget_cached();
     }
     response
 }
@@ -128,7 +129,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "this endpoint does not take that method")
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), forget_plan_inputs_after_changes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), forget_cached_after_changes))
         .with_state(state.clone())
         .merge(proxy)
         .layer(axum::middleware::from_fn(refuse_undecodable_paths))

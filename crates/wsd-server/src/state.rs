@@ -95,6 +95,17 @@ impl AppState {
         }
     }
 
+    /// Forgets everything read from the store and kept for a while. Called once after every
+    /// API request that may change something; provisioning outside a request (a restart on
+    /// change) clears the usage grants it ends itself.
+    pub fn forget_cached(&self) {
+        self.plan_inputs.clear();
+        self.tokens.clear();
+        self.gate.forget_usage_tokens();
+        self.gate.forget_platform_keys();
+        self.gate.forget_budgets();
+    }
+
     /// Queues a metered request's ledger row, counts it against the org's budget and in the
     /// metrics.
     pub fn record_usage(self: &Arc<Self>, record: wsd_store::UsageRecord) {

@@ -121,9 +121,9 @@ impl Gate {
         }
     }
 
-    /// The org's budget changed: read it again on the next request.
-    pub fn forget_budget(&self, org: &str) {
-        self.budgets.lock().unwrap_or_else(|e| e.into_inner()).remove(org);
+    /// Every org's standing is read again on its next request.
+    pub fn forget_budgets(&self) {
+        self.budgets.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 
@@ -162,7 +162,7 @@ mod tests {
         assert!(gate.over_budget(&store, &org, now).await.unwrap().is_none(), "no budget, never over");
         store.put_budget(&org, &Budget { period: BudgetPeriod::Day, tokens: 100 }, "test").await.unwrap();
         assert!(gate.over_budget(&store, &org, now).await.unwrap().is_none(), "the standing without a budget is still trusted");
-        gate.forget_budget(&org);
+        gate.forget_budgets();
         assert!(gate.over_budget(&store, &org, now).await.unwrap().is_none());
 
         // Metered here, not yet stored: counted at once.
@@ -177,7 +177,7 @@ mod tests {
         assert!(gate.over_budget(&store, &org, now + DAY).await.unwrap().is_none());
         // Stored usage shows once the standing is re-read.
         store.append_usage(&[row(&org, 150)]).await.unwrap();
-        gate.forget_budget(&org);
+        gate.forget_budgets();
         let (_, used) = gate.over_budget(&store, &org, now).await.unwrap().unwrap();
         assert_eq!(used, 150);
     }

@@ -164,7 +164,6 @@ pub async fn put_budget(
     }
     let budget = wsd_store::Budget { period, tokens: body.tokens };
     state.store.put_budget(&org, &budget, &caller.actor()).await?;
-    state.gate.forget_budget(&org);
     Ok(Json(json!(budget)))
 }
 

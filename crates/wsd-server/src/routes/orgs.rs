@@ -102,8 +102,6 @@ pub async fn revoke_token(
 ) -> ApiResult<StatusCode> {
     caller.require_org(&org)?;
     state.store.revoke_token(Some(&org), &id, &caller.actor()).await?;
-    state.tokens.clear();
-    state.gate.forget_usage_tokens();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -142,6 +140,5 @@ pub async fn revoke_admin_token(State(state): State<Arc<AppState>>, caller: Call
         ));
     }
     state.store.revoke_token(None, &id, &caller.actor()).await?;
-    state.tokens.clear();
     Ok(StatusCode::NO_CONTENT)
 }

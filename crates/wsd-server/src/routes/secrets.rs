@@ -161,7 +161,6 @@ pub async fn put_platform(
     let key = parse_key(&key)?;
     check_value(&body.value.0)?;
     let stored = state.store.put_secret(SecretOwner::Platform, &key, &body.value.0, &caller.actor()).await?;
-    state.gate.forget_platform_keys();
     Ok(Json(json!(stored)))
 }
 
@@ -170,7 +169,6 @@ pub async fn delete_platform(State(state): State<Arc<AppState>>, caller: Caller,
     caller.require_admin()?;
     let key = parse_key(&key)?;
     state.store.delete_secret(SecretOwner::Platform, &key, &caller.actor()).await?;
-    state.gate.forget_platform_keys();
     Ok(StatusCode::NO_CONTENT)
 }
 
