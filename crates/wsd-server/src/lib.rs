@@ -36,7 +36,7 @@ use axum::routing::{get, post, put};
 
 use crate::error::ApiError;
 pub use crate::lifecycle::adopt_running;
-use crate::routes::{misc, orgs, secrets, workspaces};
+use crate::routes::{audit, operations, orgs, registry, secrets, usage, workspaces};
 pub use crate::state::{AppState, Runner};
 
 /// The largest request body accepted.
@@ -93,12 +93,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/llm/openai/{*rest}", axum::routing::any(proxy::openai))
         .with_state(state.clone());
     Router::new()
-        .route("/healthz", get(misc::healthz))
-        .route("/metrics", get(misc::metrics))
+        .route("/healthz", get(operations::healthz))
+        .route("/metrics", get(operations::metrics))
         .route("/openapi.json", get(openapi::document))
-        .route("/readyz", get(misc::readyz))
-        .route("/v1/registry/providers", get(misc::providers))
-        .route("/v1/registry/runtimes", get(misc::runtimes))
+        .route("/readyz", get(operations::readyz))
+        .route("/v1/registry/providers", get(registry::providers))
+        .route("/v1/registry/runtimes", get(registry::runtimes))
         .route("/v1/orgs", post(orgs::create).get(orgs::list))
         .route("/v1/orgs/{org}", get(orgs::get))
         .route("/v1/orgs/{org}/tokens", post(orgs::create_token).get(orgs::list_tokens))
@@ -115,10 +115,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/orgs/{org}/workspaces/{id}/stop", post(workspaces::stop))
         .route("/v1/orgs/{org}/workspaces/{id}/logs", get(workspaces::logs))
         .route("/v1/orgs/{org}/workspaces/{id}/llm-billing-mode", get(workspaces::billing))
-        .route("/v1/orgs/{org}/audit", get(misc::audit))
-        .route("/v1/orgs/{org}/usage", get(misc::usage))
-        .route("/v1/orgs/{org}/usage/requests", get(misc::usage_requests))
-        .route("/v1/orgs/{org}/budget", put(misc::put_budget).get(misc::get_budget))
+        .route("/v1/orgs/{org}/audit", get(audit::audit))
+        .route("/v1/orgs/{org}/usage", get(usage::usage))
+        .route("/v1/orgs/{org}/usage/requests", get(usage::usage_requests))
+        .route("/v1/orgs/{org}/budget", put(usage::put_budget).get(usage::get_budget))
         .route("/v1/admin/tokens", post(orgs::create_admin_token).get(orgs::list_admin_tokens))
         .route("/v1/admin/tokens/{id}", axum::routing::delete(orgs::revoke_admin_token))
         .route("/v1/platform/secrets", get(secrets::list_platform))

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{misc, orgs, secrets, workspaces};
+use crate::routes::{audit, operations, orgs, registry, secrets, usage, workspaces};
 
 struct BearerAuth;
 
@@ -27,9 +27,9 @@ impl Modify for BearerAuth {
         secrets::list_workspace, secrets::put_platform, secrets::delete_platform, secrets::list_platform,
         workspaces::create, workspaces::list, workspaces::get, workspaces::delete, workspaces::patch, workspaces::plan,
         workspaces::billing, workspaces::admin_billing, workspaces::provision, workspaces::restart, workspaces::stop, workspaces::logs,
-        misc::providers, misc::runtimes, misc::audit, misc::usage, misc::usage_requests, misc::put_budget, misc::get_budget, misc::healthz, misc::readyz, misc::metrics,
+        registry::providers, registry::runtimes, audit::audit, usage::usage, usage::usage_requests, usage::put_budget, usage::get_budget, operations::healthz, operations::readyz, operations::metrics,
     ),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, orgs::CreateOrg, orgs::CreateToken, secrets::PutSecret, workspaces::CreateWorkspace, workspaces::PatchWorkspace, misc::PutBudget))
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, orgs::CreateOrg, orgs::CreateToken, secrets::PutSecret, workspaces::CreateWorkspace, workspaces::PatchWorkspace, usage::PutBudget))
 )]
 pub struct ApiDoc;
 

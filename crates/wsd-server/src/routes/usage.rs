@@ -1,87 +1,17 @@
-//! The registry listings, the audit log, health and readiness.
+//! Metered usage and budgets.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::registry_view;
 use crate::state::AppState;
-
-#[utoipa::path(get, path = "/v1/registry/providers", tag = "registry", responses((status = 200, description = "the providers"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
-pub async fn providers(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<Value> {
-    Json(json!({ "providers": registry_view::providers(&state.registry) }))
-}
-
-#[utoipa::path(get, path = "/v1/registry/runtimes", tag = "registry", responses((status = 200, description = "the runtimes"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
-pub async fn runtimes(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<Value> {
-    Json(json!({ "runtimes": registry_view::runtimes(&state.registry) }))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditQuery {
-    #[serde(default)]
-    after: i64,
-    limit: Option<i64>,
-}
-
-#[utoipa::path(get, path = "/v1/orgs/{org}/audit", tag = "audit", params(("org" = String, Path), ("after" = Option<i64>, Query), ("limit" = Option<i64>, Query)), responses((status = 200, description = "events, oldest first"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
-pub async fn audit(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path(org): Path<String>,
-    query: Result<Query<AuditQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
-    caller.require_org(&org)?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request("INVALID_QUERY", e.body_text()))?;
-    state.store.get_org(&org).await?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) || query.after < 0 {
-        return Err(ApiError::bad_request("INVALID_QUERY", "limit must be 1 to 1000 and after at least 0"));
-    }
-    Ok(Json(json!({ "events": state.store.list_audit(Some(&org), query.after, limit).await? })))
-}
-
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
-pub async fn metrics(State(state): State<Arc<AppState>>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
-}
-
-/// The process is up; says how workspaces are isolated, and whether they can run at all.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process is up, with its backend's isolation")))]
-pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<Value> {
-    let backend = state.runner.as_ref().map(|runner| {
-        json!({
-            "name": runner.backend.name(),
-            "isolation": runner.backend.isolation(),
-            "available": runner.unavailable.is_none(),
-            "unavailable_reason": runner.unavailable,
-        })
-    });
-    Json(json!({"status": "ok", "backend": backend}))
-}
-
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "the database answers"), (status = 503, description = "it does not", body = ErrorBody)))]
-pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
-        Err(e) => {
-            tracing::warn!(error = %e, "database not reachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"error": {"code": "STORAGE_UNAVAILABLE", "message": "the database is not reachable"}})),
-            )
-        }
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
