@@ -2,6 +2,7 @@
 //! stable code. One table maps store and planner errors to statuses. A server-side failure
 //! logs its cause and shows the caller a generic message; client mistakes are always 4xx.
 
+use crate::code;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -48,15 +49,15 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{what} not found"))
+        Self::new(StatusCode::NOT_FOUND, code::NOT_FOUND, format!("{what} not found"))
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message)
+        Self::new(StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED, message)
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", message)
+        Self::new(StatusCode::FORBIDDEN, code::FORBIDDEN, message)
     }
 
     fn internal(code: &'static str, cause: &dyn std::error::Error) -> Self {
@@ -70,11 +71,11 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match &e {
             StoreError::NotFound { what } => Self::not_found(what),
-            StoreError::Conflict { what } => Self::new(StatusCode::CONFLICT, "CONFLICT", format!("{what} already exists")),
+            StoreError::Conflict { what } => Self::new(StatusCode::CONFLICT, code::CONFLICT, format!("{what} already exists")),
             // Names a key, never a value: safe to show, and the operator needs it.
             StoreError::SecretDecryptFailed { .. } => {
                 tracing::error!(error = %e, "secret decryption failed");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "SECRET_DECRYPT_FAILED", e.to_string())
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.code(), e.to_string())
             }
             _ => Self::internal(e.code(), &e),
         }

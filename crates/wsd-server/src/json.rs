@@ -7,6 +7,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
+use crate::code;
 use crate::error::ApiError;
 
 pub struct ApiJson<T>(pub T);
@@ -19,16 +20,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(match rejection {
                 JsonRejection::JsonDataError(e) => {
-                    ApiError::bad_request("INVALID_REQUEST", format!("the request body does not fit: {}", e.body_text()))
+                    ApiError::bad_request(code::INVALID_REQUEST, format!("the request body does not fit: {}", e.body_text()))
                 }
-                JsonRejection::JsonSyntaxError(_) => ApiError::bad_request("INVALID_JSON", "the request body is not valid JSON"),
+                JsonRejection::JsonSyntaxError(_) => ApiError::bad_request(code::INVALID_JSON, "the request body is not valid JSON"),
                 JsonRejection::MissingJsonContentType(_) => {
-                    ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "send `Content-Type: application/json`")
+                    ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, code::UNSUPPORTED_MEDIA_TYPE, "send `Content-Type: application/json`")
                 }
                 JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_LARGE", "the request body is over 64 KiB")
+                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code::BODY_TOO_LARGE, "the request body is over 64 KiB")
                 }
-                other => ApiError::bad_request("INVALID_REQUEST", other.body_text()),
+                other => ApiError::bad_request(code::INVALID_REQUEST, other.body_text()),
             }),
         }
     }

@@ -9,6 +9,7 @@
 
 pub mod auth;
 mod cache;
+pub mod code;
 pub mod config;
 pub mod error;
 mod json;
@@ -82,7 +83,10 @@ fn decodes_to_utf8(path: &str) -> bool {
 
 async fn refuse_undecodable_paths(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     if !decodes_to_utf8(request.uri().path()) {
-        return axum::response::IntoResponse::into_response(ApiError::bad_request("INVALID_PATH", "the path is not UTF-8 once decoded"));
+        return axum::response::IntoResponse::into_response(ApiError::bad_request(
+            code::INVALID_PATH,
+            "the path is not UTF-8 once decoded",
+        ));
     }
     next.run(request).await
 }
@@ -126,7 +130,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/workspaces/{id}/llm-billing-mode", get(workspaces::admin_billing))
         .fallback(|| async { ApiError::not_found("endpoint") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "this endpoint does not take that method")
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, code::METHOD_NOT_ALLOWED, "this endpoint does not take that method")
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), forget_cached_after_changes))

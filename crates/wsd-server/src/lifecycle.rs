@@ -15,6 +15,7 @@ use wsd_core::plan::{EnvValue, FileContent, SecretOrigin};
 use wsd_core::{Plan, PlanReport, SecretValue};
 use wsd_store::{LastError, NewAuditEvent, TokenKind, Workspace, WorkspaceSecrets, WorkspaceState, WorkspaceStatus};
 
+use crate::code;
 use crate::error::{ApiError, ApiResult};
 use crate::service;
 use crate::state::{AppState, Runner};
@@ -27,12 +28,12 @@ pub fn plan_hash(plan: &Plan) -> String {
 
 fn runner(state: &AppState) -> ApiResult<&Runner> {
     let runner = state.runner.as_ref().ok_or_else(|| {
-        ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "NO_BACKEND", "this server has no backend to run workspaces")
+        ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, code::NO_BACKEND, "this server has no backend to run workspaces")
     })?;
     if let Some(reason) = &runner.unavailable {
         return Err(ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "BACKEND_UNAVAILABLE",
+            code::BACKEND_UNAVAILABLE,
             format!("the {} backend cannot run workspaces: {reason}", runner.backend.name()),
         ));
     }
@@ -55,7 +56,7 @@ async fn check_quota(state: &AppState, runner: &Runner, workspace: &Workspace) -
     if others >= max {
         return Err(ApiError::new(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "QUOTA_EXCEEDED",
+            code::QUOTA_EXCEEDED,
             format!("the org runs {others} workspaces, its most ([policy] max_running_workspaces_per_org = {max}); stop one first"),
         ));
     }
@@ -76,7 +77,7 @@ fn value(secrets: &WorkspaceSecrets, key: &wsd_core::EnvKey, origin: SecretOrigi
     secrets.value(origin, key).cloned().ok_or_else(|| {
         ApiError::new(
             axum::http::StatusCode::CONFLICT,
-            "SECRET_CHANGED",
+            code::SECRET_CHANGED,
             format!("the secret {key} changed while the workspace was provisioned; try again"),
         )
     })
@@ -105,7 +106,7 @@ pub async fn provision(state: &AppState, org: &str, id: &str, actor: &str) -> Ap
     let Some(argv) = runner.commands.get(&workspace.runtime).filter(|a| !a.is_empty()) else {
         let error = ApiError::new(
             axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "NO_RUNTIME_COMMAND",
+            code::NO_RUNTIME_COMMAND,
             format!("no command is configured for runtime `{}` ([backends.process.commands])", workspace.runtime),
         );
         return Err(fail(state, &workspace, error).await);
@@ -121,9 +122,9 @@ pub async fn provision(state: &AppState, org: &str, id: &str, actor: &str) -> Ap
     let resolve = |value: &EnvValue| -> ApiResult<SecretValue> {
         match value {
             EnvValue::Secret { key, origin } => self::value(&secrets, key, *origin),
-            EnvValue::UsageToken => usage
-                .clone()
-                .ok_or_else(|| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "NO_USAGE_TOKEN", "no usage token was minted")),
+            EnvValue::UsageToken => usage.clone().ok_or_else(|| {
+                ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, code::NO_USAGE_TOKEN, "no usage token was minted")
+            }),
             EnvValue::Literal(text) => Ok(SecretValue::new(text.clone())),
         }
     };
@@ -153,7 +154,7 @@ pub async fn provision(state: &AppState, org: &str, id: &str, actor: &str) -> Ap
             if usage.is_some() {
                 revoke_usage_tokens(state, &workspace, actor).await?;
             }
-            let error = ApiError::new(axum::http::StatusCode::BAD_GATEWAY, "BACKEND_START_FAILED", e.to_string());
+            let error = ApiError::new(axum::http::StatusCode::BAD_GATEWAY, code::BACKEND_START_FAILED, e.to_string());
             return Err(fail(state, &workspace, error).await);
         }
     };
@@ -198,7 +199,7 @@ async fn stop_instance(runner: &Runner, workspace: &Workspace) -> ApiResult<()> 
             .backend
             .stop(&workspace.id, instance)
             .await
-            .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_GATEWAY, "BACKEND_STOP_FAILED", e.to_string()))?;
+            .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_GATEWAY, code::BACKEND_STOP_FAILED, e.to_string()))?;
     }
     Ok(())
 }
@@ -242,7 +243,11 @@ pub async fn delete(state: &AppState, org: &str, id: &str, actor: &str) -> ApiRe
     stop_instance(runner, &workspace).await?;
     state.store.delete_workspace(org, id, actor).await?;
     state.gate.forget_usage_tokens();
-    runner.backend.remove(id).await.map_err(|e| ApiError::new(axum::http::StatusCode::BAD_GATEWAY, "BACKEND_REMOVE_FAILED", e.to_string()))
+    runner
+        .backend
+        .remove(id)
+        .await
+        .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_GATEWAY, code::BACKEND_REMOVE_FAILED, e.to_string()))
 }
 
 /// At start: takes over every workspace a previous run of wsd left running on this
@@ -279,7 +284,7 @@ pub async fn observe(state: &AppState, mut workspace: Workspace) -> ApiResult<se
                 &state.registry,
                 &wsd_core::plan::WorkspaceSpec {
                     id: wsd_core::plan::WorkspaceId::new(&workspace.id)
-                        .map_err(|_| ApiError::bad_request("INVALID_ID", "invalid workspace id"))?,
+                        .map_err(|_| ApiError::bad_request(code::INVALID_ID, "invalid workspace id"))?,
                     runtime: workspace.runtime.clone(),
                     model: workspace.model.clone(),
                 },

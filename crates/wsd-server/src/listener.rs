@@ -9,6 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::code;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
@@ -32,12 +33,12 @@ impl Default for ListenerLimits {
 }
 
 /// The answer to a connection over the limit.
-const OVER_CAPACITY_BODY: &str = r#"{"error":{"code":"TOO_MANY_CONNECTIONS","message":"the server is at its connection limit"}}"#;
-
 fn over_capacity() -> String {
+    let body =
+        serde_json::json!({"error": {"code": code::TOO_MANY_CONNECTIONS, "message": "the server is at its connection limit"}}).to_string();
     format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\nretry-after: 1\r\ncontent-length: {}\r\n\r\n{OVER_CAPACITY_BODY}",
-        OVER_CAPACITY_BODY.len()
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\nretry-after: 1\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
     )
 }
 

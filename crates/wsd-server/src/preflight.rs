@@ -12,6 +12,7 @@ use wsd_core::registry::{CredentialSource, Protocol};
 use wsd_core::{Plan, SecretValue};
 use wsd_store::SecretOwner;
 
+use crate::code;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -59,11 +60,11 @@ pub async fn check(state: &AppState, preflight: &Preflight, org: &str, workspace
         return Ok(());
     }
     let Some(credential) = &plan.credential else {
-        return Err(refuse("PREFLIGHT_FAILED", "the plan names no credential to check".into(), provider_name));
+        return Err(refuse(code::PREFLIGHT_FAILED, "the plan names no credential to check".into(), provider_name));
     };
     if let CredentialSource::File(path) = &credential.via {
         return Err(refuse(
-            "PREFLIGHT_UNSUPPORTED",
+            code::PREFLIGHT_UNSUPPORTED,
             format!(
                 "the liveness check cannot test a login file (~/{path}) of provider `{provider_name}`; turn [policy] preflight off to create this workspace"
             ),
@@ -71,7 +72,7 @@ pub async fn check(state: &AppState, preflight: &Preflight, org: &str, workspace
         ));
     }
     let Some(secret) = value_of(state, org, workspace, &credential.value).await? else {
-        return Err(refuse("PREFLIGHT_FAILED", "the credential to check has no stored value".into(), provider_name));
+        return Err(refuse(code::PREFLIGHT_FAILED, "the credential to check has no stored value".into(), provider_name));
     };
     // Only the provider's registered endpoint (or the operator's override of it) is ever
     // called: a base URL from a tenant's secret would make wsd fetch a URL of the tenant's
@@ -79,7 +80,7 @@ pub async fn check(state: &AppState, preflight: &Preflight, org: &str, workspace
     let configured = runtime.base_url_env.as_ref().and_then(|k| plan.env.get(k));
     if let Some(EnvValue::Secret { key, .. }) = configured.map(|e| &e.value) {
         return Err(refuse(
-            "PREFLIGHT_UNSUPPORTED",
+            code::PREFLIGHT_UNSUPPORTED,
             format!(
                 "the workspace sets its own endpoint ({key}); the liveness check calls only provider `{provider_name}`'s registered endpoint; turn [policy] preflight off to create this workspace"
             ),
@@ -87,7 +88,7 @@ pub async fn check(state: &AppState, preflight: &Preflight, org: &str, workspace
         ));
     }
     let Some(base) = provider.base_url(runtime.protocol).map(str::to_owned) else {
-        return Err(refuse("PREFLIGHT_FAILED", format!("provider `{provider_name}` has no endpoint to check"), provider_name));
+        return Err(refuse(code::PREFLIGHT_FAILED, format!("provider `{provider_name}` has no endpoint to check"), provider_name));
     };
     let base = base.trim_end_matches('/');
     let mut request = match runtime.protocol {
@@ -106,18 +107,18 @@ pub async fn check(state: &AppState, preflight: &Preflight, org: &str, workspace
     match request.send().await {
         Ok(response) if response.status().is_success() => Ok(()),
         Ok(response) if matches!(response.status().as_u16(), 401 | 403) => Err(refuse(
-            "INVALID_BYOK_CREDENTIAL",
+            code::INVALID_BYOK_CREDENTIAL,
             format!("provider `{provider_name}` rejected the credential in {via} (HTTP {}); set a valid key", response.status().as_u16()),
             provider_name,
         )),
         Ok(response) => Err(refuse(
-            "PREFLIGHT_FAILED",
+            code::PREFLIGHT_FAILED,
             format!("provider `{provider_name}` answered the liveness check with HTTP {}", response.status().as_u16()),
             provider_name,
         )),
         // The error names the URL, never the credential.
         Err(e) => Err(refuse(
-            "PROVIDER_UNREACHABLE",
+            code::PROVIDER_UNREACHABLE,
             format!(
                 "provider `{provider_name}` did not answer the liveness check at {base}: {}",
                 if e.is_timeout() { "timed out" } else { "unreachable" }

@@ -18,6 +18,7 @@ use serde_json::value::RawValue;
 use wsd_core::registry::Protocol;
 use wsd_store::UsageRecord;
 
+use crate::code;
 use crate::state::AppState;
 
 /// How a proxied request ended, when it did not simply complete.
@@ -48,10 +49,10 @@ impl Fault {
 
     pub fn code(self) -> &'static str {
         match self {
-            Fault::Timeout => "UPSTREAM_TIMEOUT",
-            Fault::Broken | Fault::Truncated => "UPSTREAM_STREAM_TRUNCATED",
-            Fault::ClientGone => "CLIENT_CLOSED",
-            Fault::Protocol => "UPSTREAM_PROTOCOL_ERROR",
+            Fault::Timeout => code::UPSTREAM_TIMEOUT,
+            Fault::Broken | Fault::Truncated => code::UPSTREAM_STREAM_TRUNCATED,
+            Fault::ClientGone => code::CLIENT_CLOSED,
+            Fault::Protocol => code::UPSTREAM_PROTOCOL_ERROR,
         }
     }
 }

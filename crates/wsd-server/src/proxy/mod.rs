@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use wsd_core::registry::{CredentialSource, Protocol, Provider};
 use wsd_core::{EnvKey, Registry};
 
+use crate::code;
 use crate::error::ApiError;
 use crate::proxy::endpoint::Endpoint;
 use crate::proxy::gate::UsageGrant;
@@ -92,7 +93,7 @@ async fn admit(state: &AppState, headers: &HeaderMap) -> Result<Arc<UsageGrant>,
     {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "WORKSPACE_MISMATCH",
+            code::WORKSPACE_MISMATCH,
             format!("the usage token belongs to workspace {}, not to the workspace this request names", grant.workspace),
         ));
     }
@@ -103,14 +104,13 @@ async fn admit(state: &AppState, headers: &HeaderMap) -> Result<Arc<UsageGrant>,
 fn pick_upstream<'r>(state: &'r AppState, model: &str) -> Result<(&'r Provider, String), ApiError> {
     let (namespace, vendor_model) = model.split_once('/').filter(|(ns, m)| !ns.is_empty() && !m.is_empty()).ok_or_else(|| {
         ApiError::bad_request(
-            "UNKNOWN_MODEL_NAMESPACE",
+            code::UNKNOWN_MODEL_NAMESPACE,
             format!("model `{model}` has no namespace; use vendor/model, e.g. anthropic/claude-opus-4-7"),
         )
     })?;
-    let provider =
-        state.registry.providers().iter().find(|p| p.upstream_vendor.as_deref() == Some(namespace)).ok_or_else(|| {
-            ApiError::bad_request("UNKNOWN_MODEL_NAMESPACE", format!("no provider serves the model namespace `{namespace}`"))
-        })?;
+    let provider = state.registry.providers().iter().find(|p| p.upstream_vendor.as_deref() == Some(namespace)).ok_or_else(|| {
+        ApiError::bad_request(code::UNKNOWN_MODEL_NAMESPACE, format!("no provider serves the model namespace `{namespace}`"))
+    })?;
     Ok((provider, vendor_model.to_owned()))
 }
 
@@ -134,7 +134,7 @@ fn key_is_bearer(registry: &Registry, provider: &Provider, surface: Protocol) ->
 
 fn upstream_url(provider: &Provider, surface: Protocol, rest: &str) -> Result<String, ApiError> {
     let base = provider.base_url(surface).ok_or_else(|| {
-        ApiError::bad_request("UNSUPPORTED_SURFACE", format!("provider `{}` has no {} endpoint", provider.name, surface.as_str()))
+        ApiError::bad_request(code::UNSUPPORTED_SURFACE, format!("provider `{}` has no {} endpoint", provider.name, surface.as_str()))
     })?;
     let base = base.trim_end_matches('/');
     let rest = match surface {
@@ -159,9 +159,9 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_PROXY_BODY_BYTES).await.map_err(|e| {
         let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if too_large {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_LARGE", "the request body is over 32 MiB")
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code::BODY_TOO_LARGE, "the request body is over 32 MiB")
         } else {
-            ApiError::bad_request("BODY_UNREADABLE", "the request body could not be read")
+            ApiError::bad_request(code::BODY_UNREADABLE, "the request body could not be read")
         }
     })
 }
@@ -178,7 +178,7 @@ fn raw_rest(surface: Protocol, path: &str) -> &str {
 fn not_allowed(method: &axum::http::Method, rest: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "ENDPOINT_NOT_ALLOWED",
+        code::ENDPOINT_NOT_ALLOWED,
         format!("the proxy forwards model calls only, not {method} /{rest}; see the workspace's runtime for the endpoints it calls"),
     )
 }
@@ -242,15 +242,15 @@ async fn forward(state: Arc<AppState>, surface: Protocol, request: Request) -> R
             return Err(match fault {
                 Fault::Timeout => ApiError::new(
                     StatusCode::GATEWAY_TIMEOUT,
-                    "UPSTREAM_TIMEOUT",
+                    code::UPSTREAM_TIMEOUT,
                     format!("provider `{provider}` did not answer within {} s", upstream.upstream_timeout.as_secs_f32()),
                 ),
                 _ if connect => {
-                    ApiError::new(StatusCode::BAD_GATEWAY, "UPSTREAM_UNREACHABLE", format!("provider `{provider}` is unreachable"))
+                    ApiError::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_UNREACHABLE, format!("provider `{provider}` is unreachable"))
                 }
                 _ => ApiError::new(
                     StatusCode::BAD_GATEWAY,
-                    "UPSTREAM_FAILED",
+                    code::UPSTREAM_FAILED,
                     format!("provider `{provider}` closed the connection without an answer"),
                 ),
             });
@@ -278,7 +278,7 @@ async fn prepare(
     if !counts_tokens && let Some((budget, used)) = state.gate.over_budget(&state.store, &grant.org, wsd_store::now_ms()).await? {
         return Err(ApiError::new(
             StatusCode::PAYMENT_REQUIRED,
-            "BUDGET_EXCEEDED",
+            code::BUDGET_EXCEEDED,
             format!("the org used {used} of its {} tokens this {}", budget.tokens, budget.period.as_str()),
         ));
     }
@@ -289,7 +289,7 @@ async fn prepare(
     if model != grant.model {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "MODEL_NOT_ALLOWED",
+            code::MODEL_NOT_ALLOWED,
             format!("this workspace runs model `{}`; it may not call `{model}`", grant.model),
         ));
     }
@@ -304,14 +304,14 @@ async fn prepare(
     let key = state.gate.platform_key(&state.store, &key_name).await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_GATEWAY,
-            "PLATFORM_KEY_MISSING",
+            code::PLATFORM_KEY_MISSING,
             format!("the platform has no key for provider `{}` (platform secret {key_name})", provider.name),
         )
     })?;
     let upstream = state
         .upstream
         .as_ref()
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "PROXY_DISABLED", "this server runs no metering proxy"))?;
+        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code::PROXY_DISABLED, "this server runs no metering proxy"))?;
     let mut outgoing = upstream.client.request(parts.method.clone(), &url);
     for (name, value) in &parts.headers {
         if endpoint::forwards_header(surface, name) && name != "content-type" {
@@ -430,7 +430,7 @@ fn respond(state: Arc<AppState>, response: reqwest::Response, mut meter: Meter) 
     }
     let length = if meter.sse { None } else { response.content_length() };
     let body = Metered { inner: Box::pin(response.bytes_stream()), meter, state, length, sent: 0, done: false };
-    builder.body(Body::new(body)).map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "UPSTREAM_INVALID", e.to_string()))
+    builder.body(Body::new(body)).map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_INVALID, e.to_string()))
 }
 
 #[cfg(test)]

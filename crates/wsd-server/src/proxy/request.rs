@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::value::RawValue;
 
+use crate::code;
 use crate::error::ApiError;
 
 pub struct RequestBody<'a> {
@@ -16,7 +17,7 @@ pub struct RequestBody<'a> {
 impl<'a> RequestBody<'a> {
     pub fn parse(body: &'a [u8]) -> Result<Self, ApiError> {
         let fields = serde_json::from_slice(body)
-            .map_err(|_| ApiError::bad_request("INVALID_JSON", "the request body is not a valid JSON object"))?;
+            .map_err(|_| ApiError::bad_request(code::INVALID_JSON, "the request body is not a valid JSON object"))?;
         Ok(Self { fields })
     }
 
@@ -25,7 +26,7 @@ impl<'a> RequestBody<'a> {
         self.fields
             .get("model")
             .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
-            .ok_or_else(|| ApiError::bad_request("MODEL_REQUIRED", "the request names no model"))
+            .ok_or_else(|| ApiError::bad_request(code::MODEL_REQUIRED, "the request names no model"))
     }
 
     /// `"stream": true`.

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
+use crate::code;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -29,11 +30,11 @@ pub async fn audit(
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     caller.require_org(&org)?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request("INVALID_QUERY", e.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(code::INVALID_QUERY, e.body_text()))?;
     state.store.get_org(&org).await?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) || query.after < 0 {
-        return Err(ApiError::bad_request("INVALID_QUERY", "limit must be 1 to 1000 and after at least 0"));
+        return Err(ApiError::bad_request(code::INVALID_QUERY, "limit must be 1 to 1000 and after at least 0"));
     }
     Ok(Json(json!({ "events": state.store.list_audit(Some(&org), query.after, limit).await? })))
 }

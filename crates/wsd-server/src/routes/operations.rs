@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
+use crate::code;
 use crate::error::ErrorBody;
 use crate::state::AppState;
 
@@ -37,7 +38,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Val
             tracing::warn!(error = %e, "database not reachable");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"error": {"code": "STORAGE_UNAVAILABLE", "message": "the database is not reachable"}})),
+                Json(json!({"error": {"code": code::STORAGE_UNAVAILABLE, "message": "the database is not reachable"}})),
             )
         }
     }

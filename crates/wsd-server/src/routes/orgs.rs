@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use wsd_store::TokenKind;
 
 use crate::auth::Caller;
+use crate::code;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
@@ -38,7 +39,7 @@ pub fn check_name(what: &str, name: &str) -> ApiResult<()> {
     let length = name.chars().count();
     if name.trim().is_empty() || length > 128 || name.chars().any(|c| c.is_control() || deceptive(c)) {
         return Err(ApiError::bad_request(
-            "INVALID_NAME",
+            code::INVALID_NAME,
             format!("{what} name must be 1 to 128 characters without control, bidirectional or invisible characters"),
         ));
     }
@@ -135,7 +136,7 @@ pub async fn revoke_admin_token(State(state): State<Arc<AppState>>, caller: Call
     if admins.len() == 1 {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "LAST_ADMIN_TOKEN",
+            code::LAST_ADMIN_TOKEN,
             "this is the last live admin token; mint another before revoking it",
         ));
     }

@@ -12,6 +12,7 @@ use wsd_core::{EnvKey, PlanError, SecretValue};
 use wsd_store::SecretOwner;
 
 use crate::auth::Caller;
+use crate::code;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
@@ -39,9 +40,9 @@ impl<'de> Deserialize<'de> for SecretText {
 }
 
 fn parse_key(key: &str) -> ApiResult<EnvKey> {
-    let key = EnvKey::new(key).map_err(|e| ApiError::bad_request("INVALID_KEY", format!("invalid secret KEY: {e}")))?;
+    let key = EnvKey::new(key).map_err(|e| ApiError::bad_request(code::INVALID_KEY, format!("invalid secret KEY: {e}")))?;
     if key.as_str().starts_with("WSD_") {
-        return Err(ApiError::bad_request("RESERVED_KEY", format!("{key}: names starting with WSD_ are reserved for wsd")));
+        return Err(ApiError::bad_request(code::RESERVED_KEY, format!("{key}: names starting with WSD_ are reserved for wsd")));
     }
     Ok(key)
 }
@@ -50,23 +51,22 @@ fn parse_key(key: &str) -> ApiResult<EnvKey> {
 fn parse_tenant_key(key: &str) -> ApiResult<EnvKey> {
     let key = parse_key(key)?;
     if let Some(reason) = wsd_core::protected_env::protected_reason(&key) {
-        return Err(
-            ApiError::bad_request("PROTECTED_ENV_KEY", format!("{key} {reason}; a tenant secret may not set it")).with("key", key.as_str())
-        );
+        return Err(ApiError::bad_request(code::PROTECTED_ENV_KEY, format!("{key} {reason}; a tenant secret may not set it"))
+            .with("key", key.as_str()));
     }
     Ok(key)
 }
 
 fn check_value(value: &SecretValue) -> ApiResult<()> {
     if value.is_empty() {
-        return Err(ApiError::bad_request("INVALID_VALUE", "the secret value is empty"));
+        return Err(ApiError::bad_request(code::INVALID_VALUE, "the secret value is empty"));
     }
     if value.expose().contains('\0') {
         // An env value cannot hold a NUL byte: the workspace could never be started with it.
-        return Err(ApiError::bad_request("INVALID_VALUE", "the secret value holds a NUL byte"));
+        return Err(ApiError::bad_request(code::INVALID_VALUE, "the secret value holds a NUL byte"));
     }
     if value.expose().len() > MAX_VALUE_BYTES {
-        return Err(ApiError::bad_request("VALUE_TOO_LARGE", format!("the secret value is over {} KiB", MAX_VALUE_BYTES / 1024)));
+        return Err(ApiError::bad_request(code::VALUE_TOO_LARGE, format!("the secret value is over {} KiB", MAX_VALUE_BYTES / 1024)));
     }
     Ok(())
 }

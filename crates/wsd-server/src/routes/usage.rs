@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
+use crate::code;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -30,12 +31,12 @@ pub async fn usage(
     query: Result<Query<UsageQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     caller.require_org(&org)?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request("INVALID_QUERY", e.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(code::INVALID_QUERY, e.body_text()))?;
     state.store.get_org(&org).await?;
     let to = query.to.unwrap_or(wsd_store::now_ms() + 1);
     let from = query.from.unwrap_or(to - 30 * 24 * 3600 * 1000);
     if from > to {
-        return Err(ApiError::bad_request("INVALID_QUERY", "from must not be after to"));
+        return Err(ApiError::bad_request(code::INVALID_QUERY, "from must not be after to"));
     }
     Ok(Json(json!({ "from": from, "to": to, "usage": state.store.usage_summary(&org, from, to).await? })))
 }
@@ -57,10 +58,10 @@ pub async fn usage_requests(
     query: Result<Query<RequestsQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     caller.require_org(&org)?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request("INVALID_QUERY", e.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(code::INVALID_QUERY, e.body_text()))?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("INVALID_QUERY", "limit must be between 1 and 1000"));
+        return Err(ApiError::bad_request(code::INVALID_QUERY, "limit must be between 1 and 1000"));
     }
     state.store.get_org(&org).await?;
     Ok(Json(json!({ "requests": state.store.usage_requests(&org, query.workspace.as_deref(), limit).await? })))
@@ -87,10 +88,10 @@ pub async fn put_budget(
     let period = match body.period.as_str() {
         "day" => wsd_store::BudgetPeriod::Day,
         "month" => wsd_store::BudgetPeriod::Month,
-        _ => return Err(ApiError::bad_request("INVALID_BUDGET", "period must be `day` or `month`")),
+        _ => return Err(ApiError::bad_request(code::INVALID_BUDGET, "period must be `day` or `month`")),
     };
     if body.tokens < 0 {
-        return Err(ApiError::bad_request("INVALID_BUDGET", "tokens must not be negative"));
+        return Err(ApiError::bad_request(code::INVALID_BUDGET, "tokens must not be negative"));
     }
     let budget = wsd_store::Budget { period, tokens: body.tokens };
     state.store.put_budget(&org, &budget, &caller.actor()).await?;

@@ -12,6 +12,7 @@ use wsd_core::{PlanReport, derive_with};
 use wsd_store::{NewWorkspace, Workspace};
 
 use crate::auth::Caller;
+use crate::code;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
@@ -35,7 +36,7 @@ pub struct PatchWorkspace {
 
 fn check_model(model: &str) -> ApiResult<()> {
     if model.len() > 256 || model.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("INVALID_MODEL", "the model id must be at most 256 characters without control characters"));
+        return Err(ApiError::bad_request(code::INVALID_MODEL, "the model id must be at most 256 characters without control characters"));
     }
     Ok(())
 }
@@ -176,14 +177,17 @@ pub async fn logs(
     query: Result<axum::extract::Query<LogsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     caller.require_org(&org)?;
-    let axum::extract::Query(query) = query.map_err(|e| ApiError::bad_request("INVALID_QUERY", e.body_text()))?;
+    let axum::extract::Query(query) = query.map_err(|e| ApiError::bad_request(code::INVALID_QUERY, e.body_text()))?;
     let tail = query.tail.unwrap_or(100);
     if !(1..=10_000).contains(&tail) {
-        return Err(ApiError::bad_request("INVALID_QUERY", "tail must be 1 to 10000"));
+        return Err(ApiError::bad_request(code::INVALID_QUERY, "tail must be 1 to 10000"));
     }
     state.store.get_workspace(&org, &id).await?;
     let Some(runner) = &state.runner else { return Err(ApiError::not_found("backend")) };
-    let text =
-        runner.backend.logs(&id, tail).await.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "BACKEND_LOGS_FAILED", e.to_string()))?;
+    let text = runner
+        .backend
+        .logs(&id, tail)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, code::BACKEND_LOGS_FAILED, e.to_string()))?;
     Ok(Json(json!({ "lines": text.lines().collect::<Vec<_>>() })))
 }
