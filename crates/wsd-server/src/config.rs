@@ -366,6 +366,26 @@ upstream_timeout_seconds = 120
     }
 
     #[test]
+    fn the_documented_file_is_valid_and_its_defaults_are_the_defaults() {
+        let doc = include_str!("../../../docs/config.md");
+        let toml = doc.split("```toml\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap();
+        let documented = ConfigFile::parse(toml).unwrap();
+        let defaults = ConfigFile::parse("").unwrap();
+        assert_eq!(documented.policy.max_running_workspaces_per_org, defaults.policy.max_running_workspaces_per_org);
+        assert_eq!(documented.policy.preflight_timeout_seconds, defaults.policy.preflight_timeout_seconds);
+        assert_eq!(documented.proxy_settings(), defaults.proxy_settings());
+        assert_eq!(documented.server.limits(), defaults.server.limits());
+        let process = documented.backends.process.clone().unwrap();
+        let default_process = ProcessSection::default();
+        assert_eq!(process.confinement("claude-code"), default_process.confinement("claude-code"));
+        assert_eq!(process.host_uids(true), default_process.host_uids(true));
+        assert_eq!(process.path.as_deref(), Some(wsd_backend::DEFAULT_PATH));
+        let wsd_backend::Sandbox::Bwrap(bwrap) = process.sandbox() else { panic!("the documented sandbox is bwrap") };
+        let wsd_backend::Sandbox::Bwrap(default_bwrap) = default_process.sandbox() else { panic!() };
+        assert_eq!((bwrap.program, bwrap.read_only), (default_bwrap.program, default_bwrap.read_only));
+    }
+
+    #[test]
     fn an_empty_file_is_the_defaults() {
         let config = ConfigFile::parse("").unwrap();
         assert!(config.platform_settings().is_none());
