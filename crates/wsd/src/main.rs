@@ -1,12 +1,14 @@
 //! `wsd`: the command-line entry point. Parses arguments once, runs one command, and maps
 //! its outcome to an exit code: 0 success, 3 the planner refused, 2 bad usage or input.
 
+mod admin_token;
 mod audit_cmd;
 mod client;
 mod client_cmd;
 mod input;
 mod keys_cmd;
 mod plan_cmd;
+mod process_backend;
 mod registry_cmd;
 mod serve;
 mod settings;
