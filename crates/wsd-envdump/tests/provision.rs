@@ -576,3 +576,28 @@ async fn names_that_steer_how_programs_start_are_refused_when_written() {
     let (status, _) = world.call(Method::DELETE, &format!("/v1/orgs/{org}/workspaces/{id}/secrets/LD_PRELOAD"), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_whose_agent_exits_is_shown_stopped_with_its_code() {
+    let exits = BTreeMap::from([("claude-code".to_owned(), vec!["sh".to_owned(), "-c".to_owned(), "exit 3".to_owned()])]);
+    let world = World::build("exits", Registry::embedded().unwrap(), Some(exits)).await;
+    let org = world.org(&[("MINIMAX_API_KEY", MINIMAX)]).await;
+    let (_, ws) = world.workspace(&org, "dev", "claude-code", "MiniMax-M2.7").await;
+    let id = ws["id"].as_str().unwrap().to_owned();
+    let (status, running) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/provision"), None).await;
+    assert_eq!((status, running["stale"].clone()), (StatusCode::OK, Value::Null), "{running}");
+    let mut shown = Value::Null;
+    for _ in 0..200 {
+        shown = world.call(Method::GET, &format!("/v1/orgs/{org}/workspaces/{id}"), None).await.1;
+        if shown["exited"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        (shown["status"].clone(), shown["exit_code"].clone(), shown["stale"].clone()),
+        (json!("stopped"), json!(3), Value::Null),
+        "{shown}"
+    );
+    assert_eq!(shown["id"], id.as_str(), "the stored fields are there too: {shown}");
+}

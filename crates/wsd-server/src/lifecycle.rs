@@ -269,7 +269,21 @@ pub async fn adopt_running(state: &AppState) -> Result<wsd_backend::Reconciled, 
 
 /// The workspace as stored, with its status made true: a process that exited since is
 /// reported as exited, and `stale` tells whether its plan would now differ.
-pub async fn observe(state: &AppState, mut workspace: Workspace) -> ApiResult<serde_json::Value> {
+/// A workspace as the API shows it: as stored, with its status made true.
+#[derive(Debug, serde::Serialize)]
+pub struct WorkspaceView {
+    #[serde(flatten)]
+    pub workspace: Workspace,
+    /// Whether its plan would now differ from the one it runs with (running ones only).
+    pub stale: Option<bool>,
+    /// Its process ended since it was last recorded as running: with this code, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<Option<i32>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub exited: bool,
+}
+
+pub async fn observe(state: &AppState, mut workspace: Workspace) -> ApiResult<WorkspaceView> {
     let mut exit_code = None;
     if let (Some(runner), Some(instance), WorkspaceStatus::Running) = (&state.runner, &workspace.instance_id, workspace.status)
         && let wsd_backend::InstanceStatus::Exited { code } = runner.backend.status(instance).await
@@ -296,13 +310,7 @@ pub async fn observe(state: &AppState, mut workspace: Workspace) -> ApiResult<se
         }
         _ => None,
     };
-    let mut value = json!(workspace);
-    value["stale"] = json!(stale);
-    if let Some(code) = exit_code {
-        value["exit_code"] = json!(code);
-        value["exited"] = json!(true);
-    }
-    Ok(value)
+    Ok(WorkspaceView { workspace, stale, exited: exit_code.is_some(), exit_code })
 }
 
 /// After a secret change: restarts the running workspaces of `org` (or just `workspace`)
@@ -322,10 +330,7 @@ pub fn restart_if_changed(state: &std::sync::Arc<AppState>, org: &str, workspace
             workspaces.into_iter().filter(|w| w.status == WorkspaceStatus::Running && workspace.as_deref().is_none_or(|id| id == w.id))
         {
             let id = ws.id.clone();
-            let stale = match observe(&state, ws).await {
-                Ok(view) => view["stale"] == json!(true),
-                Err(_) => false,
-            };
+            let stale = observe(&state, ws).await.is_ok_and(|view| view.stale == Some(true));
             if stale {
                 match provision(&state, &org, &id, &format!("{actor} (restart on change)")).await {
                     Ok(_) => tracing::info!(workspace = %id, "restarted after a secret change"),

@@ -67,7 +67,11 @@ pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, Path(org):
 }
 
 #[utoipa::path(get, path = "/v1/orgs/{org}/workspaces/{id}", tag = "workspaces", params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, description = "the workspace"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
-pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Path((org, id)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((org, id)): Path<(String, String)>,
+) -> ApiResult<Json<lifecycle::WorkspaceView>> {
     caller.require_org(&org)?;
     let workspace = state.store.get_workspace(&org, &id).await?;
     Ok(Json(lifecycle::observe(&state, workspace).await?))
