@@ -62,6 +62,10 @@ async fn forget_cached_after_changes(
 /// Whether a path, percent-decoded, is UTF-8: routes decode their parameters, and one that
 /// is not would otherwise be refused in plain text, outside the error envelope.
 fn decodes_to_utf8(path: &str) -> bool {
+    // A path is a `&str`: without escapes it is UTF-8 already (every proxied call).
+    if !path.contains('%') {
+        return true;
+    }
     let bytes = path.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut at = 0;

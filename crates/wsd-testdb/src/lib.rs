@@ -29,6 +29,20 @@ pub fn available() -> bool {
     std::env::var_os("WSD_TEST_DATABASE_URL").is_some() || server_binaries().is_some()
 }
 
+/// For the suites' build scripts: compiles their PostgreSQL tests in (`cfg(wsd_test_postgres)`)
+/// when a server is given or installed, or when `WSD_TEST_REQUIRE_POSTGRES=1` asks for them
+/// (so that a missing server fails them); otherwise they are ignored, with the reason.
+pub fn build_script() {
+    println!("cargo::rustc-check-cfg=cfg(wsd_test_postgres)");
+    println!("cargo::rerun-if-env-changed=WSD_TEST_DATABASE_URL");
+    println!("cargo::rerun-if-env-changed=WSD_TEST_REQUIRE_POSTGRES");
+    println!("cargo::rerun-if-changed=/usr/lib");
+    let required = std::env::var("WSD_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1");
+    if required || available() {
+        println!("cargo::rustc-cfg=wsd_test_postgres");
+    }
+}
+
 /// The admin URL of the server to create test databases on. Panics when none can be had:
 /// a test that asks for PostgreSQL must not pass without it.
 pub fn admin_url() -> String {

@@ -119,9 +119,11 @@ impl ProcessBackend {
         if !options.program.exists() {
             return Err(format!("the sandbox program {} is not installed (Debian: apt-get install bubblewrap)", options.program.display()));
         }
-        let probe_home = std::env::temp_dir();
+        // The sandbox binds a home: the workspaces' root stands in for one.
+        let probe_home = &self.options.root;
+        std::fs::create_dir_all(probe_home).map_err(|e| format!("cannot create {}: {e}", probe_home.display()))?;
         let uid = self.options.host_uids.as_ref().map(|uids| *uids.start());
-        let argv = sandbox::argv(&self.options.sandbox, &crate::Confinement::default(), uid, &probe_home, &["true".into()]);
+        let argv = sandbox::argv(&self.options.sandbox, &crate::Confinement::default(), uid, probe_home, &["true".into()]);
         let mut command = std::process::Command::new(&argv[0]);
         command.args(&argv[1..]).env_clear().env("PATH", &self.options.path).stdin(Stdio::null()).stdout(Stdio::null());
         let output = command.stderr(Stdio::piped()).output().map_err(|e| format!("cannot run {}: {e}", options.program.display()))?;
@@ -180,8 +182,8 @@ impl ProcessBackend {
     }
 
     /// Keeps the log of a running instance under the cap until it ends.
-    fn watch_log(&self, workspace_id: &str, instance: &str) {
-        let (log, cap) = (self.workspace_dir(workspace_id).join("output.log"), self.options.log_cap_bytes);
+    fn watch_log(&self, dir: &WorkspaceDir, instance: &str) {
+        let (log, cap) = (dir.log(), self.options.log_cap_bytes);
         let watched = instance.to_owned();
         tokio::spawn(async move {
             while runs(&watched) {
@@ -300,13 +302,14 @@ impl Backend for ProcessBackend {
         Box::pin(async move {
             let mut outcome = Reconciled::default();
             for (workspace, instance) in recorded {
-                if home::safe_relative(workspace) && runs(instance) {
-                    // Not this process's child: no exit code to wait for, so its pid is watched.
-                    self.watch_log(workspace, instance);
-                    tracing::info!(%workspace, %instance, "workspace adopted");
-                    outcome.adopted += 1;
-                } else {
-                    outcome.gone += 1;
+                match self.dir(workspace) {
+                    Ok(dir) if runs(instance) => {
+                        // Not this process's child: no exit code to wait for, so its pid is watched.
+                        self.watch_log(&dir, instance);
+                        tracing::info!(%workspace, %instance, "workspace adopted");
+                        outcome.adopted += 1;
+                    }
+                    _ => outcome.gone += 1,
                 }
             }
             if !self.sandboxed() {
