@@ -11,11 +11,11 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde_json::json;
-use wsd_store::{NewAuditEvent, TokenKind};
+use wsd_store::{NewAuditEvent, Store, TokenKind};
 
 use crate::cache::TtlCache;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::metrics::Metrics;
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -70,9 +70,24 @@ pub type TokenCache = TtlCache<Vec<u8>, Caller>;
 /// How often failed authentications are written to the audit log, at most.
 pub const FAILURE_AUDIT_EVERY: Duration = Duration::from_secs(60);
 
+/// Who a bearer token is: API tokens read from the store and trusted for a while, and the
+/// failed attempts counted.
+#[derive(Debug)]
+pub struct Authenticator {
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    tokens: TokenCache,
+    failed: FailedAuth,
+}
+
+/// Where the [`Caller`] extractor finds the [`Authenticator`] in a router's state.
+pub trait Authenticates: Send + Sync {
+    fn authenticator(&self) -> &Authenticator;
+}
+
 /// Failed authentications not yet audited.
 #[derive(Debug, Default)]
-pub struct FailedAuth {
+struct FailedAuth {
     inner: std::sync::Mutex<Pending>,
 }
 
@@ -95,12 +110,19 @@ impl FailedAuth {
     }
 }
 
-impl FromRequestParts<Arc<AppState>> for Caller {
-    type Rejection = ApiError;
+impl Authenticator {
+    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>) -> Self {
+        Self { store, metrics, tokens: TokenCache::new(TOKEN_CACHE_TTL, 100_000), failed: FailedAuth::default() }
+    }
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let presented = parts
-            .headers
+    /// Every token is checked against the store again on its next use.
+    pub fn forget_tokens(&self) {
+        self.tokens.clear();
+    }
+
+    /// The caller a request's `Authorization: Bearer` token names.
+    pub async fn caller(&self, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
+        let presented = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
@@ -112,7 +134,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         // A live token of another kind (a workspace's usage token) is no API caller.
         let mut other_kind = false;
         let load = async {
-            Ok::<_, wsd_store::StoreError>(match state.store.authenticate_token(presented).await? {
+            Ok::<_, wsd_store::StoreError>(match self.store.authenticate_token(presented).await? {
                 Some(token) if token.kind == TokenKind::Admin => Some(Caller::Admin { token_id: token.id }),
                 Some(token) if token.kind == TokenKind::Org => token.org_id.map(|org_id| Caller::Org { token_id: token.id, org_id }),
                 Some(_) => {
@@ -122,26 +144,37 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                 None => None,
             })
         };
-        match state.tokens.get_or_try_load(wsd_store::token_hash(presented), load).await? {
+        match self.tokens.get_or_try_load(wsd_store::token_hash(presented), load).await? {
             Some(caller) => Ok(caller),
             None => {
-                let reason = if other_kind { "usage_token_on_api" } else { "unknown_or_revoked" };
-                state.metrics.record_auth_failure(reason);
-                if let Some(counts) = state.failed_auth.count(reason, std::time::Instant::now()) {
-                    let event = NewAuditEvent {
-                        org_id: None,
-                        actor: "anonymous".into(),
-                        action: "auth.failures".into(),
-                        target: "api".into(),
-                        details: json!({"failures": counts, "since_last_seconds": FAILURE_AUDIT_EVERY.as_secs()}),
-                    };
-                    if let Err(e) = state.store.append_audit(&event).await {
-                        tracing::warn!(error = %e, "could not audit failed authentications");
-                    }
-                }
+                self.failed(if other_kind { "usage_token_on_api" } else { "unknown_or_revoked" }).await;
                 Err(ApiError::unauthenticated("the token is not valid"))
             }
         }
+    }
+
+    /// Counts a failed authentication, and audits the counts when it is time.
+    async fn failed(&self, reason: &'static str) {
+        self.metrics.record_auth_failure(reason);
+        let Some(counts) = self.failed.count(reason, std::time::Instant::now()) else { return };
+        let event = NewAuditEvent {
+            org_id: None,
+            actor: "anonymous".into(),
+            action: "auth.failures".into(),
+            target: "api".into(),
+            details: json!({"failures": counts, "since_last_seconds": FAILURE_AUDIT_EVERY.as_secs()}),
+        };
+        if let Err(e) = self.store.append_audit(&event).await {
+            tracing::warn!(error = %e, "could not audit failed authentications");
+        }
+    }
+}
+
+impl<S: Authenticates> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        state.authenticator().caller(&parts.headers).await
     }
 }
 

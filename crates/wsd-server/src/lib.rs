@@ -13,7 +13,6 @@ pub mod code;
 pub mod config;
 pub mod error;
 mod json;
-pub mod ledger;
 mod lifecycle;
 pub mod listener;
 mod locks;
@@ -96,10 +95,7 @@ async fn refuse_undecodable_paths(request: axum::extract::Request, next: axum::m
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    let proxy = Router::new()
-        .route("/llm/anthropic/{*rest}", axum::routing::any(proxy::anthropic))
-        .route("/llm/openai/{*rest}", axum::routing::any(proxy::openai))
-        .with_state(state.clone());
+    let proxy = state.proxy.routes();
     Router::new()
         .route("/healthz", get(operations::healthz))
         .route("/metrics", get(operations::metrics))

@@ -189,7 +189,7 @@ pub async fn provision(state: &AppState, org: &str, id: &str, actor: &str) -> Ap
 
 async fn revoke_usage_tokens(state: &AppState, workspace: &Workspace, actor: &str) -> ApiResult<()> {
     state.store.revoke_usage_tokens(&workspace.org_id, &workspace.id, actor).await?;
-    state.gate.forget_usage_tokens();
+    state.proxy.gate.forget_usage_tokens();
     Ok(())
 }
 
@@ -235,14 +235,14 @@ pub async fn stop(state: &AppState, org: &str, id: &str, actor: &str) -> ApiResu
 pub async fn delete(state: &AppState, org: &str, id: &str, actor: &str) -> ApiResult<()> {
     let Some(runner) = &state.runner else {
         state.store.delete_workspace(org, id, actor).await?;
-        state.gate.forget_usage_tokens();
+        state.proxy.gate.forget_usage_tokens();
         return Ok(());
     };
     let _workspace_lock = runner.locks.lock(&workspace_key(id)).await;
     let workspace = state.store.get_workspace(org, id).await?;
     stop_instance(runner, &workspace).await?;
     state.store.delete_workspace(org, id, actor).await?;
-    state.gate.forget_usage_tokens();
+    state.proxy.gate.forget_usage_tokens();
     runner
         .backend
         .remove(id)

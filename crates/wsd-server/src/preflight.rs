@@ -7,14 +7,14 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use wsd_core::Registry;
 use wsd_core::plan::{EnvValue, SecretOrigin};
 use wsd_core::registry::{CredentialSource, Protocol};
 use wsd_core::{Plan, SecretValue};
-use wsd_store::SecretOwner;
+use wsd_store::{SecretOwner, Store};
 
 use crate::code;
 use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
 
 #[derive(Debug)]
 pub struct Preflight {
@@ -37,7 +37,7 @@ fn refuse(code: &'static str, message: String, provider: &str) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).with("provider", provider)
 }
 
-async fn value_of(state: &AppState, org: &str, workspace: Option<&str>, value: &EnvValue) -> ApiResult<Option<SecretValue>> {
+async fn value_of(store: &Store, org: &str, workspace: Option<&str>, value: &EnvValue) -> ApiResult<Option<SecretValue>> {
     let (key, origin) = match value {
         EnvValue::Secret { key, origin } => (key, origin),
         EnvValue::Literal(text) => return Ok(Some(SecretValue::new(text.clone()))),
@@ -47,13 +47,20 @@ async fn value_of(state: &AppState, org: &str, workspace: Option<&str>, value: &
         (SecretOrigin::Workspace, Some(workspace)) => SecretOwner::Workspace { org, workspace },
         _ => SecretOwner::Org { org },
     };
-    Ok(state.store.get_secret(owner, key).await?)
+    Ok(store.get_secret(owner, key).await?)
 }
 
 /// Checks the credential of a BYOK `plan` against its provider.
-pub async fn check(state: &AppState, preflight: &Preflight, org: &str, workspace: Option<&str>, plan: &Plan) -> ApiResult<()> {
+pub async fn check(
+    store: &Store,
+    registry: &Registry,
+    preflight: &Preflight,
+    org: &str,
+    workspace: Option<&str>,
+    plan: &Plan,
+) -> ApiResult<()> {
     let provider_name = plan.provider.as_str();
-    let (Some(provider), Some(runtime)) = (state.registry.provider(provider_name), state.registry.runtime(&plan.runtime)) else {
+    let (Some(provider), Some(runtime)) = (registry.provider(provider_name), registry.runtime(&plan.runtime)) else {
         return Ok(());
     };
     if provider.platform {
@@ -71,7 +78,7 @@ pub async fn check(state: &AppState, preflight: &Preflight, org: &str, workspace
             provider_name,
         ));
     }
-    let Some(secret) = value_of(state, org, workspace, &credential.value).await? else {
+    let Some(secret) = value_of(store, org, workspace, &credential.value).await? else {
         return Err(refuse(code::PREFLIGHT_FAILED, "the credential to check has no stored value".into(), provider_name));
     };
     // Only the provider's registered endpoint (or the operator's override of it) is ever

@@ -25,7 +25,7 @@ pub async fn validate(state: &AppState, org: &str, workspace: Option<&str>, runt
     // A workspace about to be created has no id yet; the plan does not depend on it.
     let plan = plan_names(state, workspace.unwrap_or("new"), runtime, model, &names)?.map_err(ApiError::from)?;
     if let Some(preflight) = &state.preflight {
-        crate::preflight::check(state, preflight, org, workspace, &plan).await?;
+        crate::preflight::check(&state.store, &state.registry, preflight, org, workspace, &plan).await?;
     }
     Ok(())
 }

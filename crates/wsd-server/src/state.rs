@@ -1,6 +1,6 @@
 //! What every request handler shares: the registry (with the operator's overlays), the
 //! store, the platform settings and the policy, the caches in front of the store, the
-//! backend, and the metering proxy's client, gate and ledger. Built once at start.
+//! backend, and the metering proxy (which owns its own state). Built once at start.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,10 +9,11 @@ use wsd_core::Registry;
 use wsd_core::plan::{PlatformSettings, Policy};
 use wsd_store::{PlanInput, Store};
 
-use crate::auth::TokenCache;
+use crate::auth::{Authenticates, Authenticator};
 use crate::cache::TtlCache;
 use crate::metrics::Metrics;
 use crate::preflight::Preflight;
+use crate::proxy::{Proxy, ProxySettings, UpstreamClient};
 
 /// How long a plan input read from the store is trusted when another wsd process may have
 /// changed it.
@@ -21,13 +22,12 @@ pub const PLAN_INPUT_TTL: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub struct AppState {
     pub registry: Registry,
-    pub store: Store,
+    pub store: Arc<Store>,
     pub platform: Option<PlatformSettings>,
     pub policy: Policy,
-    pub metrics: Metrics,
-    pub tokens: TokenCache,
-    /// Failed authentications, audited in aggregate.
-    pub failed_auth: crate::auth::FailedAuth,
+    pub metrics: Arc<Metrics>,
+    /// API callers by their bearer token.
+    pub auth: Authenticator,
     /// Workspaces' runtime, model and secret names, for `GET …/plan`; cleared after every
     /// API request but a GET made through this process.
     pub plan_inputs: TtlCache<(String, String), Arc<PlanInput>>,
@@ -35,12 +35,8 @@ pub struct AppState {
     pub preflight: Option<Preflight>,
     /// Where workspaces run, and the command per runtime.
     pub runner: Option<Runner>,
-    /// The metering proxy's client to the providers.
-    pub upstream: Option<crate::proxy::UpstreamClient>,
-    /// The proxy's checks before upstream: usage tokens, platform keys, budgets.
-    pub gate: crate::proxy::gate::Gate,
-    /// Metered usage on its way to the store.
-    pub ledger: crate::ledger::UsageLedger,
+    /// The metering proxy, with its own state.
+    pub proxy: Arc<Proxy>,
 }
 
 /// A backend, the argv it runs per runtime and how each runtime is confined.
@@ -77,22 +73,30 @@ impl Runner {
 }
 
 impl AppState {
+    /// A state with the proxy on its default settings.
     pub fn new(registry: Registry, store: Store, platform: Option<PlatformSettings>, policy: Policy) -> Self {
+        let store = Arc::new(store);
+        let metrics = Arc::new(Metrics::default());
+        let upstream = UpstreamClient::new(&ProxySettings::default()).ok();
         Self {
+            proxy: Arc::new(Proxy::new(&registry, store.clone(), metrics.clone(), upstream)),
+            auth: Authenticator::new(store.clone(), metrics.clone()),
             registry,
             store,
             platform,
             policy,
-            metrics: Metrics::default(),
-            tokens: TokenCache::new(crate::auth::TOKEN_CACHE_TTL, 100_000),
-            failed_auth: crate::auth::FailedAuth::default(),
+            metrics,
             plan_inputs: TtlCache::new(PLAN_INPUT_TTL, 10_000),
             preflight: None,
             runner: None,
-            upstream: crate::proxy::UpstreamClient::new(&crate::proxy::ProxySettings::default()).ok(),
-            gate: crate::proxy::gate::Gate::default(),
-            ledger: crate::ledger::UsageLedger::default(),
         }
+    }
+
+    /// The proxy on `settings` (`[proxy]`), before the state is shared.
+    pub fn with_proxy_settings(mut self, settings: &ProxySettings) -> Result<Self, String> {
+        let upstream = UpstreamClient::new(settings)?;
+        self.proxy = Arc::new(Proxy::new(&self.registry, self.store.clone(), self.metrics.clone(), Some(upstream)));
+        Ok(self)
     }
 
     /// Forgets everything read from the store and kept for a while. Called once after every
@@ -100,17 +104,15 @@ impl AppState {
     /// change) clears the usage grants it ends itself.
     pub fn forget_cached(&self) {
         self.plan_inputs.clear();
-        self.tokens.clear();
-        self.gate.forget_usage_tokens();
-        self.gate.forget_platform_keys();
-        self.gate.forget_budgets();
+        self.auth.forget_tokens();
+        self.proxy.gate.forget_usage_tokens();
+        self.proxy.gate.forget_platform_keys();
+        self.proxy.gate.forget_budgets();
     }
+}
 
-    /// Queues a metered request's ledger row, counts it against the org's budget and in the
-    /// metrics.
-    pub fn record_usage(self: &Arc<Self>, record: wsd_store::UsageRecord) {
-        self.gate.charge(&record.org_id, record.input_tokens.saturating_add(record.output_tokens));
-        self.metrics.record_proxied(&record);
-        self.ledger.record(Arc::downgrade(self), record);
+impl Authenticates for Arc<AppState> {
+    fn authenticator(&self) -> &Authenticator {
+        &self.auth
     }
 }

@@ -664,7 +664,7 @@ async fn every_refusal_after_admission_gets_its_ledger_row() {
     // 402: over budget.
     s.api.put(&format!("/v1/orgs/{}/budget", s.org), ADMIN, json!({"tokens": 1, "period": "day"})).await;
     s.api.state.store.append_usage(&[usage_row(&s, 5)]).await.unwrap();
-    s.api.state.gate.forget_budgets();
+    s.api.state.proxy.gate.forget_budgets();
     assert_eq!(send(&s, "/llm/anthropic/v1/messages", message("", false), "x-api-key").await.0, 402);
     // count_tokens spends nothing: it passes over budget.
     assert_eq!(send(&s, "/llm/anthropic/v1/messages/count_tokens", message("", false), "x-api-key").await.0, 200);

@@ -69,8 +69,9 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         crate::admin_token::ensure(&store, args.admin_token.map(SecretValue::new)).await?;
         // The one TLS provider of the process, before any HTTP client is built.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut state = AppState::new(registry, store, config.platform_settings(), config.planner_policy());
-        state.upstream = Some(wsd_server::proxy::UpstreamClient::new(&config.proxy_settings()).map_err(Failure::Usage)?);
+        let mut state = AppState::new(registry, store, config.platform_settings(), config.planner_policy())
+            .with_proxy_settings(&config.proxy_settings())
+            .map_err(Failure::Usage)?;
         state.runner = Some(crate::process_backend::runner(&config, &args.store.data_dir)?);
         if config.policy.preflight {
             let timeout = std::time::Duration::from_secs(config.policy.preflight_timeout_seconds.max(1));
@@ -110,7 +111,7 @@ async fn serve(listen: SocketAddr, state: Arc<AppState>, limits: wsd_server::lis
     let state_for_close = state.clone();
     wsd_server::listener::serve(listener, wsd_server::router(state), limits, shutdown).await;
     // Every metered request's row is stored before the store closes.
-    state_for_close.ledger.flush().await;
+    state_for_close.proxy.flush().await;
     state_for_close.store.close().await;
     tracing::info!("wsd stopped");
     Ok(())

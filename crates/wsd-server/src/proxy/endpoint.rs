@@ -8,7 +8,7 @@
 use axum::http::{HeaderName, Method};
 use wsd_core::registry::Protocol;
 
-use crate::proxy::meter::Dialect;
+use super::dialect::Dialect;
 
 /// A model call the proxy forwards, or answers itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,25 +1,15 @@
-//! Metering what flows back from a provider: token usage read out of the answer (one JSON
-//! body, or server-sent events as they pass), whether a stream reached its end, and exactly
-//! one ledger row per request however it ended.
+//! Metering what flows back from a provider: the answer's bytes in (one JSON body, or
+//! server-sent events as they pass, in bounded memory and linear time), whether a stream
+//! reached its end, and the request's one ledger row out.
 
-use std::borrow::Cow;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::Bytes;
-use futures_util::Stream;
-use http_body::{Frame, SizeHint};
-use serde::Deserialize;
-use serde::de::IgnoredAny;
-use serde_json::json;
-use serde_json::value::RawValue;
-use wsd_core::registry::Protocol;
 use wsd_store::UsageRecord;
 
+use super::dialect::Dialect;
+use super::usage::{self, Envelope, Reported, Usage};
 use crate::code;
-use crate::state::AppState;
 
 /// How a proxied request ended, when it did not simply complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,92 +47,6 @@ impl Fault {
     }
 }
 
-/// Which answer format the stream speaks, for the error event that ends a broken stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    AnthropicMessages,
-    OpenaiChat,
-    OpenaiResponses,
-}
-
-impl Dialect {
-    pub fn of(surface: Protocol, path: &str) -> Self {
-        match surface {
-            Protocol::Anthropic => Dialect::AnthropicMessages,
-            Protocol::Openai if path.trim_end_matches('/').ends_with("responses") => Dialect::OpenaiResponses,
-            Protocol::Openai => Dialect::OpenaiChat,
-        }
-    }
-
-    /// The event a client of this protocol understands as "the stream failed".
-    fn error_event(self, code: &str, message: &str) -> String {
-        match self {
-            Dialect::AnthropicMessages => {
-                format!("event: error\ndata: {}\n\n", json!({"type": "error", "error": {"type": "api_error", "message": message}}))
-            }
-            Dialect::OpenaiResponses => {
-                format!("event: error\ndata: {}\n\n", json!({"type": "error", "code": code, "message": message}))
-            }
-            Dialect::OpenaiChat => {
-                format!("data: {}\n\n", json!({"error": {"type": "server_error", "code": code, "message": message}}))
-            }
-        }
-    }
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Usage {
-    pub input: i64,
-    pub output: i64,
-    pub cache_read: i64,
-    pub cache_write: i64,
-}
-
-/// The parts of an answer or an event that carry usage or end a stream. Everything else —
-/// the generated content above all — is skipped by the parser, never built.
-#[derive(Debug, Deserialize)]
-struct Envelope<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Option<Cow<'a, str>>,
-    usage: Option<TokenUsage>,
-    /// Anthropic's `message_start` carries usage in `message`, OpenAI Responses events in
-    /// `response`; elsewhere these may be anything (an error's `message` is text). Kept
-    /// unparsed until asked.
-    #[serde(borrow)]
-    message: Option<&'a RawValue>,
-    #[serde(borrow)]
-    response: Option<&'a RawValue>,
-    error: Option<IgnoredAny>,
-}
-
-/// An object's `usage`, if it is an object with one.
-fn nested_usage(raw: Option<&RawValue>) -> Option<TokenUsage> {
-    #[derive(Deserialize)]
-    struct WithUsage {
-        usage: Option<TokenUsage>,
-    }
-    serde_json::from_str::<WithUsage>(raw?.get()).ok()?.usage
-}
-
-/// Usage as Anthropic (`input_tokens`, `cache_*`) and OpenAI (`prompt_tokens`, or
-/// `input_tokens` on Responses) report it.
-#[derive(Debug, Clone, Deserialize)]
-struct TokenUsage {
-    input_tokens: Option<i64>,
-    output_tokens: Option<i64>,
-    prompt_tokens: Option<i64>,
-    completion_tokens: Option<i64>,
-    cache_read_input_tokens: Option<i64>,
-    cache_creation_input_tokens: Option<i64>,
-    prompt_tokens_details: Option<CachedTokens>,
-    input_tokens_details: Option<CachedTokens>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct CachedTokens {
-    cached_tokens: Option<i64>,
-}
-
 /// The longest line of an event stream: a provider that sends more without a newline ends
 /// the stream (`UPSTREAM_PROTOCOL_ERROR`) rather than grow wsd's memory.
 pub const MAX_SSE_LINE_BYTES: usize = 1024 * 1024;
@@ -150,12 +54,6 @@ pub const MAX_SSE_LINE_BYTES: usize = 1024 * 1024;
 /// `PLAIN_TAIL_BYTES` are, and usage is read from the last `"usage":` object there.
 const PLAIN_WHOLE_BYTES: usize = 256 * 1024;
 const PLAIN_TAIL_BYTES: usize = 64 * 1024;
-/// The most tokens one request may report of one kind; more (or fewer than 0) is a
-/// provider's fault, never summed.
-pub const MAX_TOKENS_PER_REQUEST: i64 = 100_000_000;
-
-/// Event types after which a stream is complete.
-const FINAL_EVENT_TYPES: &[&str] = &["message_stop", "response.completed", "response.incomplete", "response.failed", "error"];
 
 /// Reads token usage out of what flows back, and writes the ledger row once.
 pub struct Meter {
@@ -215,29 +113,15 @@ impl Meter {
     }
 
     fn absorb(&mut self, event: &Envelope) {
-        let usage = match self.dialect {
-            // `message_start` carries the input side; each `message_delta` the output so far.
-            Dialect::AnthropicMessages if event.kind.as_deref() == Some("message_start") => nested_usage(event.message),
-            Dialect::AnthropicMessages => event.usage.clone(),
-            Dialect::OpenaiChat | Dialect::OpenaiResponses => nested_usage(event.response).or_else(|| event.usage.clone()),
-        };
-        let Some(usage) = usage else { return };
-        self.record(&usage);
+        if let Some(reported) = event.reported(self.dialect) {
+            self.take(&reported);
+        }
     }
 
-    fn record(&mut self, usage: &TokenUsage) {
-        let (u, insane) = (&mut self.usage, &mut self.insane_usage);
-        let mut set = |slot: &mut i64, value: Option<i64>| match value {
-            Some(n) if (0..=MAX_TOKENS_PER_REQUEST).contains(&n) => *slot = n,
-            Some(_) => *insane = true,
-            None => {}
-        };
-        set(&mut u.input, usage.input_tokens.or(usage.prompt_tokens));
-        set(&mut u.output, usage.output_tokens.or(usage.completion_tokens));
-        set(&mut u.cache_read, usage.cache_read_input_tokens);
-        let details = usage.prompt_tokens_details.as_ref().or(usage.input_tokens_details.as_ref());
-        set(&mut u.cache_read, details.and_then(|d| d.cached_tokens));
-        set(&mut u.cache_write, usage.cache_creation_input_tokens);
+    fn take(&mut self, reported: &Reported) {
+        if !self.usage.take(reported) {
+            self.insane_usage = true;
+        }
     }
 
     /// One `data:` payload of an event stream.
@@ -247,17 +131,9 @@ impl Meter {
             self.complete = true;
             return;
         }
-        // Most events are content deltas: parse only those that can carry usage or end the
-        // stream.
-        let interesting = ["usage", "message_stop", "response.completed", "response.incomplete", "response.failed", "error"]
-            .iter()
-            .any(|needle| data.windows(needle.len()).any(|w| w == needle.as_bytes()));
-        if !interesting {
-            return;
-        }
-        let Ok(event) = serde_json::from_slice::<Envelope>(data) else { return };
+        let Some(event) = usage::meaningful_event(data) else { return };
         self.absorb(&event);
-        if event.kind.as_deref().is_some_and(|t| FINAL_EVENT_TYPES.contains(&t)) || event.error.is_some() {
+        if event.ends_stream() {
             self.complete = true;
         }
     }
@@ -352,12 +228,9 @@ impl Meter {
         self.finished = true;
         let answer = std::mem::take(&mut self.buffer);
         if !self.sse && fault.is_none() {
-            if !self.plain_cut {
-                if let Ok(body) = serde_json::from_slice::<Envelope>(&answer) {
-                    self.absorb(&body);
-                }
-            } else if let Some(usage) = last_usage(&answer) {
-                self.record(&usage);
+            let reported = if self.plain_cut { usage::last_usage(&answer) } else { usage::answer_usage(&answer, self.dialect) };
+            if let Some(reported) = reported {
+                self.take(&reported);
             }
         }
         // Counts out of bounds are a provider's fault: the row says so, with what was sane.
@@ -379,147 +252,10 @@ impl Meter {
     }
 }
 
-/// The last `"usage": {…}` object in the tail of a long JSON answer. Inside a JSON string a
-/// quote is escaped, so `"usage":` can only be a key.
-fn last_usage(tail: &[u8]) -> Option<TokenUsage> {
-    const KEY: &[u8] = b"\"usage\":";
-    let at = tail.windows(KEY.len()).rposition(|w| w == KEY)?;
-    serde_json::Deserializer::from_slice(&tail[at + KEY.len()..]).into_iter::<TokenUsage>().next()?.ok()
-}
-
-/// A meter while the request waits for upstream's answer. If the wait is abandoned — the
-/// client went away and the server dropped the request — the row is still written (499).
-pub struct PendingMeter {
-    meter: Option<Meter>,
-    state: Arc<AppState>,
-}
-
-impl PendingMeter {
-    pub fn new(meter: Meter, state: Arc<AppState>) -> Self {
-        Self { meter: Some(meter), state }
-    }
-
-    /// The answer came (or failed): the meter goes on with it.
-    pub fn take(mut self) -> Meter {
-        self.meter.take().expect("a pending meter is taken once")
-    }
-
-    /// The meter, to name the provider and model once they are known.
-    pub fn meter(&mut self) -> &mut Meter {
-        self.meter.as_mut().expect("a pending meter is taken once")
-    }
-
-    /// Ends the request with an answer of wsd's own (a refusal, or one wsd gives itself):
-    /// its row carries that status.
-    pub fn answered(mut self, status: u16) {
-        if let Some(mut meter) = self.meter.take() {
-            meter.status = i64::from(status);
-            if let Some(record) = meter.finish(None) {
-                self.state.record_usage(record);
-            }
-        }
-    }
-}
-
-impl Drop for PendingMeter {
-    fn drop(&mut self) {
-        if let Some(record) = self.meter.as_mut().and_then(|meter| meter.finish(Some(Fault::ClientGone))) {
-            self.state.record_usage(record);
-        }
-    }
-}
-
-/// The upstream body on its way back, metered as it passes. The row is written at its end,
-/// when it breaks, or when the client goes away early (the body is dropped, which also
-/// drops, and so cancels, the upstream request).
-pub struct Metered {
-    pub inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
-    pub meter: Meter,
-    pub state: Arc<AppState>,
-    /// Upstream's `content-length` of a plain answer, passed on so the client gets the same
-    /// framing (and the answer goes out in as few writes as it came in).
-    pub length: Option<u64>,
-    /// Bytes passed on so far.
-    pub sent: u64,
-    /// Nothing more to send.
-    pub done: bool,
-}
-
-impl Metered {
-    fn finish(&mut self, fault: Option<Fault>) {
-        if let Some(record) = self.meter.finish(fault) {
-            self.state.record_usage(record);
-        }
-    }
-
-    fn fail(&mut self, fault: Fault) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        self.done = true;
-        let event = self.meter.sse.then(|| self.meter.error_event(fault));
-        self.finish(Some(fault));
-        if let Some(event) = event {
-            Poll::Ready(Some(Ok(Frame::data(event))))
-        } else {
-            // A plain answer cannot carry an error after its status: abort the body, so the
-            // client sees it incomplete rather than a valid-looking truncated document.
-            Poll::Ready(Some(Err(std::io::Error::other(fault.code()))))
-        }
-    }
-}
-
-impl http_body::Body for Metered {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        if self.done {
-            return Poll::Ready(None);
-        }
-        match self.inner.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(bytes))) => {
-                self.meter.feed(&bytes);
-                if self.meter.overlong() {
-                    return self.fail(Fault::Protocol);
-                }
-                self.sent += bytes.len() as u64;
-                // With a known length the server stops asking once it has it all: that is
-                // the end.
-                if self.length == Some(self.sent) {
-                    self.done = true;
-                    self.finish(None);
-                }
-                Poll::Ready(Some(Ok(Frame::data(bytes))))
-            }
-            Poll::Ready(Some(Err(e))) => self.fail(if e.is_timeout() { Fault::Timeout } else { Fault::Broken }),
-            Poll::Ready(None) if !self.meter.complete() => self.fail(Fault::Truncated),
-            Poll::Ready(None) => {
-                self.done = true;
-                self.finish(None);
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.done
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.length.map(SizeHint::with_exact).unwrap_or_default()
-    }
-}
-
-impl Drop for Metered {
-    fn drop(&mut self) {
-        // An answer whose every byte went out is complete (an empty one is never polled).
-        let fault = (self.length != Some(self.sent)).then_some(Fault::ClientGone);
-        self.finish(fault);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wsd_core::registry::Protocol;
 
     fn meter(dialect: Dialect, sse: bool) -> Meter {
         let mut meter = Meter::new("o".into(), "w".into(), "minimax".into(), "MiniMax-M2.7".into(), dialect);

@@ -178,7 +178,7 @@ pub async fn start_with(backend: Backend, label: &str, platform: bool, registry:
     let mut state = AppState::new(registry.unwrap_or_else(|| Registry::embedded().unwrap()), store, platform, policy);
     state.preflight = options.preflight.map(|timeout| wsd_server::preflight::Preflight::new(timeout).unwrap());
     if let Some(proxy) = options.proxy {
-        state.upstream = Some(wsd_server::proxy::UpstreamClient::new(&proxy).unwrap());
+        state = state.with_proxy_settings(&proxy).unwrap();
     }
     if let Some(root) = options.runner {
         let mut process = wsd_backend::ProcessOptions::sandboxed(root);

@@ -4,13 +4,11 @@
 //! and the database thread wakes a few times a second rather than per request. At shutdown
 //! [`UsageLedger::flush`] waits until every queued row is stored.
 
-use std::sync::{OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use wsd_store::UsageRecord;
-
-use crate::state::AppState;
+use wsd_store::{Store, UsageRecord};
 
 /// The most rows one transaction takes.
 const MAX_BATCH: usize = 1024;
@@ -27,8 +25,9 @@ enum Command {
     Flush(oneshot::Sender<()>),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct UsageLedger {
+    store: Arc<Store>,
     queue: OnceLock<mpsc::UnboundedSender<Command>>,
 }
 
@@ -42,12 +41,16 @@ impl std::fmt::Debug for Command {
 }
 
 impl UsageLedger {
+    pub fn new(store: Arc<Store>) -> Self {
+        Self { store, queue: OnceLock::new() }
+    }
+
     /// Queues a row; the writer task starts with the first one. Must run inside the tokio
-    /// runtime.
-    pub fn record(&self, state: Weak<AppState>, record: UsageRecord) {
+    /// runtime. The writer ends once the ledger is dropped and its queue is stored.
+    pub fn record(&self, record: UsageRecord) {
         let queue = self.queue.get_or_init(|| {
             let (sender, receiver) = mpsc::unbounded_channel();
-            tokio::spawn(write_batches(state, receiver));
+            tokio::spawn(write_batches(self.store.clone(), receiver));
             sender
         });
         if queue.send(Command::Row(record)).is_err() {
@@ -65,7 +68,7 @@ impl UsageLedger {
     }
 }
 
-async fn write_batches(state: Weak<AppState>, mut queue: mpsc::UnboundedReceiver<Command>) {
+async fn write_batches(store: Arc<Store>, mut queue: mpsc::UnboundedReceiver<Command>) {
     let mut rows = Vec::new();
     let mut flushes = Vec::new();
     while let Some(first) = queue.recv().await {
@@ -83,10 +86,7 @@ async fn write_batches(state: Weak<AppState>, mut queue: mpsc::UnboundedReceiver
                 next = queue.try_recv().ok();
             }
         }
-        // The server is gone, and with it the store: nothing left to write to.
-        let Some(state) = state.upgrade() else { break };
-        store_with_retries(&state, &rows).await;
-        drop(state);
+        store_with_retries(&store, &rows).await;
         rows.clear();
         for done in flushes.drain(..) {
             let _ = done.send(());
@@ -94,9 +94,9 @@ async fn write_batches(state: Weak<AppState>, mut queue: mpsc::UnboundedReceiver
     }
 }
 
-async fn store_with_retries(state: &AppState, rows: &[UsageRecord]) {
+async fn store_with_retries(store: &Store, rows: &[UsageRecord]) {
     for attempt in 1..=ATTEMPTS {
-        match state.store.append_usage(rows).await {
+        match store.append_usage(rows).await {
             Ok(()) => return,
             Err(e) if attempt < ATTEMPTS => {
                 tracing::warn!(error = %e, rows = rows.len(), attempt, "could not store usage rows; retrying");
@@ -109,22 +109,17 @@ async fn store_with_retries(state: &AppState, rows: &[UsageRecord]) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use wsd_core::Registry;
-    use wsd_core::plan::Policy;
 
     #[tokio::test]
     async fn rows_recorded_in_bulk_are_all_stored_by_flush() {
-        let store = crate::test_support::temp_store("ledger").await;
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let state = Arc::new(AppState::new(Registry::embedded().unwrap(), store, None, Policy::default()));
-        state.ledger.flush().await;
+        let store = Arc::new(crate::test_support::temp_store("ledger").await);
+        let ledger = UsageLedger::new(store.clone());
+        ledger.flush().await;
         let now = wsd_store::now_ms();
         // More than one batch's worth, queued at once.
         for i in 0..2_500 {
-            state.record_usage(UsageRecord {
+            ledger.record(UsageRecord {
                 at: now,
                 org_id: "o".into(),
                 workspace_id: format!("w{}", i % 3),
@@ -139,9 +134,9 @@ mod tests {
                 request_id: format!("r{i}"),
             });
         }
-        state.ledger.flush().await;
-        let summary = state.store.usage_summary("o", now, now + 1).await.unwrap();
+        ledger.flush().await;
+        let summary = store.usage_summary("o", now, now + 1).await.unwrap();
         assert_eq!(summary.iter().map(|s| s.requests).sum::<i64>(), 2_500);
-        assert_eq!(state.store.tokens_used_from_day_of("o", now).await.unwrap(), 7_500);
+        assert_eq!(store.tokens_used_from_day_of("o", now).await.unwrap(), 7_500);
     }
 }

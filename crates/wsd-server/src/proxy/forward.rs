@@ -1,0 +1,260 @@
+//! One proxied request, phase by phase: admit (the workspace's usage token) → the endpoint
+//! (model calls only) → prepare (budget, body, the workspace's own model, the vendor, the
+//! platform key, headers by allowlist) → forward → the answer back through the meter.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use wsd_core::registry::Protocol;
+
+use super::dialect::Dialect;
+use super::endpoint::{self, Endpoint};
+use super::gate::UsageGrant;
+use super::meter::{Fault, Meter};
+use super::metered::{Metered, PendingMeter};
+use super::request::RequestBody;
+use super::{MAX_PROXY_BODY_BYTES, Proxy, scrub};
+use crate::code;
+use crate::error::ApiError;
+
+/// The attribution header a platform workspace sends (its `ANTHROPIC_CUSTOM_HEADERS`).
+const WORKSPACE_HEADER: &str = "x-wsd-workspace-id";
+
+/// The workspace behind the request's usage token.
+async fn admit(proxy: &Proxy, headers: &HeaderMap) -> Result<Arc<UsageGrant>, ApiError> {
+    let presented = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthenticated("send the workspace's usage token as x-api-key or a bearer token"))?;
+    let grant = proxy
+        .gate
+        .usage_grant(&proxy.store, presented)
+        .await?
+        .ok_or_else(|| ApiError::unauthenticated("the token is not a live usage token"))?;
+    // A workspace that says who it is must be the one its token was minted for: anything
+    // else is a token used outside its workspace.
+    if let Some(claimed) = headers.get(WORKSPACE_HEADER)
+        && claimed.as_bytes() != grant.workspace.as_bytes()
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            code::WORKSPACE_MISMATCH,
+            format!("the usage token belongs to workspace {}, not to the workspace this request names", grant.workspace),
+        ));
+    }
+    Ok(grant)
+}
+
+/// The request body, read only once the caller is admitted: an unknown caller cannot make
+/// the proxy hold 32 MiB.
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_PROXY_BODY_BYTES).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code::BODY_TOO_LARGE, "the request body is over 32 MiB")
+        } else {
+            ApiError::bad_request(code::BODY_UNREADABLE, "the request body could not be read")
+        }
+    })
+}
+
+/// The path after `/llm/<surface>/`, as sent (not percent-decoded).
+fn raw_rest(surface: Protocol, path: &str) -> &str {
+    let prefix = match surface {
+        Protocol::Anthropic => "/llm/anthropic/",
+        Protocol::Openai => "/llm/openai/",
+    };
+    path.strip_prefix(prefix).unwrap_or_default()
+}
+
+fn not_allowed(method: &axum::http::Method, rest: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        code::ENDPOINT_NOT_ALLOWED,
+        format!("the proxy forwards model calls only, not {method} /{rest}; see the workspace's runtime for the endpoints it calls"),
+    )
+}
+
+/// A request ready to go upstream.
+struct Call {
+    outgoing: reqwest::RequestBuilder,
+    provider: String,
+    vendor_model: String,
+    /// The key wsd put on the request: scrubbed from anything that comes back.
+    key: Arc<wsd_core::SecretValue>,
+}
+
+pub(super) async fn forward(proxy: Arc<Proxy>, surface: Protocol, request: Request) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
+    let (parts, body) = request.into_parts();
+    let grant = admit(&proxy, &parts.headers).await?;
+    // Admitted: from here on, every outcome gets exactly one ledger row.
+    let rest = raw_rest(surface, parts.uri.path());
+    let endpoint = endpoint::endpoint(surface, &parts.method, rest);
+    let dialect = match endpoint {
+        Some(Endpoint::Forward { dialect, .. }) => dialect,
+        _ => Dialect::of(surface, rest),
+    };
+    let mut pending = PendingMeter::new(
+        Meter::new(grant.org.clone(), grant.workspace.clone(), String::new(), grant.model.clone(), dialect),
+        proxy.clone(),
+    );
+    pending.meter().started = started;
+    let call = match endpoint {
+        None => Err(not_allowed(&parts.method, rest)),
+        Some(Endpoint::Models) => {
+            pending.answered(200);
+            return Ok(models_answer(surface, &grant.model));
+        }
+        Some(Endpoint::Forward { dialect, counts_tokens }) => {
+            prepare(&proxy, surface, dialect, &grant, counts_tokens, rest, &parts, body).await
+        }
+    };
+    let call = match call {
+        Ok(call) => call,
+        Err(refusal) => {
+            pending.answered(refusal.status.as_u16());
+            return Err(refusal);
+        }
+    };
+    let upstream = proxy.upstream.as_ref().expect("prepare checked the upstream client");
+    pending.meter().provider = call.provider.clone();
+    pending.meter().model = call.vendor_model;
+    let answer = tokio::time::timeout(upstream.upstream_timeout, call.outgoing.send()).await;
+    let mut meter = pending.take();
+    let response = match answer {
+        Ok(Ok(response)) => response,
+        failed => {
+            let (fault, connect) = match failed {
+                Ok(Err(e)) if !e.is_timeout() => (Fault::Broken, e.is_connect()),
+                _ => (Fault::Timeout, false),
+            };
+            if let Some(record) = meter.finish(Some(fault)) {
+                proxy.record(record);
+            }
+            let provider = call.provider;
+            return Err(match fault {
+                Fault::Timeout => ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    code::UPSTREAM_TIMEOUT,
+                    format!("provider `{provider}` did not answer within {} s", upstream.upstream_timeout.as_secs_f32()),
+                ),
+                _ if connect => {
+                    ApiError::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_UNREACHABLE, format!("provider `{provider}` is unreachable"))
+                }
+                _ => ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    code::UPSTREAM_FAILED,
+                    format!("provider `{provider}` closed the connection without an answer"),
+                ),
+            });
+        }
+    };
+    if response.status().is_success() {
+        respond(proxy, response, meter)
+    } else {
+        Ok(scrub::respond_scrubbed(&proxy, response, meter, &call.key, upstream.upstream_timeout).await)
+    }
+}
+
+/// Everything between admission and the upstream call; each refusal is the caller's answer
+/// (and its ledger row's status).
+#[allow(clippy::too_many_arguments)]
+async fn prepare(
+    proxy: &Proxy,
+    surface: Protocol,
+    dialect: Dialect,
+    grant: &UsageGrant,
+    counts_tokens: bool,
+    rest: &str,
+    parts: &axum::http::request::Parts,
+    body: Body,
+) -> Result<Call, ApiError> {
+    // Over budget: refused before any upstream call. Counting tokens spends none.
+    if !counts_tokens && let Some((budget, used)) = proxy.gate.over_budget(&proxy.store, &grant.org, wsd_store::now_ms()).await? {
+        return Err(ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            code::BUDGET_EXCEEDED,
+            format!("the org used {used} of its {} tokens this {}", budget.tokens, budget.period.as_str()),
+        ));
+    }
+    let body = read_body(body).await?;
+    let request = RequestBody::parse(&body)?;
+    let model = request.model()?;
+    // A workspace calls the model it was planned with, nothing else, on the platform's key.
+    if model != grant.model {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            code::MODEL_NOT_ALLOWED,
+            format!("this workspace runs model `{}`; it may not call `{model}`", grant.model),
+        ));
+    }
+    let (vendor, vendor_model) = proxy.vendors.pick(&model)?;
+    let route = vendor.route(surface)?;
+    // Chat completions report a stream's usage only when asked to.
+    let payload = request.render(vendor_model, request.streaming() && dialect == Dialect::OpenaiChat);
+
+    let key = proxy.gate.platform_key(&proxy.store, &vendor.key_name).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            code::PLATFORM_KEY_MISSING,
+            format!("the platform has no key for provider `{}` (platform secret {})", vendor.provider, vendor.key_name),
+        )
+    })?;
+    let upstream = proxy
+        .upstream
+        .as_ref()
+        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code::PROXY_DISABLED, "this server runs no metering proxy"))?;
+    let mut outgoing = upstream.client.request(parts.method.clone(), route.url(rest));
+    for (name, value) in &parts.headers {
+        if endpoint::forwards_header(surface, name) && name != "content-type" {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    outgoing = if route.bearer { outgoing.bearer_auth(key.expose()) } else { outgoing.header("x-api-key", key.expose()) };
+    let outgoing = outgoing.header("content-type", "application/json").body(payload);
+    Ok(Call { outgoing, provider: vendor.provider.clone(), vendor_model: vendor_model.to_owned(), key })
+}
+
+/// `GET /v1/models`, answered by wsd: the workspace's own model, the only one it may call.
+fn models_answer(surface: Protocol, model: &str) -> Response {
+    let body = match surface {
+        Protocol::Anthropic => serde_json::json!({
+            "data": [{"type": "model", "id": model, "display_name": model}],
+            "has_more": false, "first_id": model, "last_id": model,
+        }),
+        Protocol::Openai => serde_json::json!({"object": "list", "data": [{"id": model, "object": "model", "owned_by": "wsd"}]}),
+    };
+    axum::Json(body).into_response()
+}
+
+/// Upstream's answer on its way back: its status and the headers a client needs, and its
+/// body through the meter.
+fn respond(proxy: Arc<Proxy>, response: reqwest::Response, mut meter: Meter) -> Result<Response, ApiError> {
+    meter.status = i64::from(response.status().as_u16());
+    meter.request_id = ["request-id", "x-request-id"]
+        .iter()
+        .find_map(|name| response.headers().get(*name))
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .map(str::to_owned);
+    meter.sse = response.headers().get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"));
+    let mut builder = Response::builder().status(response.status().as_u16());
+    for name in ["content-type", "content-encoding", "request-id", "x-request-id", "anthropic-ratelimit-requests-remaining", "retry-after"]
+    {
+        if let Some(value) = response.headers().get(name)
+            && let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value.as_bytes()))
+        {
+            builder = builder.header(name, value);
+        }
+    }
+    let length = if meter.sse { None } else { response.content_length() };
+    let body = Metered { inner: Box::pin(response.bytes_stream()), meter, proxy, length, sent: 0, done: false };
+    builder.body(Body::new(body)).map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_INVALID, e.to_string()))
+}

@@ -1,0 +1,39 @@
+//! The proxy's HTTP client to the providers, and its settings.
+
+use std::time::Duration;
+
+/// `[proxy]` in the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxySettings {
+    /// The longest wait for a connection to a provider.
+    pub connect_timeout: Duration,
+    /// The longest upstream may stay silent: before its answer starts, and between two
+    /// pieces of it. Past it the client gets 504 `UPSTREAM_TIMEOUT` (or, mid-stream, an
+    /// error event).
+    pub upstream_timeout: Duration,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        Self { connect_timeout: Duration::from_secs(10), upstream_timeout: Duration::from_secs(300) }
+    }
+}
+
+#[derive(Debug)]
+pub struct UpstreamClient {
+    pub(super) client: reqwest::Client,
+    pub(super) upstream_timeout: Duration,
+}
+
+impl UpstreamClient {
+    pub fn new(settings: &ProxySettings) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .read_timeout(settings.upstream_timeout)
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot build the proxy's HTTP client: {e}"))?;
+        Ok(Self { client, upstream_timeout: settings.upstream_timeout })
+    }
+}
