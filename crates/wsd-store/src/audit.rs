@@ -25,15 +25,12 @@ pub(crate) fn chain_hash(prev: &[u8], seq: i64, at: i64, event: &NewAuditEvent, 
     h.finalize().to_vec()
 }
 
-/// Appends `$event` inside the open transaction `$tx`, after locking the chain's head.
+/// Appends `$event` inside the open write transaction `$tx` on `$pool`, after taking the
+/// chain's head as the pool's dialect does.
 macro_rules! append_audit {
-    ($tx:expr, $event:expr, $lock_head:expr) => {{
+    ($tx:expr, $event:expr, $pool:expr) => {{
         let event: &$crate::model::NewAuditEvent = $event;
-        let head_sql = if $lock_head {
-            "SELECT last_seq, last_hash FROM audit_head WHERE id = 1 FOR UPDATE"
-        } else {
-            "SELECT last_seq, last_hash FROM audit_head WHERE id = 1"
-        };
+        let head_sql = $crate::db::audit_head_sql($pool);
         let (last_seq, last_hash): (i64, Vec<u8>) = sqlx::query_as(head_sql).fetch_one(&mut *$tx).await?;
         let seq = last_seq + 1;
         let at = $crate::db::now_ms();
@@ -106,10 +103,9 @@ pub struct AuditVerification {
 impl Store {
     /// Appends one event on its own.
     pub async fn append_audit(&self, event: &NewAuditEvent) -> Result<()> {
-        let lock = self.backend() == crate::Backend::Postgres;
         crate::db::on_write!(self, |pool| {
-            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
-            append_audit!(tx, event, lock);
+            let mut tx = crate::db::Dialect::begin_write(pool).await?;
+            append_audit!(tx, event, pool);
             tx.commit().await?;
         });
         Ok(())

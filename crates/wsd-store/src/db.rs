@@ -3,7 +3,8 @@
 //!
 //! Every query is written once and runs on SQLite and PostgreSQL alike (`$N` parameters,
 //! portable types: TEXT, BIGINT milliseconds, BLOB/BYTEA). `on_write!` and `on_read!`
-//! expand a body once per backend; the conformance suite runs every operation on both.
+//! expand a body once per backend; what differs between them is said once, in [`Dialect`].
+//! The conformance suite runs every operation on both.
 
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};
@@ -65,26 +66,71 @@ macro_rules! on_read {
 
 pub(crate) use {on_read, on_write};
 
-/// Starts a write transaction. On SQLite it takes the write lock up front (`BEGIN
-/// IMMEDIATE`), so that a transaction that reads before it writes (the audit head) waits for
-/// another process's writer (`wsd keys rotate`) instead of failing on a lock upgrade.
-pub(crate) trait BeginWrite {
+/// What differs between the two databases, said once per database on its pool type: how a
+/// write transaction starts, how the audit chain's head is read inside one, and the one
+/// query written in each database's own aggregate. Every other query is shared.
+pub(crate) trait Dialect {
     type Db: sqlx::Database;
+
+    /// Reads the audit chain's head inside a write transaction. PostgreSQL locks the row
+    /// (`FOR UPDATE`): its writers run concurrently. SQLite's write transaction holds the
+    /// database's one write lock already.
+    const AUDIT_HEAD: &'static str;
+
+    /// A workspace's runtime, model and the names of its org's and its own secrets, each
+    /// list joined with commas (`$1` workspace, `$2` org).
+    const PLAN_INPUT: &'static str;
+
+    /// Starts a write transaction. On SQLite it takes the write lock up front (`BEGIN
+    /// IMMEDIATE`), so that a transaction that reads before it writes (the audit head) waits
+    /// for another process's writer (`wsd keys rotate`) instead of failing on a lock upgrade.
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
 }
 
-impl BeginWrite for SqlitePool {
+/// The plan-input query around a string aggregate (`group_concat`, `string_agg`). KEYs are
+/// env-var names, never commas.
+macro_rules! plan_input_sql {
+    ($aggregate:literal) => {
+        concat!(
+            "SELECT runtime, model, (SELECT ",
+            $aggregate,
+            "(key, ',') FROM org_secrets WHERE org_id = $2), (SELECT ",
+            $aggregate,
+            "(key, ',') FROM workspace_secrets WHERE workspace_id = $1 AND org_id = $2) FROM workspaces WHERE id = $1 AND org_id = $2"
+        )
+    };
+}
+
+const AUDIT_HEAD: &str = "SELECT last_seq, last_hash FROM audit_head WHERE id = 1";
+
+impl Dialect for SqlitePool {
     type Db = sqlx::Sqlite;
+    const AUDIT_HEAD: &'static str = AUDIT_HEAD;
+    const PLAN_INPUT: &'static str = plan_input_sql!("group_concat");
+
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.begin_with("BEGIN IMMEDIATE").await
     }
 }
 
-impl BeginWrite for PgPool {
+impl Dialect for PgPool {
     type Db = sqlx::Postgres;
+    const AUDIT_HEAD: &'static str = "SELECT last_seq, last_hash FROM audit_head WHERE id = 1 FOR UPDATE";
+    const PLAN_INPUT: &'static str = plan_input_sql!("string_agg");
+
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
         self.begin().await
     }
+}
+
+/// `D`'s SQL for the audit head, named by a pool of it.
+pub(crate) fn audit_head_sql<D: Dialect>(_pool: &D) -> &'static str {
+    D::AUDIT_HEAD
+}
+
+/// `D`'s plan-input query, named by a pool of it.
+pub(crate) fn plan_input_sql<D: Dialect>(_pool: &D) -> &'static str {
+    D::PLAN_INPUT
 }
 
 /// How to open the store.

@@ -71,10 +71,6 @@ impl WorkspaceRow {
 const WORKSPACE_COLUMNS: &str = "id, org_id, name, runtime, model, status, last_error_code, last_error_message, backend, instance_id, plan_hash, host_uid, created_at, updated_at";
 
 impl Store {
-    fn audit_lock(&self) -> bool {
-        self.backend() == crate::Backend::Postgres
-    }
-
     pub async fn create_org(&self, name: &str, actor: &str) -> Result<Org> {
         let org = Org { id: new_id(), name: name.to_owned(), created_at: now_ms() };
         let event = NewAuditEvent {
@@ -84,9 +80,8 @@ impl Store {
             target: format!("org/{}", org.id),
             details: json!({"name": name}),
         };
-        let lock = self.audit_lock();
         on_write!(self, |pool| {
-            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
+            let mut tx = crate::db::Dialect::begin_write(pool).await?;
             sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)")
                 .bind(&org.id)
                 .bind(&org.name)
@@ -94,7 +89,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| conflict_or(e, format!("org `{name}`")))?;
-            append_audit!(tx, &event, lock);
+            append_audit!(tx, &event, pool);
             tx.commit().await?;
         });
         Ok(org)
@@ -138,9 +133,8 @@ impl Store {
             target: format!("org/{org}/workspaces/{}", workspace.id),
             details: json!({"name": new.name, "runtime": new.runtime, "model": new.model}),
         };
-        let lock = self.audit_lock();
         on_write!(self, |pool| {
-            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
+            let mut tx = crate::db::Dialect::begin_write(pool).await?;
             let exists: Option<i64> =
                 sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM orgs WHERE id = $1").bind(org).fetch_optional(&mut *tx).await?;
             if exists.is_none() {
@@ -160,7 +154,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| conflict_or(e, format!("workspace `{}`", new.name)))?;
-            append_audit!(tx, &event, lock);
+            append_audit!(tx, &event, pool);
             tx.commit().await?;
         });
         Ok(workspace)
@@ -212,9 +206,8 @@ impl Store {
             target: format!("org/{org}/workspaces/{id}"),
             details: json!({}),
         };
-        let lock = self.audit_lock();
         on_write!(self, |pool| {
-            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
+            let mut tx = crate::db::Dialect::begin_write(pool).await?;
             sqlx::query("DELETE FROM workspace_secrets WHERE workspace_id = $1 AND org_id = $2")
                 .bind(id)
                 .bind(org)
@@ -225,7 +218,7 @@ impl Store {
             if deleted.rows_affected() == 0 {
                 return Err(StoreError::NotFound { what: "workspace" });
             }
-            append_audit!(tx, &event, lock);
+            append_audit!(tx, &event, pool);
             tx.commit().await?;
         });
         Ok(())
@@ -239,9 +232,8 @@ impl Store {
             target: format!("org/{org}/workspaces/{id}"),
             details: json!({"model": model}),
         };
-        let lock = self.audit_lock();
         on_write!(self, |pool| {
-            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
+            let mut tx = crate::db::Dialect::begin_write(pool).await?;
             let updated = sqlx::query("UPDATE workspaces SET model = $1, updated_at = $2 WHERE id = $3 AND org_id = $4")
                 .bind(model)
                 .bind(now_ms())
@@ -252,7 +244,7 @@ impl Store {
             if updated.rows_affected() == 0 {
                 return Err(StoreError::NotFound { what: "workspace" });
             }
-            append_audit!(tx, &event, lock);
+            append_audit!(tx, &event, pool);
             tx.commit().await?;
         });
         self.get_workspace(org, id).await

@@ -77,7 +77,7 @@ impl Store {
                 updates.push((row.id, row.key_version, row.nonce, fresh));
             }
             on_write!(self, |pool| {
-                let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
+                let mut tx = crate::db::Dialect::begin_write(pool).await?;
                 for (id, old_version, old_nonce, fresh) in &updates {
                     let done = sqlx::query(table.update)
                         .bind(i64::from(fresh.key_version))

@@ -93,10 +93,9 @@ impl Store {
             target: owner.target(key),
             details: json!({"scope": owner.scope().as_str(), "key": key, "key_version": sealed.key_version}),
         };
-        let lock = self.backend() == crate::Backend::Postgres;
         let version = i64::from(sealed.key_version);
         let created_at: i64 = on_write!(self, |pool| {
-            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
+            let mut tx = crate::db::Dialect::begin_write(pool).await?;
             let created_at: i64 = match owner {
                 SecretOwner::Org { org } => {
                     let exists: Option<i64> = sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM orgs WHERE id = $1").bind(org).fetch_optional(&mut *tx).await?;
@@ -156,7 +155,7 @@ impl Store {
                     .await?
                 }
             };
-            append_audit!(tx, &event, lock);
+            append_audit!(tx, &event, pool);
             tx.commit().await?;
             created_at
         });
@@ -172,9 +171,8 @@ impl Store {
             target: owner.target(key),
             details: json!({"scope": owner.scope().as_str(), "key": key}),
         };
-        let lock = self.backend() == crate::Backend::Postgres;
         on_write!(self, |pool| {
-            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
+            let mut tx = crate::db::Dialect::begin_write(pool).await?;
             let deleted = match owner {
                 SecretOwner::Org { org } => {
                     sqlx::query("DELETE FROM org_secrets WHERE org_id = $1 AND key = $2")
@@ -198,7 +196,7 @@ impl Store {
             if deleted.rows_affected() == 0 {
                 return Err(StoreError::NotFound { what: "secret" });
             }
-            append_audit!(tx, &event, lock);
+            append_audit!(tx, &event, pool);
             tx.commit().await?;
         });
         Ok(())
@@ -341,33 +339,8 @@ impl Store {
     /// `NotFound` when the org has no such workspace.
     pub async fn plan_input(&self, org: &str, id: &str) -> Result<PlanInput> {
         type Row = (String, String, Option<String>, Option<String>);
-        // The same query in each dialect's aggregate; KEYs are env-var names, never commas.
-        let row: Option<Row> = match &self.db {
-            crate::db::Db::Sqlite { read, .. } => {
-                sqlx::query_as(
-                    "SELECT runtime, model,
-                        (SELECT group_concat(key, ',') FROM org_secrets WHERE org_id = $2),
-                        (SELECT group_concat(key, ',') FROM workspace_secrets WHERE workspace_id = $1 AND org_id = $2)
-                     FROM workspaces WHERE id = $1 AND org_id = $2",
-                )
-                .bind(id)
-                .bind(org)
-                .fetch_optional(read)
-                .await?
-            }
-            crate::db::Db::Postgres(pool) => {
-                sqlx::query_as(
-                    "SELECT runtime, model,
-                        (SELECT string_agg(key, ',') FROM org_secrets WHERE org_id = $2),
-                        (SELECT string_agg(key, ',') FROM workspace_secrets WHERE workspace_id = $1 AND org_id = $2)
-                     FROM workspaces WHERE id = $1 AND org_id = $2",
-                )
-                .bind(id)
-                .bind(org)
-                .fetch_optional(pool)
-                .await?
-            }
-        };
+        let row: Option<Row> =
+            on_read!(self, |pool| sqlx::query_as(crate::db::plan_input_sql(pool)).bind(id).bind(org).fetch_optional(pool).await?);
         let (runtime, model, org_keys, workspace_keys) = row.ok_or(StoreError::NotFound { what: "workspace" })?;
         let parse = |csv: Option<String>| -> Result<std::collections::BTreeSet<EnvKey>> {
             csv.iter().flat_map(|c| c.split(',')).map(|k| EnvKey::new(k).map_err(|_| corrupt_key(k))).collect()

@@ -107,9 +107,8 @@ impl Store {
             target: format!("tokens/{}", token.id),
             details: json!({"kind": kind.as_str(), "name": name, "prefix": token.prefix, "workspace": workspace}),
         };
-        let lock = self.backend() == crate::Backend::Postgres;
         on_write!(self, |pool| {
-            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
+            let mut tx = crate::db::Dialect::begin_write(pool).await?;
             sqlx::query(
                 "INSERT INTO api_tokens (id, org_id, workspace_id, kind, name, prefix, token_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
@@ -124,7 +123,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| crate::error::conflict_or(e, "token"))?;
-            append_audit!(tx, &event, lock);
+            append_audit!(tx, &event, pool);
             tx.commit().await?;
         });
         Ok(token)
@@ -188,9 +187,8 @@ impl Store {
             target: format!("org/{org}/workspaces/{workspace}"),
             details: json!({}),
         };
-        let lock = self.backend() == crate::Backend::Postgres;
         let revoked = on_write!(self, |pool| {
-            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
+            let mut tx = crate::db::Dialect::begin_write(pool).await?;
             let revoked = sqlx::query(
                 "UPDATE api_tokens SET revoked_at = $1 WHERE org_id = $2 AND workspace_id = $3 AND kind = $4 AND revoked_at IS NULL",
             )
@@ -202,7 +200,7 @@ impl Store {
             .await?
             .rows_affected();
             if revoked > 0 {
-                append_audit!(tx, &event, lock);
+                append_audit!(tx, &event, pool);
             }
             tx.commit().await?;
             revoked
@@ -219,9 +217,8 @@ impl Store {
             target: format!("tokens/{id}"),
             details: json!({}),
         };
-        let lock = self.backend() == crate::Backend::Postgres;
         on_write!(self, |pool| {
-            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
+            let mut tx = crate::db::Dialect::begin_write(pool).await?;
             let updated = match org {
                 Some(org) => {
                     sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND org_id = $3 AND revoked_at IS NULL")
@@ -242,7 +239,7 @@ impl Store {
             if updated.rows_affected() == 0 {
                 return Err(StoreError::NotFound { what: "token" });
             }
-            append_audit!(tx, &event, lock);
+            append_audit!(tx, &event, pool);
             tx.commit().await?;
         });
         Ok(())

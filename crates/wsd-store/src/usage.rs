@@ -162,9 +162,8 @@ impl Store {
             target: format!("org/{org}/budget"),
             details: serde_json::json!({"period": budget.period, "tokens": budget.tokens}),
         };
-        let lock = self.backend() == crate::Backend::Postgres;
         on_write!(self, |pool| {
-            let mut tx = crate::db::BeginWrite::begin_write(pool).await?;
+            let mut tx = crate::db::Dialect::begin_write(pool).await?;
             sqlx::query(
                 "INSERT INTO budgets (org_id, period, tokens, updated_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (org_id) DO UPDATE SET period = excluded.period, tokens = excluded.tokens, updated_at = excluded.updated_at",
@@ -179,7 +178,7 @@ impl Store {
                 sqlx::Error::Database(db) if db.is_foreign_key_violation() => crate::StoreError::NotFound { what: "org" },
                 _ => crate::StoreError::Database(e),
             })?;
-            crate::audit::append_audit!(tx, &event, lock);
+            crate::audit::append_audit!(tx, &event, pool);
             tx.commit().await?;
         });
         Ok(())
