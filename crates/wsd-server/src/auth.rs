@@ -178,6 +178,27 @@ impl<S: Authenticates> FromRequestParts<S> for Caller {
     }
 }
 
+/// A request on one org's resources (`/v1/orgs/{org}/…`): the caller, allowed to act on
+/// that org. Another org's answers 404, as a missing one does, so ids cannot be probed.
+#[derive(Debug)]
+pub struct OrgScope {
+    pub caller: Caller,
+    pub org: String,
+}
+
+impl<S: Authenticates> FromRequestParts<S> for OrgScope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state).await.map_err(|_| ApiError::not_found("org"))?;
+        let org = params.iter().find(|(name, _)| *name == "org").map(|(_, value)| value.to_owned());
+        let org = org.ok_or_else(|| ApiError::not_found("org"))?;
+        caller.require_org(&org)?;
+        Ok(OrgScope { caller, org })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

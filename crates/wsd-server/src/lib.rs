@@ -26,6 +26,7 @@ mod service;
 pub mod state;
 #[cfg(test)]
 mod test_support;
+mod views;
 
 use std::sync::Arc;
 

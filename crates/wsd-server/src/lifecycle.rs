@@ -267,10 +267,9 @@ pub async fn adopt_running(state: &AppState) -> Result<wsd_backend::Reconciled, 
     Ok(runner.backend.reconcile(&recorded).await)
 }
 
-/// The workspace as stored, with its status made true: a process that exited since is
-/// reported as exited, and `stale` tells whether its plan would now differ.
-/// A workspace as the API shows it: as stored, with its status made true.
-#[derive(Debug, serde::Serialize)]
+/// A workspace as the API shows it: as stored, with its status made true (a process that
+/// exited since is reported as exited), and whether its plan would now differ.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct WorkspaceView {
     #[serde(flatten)]
     pub workspace: Workspace,

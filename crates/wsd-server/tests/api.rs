@@ -544,6 +544,26 @@ async fn the_openapi_document_describes_exactly_the_routes_that_answer(api: &Api
     // Every routed operation is documented: the API router has 40, one of them this
     // document (the metering proxy's pass-through routes are not part of the API).
     assert_eq!(operations, 40, "{:?}", paths.keys().collect::<Vec<_>>());
+    // Every success with a body documents the body, and every schema named is in the document.
+    for (path, methods) in paths {
+        for (method, operation) in methods.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                if status.starts_with('2') && status != "204" && path != "/metrics" {
+                    let schema = &response["content"]["application/json"]["schema"];
+                    assert!(schema.is_object(), "{method} {path} {status} documents no body: {response}");
+                }
+            }
+        }
+    }
+    let schemas = doc.body["components"]["schemas"].as_object().unwrap();
+    let text = doc.body.to_string();
+    for reference in text.split("\"#/components/schemas/").skip(1) {
+        let name = &reference[..reference.find('"').unwrap()];
+        assert!(schemas.contains_key(name), "schema {name} is named but not described");
+    }
+    for name in ["Workspace", "WorkspaceView", "SecretList", "MintedToken", "BillingMode", "UsageReport", "ErrorBody"] {
+        assert!(schemas.contains_key(name), "{name} is not described");
+    }
 }
 api_test!(the_openapi_document_describes_exactly_the_routes_that_answer);
 

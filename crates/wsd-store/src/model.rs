@@ -7,7 +7,7 @@ use serde::Serialize;
 use wsd_core::plan::{SecretNames, SecretOrigin};
 use wsd_core::{EnvKey, SecretValue};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Org {
     pub id: String,
     pub name: String,
@@ -15,7 +15,7 @@ pub struct Org {
 }
 
 /// A workspace's lifecycle state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkspaceStatus {
     Created,
@@ -48,13 +48,13 @@ impl fmt::Display for WorkspaceStatus {
 }
 
 /// A refusal or failure recorded on a workspace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LastError {
     pub code: String,
     pub message: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Workspace {
     pub id: String,
     pub org_id: String,
@@ -91,8 +91,9 @@ pub struct NewWorkspace<'a> {
 }
 
 /// What the store tells about a secret: never its value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SecretMeta {
+    #[schema(value_type = String)]
     pub key: EnvKey,
     pub key_version: u32,
     pub created_at: i64,
@@ -131,7 +132,7 @@ impl WorkspaceSecrets {
 }
 
 /// What an API token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenKind {
     /// Everything.
@@ -157,7 +158,7 @@ impl TokenKind {
 }
 
 /// An API token as stored: its hash, never the token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Token {
     pub id: String,
     pub org_id: Option<String>,
@@ -172,7 +173,7 @@ pub struct Token {
 }
 
 /// An audit event as read back.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     pub seq: i64,
     pub at: i64,
@@ -180,6 +181,7 @@ pub struct AuditEvent {
     pub actor: String,
     pub action: String,
     pub target: String,
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
 }
 
@@ -195,7 +197,7 @@ pub struct NewAuditEvent {
 
 /// One metered LLM request. `status` is upstream's, or for a request that did not finish:
 /// 504 upstream went silent, 502 its connection or stream broke, 499 the client left.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct UsageRecord {
     pub at: i64,
     pub org_id: String,

@@ -63,7 +63,7 @@ impl Store {
 }
 
 /// Usage of one workspace and model over a time range.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct UsageSummary {
     pub workspace_id: String,
     pub provider: String,
@@ -115,13 +115,13 @@ impl Store {
 }
 
 /// How much an org may use per period, in tokens (input + output).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Budget {
     pub period: BudgetPeriod,
     pub tokens: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BudgetPeriod {
     /// The UTC day.

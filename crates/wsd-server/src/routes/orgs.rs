@@ -6,15 +6,17 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use wsd_store::TokenKind;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, OrgScope};
 use crate::code;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
+use crate::routes::IdPath;
 use crate::state::AppState;
+use crate::views::{MintedToken, OrgList, TokenList};
+use wsd_store::Org;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -46,83 +48,78 @@ pub fn check_name(what: &str, name: &str) -> ApiResult<()> {
     Ok(())
 }
 
-#[utoipa::path(post, path = "/v1/orgs", tag = "orgs", request_body = CreateOrg, responses((status = 201, description = "the org"), (status = 403, description = "admin token needed", body = ErrorBody), (status = 409, description = "name taken", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/orgs", tag = "orgs", request_body = CreateOrg, responses((status = 201, description = "the org", body = Org), (status = 403, description = "admin token needed", body = ErrorBody), (status = 409, description = "name taken", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateOrg>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Org>)> {
     caller.require_admin()?;
     check_name("org", &body.name)?;
     let org = state.store.create_org(&body.name, &caller.actor()).await?;
-    Ok((StatusCode::CREATED, Json(json!(org))))
+    Ok((StatusCode::CREATED, Json(org)))
 }
 
-#[utoipa::path(get, path = "/v1/orgs", tag = "orgs", responses((status = 200, description = "the orgs the token can see"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
-pub async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/v1/orgs", tag = "orgs", responses((status = 200, description = "the orgs the token can see", body = OrgList), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
+pub async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<Json<OrgList>> {
     let orgs = state.store.list_orgs().await?;
     let visible: Vec<_> = orgs.into_iter().filter(|o| caller.require_org(&o.id).is_ok()).collect();
-    Ok(Json(json!({ "orgs": visible })))
+    Ok(Json(OrgList { orgs: visible }))
 }
 
-#[utoipa::path(get, path = "/v1/orgs/{org}", tag = "orgs", params(("org" = String, Path)), responses((status = 200, description = "the org"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
-pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Path(org): Path<String>) -> ApiResult<Json<Value>> {
-    caller.require_org(&org)?;
-    Ok(Json(json!(state.store.get_org(&org).await?)))
+#[utoipa::path(get, path = "/v1/orgs/{org}", tag = "orgs", params(("org" = String, Path)), responses((status = 200, description = "the org", body = Org), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
+pub async fn get(State(state): State<Arc<AppState>>, OrgScope { org, .. }: OrgScope) -> ApiResult<Json<Org>> {
+    Ok(Json(state.store.get_org(&org).await?))
 }
 
-#[utoipa::path(post, path = "/v1/orgs/{org}/tokens", tag = "tokens", params(("org" = String, Path)), request_body = CreateToken, responses((status = 201, description = "the token and, once, its secret"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/orgs/{org}/tokens", tag = "tokens", params(("org" = String, Path)), request_body = CreateToken, responses((status = 201, description = "the token and, once, its secret", body = MintedToken), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn create_token(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path(org): Path<String>,
+    OrgScope { caller, org }: OrgScope,
     ApiJson(body): ApiJson<CreateToken>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require_org(&org)?;
+) -> ApiResult<(StatusCode, Json<MintedToken>)> {
     caller.require_admin()?;
     check_name("token", &body.name)?;
     state.store.get_org(&org).await?;
     let (token, secret) = state.store.create_token(TokenKind::Org, Some(&org), None, &body.name, &caller.actor()).await?;
     // The only response that carries a token: it is shown once and stored as a hash.
-    Ok((StatusCode::CREATED, Json(json!({ "token": token, "secret": secret.expose() }))))
+    Ok((StatusCode::CREATED, Json(MintedToken { token, secret: secret.expose().to_owned() })))
 }
 
-#[utoipa::path(get, path = "/v1/orgs/{org}/tokens", tag = "tokens", params(("org" = String, Path)), responses((status = 200, description = "tokens by prefix"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
-pub async fn list_tokens(State(state): State<Arc<AppState>>, caller: Caller, Path(org): Path<String>) -> ApiResult<Json<Value>> {
-    caller.require_org(&org)?;
+#[utoipa::path(get, path = "/v1/orgs/{org}/tokens", tag = "tokens", params(("org" = String, Path)), responses((status = 200, description = "tokens by prefix", body = TokenList), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
+pub async fn list_tokens(State(state): State<Arc<AppState>>, OrgScope { org, .. }: OrgScope) -> ApiResult<Json<TokenList>> {
     state.store.get_org(&org).await?;
     let tokens: Vec<_> = state.store.list_tokens(Some(&org)).await?.into_iter().filter(|t| t.kind == TokenKind::Org).collect();
-    Ok(Json(json!({ "tokens": tokens })))
+    Ok(Json(TokenList { tokens }))
 }
 
 #[utoipa::path(delete, path = "/v1/orgs/{org}/tokens/{id}", tag = "tokens", params(("org" = String, Path), ("id" = String, Path)), responses((status = 204, description = "revoked"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn revoke_token(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path((org, id)): Path<(String, String)>,
+    OrgScope { caller, org }: OrgScope,
+    Path(IdPath { id }): Path<IdPath>,
 ) -> ApiResult<StatusCode> {
-    caller.require_org(&org)?;
     state.store.revoke_token(Some(&org), &id, &caller.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/v1/admin/tokens", tag = "tokens", request_body = CreateToken, responses((status = 201, description = "the admin token and, once, its secret"), (status = 403, description = "admin token needed", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/admin/tokens", tag = "tokens", request_body = CreateToken, responses((status = 201, description = "the admin token and, once, its secret", body = MintedToken), (status = 403, description = "admin token needed", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody)))]
 pub async fn create_admin_token(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateToken>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<MintedToken>)> {
     caller.require_admin()?;
     check_name("token", &body.name)?;
     let (token, secret) = state.store.create_token(TokenKind::Admin, None, None, &body.name, &caller.actor()).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "token": token, "secret": secret.expose() }))))
+    Ok((StatusCode::CREATED, Json(MintedToken { token, secret: secret.expose().to_owned() })))
 }
 
-#[utoipa::path(get, path = "/v1/admin/tokens", tag = "tokens", responses((status = 200, description = "the admin tokens, by prefix"), (status = 403, description = "admin token needed", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody)))]
-pub async fn list_admin_tokens(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/v1/admin/tokens", tag = "tokens", responses((status = 200, description = "the admin tokens, by prefix", body = TokenList), (status = 403, description = "admin token needed", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody)))]
+pub async fn list_admin_tokens(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<Json<TokenList>> {
     caller.require_admin()?;
     let tokens: Vec<_> = state.store.list_tokens(None).await?.into_iter().filter(|t| t.kind == TokenKind::Admin).collect();
-    Ok(Json(json!({ "tokens": tokens })))
+    Ok(Json(TokenList { tokens }))
 }
 
 #[utoipa::path(delete, path = "/v1/admin/tokens/{id}", tag = "tokens", params(("id" = String, Path)), responses((status = 204, description = "revoked"), (status = 409, description = "the last live admin token", body = ErrorBody), (status = 403, description = "admin token needed", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such admin token", body = ErrorBody)))]

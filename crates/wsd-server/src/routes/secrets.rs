@@ -7,17 +7,18 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use wsd_core::{EnvKey, PlanError, SecretValue};
-use wsd_store::SecretOwner;
+use wsd_store::{SecretMeta, SecretOwner};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, OrgScope};
 use crate::code;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 use crate::lifecycle;
+use crate::routes::{IdKeyPath, IdPath, KeyPath};
 use crate::state::AppState;
+use crate::views::SecretList;
 
 /// The largest secret value accepted.
 pub const MAX_VALUE_BYTES: usize = 32 * 1024;
@@ -71,14 +72,13 @@ fn check_value(value: &SecretValue) -> ApiResult<()> {
     Ok(())
 }
 
-#[utoipa::path(put, path = "/v1/orgs/{org}/secrets/{key}", tag = "secrets", params(("org" = String, Path), ("key" = String, Path)), request_body = PutSecret, responses((status = 200, description = "the secret's metadata"), (status = 400, description = "invalid KEY or value", body = ErrorBody), (status = 422, description = "operator-scope KEY", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/orgs/{org}/secrets/{key}", tag = "secrets", params(("org" = String, Path), ("key" = String, Path)), request_body = PutSecret, responses((status = 200, description = "the secret's metadata", body = SecretMeta), (status = 400, description = "invalid KEY or value", body = ErrorBody), (status = 422, description = "operator-scope KEY", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn put_org(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path((org, key)): Path<(String, String)>,
+    OrgScope { caller, org }: OrgScope,
+    Path(KeyPath { key }): Path<KeyPath>,
     ApiJson(body): ApiJson<PutSecret>,
-) -> ApiResult<Json<Value>> {
-    caller.require_org(&org)?;
+) -> ApiResult<Json<SecretMeta>> {
     let key = parse_tenant_key(&key)?;
     check_value(&body.value.0)?;
     if state.policy.is_forbidden_for_org(&key) {
@@ -86,82 +86,77 @@ pub async fn put_org(
     }
     let meta = state.store.put_secret(SecretOwner::Org { org: &org }, &key, &body.value.0, &caller.actor()).await?;
     lifecycle::restart_if_changed(&state, &org, None, &caller.actor());
-    Ok(Json(json!(meta)))
+    Ok(Json(meta))
 }
 
 #[utoipa::path(delete, path = "/v1/orgs/{org}/secrets/{key}", tag = "secrets", params(("org" = String, Path), ("key" = String, Path)), responses((status = 204, description = "deleted"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn delete_org(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path((org, key)): Path<(String, String)>,
+    OrgScope { caller, org }: OrgScope,
+    Path(KeyPath { key }): Path<KeyPath>,
 ) -> ApiResult<StatusCode> {
-    caller.require_org(&org)?;
     let key = parse_key(&key)?;
     state.store.delete_secret(SecretOwner::Org { org: &org }, &key, &caller.actor()).await?;
     lifecycle::restart_if_changed(&state, &org, None, &caller.actor());
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/v1/orgs/{org}/secrets", tag = "secrets", params(("org" = String, Path)), responses((status = 200, description = "names and metadata, never values"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
-pub async fn list_org(State(state): State<Arc<AppState>>, caller: Caller, Path(org): Path<String>) -> ApiResult<Json<Value>> {
-    caller.require_org(&org)?;
+#[utoipa::path(get, path = "/v1/orgs/{org}/secrets", tag = "secrets", params(("org" = String, Path)), responses((status = 200, description = "names and metadata, never values", body = SecretList), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
+pub async fn list_org(State(state): State<Arc<AppState>>, OrgScope { org, .. }: OrgScope) -> ApiResult<Json<SecretList>> {
     state.store.get_org(&org).await?;
-    Ok(Json(json!({ "secrets": state.store.list_secrets(SecretOwner::Org { org: &org }).await? })))
+    Ok(Json(SecretList { secrets: state.store.list_secrets(SecretOwner::Org { org: &org }).await? }))
 }
 
-#[utoipa::path(put, path = "/v1/orgs/{org}/workspaces/{id}/secrets/{key}", tag = "secrets", params(("org" = String, Path), ("id" = String, Path), ("key" = String, Path)), request_body = PutSecret, responses((status = 200, description = "the secret's metadata"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/orgs/{org}/workspaces/{id}/secrets/{key}", tag = "secrets", params(("org" = String, Path), ("id" = String, Path), ("key" = String, Path)), request_body = PutSecret, responses((status = 200, description = "the secret's metadata", body = SecretMeta), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn put_workspace(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path((org, workspace, key)): Path<(String, String, String)>,
+    OrgScope { caller, org }: OrgScope,
+    Path(IdKeyPath { id: workspace, key }): Path<IdKeyPath>,
     ApiJson(body): ApiJson<PutSecret>,
-) -> ApiResult<Json<Value>> {
-    caller.require_org(&org)?;
+) -> ApiResult<Json<SecretMeta>> {
     let key = parse_tenant_key(&key)?;
     check_value(&body.value.0)?;
     let owner = SecretOwner::Workspace { org: &org, workspace: &workspace };
     let meta = state.store.put_secret(owner, &key, &body.value.0, &caller.actor()).await?;
     lifecycle::restart_if_changed(&state, &org, Some(&workspace), &caller.actor());
-    Ok(Json(json!(meta)))
+    Ok(Json(meta))
 }
 
 #[utoipa::path(delete, path = "/v1/orgs/{org}/workspaces/{id}/secrets/{key}", tag = "secrets", params(("org" = String, Path), ("id" = String, Path), ("key" = String, Path)), responses((status = 204, description = "deleted"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn delete_workspace(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path((org, workspace, key)): Path<(String, String, String)>,
+    OrgScope { caller, org }: OrgScope,
+    Path(IdKeyPath { id: workspace, key }): Path<IdKeyPath>,
 ) -> ApiResult<StatusCode> {
-    caller.require_org(&org)?;
     let key = parse_key(&key)?;
     state.store.delete_secret(SecretOwner::Workspace { org: &org, workspace: &workspace }, &key, &caller.actor()).await?;
     lifecycle::restart_if_changed(&state, &org, Some(&workspace), &caller.actor());
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/v1/orgs/{org}/workspaces/{id}/secrets", tag = "secrets", params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, description = "names and metadata, never values"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/orgs/{org}/workspaces/{id}/secrets", tag = "secrets", params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, description = "names and metadata, never values", body = SecretList), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn list_workspace(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path((org, workspace)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    caller.require_org(&org)?;
+    OrgScope { org, .. }: OrgScope,
+    Path(IdPath { id: workspace }): Path<IdPath>,
+) -> ApiResult<Json<SecretList>> {
     state.store.get_workspace(&org, &workspace).await?;
     let secrets = state.store.list_secrets(SecretOwner::Workspace { org: &org, workspace: &workspace }).await?;
-    Ok(Json(json!({ "secrets": secrets })))
+    Ok(Json(SecretList { secrets }))
 }
 
-#[utoipa::path(put, path = "/v1/platform/secrets/{key}", tag = "secrets", params(("key" = String, Path)), request_body = PutSecret, responses((status = 200, description = "the secret's metadata"), (status = 403, description = "admin token needed", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/platform/secrets/{key}", tag = "secrets", params(("key" = String, Path)), request_body = PutSecret, responses((status = 200, description = "the secret's metadata", body = SecretMeta), (status = 403, description = "admin token needed", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn put_platform(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(key): Path<String>,
     ApiJson(body): ApiJson<PutSecret>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SecretMeta>> {
     caller.require_admin()?;
     let key = parse_key(&key)?;
     check_value(&body.value.0)?;
     let stored = state.store.put_secret(SecretOwner::Platform, &key, &body.value.0, &caller.actor()).await?;
-    Ok(Json(json!(stored)))
+    Ok(Json(stored))
 }
 
 #[utoipa::path(delete, path = "/v1/platform/secrets/{key}", tag = "secrets", params(("key" = String, Path)), responses((status = 204, description = "deleted"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
@@ -172,8 +167,8 @@ pub async fn delete_platform(State(state): State<Arc<AppState>>, caller: Caller,
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/v1/platform/secrets", tag = "secrets", responses((status = 200, description = "names and metadata, never values"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
-pub async fn list_platform(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/v1/platform/secrets", tag = "secrets", responses((status = 200, description = "names and metadata, never values", body = SecretList), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
+pub async fn list_platform(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<Json<SecretList>> {
     caller.require_admin()?;
-    Ok(Json(json!({ "secrets": state.store.list_secrets(SecretOwner::Platform).await? })))
+    Ok(Json(SecretList { secrets: state.store.list_secrets(SecretOwner::Platform).await? }))
 }

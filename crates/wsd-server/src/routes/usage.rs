@@ -4,15 +4,15 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
-use crate::auth::Caller;
+use crate::auth::OrgScope;
 use crate::code;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::views::{BudgetStanding, UsageReport, UsageRequests};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,14 +23,12 @@ pub struct UsageQuery {
     to: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/v1/orgs/{org}/usage", tag = "usage", params(("org" = String, Path), ("from" = Option<i64>, Query), ("to" = Option<i64>, Query)), responses((status = 200, description = "metered usage by workspace and model"), (status = 404, description = "not found", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/orgs/{org}/usage", tag = "usage", params(("org" = String, Path), ("from" = Option<i64>, Query), ("to" = Option<i64>, Query)), responses((status = 200, description = "metered usage by workspace and model", body = UsageReport), (status = 404, description = "not found", body = ErrorBody)))]
 pub async fn usage(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path(org): Path<String>,
+    OrgScope { org, .. }: OrgScope,
     query: Result<Query<UsageQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
-    caller.require_org(&org)?;
+) -> ApiResult<Json<UsageReport>> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(code::INVALID_QUERY, e.body_text()))?;
     state.store.get_org(&org).await?;
     let to = query.to.unwrap_or(wsd_store::now_ms() + 1);
@@ -38,7 +36,7 @@ pub async fn usage(
     if from > to {
         return Err(ApiError::bad_request(code::INVALID_QUERY, "from must not be after to"));
     }
-    Ok(Json(json!({ "from": from, "to": to, "usage": state.store.usage_summary(&org, from, to).await? })))
+    Ok(Json(UsageReport { from, to, usage: state.store.usage_summary(&org, from, to).await? }))
 }
 
 #[derive(Deserialize)]
@@ -50,21 +48,19 @@ pub struct RequestsQuery {
     limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/v1/orgs/{org}/usage/requests", tag = "usage", params(("org" = String, Path), ("workspace" = Option<String>, Query), ("limit" = Option<i64>, Query)), responses((status = 200, description = "the latest metered requests, newest first, with status, tokens and latency"), (status = 400, description = "invalid query", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/orgs/{org}/usage/requests", tag = "usage", params(("org" = String, Path), ("workspace" = Option<String>, Query), ("limit" = Option<i64>, Query)), responses((status = 200, description = "the latest metered requests, newest first, with status, tokens and latency", body = UsageRequests), (status = 400, description = "invalid query", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)))]
 pub async fn usage_requests(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path(org): Path<String>,
+    OrgScope { org, .. }: OrgScope,
     query: Result<Query<RequestsQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
-    caller.require_org(&org)?;
+) -> ApiResult<Json<UsageRequests>> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(code::INVALID_QUERY, e.body_text()))?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(code::INVALID_QUERY, "limit must be between 1 and 1000"));
     }
     state.store.get_org(&org).await?;
-    Ok(Json(json!({ "requests": state.store.usage_requests(&org, query.workspace.as_deref(), limit).await? })))
+    Ok(Json(UsageRequests { requests: state.store.usage_requests(&org, query.workspace.as_deref(), limit).await? }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -76,14 +72,12 @@ pub struct PutBudget {
     pub tokens: i64,
 }
 
-#[utoipa::path(put, path = "/v1/orgs/{org}/budget", tag = "usage", params(("org" = String, Path)), request_body = PutBudget, responses((status = 200, description = "the budget"), (status = 400, description = "invalid budget", body = ErrorBody), (status = 403, description = "admin token needed", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/orgs/{org}/budget", tag = "usage", params(("org" = String, Path)), request_body = PutBudget, responses((status = 200, description = "the budget", body = wsd_store::Budget), (status = 400, description = "invalid budget", body = ErrorBody), (status = 403, description = "admin token needed", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)))]
 pub async fn put_budget(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Path(org): Path<String>,
+    OrgScope { caller, org }: OrgScope,
     crate::json::ApiJson(body): crate::json::ApiJson<PutBudget>,
-) -> ApiResult<Json<Value>> {
-    caller.require_org(&org)?;
+) -> ApiResult<Json<wsd_store::Budget>> {
     caller.require_admin()?;
     let period = match body.period.as_str() {
         "day" => wsd_store::BudgetPeriod::Day,
@@ -95,12 +89,11 @@ pub async fn put_budget(
     }
     let budget = wsd_store::Budget { period, tokens: body.tokens };
     state.store.put_budget(&org, &budget, &caller.actor()).await?;
-    Ok(Json(json!(budget)))
+    Ok(Json(budget))
 }
 
-#[utoipa::path(get, path = "/v1/orgs/{org}/budget", tag = "usage", params(("org" = String, Path)), responses((status = 200, description = "the budget and what was used of it"), (status = 404, description = "no budget, or not found", body = ErrorBody)))]
-pub async fn get_budget(State(state): State<Arc<AppState>>, caller: Caller, Path(org): Path<String>) -> ApiResult<Json<Value>> {
-    caller.require_org(&org)?;
+#[utoipa::path(get, path = "/v1/orgs/{org}/budget", tag = "usage", params(("org" = String, Path)), responses((status = 200, description = "the budget and what was used of it", body = BudgetStanding), (status = 404, description = "no budget, or not found", body = ErrorBody)))]
+pub async fn get_budget(State(state): State<Arc<AppState>>, OrgScope { org, .. }: OrgScope) -> ApiResult<Json<BudgetStanding>> {
     let (budget, used) = state.store.budget_usage(&org).await?.ok_or_else(|| ApiError::not_found("budget"))?;
-    Ok(Json(json!({ "period": budget.period, "tokens": budget.tokens, "used": used })))
+    Ok(Json(BudgetStanding { period: budget.period, tokens: budget.tokens, used }))
 }
