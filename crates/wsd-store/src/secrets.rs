@@ -80,6 +80,47 @@ impl SecretOwner<'_> {
     }
 }
 
+/// The ids that name a secret's owner, in the order its table's key columns take them.
+fn owner_ids<'a>(owner: SecretOwner<'a>) -> Vec<&'a str> {
+    match owner {
+        SecretOwner::Org { org } => vec![org],
+        SecretOwner::Workspace { org, workspace } => vec![org, workspace],
+        SecretOwner::Platform => vec![],
+    }
+}
+
+/// The row that must exist before a secret is written to it (bound with [`owner_ids`]),
+/// and what it is called when it does not.
+fn parent_check(owner: SecretOwner<'_>) -> Option<(&'static str, &'static str)> {
+    match owner {
+        SecretOwner::Org { .. } => Some(("SELECT CAST(1 AS BIGINT) FROM orgs WHERE id = $1", "org")),
+        SecretOwner::Workspace { .. } => Some(("SELECT CAST(1 AS BIGINT) FROM workspaces WHERE org_id = $1 AND id = $2", "workspace")),
+        SecretOwner::Platform => None,
+    }
+}
+
+/// Writes or replaces a sealed value: the owner's ids, then key, key version, nonce,
+/// ciphertext and the time; answers the secret's first creation time.
+fn upsert_sql(owner: SecretOwner<'_>) -> &'static str {
+    match owner {
+        SecretOwner::Org { .. } => {
+            "INSERT INTO org_secrets (org_id, key, key_version, nonce, ciphertext, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
+             ON CONFLICT (org_id, key) DO UPDATE SET key_version = excluded.key_version, nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at
+             RETURNING created_at"
+        }
+        SecretOwner::Workspace { .. } => {
+            "INSERT INTO workspace_secrets (org_id, workspace_id, key, key_version, nonce, ciphertext, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+             ON CONFLICT (workspace_id, key) DO UPDATE SET key_version = excluded.key_version, nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at
+             RETURNING created_at"
+        }
+        SecretOwner::Platform => {
+            "INSERT INTO platform_secrets (key, key_version, nonce, ciphertext, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
+             ON CONFLICT (key) DO UPDATE SET key_version = excluded.key_version, nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at
+             RETURNING created_at"
+        }
+    }
+}
+
 impl Store {
     /// Writes (or replaces) a secret. `value` must be non-empty; validation of the KEY is
     /// the `EnvKey` type's.
@@ -96,65 +137,21 @@ impl Store {
         let version = i64::from(sealed.key_version);
         let created_at: i64 = on_write!(self, |pool| {
             let mut tx = crate::db::Dialect::begin_write(pool).await?;
-            let created_at: i64 = match owner {
-                SecretOwner::Org { org } => {
-                    let exists: Option<i64> = sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM orgs WHERE id = $1").bind(org).fetch_optional(&mut *tx).await?;
-                    if exists.is_none() {
-                        return Err(StoreError::NotFound { what: "org" });
-                    }
-                    sqlx::query_scalar(
-                        "INSERT INTO org_secrets (org_id, key, key_version, nonce, ciphertext, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
-                         ON CONFLICT (org_id, key) DO UPDATE SET key_version = excluded.key_version, nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at
-                         RETURNING created_at",
-                    )
-                    .bind(org)
-                    .bind(key.as_str())
-                    .bind(version)
-                    .bind(&sealed.nonce)
-                    .bind(&sealed.ciphertext)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?
+            if let Some((exists, what)) = parent_check(owner) {
+                let mut exists = sqlx::query_scalar::<_, i64>(exists);
+                for id in owner_ids(owner) {
+                    exists = exists.bind(id);
                 }
-                SecretOwner::Workspace { org, workspace } => {
-                    let exists: Option<i64> = sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM workspaces WHERE id = $1 AND org_id = $2")
-                        .bind(workspace)
-                        .bind(org)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if exists.is_none() {
-                        return Err(StoreError::NotFound { what: "workspace" });
-                    }
-                    sqlx::query_scalar(
-                        "INSERT INTO workspace_secrets (org_id, workspace_id, key, key_version, nonce, ciphertext, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-                         ON CONFLICT (workspace_id, key) DO UPDATE SET key_version = excluded.key_version, nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at
-                         RETURNING created_at",
-                    )
-                    .bind(org)
-                    .bind(workspace)
-                    .bind(key.as_str())
-                    .bind(version)
-                    .bind(&sealed.nonce)
-                    .bind(&sealed.ciphertext)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?
+                if exists.fetch_optional(&mut *tx).await?.is_none() {
+                    return Err(StoreError::NotFound { what });
                 }
-                SecretOwner::Platform => {
-                    sqlx::query_scalar(
-                        "INSERT INTO platform_secrets (key, key_version, nonce, ciphertext, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
-                         ON CONFLICT (key) DO UPDATE SET key_version = excluded.key_version, nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at
-                         RETURNING created_at",
-                    )
-                    .bind(key.as_str())
-                    .bind(version)
-                    .bind(&sealed.nonce)
-                    .bind(&sealed.ciphertext)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?
-                }
-            };
+            }
+            let mut upsert = sqlx::query_scalar::<_, i64>(upsert_sql(owner));
+            for id in owner_ids(owner) {
+                upsert = upsert.bind(id);
+            }
+            let created_at =
+                upsert.bind(key.as_str()).bind(version).bind(&sealed.nonce).bind(&sealed.ciphertext).bind(now).fetch_one(&mut *tx).await?;
             append_audit!(tx, &event, pool);
             tx.commit().await?;
             created_at

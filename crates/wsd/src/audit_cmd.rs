@@ -19,21 +19,14 @@ pub enum AuditCommand {
     List {
         #[command(flatten)]
         connection: crate::client::Connection,
-        #[arg(long)]
-        org: String,
-        /// Only events after this sequence number.
-        #[arg(long, default_value_t = 0)]
-        after: i64,
-        #[arg(long, default_value_t = 100)]
-        limit: i64,
+        #[command(flatten)]
+        list: crate::client_cmd::AuditList,
     },
 }
 
 pub fn run(command: AuditCommand) -> Result<(), Failure> {
     match command {
-        AuditCommand::List { connection, org, after, limit } => {
-            crate::client_cmd::audit(connection, crate::client_cmd::AuditClientCommand::List { org, after, limit })
-        }
+        AuditCommand::List { connection, list } => crate::client_cmd::audit(connection, list),
         AuditCommand::Verify { store } => crate::block_on(async move {
             let (store, _) = store.open(2).await?;
             let result = store.verify_audit().await;

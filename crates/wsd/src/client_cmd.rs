@@ -198,18 +198,17 @@ pub enum WorkspaceCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
-pub enum AuditClientCommand {
-    /// List an org's audit events, oldest first.
-    List {
-        #[arg(long)]
-        org: String,
-        /// Only events after this sequence number.
-        #[arg(long, default_value_t = 0)]
-        after: i64,
-        #[arg(long, default_value_t = 100)]
-        limit: i64,
-    },
+/// Which of an org's audit events to list.
+#[derive(Debug, clap::Args)]
+pub struct AuditList {
+    #[arg(long)]
+    org: String,
+    /// Only events after this sequence number.
+    #[arg(long, default_value_t = 0)]
+    after: i64,
+    /// How many events, at most 1000.
+    #[arg(long, default_value_t = 100)]
+    limit: i64,
 }
 
 fn print_json(value: &Value) {
@@ -401,10 +400,10 @@ pub fn workspace(connection: Connection, command: WorkspaceCommand) -> Result<()
     })
 }
 
-pub fn audit(connection: Connection, command: AuditClientCommand) -> Result<(), Failure> {
+pub fn audit(connection: Connection, list: AuditList) -> Result<(), Failure> {
     crate::block_on(async move {
         let client = Client::new(&connection)?;
-        let AuditClientCommand::List { org, after, limit } = command;
+        let AuditList { org, after, limit } = list;
         let value = client.call(Method::GET, &format!("/v1/orgs/{org}/audit?after={after}&limit={limit}"), None).await?;
         if connection.json {
             print_json(&value)

@@ -4,7 +4,6 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use comfy_table::{ContentArrangement, Table, presets};
 use serde_json::json;
 use wsd_core::registry::CredentialSource;
 use wsd_core::{EnvKey, Registry, derive};
@@ -102,25 +101,13 @@ pub fn run(command: RegistryCommand) -> Result<(), Failure> {
 }
 
 fn render_registry(registry: &Registry) -> String {
-    let mut providers = Table::new();
-    providers.load_style(presets::NOTHING).set_content_arrangement(ContentArrangement::Disabled).set_header(vec![
-        "PROVIDER",
-        "PROTOCOL",
-        "AUTH ENV (any one)",
-        "UPSTREAM VENDOR",
-    ]);
+    let mut providers = crate::plan_cmd::table(&["PROVIDER", "PROTOCOL", "AUTH ENV (any one)", "UPSTREAM VENDOR"]);
     for p in registry.providers() {
         let name = if p.platform { format!("{} (platform arm)", p.name) } else { p.name.clone() };
         let auth: Vec<&str> = p.auth_env.iter().map(EnvKey::as_str).collect();
         providers.add_row(vec![name, p.protocol.as_str().to_owned(), auth.join(", "), p.upstream_vendor.clone().unwrap_or_default()]);
     }
-    let mut runtimes = Table::new();
-    runtimes.load_style(presets::NOTHING).set_content_arrangement(ContentArrangement::Disabled).set_header(vec![
-        "RUNTIME",
-        "VERIFIED",
-        "CREDENTIAL PRECEDENCE",
-        "PROVIDERS (listed models)",
-    ]);
+    let mut runtimes = crate::plan_cmd::table(&["RUNTIME", "VERIFIED", "CREDENTIAL PRECEDENCE", "PROVIDERS (listed models)"]);
     for r in registry.runtimes() {
         let verified = if r.verified_versions.is_empty() { "no".to_owned() } else { r.verified_versions.join(", ") };
         let precedence: Vec<String> = r
