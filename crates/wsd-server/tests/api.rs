@@ -555,6 +555,14 @@ async fn the_openapi_document_describes_exactly_the_routes_that_answer(api: &Api
             }
         }
     }
+    // docs/api.md lists every operation.
+    let guide = include_str!("../../../docs/api.md");
+    for (path, methods) in paths {
+        for method in methods.as_object().unwrap().keys() {
+            let operation = format!("`{} {path}`", method.to_uppercase());
+            assert!(guide.contains(&operation), "docs/api.md does not list {operation}");
+        }
+    }
     let schemas = doc.body["components"]["schemas"].as_object().unwrap();
     let text = doc.body.to_string();
     for reference in text.split("\"#/components/schemas/").skip(1) {
