@@ -138,7 +138,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state.clone())
         .merge(proxy)
         .layer(axum::middleware::from_fn(refuse_undecodable_paths))
-        .layer(axum::middleware::from_fn_with_state(state, metrics::track))
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Prometheus metrics: requests by route and status, request latencies, plan outcomes by
-//! code, and the metering proxy's requests and tokens by provider. Kept in the `AppState` (no process-global recorder), rendered in the text format
-//! at `GET /metrics`.
+//! code, and the metering proxy's requests and tokens by provider. One `Metrics` per server,
+//! shared by the API and the proxy (no process-global recorder), rendered in the text format
+//! at `GET /metrics`. Recording a request allocates only the first time a series is seen.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -23,13 +24,14 @@ struct Histogram {
 
 #[derive(Debug, Default)]
 struct Inner {
-    requests: BTreeMap<(String, String, u16), u64>,
+    /// route → (method, status) → requests.
+    requests: BTreeMap<String, BTreeMap<(&'static str, u16), u64>>,
     latencies: BTreeMap<String, Histogram>,
     plans: BTreeMap<String, u64>,
-    /// (provider, ledger status) → proxied requests.
-    proxied: BTreeMap<(String, i64), u64>,
-    /// (provider, kind) → tokens.
-    tokens: BTreeMap<(String, &'static str), u64>,
+    /// provider → ledger status → proxied requests.
+    proxied: BTreeMap<String, BTreeMap<i64, u64>>,
+    /// provider → kind → tokens.
+    tokens: BTreeMap<String, BTreeMap<&'static str, u64>>,
     /// reason → failed authentications.
     auth_failures: BTreeMap<&'static str, u64>,
 }
@@ -40,11 +42,18 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+    pub fn record_request(&self, method: &'static str, route: &str, status: u16, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        *inner.requests.entry((method.to_owned(), route.to_owned(), status)).or_default() += 1;
-        let histogram = inner.latencies.entry(route.to_owned()).or_default();
+        let by_status = match inner.requests.get_mut(route) {
+            Some(by_status) => by_status,
+            None => inner.requests.entry(route.to_owned()).or_default(),
+        };
+        *by_status.entry((method, status)).or_default() += 1;
+        let histogram = match inner.latencies.get_mut(route) {
+            Some(histogram) => histogram,
+            None => inner.latencies.entry(route.to_owned()).or_default(),
+        };
         histogram.count += 1;
         histogram.sum += seconds;
         for (bucket, bound) in histogram.counts.iter_mut().zip(BUCKETS) {
@@ -69,14 +78,22 @@ impl Metrics {
     /// Counts a metered request: its provider, its ledger status, its tokens.
     pub fn record_proxied(&self, record: &wsd_store::UsageRecord) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        *inner.proxied.entry((record.provider.clone(), record.status)).or_default() += 1;
+        let proxied = match inner.proxied.get_mut(&record.provider) {
+            Some(proxied) => proxied,
+            None => inner.proxied.entry(record.provider.clone()).or_default(),
+        };
+        *proxied.entry(record.status).or_default() += 1;
+        let tokens = match inner.tokens.get_mut(&record.provider) {
+            Some(tokens) => tokens,
+            None => inner.tokens.entry(record.provider.clone()).or_default(),
+        };
         for (kind, n) in [
             ("input", record.input_tokens),
             ("output", record.output_tokens),
             ("cache_read", record.cache_read_tokens),
             ("cache_write", record.cache_write_tokens),
         ] {
-            *inner.tokens.entry((record.provider.clone(), kind)).or_default() += u64::try_from(n).unwrap_or(0);
+            *tokens.entry(kind).or_default() += u64::try_from(n).unwrap_or(0);
         }
     }
 
@@ -84,8 +101,10 @@ impl Metrics {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
         out.push_str("# HELP wsd_http_requests_total HTTP requests by method, route and status.\n# TYPE wsd_http_requests_total counter\n");
-        for ((method, route, status), n) in &inner.requests {
-            let _ = writeln!(out, "wsd_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");
+        for (route, by_status) in &inner.requests {
+            for ((method, status), n) in by_status {
+                let _ = writeln!(out, "wsd_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");
+            }
         }
         out.push_str(
             "# HELP wsd_http_request_duration_seconds HTTP request latency by route.\n# TYPE wsd_http_request_duration_seconds histogram\n",
@@ -105,8 +124,10 @@ impl Metrics {
         out.push_str(
             "# HELP wsd_proxy_requests_total Metered LLM requests by provider and status (499 client left, 502 broken, 504 upstream silent).\n# TYPE wsd_proxy_requests_total counter\n",
         );
-        for ((provider, status), n) in &inner.proxied {
-            let _ = writeln!(out, "wsd_proxy_requests_total{{provider=\"{provider}\",status=\"{status}\"}} {n}");
+        for (provider, by_status) in &inner.proxied {
+            for (status, n) in by_status {
+                let _ = writeln!(out, "wsd_proxy_requests_total{{provider=\"{provider}\",status=\"{status}\"}} {n}");
+            }
         }
         out.push_str(
             "# HELP wsd_auth_failures_total Failed authentications on the API, by reason.\n# TYPE wsd_auth_failures_total counter\n",
@@ -115,8 +136,10 @@ impl Metrics {
             let _ = writeln!(out, "wsd_auth_failures_total{{reason=\"{reason}\"}} {n}");
         }
         out.push_str("# HELP wsd_proxy_tokens_total Metered LLM tokens by provider and kind.\n# TYPE wsd_proxy_tokens_total counter\n");
-        for ((provider, kind), n) in &inner.tokens {
-            let _ = writeln!(out, "wsd_proxy_tokens_total{{provider=\"{provider}\",kind=\"{kind}\"}} {n}");
+        for (provider, by_kind) in &inner.tokens {
+            for (kind, n) in by_kind {
+                let _ = writeln!(out, "wsd_proxy_tokens_total{{provider=\"{provider}\",kind=\"{kind}\"}} {n}");
+            }
         }
         out
     }
@@ -124,17 +147,23 @@ impl Metrics {
 
 /// Records every request. The route is the matched pattern (`/v1/orgs/{org}`), never the
 /// raw path, so ids do not become labels.
-pub async fn track(State(state): State<std::sync::Arc<crate::AppState>>, request: Request, next: Next) -> Response {
+pub async fn track(State(metrics): State<std::sync::Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     // Made-up methods share one label: a client cannot add series at will.
-    let method = match request.method().as_str() {
-        known @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => known,
+    let method: &'static str = match request.method().as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
         _ => "other",
-    }
-    .to_owned();
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
+    };
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
-    state.metrics.record_request(&method, &route, response.status().as_u16(), started.elapsed());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    metrics.record_request(method, route, response.status().as_u16(), started.elapsed());
     response
 }
 

@@ -19,6 +19,14 @@ pub enum Endpoint {
     Models,
 }
 
+/// The paths forwarded on `surface` (each a `POST`).
+pub fn forwarded_paths(surface: Protocol) -> &'static [&'static str] {
+    match surface {
+        Protocol::Anthropic => &["v1/messages", "v1/messages/count_tokens"],
+        Protocol::Openai => &["v1/chat/completions", "v1/responses", "v1/responses/compact"],
+    }
+}
+
 /// The endpoint `method path` names on `surface` (`path` as sent, after `/llm/<surface>/`).
 pub fn endpoint(surface: Protocol, method: &Method, path: &str) -> Option<Endpoint> {
     let forward = |dialect, counts_tokens| Some(Endpoint::Forward { dialect, counts_tokens });
@@ -51,6 +59,22 @@ pub fn forwards_header(surface: Protocol, name: &HeaderName) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_forwarded_paths_are_exactly_the_forwarded_endpoints() {
+        for surface in [Protocol::Anthropic, Protocol::Openai] {
+            for path in forwarded_paths(surface) {
+                assert!(matches!(endpoint(surface, &Method::POST, path), Some(Endpoint::Forward { .. })), "{path}");
+            }
+            let other = match surface {
+                Protocol::Anthropic => Protocol::Openai,
+                Protocol::Openai => Protocol::Anthropic,
+            };
+            for path in forwarded_paths(other) {
+                assert_eq!(endpoint(surface, &Method::POST, path), None, "{path} is not forwarded on the other surface");
+            }
+        }
+    }
 
     #[test]
     fn only_model_calls_are_forwarded() {

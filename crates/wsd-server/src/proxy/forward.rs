@@ -211,7 +211,7 @@ async fn prepare(
         .upstream
         .as_ref()
         .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code::PROXY_DISABLED, "this server runs no metering proxy"))?;
-    let mut outgoing = upstream.client.request(parts.method.clone(), route.url(rest));
+    let mut outgoing = upstream.client.request(parts.method.clone(), route.url(rest)?);
     for (name, value) in &parts.headers {
         if endpoint::forwards_header(surface, name) && name != "content-type" {
             outgoing = outgoing.header(name, value);

@@ -24,22 +24,28 @@ pub(super) struct Vendor {
 /// A vendor's endpoint on one surface.
 #[derive(Debug)]
 pub(super) struct Route {
-    /// The base URL, without a trailing slash.
-    base: String,
-    surface: Protocol,
+    /// The upstream URL of each forwarded path, parsed once.
+    urls: Vec<(&'static str, reqwest::Url)>,
     /// The key goes as `Authorization: Bearer`, else as `x-api-key`.
     pub bearer: bool,
 }
 
+/// The upstream URL of a client's path (`v1/messages`) under `base`.
+fn join(base: &str, surface: Protocol, rest: &str) -> String {
+    let rest = match surface {
+        // OpenAI bases already end in their version (`…/v1`); clients call `{base}/v1/…`.
+        Protocol::Openai => rest.strip_prefix("v1/").unwrap_or(rest),
+        Protocol::Anthropic => rest,
+    };
+    format!("{}/{rest}", base.trim_end_matches('/'))
+}
+
 impl Route {
-    /// The upstream URL of a client's path (`v1/messages`) on this route.
-    pub fn url(&self, rest: &str) -> String {
-        let rest = match self.surface {
-            // OpenAI bases already end in their version (`…/v1`); clients call `{base}/v1/…`.
-            Protocol::Openai => rest.strip_prefix("v1/").unwrap_or(rest),
-            Protocol::Anthropic => rest,
-        };
-        format!("{}/{rest}", self.base)
+    /// The upstream URL of a forwarded path (`v1/messages`) on this route.
+    pub fn url(&self, rest: &str) -> Result<reqwest::Url, ApiError> {
+        self.urls.iter().find(|(path, _)| *path == rest).map(|(_, url)| url.clone()).ok_or_else(|| {
+            ApiError::new(axum::http::StatusCode::BAD_GATEWAY, code::UPSTREAM_INVALID, "the provider's base URL is not a valid URL")
+        })
     }
 }
 
@@ -47,8 +53,10 @@ impl Vendor {
     fn new(registry: &Registry, provider: &Provider) -> Self {
         let route = |surface: Protocol| {
             provider.base_url(surface).map(|base| Route {
-                base: base.trim_end_matches('/').to_owned(),
-                surface,
+                urls: super::endpoint::forwarded_paths(surface)
+                    .iter()
+                    .filter_map(|path| Some((*path, reqwest::Url::parse(&join(base, surface, path)).ok()?)))
+                    .collect(),
                 bearer: key_is_bearer(registry, provider, surface),
             })
         };
@@ -145,9 +153,12 @@ mod tests {
         assert_eq!((openai.provider.as_str(), openai.key_name.as_str(), id), ("openai-api", "OPENAI_API_KEY", "gpt-5"));
         let route = openai.route(Protocol::Openai).unwrap();
         assert!(route.bearer);
-        assert_eq!(route.url("v1/chat/completions"), "https://api.openai.com/v1/chat/completions");
+        assert_eq!(route.url("v1/chat/completions").unwrap().as_str(), "https://api.openai.com/v1/chat/completions");
+        assert_eq!(route.url("v1/responses/compact").unwrap().as_str(), "https://api.openai.com/v1/responses/compact");
         let (minimax, _) = vendors.pick("minimax/MiniMax-M2.7").unwrap();
-        assert!(minimax.route(Protocol::Anthropic).unwrap().url("v1/messages").ends_with("/anthropic/v1/messages"));
+        let messages = minimax.route(Protocol::Anthropic).unwrap().url("v1/messages").unwrap();
+        assert_eq!(messages.as_str(), "https://api.minimax.io/anthropic/v1/messages");
+        assert!(minimax.route(Protocol::Anthropic).unwrap().url("v1/files").is_err(), "only forwarded paths have a URL");
         for bad in ["gpt-5", "/gpt-5", "openai/", "nobody/model"] {
             assert_eq!(vendors.pick(bad).err().unwrap().code, code::UNKNOWN_MODEL_NAMESPACE, "{bad}");
         }
