@@ -18,6 +18,7 @@ pub enum ErrorCode {
     MissingByokCredential,
     MissingPlatformProxy,
     RoutingParityMismatch,
+    UnverifiedRuntimeProvider,
 }
 
 impl ErrorCode {
@@ -32,6 +33,7 @@ impl ErrorCode {
             ErrorCode::MissingByokCredential => "MISSING_BYOK_CREDENTIAL",
             ErrorCode::MissingPlatformProxy => "MISSING_PLATFORM_PROXY",
             ErrorCode::RoutingParityMismatch => "ROUTING_PARITY_MISMATCH",
+            ErrorCode::UnverifiedRuntimeProvider => "UNVERIFIED_RUNTIME_PROVIDER",
         }
     }
 }
@@ -103,6 +105,10 @@ pub enum PlanError {
     MissingPlatformProxy { model: String },
     #[error("{explanation}")]
     RoutingParityMismatch { provider: String, explanation: String },
+    #[error(
+        "runtime `{runtime}` has not been verified against its real CLI on provider `{provider}`: wsd cannot prove which credential it would send where; choose a model of a verified provider, or let the operator allow unverified pairs ([policy] allow_unverified_runtime_providers)"
+    )]
+    UnverifiedRuntimeProvider { runtime: String, provider: String },
 }
 
 impl PlanError {
@@ -114,13 +120,16 @@ impl PlanError {
             PlanError::MissingByokCredential { .. } => ErrorCode::MissingByokCredential,
             PlanError::MissingPlatformProxy { .. } => ErrorCode::MissingPlatformProxy,
             PlanError::RoutingParityMismatch { .. } => ErrorCode::RoutingParityMismatch,
+            PlanError::UnverifiedRuntimeProvider { .. } => ErrorCode::UnverifiedRuntimeProvider,
         }
     }
 
     /// The provider the refusal concerns, when one was resolved.
     pub fn provider(&self) -> Option<&str> {
         match self {
-            PlanError::MissingByokCredential { provider, .. } | PlanError::RoutingParityMismatch { provider, .. } => Some(provider),
+            PlanError::MissingByokCredential { provider, .. }
+            | PlanError::RoutingParityMismatch { provider, .. }
+            | PlanError::UnverifiedRuntimeProvider { provider, .. } => Some(provider),
             PlanError::MissingPlatformProxy { .. } => Some(crate::registry::PLATFORM_PROVIDER_NAME),
             PlanError::Derive(_) | PlanError::ForbiddenTenantEnvKey { .. } | PlanError::ProtectedEnvKey { .. } => None,
         }
@@ -143,8 +152,11 @@ mod tests {
             (ErrorCode::MissingByokCredential, "MISSING_BYOK_CREDENTIAL"),
             (ErrorCode::MissingPlatformProxy, "MISSING_PLATFORM_PROXY"),
             (ErrorCode::RoutingParityMismatch, "ROUTING_PARITY_MISMATCH"),
+            (ErrorCode::UnverifiedRuntimeProvider, "UNVERIFIED_RUNTIME_PROVIDER"),
         ];
+        let doc = include_str!("../../../docs/error-codes.md");
         for (code, text) in all {
+            assert!(doc.contains(&format!("| `{text}` |")), "docs/error-codes.md does not list {text}");
             assert_eq!(code.as_str(), text);
             assert_eq!(code.to_string(), text);
             assert_eq!(serde_json::to_value(code).unwrap(), serde_json::Value::from(text));

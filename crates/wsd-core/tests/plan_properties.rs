@@ -80,9 +80,15 @@ prop_compose! {
     }
 }
 
+/// Plans with unverified runtime–provider pairs allowed: the invariants hold of every plan
+/// the planner can make.
 fn run(case: &(String, String), secrets: &SecretNames, platform: bool) -> Result<Plan, PlanError> {
+    run_with(case, secrets, platform, &Policy { allow_unverified: true, ..Policy::default() })
+}
+
+fn run_with(case: &(String, String), secrets: &SecretNames, platform: bool, policy: &Policy) -> Result<Plan, PlanError> {
     let settings = PlatformSettings { proxy_base_url: PROXY.into() };
-    wsd_core::plan(registry(), &spec(&case.0, &case.1), secrets, platform.then_some(&settings), &Policy::default())
+    wsd_core::plan(registry(), &spec(&case.0, &case.1), secrets, platform.then_some(&settings), policy)
 }
 
 fn effective(secrets: &SecretNames) -> BTreeMap<EnvKey, SecretOrigin> {
@@ -103,6 +109,32 @@ fn is_llm_key(key: &EnvKey) -> bool {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// By default only a verified runtime–provider pair is planned; allowing unverified
+    /// pairs changes nothing else.
+    #[test]
+    fn unverified_pairs_are_refused_unless_allowed((case, secrets, platform) in inputs()) {
+        let default = run_with(&case, &secrets, platform, &Policy::default());
+        let allowed = run(&case, &secrets, platform);
+        let runtime = registry().runtime(&case.0);
+        match &default {
+            Err(PlanError::UnverifiedRuntimeProvider { runtime: name, provider }) => {
+                prop_assert_eq!(name, &case.0);
+                prop_assert!(registry().verified_on(runtime.unwrap(), provider).is_empty());
+                if let Ok(plan) = &allowed {
+                    prop_assert!(plan.verified_on.is_empty());
+                    prop_assert!(plan.warnings.iter().any(|w| w.contains("has not been verified")), "{:?}", plan.warnings);
+                }
+            }
+            Ok(plan) => {
+                prop_assert!(!plan.verified_on.is_empty());
+                prop_assert_eq!(&plan.verified_on[..], registry().verified_on(runtime.unwrap(), &plan.provider));
+                prop_assert!(!plan.warnings.iter().any(|w| w.contains("has not been verified")));
+                prop_assert_eq!(&default, &allowed);
+            }
+            Err(_) => prop_assert_eq!(&default, &allowed),
+        }
+    }
 
     #[test]
     fn invariants_hold((case, secrets, platform) in inputs()) {

@@ -339,3 +339,21 @@ fn the_registry_format_document_names_every_field() {
     }
     assert!(doc.contains("`schema_version`"));
 }
+
+#[test]
+fn verified_versions_are_single_words_listed_once() {
+    let ok = Registry::from_yaml(&with("        models: [a-1]\n", "        models: [a-1]\n        verified_on: [\"1.2.3\", \"1.3.0\"]\n"))
+        .unwrap();
+    let agent = ok.runtime("agent").unwrap();
+    assert_eq!(ok.verified_on(agent, "vendor-a"), ["1.2.3", "1.3.0"]);
+    assert!(ok.verified_on(agent, "vendor-b").is_empty(), "a pair without verified_on is unverified");
+    assert!(ok.verified_on(agent, "nobody").is_empty(), "a provider the runtime does not run on is unverified");
+    for (versions, needle) in [
+        ("[\"\"]", "verified_on version `` is empty or holds whitespace"),
+        ("[\"1.2 beta\"]", "verified_on version `1.2 beta` is empty or holds whitespace"),
+        ("[\"1.2.3\", \"1.2.3\"]", "verified_on version `1.2.3` is listed twice"),
+    ] {
+        let yaml = with("        models: [a-1]\n", &format!("        models: [a-1]\n        verified_on: {versions}\n"));
+        assert_refused(&yaml, &["runtimes.agent", "providers.vendor-a", needle]);
+    }
+}

@@ -234,7 +234,8 @@ fn org_github_token_is_forbidden_but_the_same_key_on_the_workspace_is_allowed() 
 
 #[test]
 fn policy_forbidden_keys_and_prefixes_apply_to_org_secrets() {
-    let policy = Policy { forbidden_keys: support::keys(&["MY_DEPLOY_TOKEN"]), forbidden_prefixes: vec!["OPS_".into()] };
+    let policy =
+        Policy { forbidden_keys: support::keys(&["MY_DEPLOY_TOKEN"]), forbidden_prefixes: vec!["OPS_".into()], ..Policy::default() };
     let e =
         refusal(plan_with_policy("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN", "MY_DEPLOY_TOKEN", "OPS_KEY"], &[], false, &policy));
     assert!(e.to_string().contains("MY_DEPLOY_TOKEN, OPS_KEY"), "{e}");
@@ -303,8 +304,8 @@ fn secrets_named_like_wsd_settings_cannot_replace_them() {
 #[test]
 fn the_users_own_key_wins_over_the_orgs() {
     // moonshot accepts MOONSHOT_API_KEY and KIMI_API_KEY; the user's KIMI_API_KEY is used.
-    let plan = ok(plan("hermes", "moonshot/kimi-k2", &["MOONSHOT_API_KEY"], &["KIMI_API_KEY"], false));
-    assert!(env(&plan).contains(&"OPENAI_API_KEY <- workspace secret KIMI_API_KEY".to_owned()), "{:?}", env(&plan));
+    let plan = ok(plan("claude-code", "moonshot/kimi-k2", &["MOONSHOT_API_KEY"], &["KIMI_API_KEY"], false));
+    assert!(env(&plan).contains(&"ANTHROPIC_AUTH_TOKEN <- workspace secret KIMI_API_KEY".to_owned()), "{:?}", env(&plan));
 }
 
 #[test]
@@ -396,8 +397,8 @@ fn every_plan_names_the_one_credential_and_how_it_travels() {
         (CredentialSource::File(".codex/auth.json".into()), "ChatGPT login".to_owned(), org("CODEX_AUTH_JSON"))
     );
     assert_eq!(
-        credential(ok(plan("hermes", "minimax/MiniMax-M3", &[], &[], true))),
-        (CredentialSource::Env(key("OPENAI_API_KEY")), "Authorization: Bearer".to_owned(), EnvValue::UsageToken)
+        credential(ok(plan("claude-code", "minimax/MiniMax-M3", &[], &[], true))),
+        (CredentialSource::Env(key("ANTHROPIC_AUTH_TOKEN")), "Authorization: Bearer".to_owned(), EnvValue::UsageToken)
     );
 }
 

@@ -246,6 +246,10 @@ pub struct PolicySection {
     /// The most workspaces one org may run at once (0: no limit).
     #[serde(default = "default_max_running")]
     pub max_running_workspaces_per_org: u64,
+    /// Plan a runtime on a provider that no real CLI was verified on (with a warning)
+    /// instead of refusing it.
+    #[serde(default)]
+    pub allow_unverified_runtime_providers: bool,
 }
 
 fn default_max_running() -> u64 {
@@ -264,6 +268,7 @@ impl Default for PolicySection {
             preflight: false,
             preflight_timeout_seconds: default_preflight_timeout(),
             max_running_workspaces_per_org: default_max_running(),
+            allow_unverified_runtime_providers: false,
         }
     }
 }
@@ -322,6 +327,7 @@ impl ConfigFile {
         Policy {
             forbidden_keys: self.policy.forbidden_keys.iter().cloned().collect(),
             forbidden_prefixes: self.policy.forbidden_prefixes.clone(),
+            allow_unverified: self.policy.allow_unverified_runtime_providers,
         }
     }
 }

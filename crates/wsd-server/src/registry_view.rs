@@ -24,12 +24,15 @@ pub fn runtimes(registry: &Registry) -> Value {
     registry
         .runtimes()
         .map(|r| {
-            let natives: Vec<_> = registry.native_providers(r).map(|(p, models)| json!({"provider": p.name, "models": models})).collect();
+            let natives: Vec<_> = registry
+                .native_providers(r)
+                .map(|(p, models)| json!({"provider": p.name, "models": models, "verified_on": registry.verified_on(r, &p.name)}))
+                .collect();
             let precedence: Vec<Vec<String>> =
                 r.credential_precedence.iter().map(|tier| tier.iter().map(|c| c.source.to_string()).collect()).collect();
             json!({
                 "name": r.name, "display_name": r.display_name, "protocol": r.protocol,
-                "verified_versions": r.verified_versions, "model_ids": r.model_ids, "model_env": r.model_env, "hardening_env": r.hardening_env,
+                "model_ids": r.model_ids, "model_env": r.model_env, "hardening_env": r.hardening_env,
                 "credential_precedence": precedence, "base_url_env": r.base_url_env, "default_base_url": r.default_base_url,
                 "projection": projection(&r.projection), "providers": natives,
             })

@@ -35,6 +35,10 @@ pub struct PlanArgs {
     /// An extra operator-scope key prefix. Repeatable.
     #[arg(long = "forbidden-prefix", value_name = "PREFIX")]
     forbidden_prefixes: Vec<String>,
+    /// Plan a runtime on a provider that no real CLI was verified on (with a warning)
+    /// instead of refusing it with UNVERIFIED_RUNTIME_PROVIDER.
+    #[arg(long)]
+    allow_unverified: bool,
     /// The workspace id written into the proxy attribution header.
     #[arg(long, value_name = "ID", default_value = "dry-run")]
     workspace_id: String,
@@ -60,7 +64,11 @@ pub fn run(args: PlanArgs) -> Result<(), Failure> {
     let names =
         SecretNames { org: org.keys().cloned().collect::<BTreeSet<_>>(), workspace: workspace.keys().cloned().collect::<BTreeSet<_>>() };
     let platform = args.platform_proxy.map(|proxy_base_url| PlatformSettings { proxy_base_url });
-    let policy = Policy { forbidden_keys: args.forbidden_keys.into_iter().collect(), forbidden_prefixes: args.forbidden_prefixes };
+    let policy = Policy {
+        forbidden_keys: args.forbidden_keys.into_iter().collect(),
+        forbidden_prefixes: args.forbidden_prefixes,
+        allow_unverified: args.allow_unverified,
+    };
 
     let result = wsd_core::plan(&registry, &spec, &names, platform.as_ref(), &policy);
     let report = PlanReport::new(&result);
@@ -97,6 +105,9 @@ pub fn render_human(runtime: &str, model: &str, report: &PlanReport, derivation:
     out.push_str(&format!("  provider: {}\n", report.provider.as_deref().unwrap_or("-")));
     if let Some(why) = derivation {
         out.push_str(&format!("  because:  {why}\n"));
+    }
+    if !report.verified_on.is_empty() {
+        out.push_str(&format!("  verified: {runtime} {} on this provider\n", report.verified_on.join(", ")));
     }
 
     let mut env = table(&["ENV", "ORIGIN", "VALUE"]);

@@ -107,9 +107,8 @@ fn render_registry(registry: &Registry) -> String {
         let auth: Vec<&str> = p.auth_env.iter().map(EnvKey::as_str).collect();
         providers.add_row(vec![name, p.protocol.as_str().to_owned(), auth.join(", "), p.upstream_vendor.clone().unwrap_or_default()]);
     }
-    let mut runtimes = crate::plan_cmd::table(&["RUNTIME", "VERIFIED", "CREDENTIAL PRECEDENCE", "PROVIDERS (listed models)"]);
+    let mut runtimes = crate::plan_cmd::table(&["RUNTIME", "CREDENTIAL PRECEDENCE", "PROVIDERS (listed models; * verified)"]);
     for r in registry.runtimes() {
-        let verified = if r.verified_versions.is_empty() { "no".to_owned() } else { r.verified_versions.join(", ") };
         let precedence: Vec<String> = r
             .credential_precedence
             .iter()
@@ -123,8 +122,14 @@ fn render_registry(registry: &Registry) -> String {
                     .join(" + ")
             })
             .collect();
-        let natives: Vec<String> = registry.native_providers(r).map(|(p, models)| format!("{} ({})", p.name, models.len())).collect();
-        runtimes.add_row(vec![r.name.clone(), verified, precedence.join(" > "), natives.join(", ")]);
+        let natives: Vec<String> = registry
+            .native_providers(r)
+            .map(|(p, models)| {
+                let verified = if registry.verified_on(r, &p.name).is_empty() { "" } else { "*" };
+                format!("{}{verified} ({})", p.name, models.len())
+            })
+            .collect();
+        runtimes.add_row(vec![r.name.clone(), precedence.join(" > "), natives.join(", ")]);
     }
     format!("Providers\n{providers}\n\nRuntimes\n{runtimes}\n")
 }

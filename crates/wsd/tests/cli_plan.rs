@@ -54,7 +54,8 @@ fn plan_json_for_the_minimax_seed_case() {
     assert_no_canary(&out);
     let v = json(&out);
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["decisions", "env", "error", "files", "ok", "provider", "routing", "warnings"]);
+    assert_eq!(keys, ["decisions", "env", "error", "files", "ok", "provider", "routing", "verified_on", "warnings"]);
+    assert_eq!(v["verified_on"], serde_json::json!(["2.1.197", "2.1.332"]));
     assert_eq!(v["ok"], true);
     assert_eq!(v["routing"], "byok");
     assert_eq!(v["provider"], "minimax");
@@ -229,4 +230,20 @@ fn registry_show_and_derive() {
 
     let out = wsd(&["registry", "derive", "--runtime", "codex", "--model", "gpt-5.5", "--credential", "bad-key"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn an_unverified_runtime_provider_pair_is_refused_unless_allowed() {
+    let args = ["plan", "--runtime", "hermes", "--model", "minimax:MiniMax-M2.7", "--org-secret", &minimax(), "--json"];
+    let out = wsd(&args);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_no_canary(&out);
+    let v = json(&out);
+    assert_eq!(v["error"]["code"], "UNVERIFIED_RUNTIME_PROVIDER");
+    assert_eq!(v["provider"], "minimax");
+    let allowed = wsd(&[&args[..], &["--allow-unverified"]].concat());
+    assert_eq!(allowed.status.code(), Some(0), "{}", text(&allowed));
+    let v = json(&allowed);
+    assert_eq!(v["verified_on"], serde_json::json!([]));
+    assert!(v["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains("has not been verified")), "{v}");
 }

@@ -133,11 +133,15 @@ fn builtin_forbidden() -> &'static rustc_hash::FxHashSet<&'static str> {
 /// encryption keys and the usage-token env.
 pub const BUILTIN_FORBIDDEN_PREFIXES: &[&str] = &["WSD_"];
 
-/// The operator's policy: forbidden keys and prefixes added to the built-in list.
+/// The operator's policy: forbidden keys and prefixes added to the built-in list, and
+/// whether runtime–provider pairs that no real CLI was verified on may be planned.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     pub forbidden_keys: BTreeSet<EnvKey>,
     pub forbidden_prefixes: Vec<String>,
+    /// Plan a runtime on a provider no verification covers (with a warning) instead of
+    /// refusing it (`UNVERIFIED_RUNTIME_PROVIDER`).
+    pub allow_unverified: bool,
 }
 
 impl Policy {
@@ -188,7 +192,8 @@ mod tests {
 
     #[test]
     fn policy_adds_keys_and_prefixes_to_the_builtin_list() {
-        let policy = Policy { forbidden_keys: [key("MY_DEPLOY_TOKEN")].into(), forbidden_prefixes: vec!["OPS_".into()] };
+        let policy =
+            Policy { forbidden_keys: [key("MY_DEPLOY_TOKEN")].into(), forbidden_prefixes: vec!["OPS_".into()], ..Policy::default() };
         for forbidden in ["GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "WSD_MASTER_KEY", "MY_DEPLOY_TOKEN", "OPS_X"] {
             assert!(policy.is_forbidden_for_org(&key(forbidden)), "{forbidden}");
         }

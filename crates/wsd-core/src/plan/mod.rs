@@ -85,6 +85,12 @@ pub fn plan(
     // Step 2: derive the provider from the stored model.
     let derivation = derive_with(registry, &workspace.runtime, &workspace.model, |key| effective.contains_key(key))?;
     let (runtime, provider) = (derivation.runtime, derivation.provider);
+    // Only a pair a real CLI was observed on is proven; any other is refused unless the
+    // operator allows it.
+    let verified_on = registry.verified_on(runtime, &provider.name);
+    if verified_on.is_empty() && !policy.allow_unverified {
+        return Err(PlanError::UnverifiedRuntimeProvider { runtime: runtime.name.clone(), provider: provider.name.clone() });
+    }
 
     let fixed = fixed_settings(runtime, provider, &workspace.model);
     let mut planner = Planner { registry, workspace, runtime, provider, effective, fixed, draft };
@@ -107,7 +113,7 @@ pub fn plan(
     }
 
     // Step 7: parity.
-    let mut plan = planner.finish(routing, &derivation);
+    let mut plan = planner.finish(routing, &derivation, verified_on);
     plan.credential = Some(parity::check(runtime, provider, routing, &plan, codex.as_ref(), &intended)?);
     Ok(plan)
 }
@@ -424,11 +430,12 @@ impl Planner<'_> {
         }
     }
 
-    fn finish(mut self, routing: Routing, derivation: &Derivation<'_>) -> Plan {
-        if self.runtime.verified_versions.is_empty() {
-            self.draft
-                .warnings
-                .push(format!("the credential profile of runtime `{}` has not been verified against a real CLI", self.runtime.name));
+    fn finish(mut self, routing: Routing, derivation: &Derivation<'_>, verified_on: &[String]) -> Plan {
+        if verified_on.is_empty() {
+            self.draft.warnings.push(format!(
+                "runtime `{}` has not been verified against its real CLI on provider `{}`; the operator allows it",
+                self.runtime.name, self.provider.name
+            ));
         }
         if self.provider.deprecated {
             self.draft.warnings.push(format!("provider `{}` is deprecated", self.provider.name));
@@ -443,6 +450,7 @@ impl Planner<'_> {
             files: self.draft.files,
             decisions: final_decisions(self.draft.decisions),
             warnings: self.draft.warnings,
+            verified_on: verified_on.to_vec(),
             credential: None,
         }
     }

@@ -227,6 +227,9 @@ pub struct Plan {
     /// Sorted by key, then origin.
     pub decisions: Vec<Decision>,
     pub warnings: Vec<String>,
+    /// The CLI versions the runtime was verified on with this provider (empty when the
+    /// policy let an unverified pair through).
+    pub verified_on: Vec<String>,
     /// The one credential the runtime sends; set by the parity check on every `Ok` plan.
     pub credential: Option<CredentialUse>,
 }

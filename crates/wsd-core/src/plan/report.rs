@@ -43,6 +43,8 @@ pub struct PlanReport {
     pub files: Vec<FileReport>,
     pub decisions: Vec<Decision>,
     pub warnings: Vec<String>,
+    /// The CLI versions the runtime was verified on with the provider.
+    pub verified_on: Vec<String>,
     pub error: Option<ErrorReport>,
 }
 
@@ -84,6 +86,7 @@ impl PlanReport {
             files,
             decisions: plan.decisions.clone(),
             warnings: plan.warnings.clone(),
+            verified_on: plan.verified_on.clone(),
             error: None,
         }
     }
@@ -99,6 +102,7 @@ impl PlanReport {
             files: Vec::new(),
             decisions: Vec::new(),
             warnings: Vec::new(),
+            verified_on: Vec::new(),
             error: Some(ErrorReport { code: error.code(), message: error.to_string() }),
         }
     }

@@ -161,6 +161,10 @@ pub struct NativeProvider {
     /// Index into `Registry::providers`.
     pub provider: usize,
     pub models: Vec<String>,
+    /// The CLI versions this runtime was observed to send exactly the planned credential to
+    /// exactly the planned endpoint with, on this provider. Empty: never verified, and plans
+    /// for the pair are refused unless the policy allows unverified pairs.
+    pub verified_on: Vec<String>,
 }
 
 /// One agent runtime's profile.
@@ -169,7 +173,6 @@ pub struct Runtime {
     pub name: String,
     pub display_name: String,
     pub protocol: Protocol,
-    pub verified_versions: Vec<String>,
     pub model_ids: ModelIds,
     pub model_env: Vec<EnvKey>,
     pub hardening_env: BTreeMap<EnvKey, String>,
@@ -296,6 +299,12 @@ impl Registry {
     /// The providers a runtime runs natively, in declared order, with their listed models.
     pub fn native_providers<'a>(&'a self, runtime: &'a Runtime) -> impl Iterator<Item = (&'a Provider, &'a [String])> + 'a {
         runtime.providers.iter().map(|native| (&self.providers[native.provider], native.models.as_slice()))
+    }
+
+    /// The CLI versions `runtime` was verified on with the provider named `provider`; empty
+    /// when never (or when the runtime does not run on it).
+    pub fn verified_on<'a>(&'a self, runtime: &'a Runtime, provider: &str) -> &'a [String] {
+        runtime.providers.iter().find(|native| self.providers[native.provider].name == provider).map_or(&[], |native| &native.verified_on)
     }
 
     /// Every env-var name that carries an LLM credential: the union of every provider's

@@ -47,8 +47,6 @@ pub(super) struct RawProvider {
 pub(super) struct RawRuntime {
     pub display_name: String,
     pub protocol: super::Protocol,
-    #[serde(default)]
-    pub verified_versions: Vec<String>,
     pub model_ids: super::ModelIds,
     #[serde(default)]
     pub model_env: Vec<EnvKey>,
@@ -95,4 +93,6 @@ pub(super) struct RawNativeProvider {
     pub name: String,
     #[serde(default)]
     pub models: Vec<String>,
+    #[serde(default)]
+    pub verified_on: Vec<String>,
 }

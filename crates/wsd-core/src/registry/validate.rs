@@ -376,14 +376,22 @@ fn build_runtime(
                 ),
             );
         }
-        natives.push(NativeProvider { provider: i, models: native.models });
+        let mut versions = BTreeSet::new();
+        for version in &native.verified_on {
+            if version.is_empty() || version.chars().any(char::is_whitespace) {
+                issues.push(&entry, &field, format!("verified_on version `{version}` is empty or holds whitespace"));
+            }
+            if !versions.insert(version) {
+                issues.push(&entry, &field, format!("verified_on version `{version}` is listed twice"));
+            }
+        }
+        natives.push(NativeProvider { provider: i, models: native.models, verified_on: native.verified_on });
     }
 
     Some(Runtime {
         name,
         display_name: raw.display_name,
         protocol: raw.protocol,
-        verified_versions: raw.verified_versions,
         model_ids: raw.model_ids,
         model_env: raw.model_env,
         hardening_env: raw.hardening_env,

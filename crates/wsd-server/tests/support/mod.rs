@@ -173,7 +173,11 @@ pub async fn start_with(backend: Backend, label: &str, platform: bool, registry:
     .await
     .unwrap();
     store.insert_token(TokenKind::Admin, None, None, "admin", &SecretValue::new(ADMIN), "test").await.unwrap();
-    let policy = Policy { forbidden_keys: [EnvKey::new("MY_DEPLOY_TOKEN").unwrap()].into(), forbidden_prefixes: vec!["OPS_".into()] };
+    let policy = Policy {
+        forbidden_keys: [EnvKey::new("MY_DEPLOY_TOKEN").unwrap()].into(),
+        forbidden_prefixes: vec!["OPS_".into()],
+        ..Policy::default()
+    };
     let platform = platform.then(|| PlatformSettings { proxy_base_url: "http://127.0.0.1:8080/llm".into() });
     let mut state = AppState::new(registry.unwrap_or_else(|| Registry::embedded().unwrap()), store, platform, policy);
     state.preflight = options.preflight.map(|timeout| wsd_server::preflight::Preflight::new(timeout).unwrap());
