@@ -10,6 +10,7 @@ mod keys_cmd;
 mod plan_cmd;
 mod process_backend;
 mod registry_cmd;
+mod runtime_cmd;
 mod serve;
 mod settings;
 mod usage_cmd;
@@ -63,6 +64,9 @@ enum Command {
     /// The audit log: list an org's events (API), or verify the hash chain (database).
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// Agent runtimes: verify a profile against the real CLI.
+    #[command(subcommand)]
+    Runtime(runtime_cmd::RuntimeCommand),
     /// Orgs (API client: WSD_URL, WSD_TOKEN).
     Org {
         #[command(flatten)]
@@ -136,6 +140,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Keys(command) => keys_cmd::run(command),
         Command::Audit(command) => audit_cmd::run(command),
+        Command::Runtime(command) => runtime_cmd::run(command),
         Command::Org { connection, command } => client_cmd::org(connection, command),
         Command::Token { connection, command } => client_cmd::token(connection, command),
         Command::Secret { connection, command } => client_cmd::secret(connection, command),
@@ -160,6 +165,11 @@ fn main() -> ExitCode {
 
 /// Runs an async command on a small runtime.
 fn block_on<F: std::future::Future<Output = Result<(), Failure>>>(future: F) -> Result<(), Failure> {
+    block_on_value(future)
+}
+
+/// Runs an async computation on a small runtime.
+fn block_on_value<T, F: std::future::Future<Output = Result<T, Failure>>>(future: F) -> Result<T, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
