@@ -27,7 +27,7 @@ fn exact_ids_resolve_to_their_listed_provider() {
     assert_eq!(derived("claude-code", "anthropic/claude-opus-4-7", &[]), Ok(("platform".into(), ExactModel)));
     assert_eq!(derived("claude-code", "minimax/MiniMax-M2.7", &["ANTHROPIC_API_KEY"]), Ok(("platform".into(), ExactModel)));
     assert_eq!(derived("hermes", "minimax/MiniMax-M2.7", &[]), Ok(("platform".into(), ExactModel)));
-    assert_eq!(derived("hermes", "kimi-coding/kimi-k2", &[]), Ok(("kimi-coding".into(), ExactModel)));
+    assert_eq!(derived("hermes", "kimi-k2", &[]), Ok(("kimi-coding".into(), ExactModel)));
     assert_eq!(derived("openclaw", "moonshot:kimi-k2.6", &["KIMI_API_KEY"]), Ok(("kimi-coding".into(), ExactModel)));
 }
 
@@ -39,8 +39,8 @@ fn patterns_resolve_unlisted_ids() {
     assert_eq!(derived("claude-code", "GLM-4.6", &[]), Ok(("zai".into(), ModelMatch)));
     assert_eq!(derived("claude-code", "zai:glm-4.6", &[]), Ok(("zai".into(), ModelMatch)));
     assert_eq!(derived("claude-code", "deepseek-chat", &[]), Ok(("deepseek".into(), ModelMatch)));
-    assert_eq!(provider("hermes", "openrouter/anthropic/claude-3.5-sonnet", &[]), "openrouter");
-    assert_eq!(provider("hermes", "gemini-2.5-pro", &[]), "google");
+    assert_eq!(provider("openclaw", "openrouter/anthropic/claude-3.5-sonnet", &[]), "openrouter");
+    assert_eq!(provider("hermes", "gemini-2.0-flash", &[]), "google");
     assert_eq!(provider("openclaw", "groq:llama-3.3-70b", &[]), "groq");
 }
 
@@ -57,7 +57,7 @@ fn one_id_under_two_providers_is_decided_by_the_available_credential() {
 #[test]
 fn overlapping_patterns_are_decided_by_the_available_credential_or_refused() {
     // A registry where two patterns own the same unlisted id, with disjoint auth env.
-    let yaml = wsd_core::registry::EMBEDDED_REGISTRY_YAML.replace("model_match: '^moonshot[:/-]'", "model_match: '^(moonshot[:/-]|kimi-)'");
+    let yaml = wsd_core::registry::EMBEDDED_REGISTRY_YAML.replace("model_match: '^kimi-'", "model_match: '^(kimi-|moonshot:kimi)'");
     let registry = wsd_core::Registry::from_yaml(&yaml).unwrap_err();
     // KIMI_API_KEY is accepted by both moonshot and kimi-coding: the guard refuses the overlap.
     assert!(registry.to_string().contains("`kimi-coding` and `moonshot`"), "{registry}");
@@ -65,7 +65,7 @@ fn overlapping_patterns_are_decided_by_the_available_credential_or_refused() {
     let yaml = wsd_core::registry::EMBEDDED_REGISTRY_YAML.replace("model_match: '^groq[:/]'", "model_match: '^(groq[:/]|openrouter/)'");
     let registry = wsd_core::Registry::from_yaml(&yaml).unwrap();
     let pick = |available: &[&str]| {
-        derive(&registry, "hermes", "openrouter/x", &keys(available)).map(|d| (d.provider.name.clone(), d.rule)).map_err(|e| e.code())
+        derive(&registry, "openclaw", "openrouter/x", &keys(available)).map(|d| (d.provider.name.clone(), d.rule)).map_err(|e| e.code())
     };
     assert_eq!(pick(&["GROQ_API_KEY"]), Ok(("groq".into(), DerivationRule::ModelMatchByCredential)));
     assert_eq!(pick(&["OPENROUTER_API_KEY"]), Ok(("openrouter".into(), DerivationRule::ModelMatchByCredential)));

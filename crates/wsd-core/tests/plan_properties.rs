@@ -204,7 +204,7 @@ proptest! {
 
         // I5, checked independently of the planner's own parity code: with env projection,
         // the first precedence tier with anything set holds exactly one credential.
-        let rt = registry().runtime(&plan.runtime).unwrap();
+        let rt = registry().runtime_for(registry().runtime(&plan.runtime).unwrap(), &plan.provider);
         if let Projection::Env { .. } = rt.projection {
             let tier = rt.credential_precedence.iter().map(|tier| {
                 tier.iter().filter(|read| matches!(&read.source, CredentialSource::Env(k) if plan.env.contains_key(k))).count()

@@ -55,7 +55,17 @@ fn codex_on_a_platform_model() {
 
 #[test]
 fn hermes_on_minimax() {
-    check("hermes_minimax_byok", "hermes", "minimax:MiniMax-M2.7", &["MINIMAX_API_KEY", "OPENROUTER_API_KEY"], &[], true);
+    // Hermes would pick OpenRouter for any OPENAI_API_KEY or OPENROUTER_API_KEY it sees: the
+    // provider is chosen explicitly and both are stripped.
+    check("hermes_minimax_byok", "hermes", "MiniMax-M2.7", &["MINIMAX_API_KEY", "OPENROUTER_API_KEY", "OPENAI_API_KEY"], &[], true);
+}
+
+#[test]
+fn hermes_on_openai_anthropic_openrouter_and_the_platform() {
+    check("hermes_openai_byok", "hermes", "gpt-5.5", &["OPENAI_API_KEY", "OPENROUTER_API_KEY"], &[], true);
+    check("hermes_anthropic_key", "hermes", "claude-opus-4-8", &["ANTHROPIC_API_KEY"], &[], true);
+    check("hermes_openrouter", "hermes", "openrouter/anthropic/claude-sonnet-4", &["OPENROUTER_API_KEY"], &[], true);
+    check("hermes_platform", "hermes", "minimax/MiniMax-M2.7", &["MINIMAX_API_KEY", "OPENAI_API_KEY"], &[], true);
 }
 
 #[test]

@@ -357,3 +357,75 @@ fn verified_versions_are_single_words_listed_once() {
         assert_refused(&yaml, &["runtimes.agent", "providers.vendor-a", needle]);
     }
 }
+
+#[test]
+fn routes_and_blank_files_are_checked() {
+    let route = |body: &str| with("        models: [a-1]\n", &format!("        models: [a-1]\n        route:\n{body}"));
+    let ok = Registry::from_yaml(&route(
+        "          protocol: anthropic\n          credential_precedence:\n            - - { env: VENDOR_A_KEY, sent_as: \"x-api-key\" }\n          base_url_env: VENDOR_A_BASE\n          key_env: VENDOR_A_KEY\n          settings: { AGENT_PROVIDER: a }\n",
+    ))
+    .unwrap();
+    // The route's variables are credential and routing names like any other.
+    assert!(ok.is_routing_key(&wsd_core::EnvKey::new("VENDOR_A_BASE").unwrap()));
+    let agent = ok.runtime("agent").unwrap();
+    let routed = ok.runtime_for(agent, "vendor-a");
+    assert_eq!(routed.base_url_env.as_ref().map(|k| k.as_str()), Some("VENDOR_A_BASE"));
+    assert_eq!(routed.hardening_env.get(&wsd_core::EnvKey::new("AGENT_PROVIDER").unwrap()).map(String::as_str), Some("a"));
+    assert!(!routed.bare_model_id);
+    assert_eq!(
+        ok.runtime_for(agent, "vendor-b").base_url_env.as_ref().map(|k| k.as_str()),
+        Some("AGENT_BASE_URL"),
+        "no route: the runtime's own"
+    );
+
+    for (body, needle) in [
+        (
+            "          credential_precedence:\n            - - { env: VENDOR_A_KEY, sent_as: \"x-api-key\" }\n          base_url_env: VENDOR_A_BASE\n          key_env: OTHER_KEY\n",
+            "OTHER_KEY is not in the route's credential_precedence",
+        ),
+        (
+            "          credential_precedence:\n            - - { env: VENDOR_A_KEY, sent_as: \"x-api-key\" }\n          base_url_env: VENDOR_A_BASE\n          key_env: VENDOR_A_KEY\n          settings: { VENDOR_A_BASE: x }\n",
+            "VENDOR_A_BASE is a credential or the base-URL env of this route",
+        ),
+        (
+            "          credential_precedence:\n            - - { env: VENDOR_A_KEY, sent_as: \"x-api-key\" }\n          base_url_env: VENDOR_A_BASE\n          key_env: VENDOR_A_KEY\n          settings: { VENDOR_A_KEY: x }\n",
+            "VENDOR_A_KEY is a credential or the base-URL env of this route",
+        ),
+        (
+            "          credential_precedence: []\n          base_url_env: VENDOR_A_BASE\n          key_env: VENDOR_A_KEY\n",
+            "credential_precedence must list at least one tier",
+        ),
+        (
+            "          protocol: openai\n          credential_precedence:\n            - - { env: VENDOR_A_KEY, sent_as: \"x-api-key\" }\n          base_url_env: VENDOR_A_BASE\n          key_env: VENDOR_A_KEY\n",
+            "provider `vendor-a` has no base_url_openai",
+        ),
+    ] {
+        assert_refused(&route(body), &["runtimes.agent", needle]);
+    }
+
+    let blank = |files: &str| {
+        with("    providers:\n      - name: vendor-a\n", &format!("    blank_files: {files}\n    providers:\n      - name: vendor-a\n"))
+    };
+    let ok = Registry::from_yaml(&blank("[.agent/.env]")).unwrap();
+    assert_eq!(ok.runtime("agent").unwrap().blank_files, [".agent/.env"]);
+    for (files, needle) in [
+        ("[/etc/passwd]", "`/etc/passwd` must be a relative path"),
+        ("[../x]", "`../x` must be a relative path"),
+        ("[.env, .env]", "`.env` is listed twice"),
+    ] {
+        assert_refused(&blank(files), &["runtimes.agent", "blank_files", needle]);
+    }
+    for file in [".codex/auth.json", ".codex/config.toml"] {
+        let yaml = EMBEDDED_REGISTRY_YAML.replacen(
+            "    projection:
+      kind: codex_config",
+            &format!(
+                "    blank_files: [{file}]
+    projection:
+      kind: codex_config"
+            ),
+            1,
+        );
+        assert_refused(&yaml, &["runtimes.codex", &format!("`{file}` is a credential or configuration file of this runtime")]);
+    }
+}

@@ -283,12 +283,27 @@ async fn the_proxy_swaps_keys_rewrites_models_and_meters_every_request() {
     assert!(body.contains("PLATFORM_KEY_MISSING") && body.contains("MINIMAX_API_KEY"), "{body}");
 }
 
+/// A CLI that cannot send namespaced ids (Hermes) sends its model's own id: the usage token
+/// says which platform model that is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_model_id_is_the_tokens_own_model() {
+    let s = setup().await;
+    let (status, body) =
+        send(&s, "/llm/anthropic/v1/messages", json!({"model": "MiniMax-M2.7", "max_tokens": 1, "messages": []}), "x-api-key").await;
+    assert_eq!(status, 200, "{body}");
+    let seen = s.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].2["model"], "MiniMax-M2.7", "upstream gets the vendor's id");
+    let rows = usage_rows(&s, 1).await;
+    assert_eq!(rows[0]["model"], "MiniMax-M2.7");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_refuses_what_it_cannot_meter() {
     let s = setup().await;
-    // A workspace calls its own model only: another platform model, a made-up one, one
-    // without its namespace are all refused, and nothing reaches upstream.
-    for model in ["anthropic/claude-opus-4-8", "nowhere/some-model", "MiniMax-M2.7", "minimax/MiniMax-M2.7 "] {
+    // A workspace calls its own model only: another platform model, a made-up one, another
+    // vendor's id without its namespace are all refused, and nothing reaches upstream.
+    for model in ["anthropic/claude-opus-4-8", "nowhere/some-model", "claude-opus-4-8", "MiniMax-M2.7 ", "minimax/MiniMax-M2.7 "] {
         let (status, body) = send(&s, "/llm/anthropic/v1/messages", json!({"model": model, "messages": []}), "x-api-key").await;
         assert_eq!((status, body.contains("MODEL_NOT_ALLOWED")), (403, true), "{model}: {body}");
     }

@@ -84,6 +84,18 @@ fn carried<'c>(seen: &Seen, canaries: &'c [Canary]) -> Vec<&'c str> {
         .collect()
 }
 
+/// Where a URL is served: a fake provider (`http://127.0.0.1:P/p/minimax`), or a host
+/// (`https://api.anthropic.com`). The planned credential may go anywhere there (a models
+/// list, a health check), and nowhere else.
+fn origin(url: &str) -> &str {
+    if let Some(at) = url.find("/p/") {
+        let name_end = url[at + 3..].find('/').map_or(url.len(), |end| at + 3 + end);
+        return &url[..name_end];
+    }
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    url[after_scheme..].find('/').map_or(url, |end| &url[..after_scheme + end])
+}
+
 pub fn judge(expect: &Expectation, canaries: &[Canary], seen: &[Seen]) -> Verdict {
     let mut problems = Vec::new();
     let mut calls = Vec::new();
@@ -92,10 +104,11 @@ pub fn judge(expect: &Expectation, canaries: &[Canary], seen: &[Seen]) -> Verdic
     for request in seen {
         let sent = carried(request, canaries);
         let under_endpoint = request.url.starts_with(&expect.endpoint);
+        let same_origin = origin(&request.url) == origin(&expect.endpoint);
         for label in &sent {
             if *label != expect.credential {
                 problems.push(format!("sent {label} to {}", request.url));
-            } else if !under_endpoint {
+            } else if !same_origin {
                 problems.push(format!("sent {label}, the planned credential, to {} instead of {}", request.url, expect.endpoint));
             }
         }
@@ -121,7 +134,8 @@ pub fn judge(expect: &Expectation, canaries: &[Canary], seen: &[Seen]) -> Verdic
     if calls.is_empty() {
         problems.push(format!("no model call reached {}", expect.endpoint));
     }
-    problems.dedup();
+    let mut once = std::collections::BTreeSet::new();
+    problems.retain(|p| once.insert(p.clone()));
     Verdict { pass: problems.is_empty(), calls, problems, side_traffic }
 }
 
@@ -221,6 +235,16 @@ mod tests {
         assert_eq!(Header::from_sent_as("Authorization: Bearer (OAuth)"), Header::Bearer);
         let get = Seen { method: "GET".into(), ..call(&format!("{ENDPOINT}/v1/models"), &[], "") };
         assert!(!is_model_call(&get));
+        // The planned credential to another path of the provider's own host is no leak.
+        let models = Seen {
+            method: "GET".into(),
+            ..call("http://127.0.0.1:9/p/minimax/api/show", &[("authorization", "Bearer sk-canary-right")], "")
+        };
+        let messages = call(&format!("{ENDPOINT}/v1/messages"), &[("authorization", "Bearer sk-canary-right")], "MiniMax-M2.7");
+        assert!(judge(&expectation(), &canaries(), &[models, messages]).pass);
+        assert_eq!(origin("https://api.anthropic.com/v1/messages"), "https://api.anthropic.com");
+        assert_eq!(origin("http://127.0.0.1:9/p/minimax"), "http://127.0.0.1:9/p/minimax");
+        assert_eq!(origin("https://chatgpt.com"), "https://chatgpt.com");
         // An alias the CLI resolves itself: any model id it sends is its resolution.
         let alias = Expectation { model: None, ..expectation() };
         let resolved = call(&format!("{ENDPOINT}/v1/messages"), &[("authorization", "Bearer sk-canary-right")], "claude-sonnet-5-5");

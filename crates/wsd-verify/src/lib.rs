@@ -41,18 +41,40 @@ pub struct Report {
     pub version: Option<String>,
     pub results: Vec<CaseResult>,
     pub uncovered: Vec<matrix::Uncovered>,
+    /// The providers whose pair with the runtime the registry says was verified on this
+    /// CLI version (on any version, when the version is unknown).
+    pub claimed: Vec<String>,
+}
+
+/// The `1.2.3` in a `--version` line (`2.1.332 (Claude Code)`, `codex-cli 0.171.0`).
+pub fn version_number(line: &str) -> Option<&str> {
+    line.split(|c: char| c.is_whitespace() || c == 'v')
+        .find(|word| word.split('.').count() >= 3 && word.split('.').all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())))
 }
 
 impl Report {
-    pub fn passed(&self) -> bool {
-        !self.results.is_empty() && self.results.iter().all(CaseResult::passed)
+    /// Whether the registry claims the case's pair verified.
+    pub fn claims(&self, result: &CaseResult) -> bool {
+        self.claimed.contains(&result.case.provider)
+    }
+
+    /// Every case whose pair the registry claims verified did what its plan says. (A pair
+    /// not claimed is refused by the planner unless the operator allows it; its cases are
+    /// reported, and fail nothing.)
+    pub fn holds(&self) -> bool {
+        self.results.iter().any(|r| self.claims(r)) && self.results.iter().filter(|r| self.claims(r)).all(CaseResult::passed)
     }
 
     /// A table a person reads, one case a row, then every problem.
     pub fn render(&self) -> String {
         let mut out = format!("runtime {} ({})\n", self.runtime, self.version.as_deref().unwrap_or("version unknown"));
         for result in &self.results {
-            let verdict = if result.passed() { "ok" } else { "MISMATCH" };
+            let verdict = match (result.passed(), self.claims(result)) {
+                (true, true) => "ok",
+                (true, false) => "ok*",
+                (false, true) => "MISMATCH",
+                (false, false) => "mismatch*",
+            };
             let detail = match &result.outcome {
                 Outcome::Refused { code, .. } => format!("plan refused: {code}"),
                 Outcome::Broken { reason } => format!("not run: {reason}"),
@@ -87,8 +109,12 @@ impl Report {
         for uncovered in &self.uncovered {
             let _ = writeln!(out, "  -        {:<32} not covered: {}", uncovered.provider, uncovered.reason);
         }
-        let passed = self.results.iter().filter(|r| r.passed()).count();
-        let _ = writeln!(out, "{passed} passed, {} failed", self.results.len() - passed);
+        if self.results.iter().any(|r| !self.claims(r)) {
+            let _ = writeln!(out, "  * the registry does not claim this pair verified on this version: the planner refuses it by default");
+        }
+        let claimed: Vec<&CaseResult> = self.results.iter().filter(|r| self.claims(r)).collect();
+        let passed = claimed.iter().filter(|r| r.passed()).count();
+        let _ = writeln!(out, "{passed} passed, {} failed", claimed.len() - passed);
         out
     }
 }
@@ -101,5 +127,37 @@ pub async fn verify(registry: &Registry, runtime: &str, command: &Command, only:
     for case in cases.iter().filter(|c| only.is_none_or(|o| c.label == o || c.provider == o)) {
         results.push(run::run_case(registry, runtime, case, command).await);
     }
-    Ok(Report { runtime: runtime.to_owned(), version: None, results, uncovered })
+    let uncovered = uncovered.into_iter().filter(|u| only.is_none_or(|o| u.provider == o)).collect();
+    Ok(Report { runtime: runtime.to_owned(), version: None, results, uncovered, claimed: Vec::new() })
+}
+
+impl Report {
+    /// Records the CLI's version and which pairs the registry claims verified on it.
+    pub fn with_version(mut self, registry: &Registry, version: Option<String>) -> Self {
+        let number = version.as_deref().and_then(version_number).map(str::to_owned);
+        if let Some(runtime) = registry.runtime(&self.runtime) {
+            self.claimed = registry
+                .native_providers(runtime)
+                .map(|(p, _)| p.name.clone())
+                .filter(|p| {
+                    let on = registry.verified_on(runtime, p);
+                    !on.is_empty() && number.as_ref().is_none_or(|n| on.contains(n))
+                })
+                .collect();
+        }
+        self.version = version;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_numbers_are_found_in_what_clis_print() {
+        assert_eq!(super::version_number("2.1.332 (Claude Code)"), Some("2.1.332"));
+        assert_eq!(super::version_number("codex-cli 0.171.0"), Some("0.171.0"));
+        assert_eq!(super::version_number("Hermes Agent v0.19.0 (2026.7.20)"), Some("0.19.0"));
+        assert_eq!(super::version_number("OpenClaw 2026.9.6 (eb377ac)"), Some("2026.9.6"));
+        assert_eq!(super::version_number("no version here 1.2"), None);
+    }
 }

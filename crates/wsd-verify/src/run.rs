@@ -171,6 +171,7 @@ pub async fn run_case(registry: &Registry, runtime: &str, case: &Case, command: 
 /// What the plan says the CLI sends: its credential, how, where, and the model.
 fn expectation(registry: &Registry, runtime: &str, plan: &wsd_core::Plan, files: &[(String, String)]) -> Option<Expectation> {
     let runtime = registry.runtime(runtime)?;
+    let runtime = registry.runtime_for(runtime, &plan.provider);
     let credential = plan.credential.as_ref()?;
     let literal = |key: &EnvKey| match plan.env.get(key).map(|e| &e.value) {
         Some(EnvValue::Literal(text)) => Some(text.clone()),

@@ -21,8 +21,10 @@ pub enum RuntimeCommand {
     /// with which model. The CLI runs in a network namespace of its own (bubblewrap): it
     /// can reach nothing but the fakes. Put the CLI (and what it runs on, e.g. Node) on PATH.
     ///
-    /// Exit status: 0 every case did what its plan says, 1 a case did not (the output
-    /// names it and what was sent where), 2 bad usage.
+    /// Exit status: 0 every case of a pair the registry claims verified on this CLI
+    /// version did what its plan says, 1 one did not (the output names it and what was
+    /// sent where) or no pair is claimed, 2 bad usage. Pairs the registry does not claim
+    /// are run and reported too (`*`); the planner refuses them by default.
     ///
     /// Examples:
     ///   wsd runtime verify claude-code
@@ -122,9 +124,8 @@ fn verify(args: VerifyArgs) -> Result<(), Failure> {
     let command =
         wsd_verify::Command { argv: argv.clone(), path: path.clone(), timeout: Duration::from_secs(args.timeout.max(1)), scratch };
     let report = crate::block_on_value(async {
-        let mut report = wsd_verify::verify(&registry, &args.runtime, &command, args.only.as_deref()).await.map_err(Failure::Usage)?;
-        report.version = version(&argv[0], &path).await;
-        Ok(report)
+        let report = wsd_verify::verify(&registry, &args.runtime, &command, args.only.as_deref()).await.map_err(Failure::Usage)?;
+        Ok(report.with_version(&registry, version(&argv[0], &path).await))
     })?;
     if args.json {
         let text = serde_json::to_string_pretty(&report).map_err(|e| Failure::Usage(format!("cannot render JSON: {e}")))?;
@@ -132,7 +133,7 @@ fn verify(args: VerifyArgs) -> Result<(), Failure> {
     } else {
         print!("{}", report.render());
     }
-    if report.passed() { Ok(()) } else { Err(Failure::Broken) }
+    if report.holds() { Ok(()) } else { Err(Failure::Broken) }
 }
 
 /// The CLI's `--version`, first line.

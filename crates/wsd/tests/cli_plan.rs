@@ -234,7 +234,7 @@ fn registry_show_and_derive() {
 
 #[test]
 fn an_unverified_runtime_provider_pair_is_refused_unless_allowed() {
-    let args = ["plan", "--runtime", "hermes", "--model", "minimax:MiniMax-M2.7", "--org-secret", &minimax(), "--json"];
+    let args = ["plan", "--runtime", "openclaw", "--model", "minimax:MiniMax-M2.7", "--org-secret", &minimax(), "--json"];
     let out = wsd(&args);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert_no_canary(&out);

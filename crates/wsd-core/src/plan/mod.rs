@@ -84,10 +84,13 @@ pub fn plan(
 
     // Step 2: derive the provider from the stored model.
     let derivation = derive_with(registry, &workspace.runtime, &workspace.model, |key| effective.contains_key(key))?;
-    let (runtime, provider) = (derivation.runtime, derivation.provider);
+    let provider = derivation.provider;
+    // The runtime as it reaches this provider (its own profile, or the provider's route).
+    let profile = registry.runtime_for(derivation.runtime, &provider.name);
+    let runtime: &Runtime = &profile;
     // Only a pair a real CLI was observed on is proven; any other is refused unless the
     // operator allows it.
-    let verified_on = registry.verified_on(runtime, &provider.name);
+    let verified_on = registry.verified_on(derivation.runtime, &provider.name);
     if verified_on.is_empty() && !policy.allow_unverified {
         return Err(PlanError::UnverifiedRuntimeProvider { runtime: runtime.name.clone(), provider: provider.name.clone() });
     }
@@ -110,6 +113,10 @@ pub fn plan(
     planner.inject_fixed();
     if let (Some(config), Projection::CodexConfig { path, .. }) = (&codex, &runtime.projection) {
         planner.draft.files.push(PlanFile { path: path.clone(), content: FileContent::Text(config.render()) });
+    }
+    // Files that would override the plan from the home are written empty.
+    for path in &runtime.blank_files {
+        planner.draft.files.push(PlanFile { path: path.clone(), content: FileContent::Text(String::new()) });
     }
 
     // Step 7: parity.
@@ -173,6 +180,10 @@ fn final_decisions(mut decisions: Vec<Decision>) -> Vec<Decision> {
 /// metering proxy needs the platform's `vendor/` namespace, and some runtimes resolve
 /// `provider:model` ids themselves.
 pub(crate) fn runtime_model<'m>(runtime: &Runtime, provider: &Provider, model: &'m str) -> &'m str {
+    if provider.platform && runtime.bare_model_id {
+        // The proxy knows the platform model by the workspace's usage token.
+        return model.split_once('/').map_or(model, |(_, id)| id);
+    }
     if !provider.platform && runtime.model_ids == ModelIds::Vendor { provider.vendor_model_id(model) } else { model }
 }
 

@@ -165,6 +165,24 @@ pub struct NativeProvider {
     /// exactly the planned endpoint with, on this provider. Empty: never verified, and plans
     /// for the pair are refused unless the policy allows unverified pairs.
     pub verified_on: Vec<String>,
+    /// How the runtime reaches this provider when that differs from its own profile.
+    pub route: Option<Route>,
+}
+
+/// How a runtime reaches one provider when it does so its own way (Hermes: the provider's
+/// own key and base-URL variables, and a setting that selects the provider). In a plan for
+/// the provider it replaces the runtime's protocol, credential precedence, base-URL
+/// variable and projected key, and adds its settings to the hardening env.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub protocol: Protocol,
+    pub credential_precedence: Vec<Vec<CredentialRead>>,
+    pub base_url_env: EnvKey,
+    pub key_env: EnvKey,
+    pub settings: BTreeMap<EnvKey, String>,
+    /// On the platform arm: the runtime sends a model's id without its `vendor/` namespace
+    /// (it cannot send one), and the proxy knows the model by the usage token.
+    pub bare_model_id: bool,
 }
 
 /// One agent runtime's profile.
@@ -184,6 +202,11 @@ pub struct Runtime {
     pub default_base_url: String,
     pub projection: Projection,
     pub providers: Vec<NativeProvider>,
+    /// Files in the home the runtime would read settings or keys from (`.hermes/.env`):
+    /// every plan writes them empty, so that nothing left there overrides the plan.
+    pub blank_files: Vec<String>,
+    /// Set by a route: see [`Route::bare_model_id`].
+    pub bare_model_id: bool,
 }
 
 impl Runtime {
@@ -299,6 +322,22 @@ impl Registry {
     /// The providers a runtime runs natively, in declared order, with their listed models.
     pub fn native_providers<'a>(&'a self, runtime: &'a Runtime) -> impl Iterator<Item = (&'a Provider, &'a [String])> + 'a {
         runtime.providers.iter().map(|native| (&self.providers[native.provider], native.models.as_slice()))
+    }
+
+    /// `runtime`'s profile as it reaches the provider named `provider`: its own, or with the
+    /// provider's route applied.
+    pub fn runtime_for<'a>(&'a self, runtime: &'a Runtime, provider: &str) -> std::borrow::Cow<'a, Runtime> {
+        let route = runtime.providers.iter().find(|native| self.providers[native.provider].name == provider).and_then(|n| n.route.as_ref());
+        let Some(route) = route else { return std::borrow::Cow::Borrowed(runtime) };
+        let mut routed = runtime.clone();
+        routed.protocol = route.protocol;
+        routed.credential_precedence = route.credential_precedence.clone();
+        routed.base_url_env = Some(route.base_url_env.clone());
+        routed.projection =
+            Projection::Env { key_env: route.key_env.clone(), base_url_env: route.base_url_env.clone(), workspace_header_env: None };
+        routed.hardening_env.extend(route.settings.iter().map(|(k, v)| (k.clone(), v.clone())));
+        routed.bare_model_id = route.bare_model_id;
+        std::borrow::Cow::Owned(routed)
     }
 
     /// The CLI versions `runtime` was verified on with the provider named `provider`; empty

@@ -58,6 +58,8 @@ pub(super) struct RawRuntime {
     pub default_base_url: String,
     pub projection: RawProjection,
     pub providers: Vec<RawNativeProvider>,
+    #[serde(default)]
+    pub blank_files: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,4 +97,20 @@ pub(super) struct RawNativeProvider {
     pub models: Vec<String>,
     #[serde(default)]
     pub verified_on: Vec<String>,
+    #[serde(default)]
+    pub route: Option<RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    #[serde(default)]
+    pub protocol: Option<super::Protocol>,
+    pub credential_precedence: Vec<Vec<RawCredentialRead>>,
+    pub base_url_env: EnvKey,
+    pub key_env: EnvKey,
+    #[serde(default)]
+    pub settings: BTreeMap<EnvKey, String>,
+    #[serde(default)]
+    pub bare_model_id: bool,
 }

@@ -7,8 +7,10 @@ use std::fmt;
 
 use regex::Regex;
 
-use super::raw::{RawCredentialRead, RawProjection, RawProvider, RawRegistry, RawRuntime};
-use super::{CredentialRead, CredentialSource, KeyClass, NativeProvider, Projection, Provider, Registry, Runtime, SCHEMA_VERSION};
+use super::raw::{RawCredentialRead, RawProjection, RawProvider, RawRegistry, RawRoute, RawRuntime};
+use super::{
+    CredentialRead, CredentialSource, KeyClass, NativeProvider, Projection, Protocol, Provider, Registry, Route, Runtime, SCHEMA_VERSION,
+};
 use crate::env_key::{EnvKey, join_keys};
 
 /// The name reserved for the closed platform arm.
@@ -269,6 +271,41 @@ fn build_credential_read(entry: &str, raw: RawCredentialRead, issues: &mut Issue
     Some(CredentialRead { source, sent_as: raw.sent_as, endpoint: raw.endpoint })
 }
 
+/// A runtime's own way to one provider: it must read the key it is given, and its
+/// settings may not be a credential or its base URL.
+fn build_route(entry: &str, field: &str, raw: RawRoute, runtime_protocol: Protocol, issues: &mut Issues) -> Option<Route> {
+    let field = format!("{field}.route");
+    if raw.credential_precedence.is_empty() || raw.credential_precedence.iter().any(Vec::is_empty) {
+        issues.push(entry, &field, "credential_precedence must list at least one tier, and no tier may be empty");
+    }
+    let credential_precedence: Vec<Vec<CredentialRead>> = raw
+        .credential_precedence
+        .into_iter()
+        .map(|tier| tier.into_iter().filter_map(|read| build_credential_read(entry, read, issues)).collect())
+        .collect();
+    let reads_env = |key: &EnvKey| credential_precedence.iter().flatten().any(|read| read.source == CredentialSource::Env(key.clone()));
+    if !reads_env(&raw.key_env) {
+        issues.push(
+            entry,
+            &field,
+            format!("{} is not in the route's credential_precedence: the runtime would never read the projected key", raw.key_env),
+        );
+    }
+    for key in raw.settings.keys() {
+        if reads_env(key) || *key == raw.base_url_env {
+            issues.push(entry, &field, format!("{key} is a credential or the base-URL env of this route and cannot be a setting"));
+        }
+    }
+    Some(Route {
+        protocol: raw.protocol.unwrap_or(runtime_protocol),
+        credential_precedence,
+        base_url_env: raw.base_url_env,
+        key_env: raw.key_env,
+        settings: raw.settings,
+        bare_model_id: raw.bare_model_id,
+    })
+}
+
 fn is_relative_path(path: &str) -> bool {
     !path.is_empty() && !path.starts_with('/') && path.split('/').all(|part| !part.is_empty() && part != "..")
 }
@@ -363,16 +400,18 @@ fn build_runtime(
                 issues.push(&entry, &field, format!("model id `{model}` is listed twice"));
             }
         }
+        let route = native.route.and_then(|route| build_route(&entry, &field, route, raw.protocol, issues));
+        let protocol = route.as_ref().map_or(raw.protocol, |r| r.protocol);
         let provider = &providers[i];
-        if !provider.platform && provider.base_url(raw.protocol).is_none() {
+        if !provider.platform && provider.base_url(protocol).is_none() {
             issues.push(
                 &entry,
                 &field,
                 format!(
                     "provider `{}` has no base_url_{} for this {}-protocol runtime: the runtime would send its key to its default endpoint",
                     provider.name,
-                    raw.protocol.as_str(),
-                    raw.protocol.as_str()
+                    protocol.as_str(),
+                    protocol.as_str()
                 ),
             );
         }
@@ -385,9 +424,25 @@ fn build_runtime(
                 issues.push(&entry, &field, format!("verified_on version `{version}` is listed twice"));
             }
         }
-        natives.push(NativeProvider { provider: i, models: native.models, verified_on: native.verified_on });
+        natives.push(NativeProvider { provider: i, models: native.models, verified_on: native.verified_on, route });
     }
 
+    let mut blank_files = Vec::with_capacity(raw.blank_files.len());
+    for path in raw.blank_files {
+        if !is_relative_path(&path) {
+            issues.push(&entry, "blank_files", format!("`{path}` must be a relative path inside the workspace home"));
+        } else if reads_file(&path) || matches!(&projection, Projection::CodexConfig { path: config, .. } if *config == path) {
+            issues.push(
+                &entry,
+                "blank_files",
+                format!("`{path}` is a credential or configuration file of this runtime; the plan writes it"),
+            );
+        } else if blank_files.contains(&path) {
+            issues.push(&entry, "blank_files", format!("`{path}` is listed twice"));
+        } else {
+            blank_files.push(path);
+        }
+    }
     Some(Runtime {
         name,
         display_name: raw.display_name,
@@ -400,6 +455,8 @@ fn build_runtime(
         default_base_url: raw.default_base_url,
         projection,
         providers: natives,
+        blank_files,
+        bare_model_id: false,
     })
 }
 
@@ -459,6 +516,14 @@ fn llm_keys(providers: &[Provider], runtimes: &BTreeMap<String, Runtime>) -> (BT
     }
     for r in runtimes.values() {
         credential.extend(r.credential_envs().cloned());
+        for route in r.providers.iter().filter_map(|n| n.route.as_ref()) {
+            credential.extend(route.credential_precedence.iter().flatten().filter_map(|read| match &read.source {
+                CredentialSource::Env(key) => Some(key.clone()),
+                CredentialSource::File(_) => None,
+            }));
+            credential.insert(route.key_env.clone());
+            routing.insert(route.base_url_env.clone());
+        }
         routing.extend(r.base_url_env.iter().cloned());
         if let Projection::Env { key_env, base_url_env, workspace_header_env } = &r.projection {
             credential.insert(key_env.clone());

@@ -188,14 +188,17 @@ async fn prepare(
     let request = RequestBody::parse(&body)?;
     let model = request.model()?;
     // A workspace calls the model it was planned with, nothing else, on the platform's key.
-    if model != grant.model {
+    // A CLI that cannot send a namespaced id sends the vendor's own (`MiniMax-M2.7`): the
+    // usage token names the model it stands for.
+    let bare = grant.model.split_once('/').map(|(_, id)| id);
+    if model != grant.model && bare != Some(model.as_str()) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             code::MODEL_NOT_ALLOWED,
             format!("this workspace runs model `{}`; it may not call `{model}`", grant.model),
         ));
     }
-    let (vendor, vendor_model) = proxy.vendors.pick(&model)?;
+    let (vendor, vendor_model) = proxy.vendors.pick(&grant.model)?;
     let route = vendor.route(surface)?;
     // Chat completions report a stream's usage only when asked to.
     let payload = request.render(vendor_model, request.streaming() && dialect == Dialect::OpenaiChat);
