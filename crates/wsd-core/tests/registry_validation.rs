@@ -370,7 +370,7 @@ fn routes_and_blank_files_are_checked() {
     let agent = ok.runtime("agent").unwrap();
     let routed = ok.runtime_for(agent, "vendor-a");
     assert_eq!(routed.base_url_env.as_ref().map(|k| k.as_str()), Some("VENDOR_A_BASE"));
-    assert_eq!(routed.hardening_env.get(&wsd_core::EnvKey::new("AGENT_PROVIDER").unwrap()).map(String::as_str), Some("a"));
+    assert_eq!(routed.route_settings.get(&wsd_core::EnvKey::new("AGENT_PROVIDER").unwrap()).map(String::as_str), Some("a"));
     assert!(!routed.bare_model_id);
     assert_eq!(
         ok.runtime_for(agent, "vendor-b").base_url_env.as_ref().map(|k| k.as_str()),

@@ -204,6 +204,9 @@ fn fixed_settings(runtime: &Runtime, provider: &Provider, model: &str) -> Sorted
     for (key, value) in &runtime.hardening_env {
         fixed.insert(key.clone(), (value.clone(), format!("hardening setting of {}", runtime.name)));
     }
+    for (key, value) in &runtime.route_settings {
+        fixed.insert(key.clone(), (value.clone(), format!("the setting by which {} reaches provider `{}`", runtime.name, provider.name)));
+    }
     fixed
 }
 

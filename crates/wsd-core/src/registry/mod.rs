@@ -207,6 +207,8 @@ pub struct Runtime {
     pub blank_files: Vec<String>,
     /// Set by a route: see [`Route::bare_model_id`].
     pub bare_model_id: bool,
+    /// Set by a route: the settings that select its provider.
+    pub route_settings: BTreeMap<EnvKey, String>,
 }
 
 impl Runtime {
@@ -335,7 +337,7 @@ impl Registry {
         routed.base_url_env = Some(route.base_url_env.clone());
         routed.projection =
             Projection::Env { key_env: route.key_env.clone(), base_url_env: route.base_url_env.clone(), workspace_header_env: None };
-        routed.hardening_env.extend(route.settings.iter().map(|(k, v)| (k.clone(), v.clone())));
+        routed.route_settings = route.settings.clone();
         routed.bare_model_id = route.bare_model_id;
         std::borrow::Cow::Owned(routed)
     }

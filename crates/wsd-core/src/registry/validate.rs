@@ -457,6 +457,7 @@ fn build_runtime(
         providers: natives,
         blank_files,
         bare_model_id: false,
+        route_settings: BTreeMap::new(),
     })
 }
 
