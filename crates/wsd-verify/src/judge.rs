@@ -70,7 +70,7 @@ pub struct Verdict {
 }
 
 /// Whether a request is a model call.
-fn is_model_call(seen: &Seen) -> bool {
+pub(crate) fn is_model_call(seen: &Seen) -> bool {
     let path = seen.url.split('?').next().unwrap_or_default();
     seen.method == "POST" && (path.ends_with("/messages") || path.ends_with("/chat/completions") || path.ends_with("/responses"))
 }

@@ -17,8 +17,8 @@ use crate::judge::{Canary, Expectation, Header, Verdict, judge};
 use crate::matrix::Case;
 use crate::world::World;
 
-/// How long a CLI may run after its first model call: enough to finish its answer, not to
-/// retry for minutes.
+/// How long a CLI may run after its first model call (to any host): enough to finish its
+/// answer and make what calls follow, not to retry for minutes.
 const AFTER_CALL: Duration = Duration::from_secs(4);
 
 /// What became of one case.
@@ -258,7 +258,7 @@ async fn run_cli(command: &Command, home: &Path, env: &[(String, String)], world
         if let Ok(Some(status)) = child.try_wait() {
             break (status.code(), false);
         }
-        if first_call.is_none() && world.seen().iter().any(|s| s.method == "POST") {
+        if first_call.is_none() && world.seen().iter().any(crate::judge::is_model_call) {
             first_call = Some(Instant::now());
         }
         if first_call.is_some_and(|at| at.elapsed() > AFTER_CALL) {
