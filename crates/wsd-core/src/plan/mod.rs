@@ -469,3 +469,32 @@ impl Planner<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_runtime_gets_the_model_id_it_can_send() {
+        let registry = Registry::embedded().unwrap();
+        let provider = |name: &str| registry.provider(name).unwrap();
+        let claude = registry.runtime("claude-code").unwrap();
+        let openclaw = registry.runtime("openclaw").unwrap();
+        let hermes = registry.runtime("hermes").unwrap();
+        // A runtime that sends the id as written gets the vendor's own on a BYOK provider.
+        assert_eq!(runtime_model(claude, provider("moonshot"), "moonshot/kimi-k2.6"), "kimi-k2.6");
+        // One that resolves `provider:model` ids itself gets the id as stored.
+        assert_eq!(runtime_model(openclaw, provider("groq"), "groq:llama-3.3-70b"), "groq:llama-3.3-70b");
+        // The platform's ids keep their namespace for the proxy, even one that names the
+        // platform itself.
+        assert_eq!(runtime_model(claude, provider("platform"), "anthropic/claude-opus-4-7"), "anthropic/claude-opus-4-7");
+        assert_eq!(runtime_model(claude, provider("platform"), "platform/x"), "platform/x");
+        // Unless the runtime cannot send a namespaced id: the proxy knows the model by the token.
+        let bare = registry.runtime_for(hermes, "platform");
+        assert!(bare.bare_model_id);
+        assert_eq!(runtime_model(&bare, provider("platform"), "minimax/MiniMax-M2.7"), "MiniMax-M2.7");
+        assert_eq!(runtime_model(&bare, provider("platform"), "MiniMax-M2.7"), "MiniMax-M2.7");
+        // The bare rule is the platform's only: a BYOK provider keeps the vendor rule.
+        assert_eq!(runtime_model(&bare, provider("minimax"), "other/MiniMax-M2.7"), "other/MiniMax-M2.7");
+    }
+}
