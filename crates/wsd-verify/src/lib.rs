@@ -109,6 +109,14 @@ impl Report {
         for uncovered in &self.uncovered {
             let _ = writeln!(out, "  -        {:<32} not covered: {}", uncovered.provider, uncovered.reason);
         }
+        if self.claimed.is_empty() {
+            let _ = writeln!(
+                out,
+                "  no pair of {} is claimed verified on {}: nothing here is proven (the registry's verified_on)",
+                self.runtime,
+                self.version.as_deref().unwrap_or("this version")
+            );
+        }
         if self.results.iter().any(|r| !self.claims(r)) {
             let _ = writeln!(out, "  * the registry does not claim this pair verified on this version: the planner refuses it by default");
         }
