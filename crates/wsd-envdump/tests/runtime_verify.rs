@@ -103,4 +103,5 @@ async fn a_true_profile_holds_and_a_false_one_is_caught_naming_the_case() {
     assert!(rendered.contains("sent the workspace secret ANTHROPIC_AUTH_TOKEN to http://127.0.0.1:"), "{rendered}");
     assert!(rendered.contains("without the org secret VENDOR_A_KEY in x-api-key"), "{rendered}");
     assert!(rendered.ends_with("2 passed, 1 failed\n"), "{rendered}");
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("wsd-verify-test-{}", std::process::id())));
 }

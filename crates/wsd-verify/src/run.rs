@@ -212,6 +212,7 @@ fn expectation(registry: &Registry, runtime: &str, plan: &wsd_core::Plan, files:
 fn prepare_home(home: &Path, files: &[(String, String)], ca_pem: &str) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(home.join("work"))?;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(home.join("tmp"))?;
     for (path, content) in files {
         let target = home.join(path);
         if let Some(parent) = target.parent() {
@@ -238,6 +239,7 @@ async fn run_cli(command: &Command, home: &Path, env: &[(String, String)], world
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("HOME", home)
         .env("PATH", &command.path)
+        .env("TMPDIR", home.join("tmp"))
         .env("TERM", "dumb")
         .env("CI", "1");
     for name in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {

@@ -76,15 +76,27 @@ fn confine() -> Result<(), Failure> {
     // The flag goes before any `--` command.
     let at = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
     argv.insert(at, "--confined".into());
+    // The homes of the cases live in a scratch directory of this run, the only place the
+    // confined run may write.
+    let scratch = std::env::temp_dir().join(format!("wsd-verify-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).map_err(|e| Failure::Usage(format!("cannot create {}: {e}", scratch.display())))?;
     let status = std::process::Command::new(bwrap)
-        // The system read-only, a private /tmp for the homes, no capabilities: the CLI under
-        // test can change nothing outside its own home.
+        // The system read-only, no capabilities: the CLI under test can change nothing
+        // outside the scratch directory.
         .args(["--unshare-net", "--unshare-pid", "--die-with-parent", "--cap-drop", "ALL"])
-        .args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--"])
+        .args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"])
+        .arg("--bind")
+        .arg(&scratch)
+        .arg(&scratch)
+        .arg("--setenv")
+        .arg("TMPDIR")
+        .arg(&scratch)
+        .arg("--")
         .arg(exe)
         .args(argv)
-        .status()
-        .map_err(|e| Failure::Usage(format!("cannot run bwrap: {e}")))?;
+        .status();
+    let _ = std::fs::remove_dir_all(&scratch);
+    let status = status.map_err(|e| Failure::Usage(format!("cannot run bwrap: {e}")))?;
     match status.code() {
         Some(0) => Ok(()),
         Some(2) => Err(Failure::Usage("the confined run refused its arguments (above)".into())),
