@@ -51,6 +51,9 @@ pub struct VerifyArgs {
     json: bool,
     #[command(flatten)]
     registry: crate::RegistrySource,
+    /// Where the CLI (and what it runs on, e.g. Node) is found.
+    #[arg(long = "cli-path", value_name = "DIRS", env = "PATH", hide_env_values = true, default_value = "/usr/local/bin:/usr/bin:/bin")]
+    path: String,
     /// Running inside the network namespace already.
     #[arg(long, hide = true)]
     confined: bool,
@@ -118,8 +121,7 @@ fn verify(args: VerifyArgs) -> Result<(), Failure> {
     if let Some(cli) = &args.cli {
         argv[0] = cli.display().to_string();
     }
-    #[allow(clippy::disallowed_methods)]
-    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    let path = args.path.clone();
     let scratch = std::env::temp_dir().join(format!("wsd-verify-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).map_err(|e| Failure::Usage(format!("cannot create {}: {e}", scratch.display())))?;
     let command =
@@ -139,9 +141,12 @@ fn verify(args: VerifyArgs) -> Result<(), Failure> {
 
 /// The CLI's `--version`, first line.
 async fn version(program: &str, path: &str) -> Option<String> {
+    // Nothing of the operator's environment but PATH: a CLI under test sees no other value.
     let run = tokio::process::Command::new(program)
         .arg("--version")
+        .env_clear()
         .env("PATH", path)
+        .env("HOME", std::env::temp_dir())
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .output();

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 
 use crate::auth::OrgScope;
 use crate::code;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
+use crate::json::ApiQuery;
 use crate::state::AppState;
 use crate::views::AuditPage;
 
@@ -26,9 +26,8 @@ pub struct AuditQuery {
 pub async fn audit(
     State(state): State<Arc<AppState>>,
     OrgScope { org, .. }: OrgScope,
-    query: Result<Query<AuditQuery>, QueryRejection>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<AuditPage>> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request(code::INVALID_QUERY, e.body_text()))?;
     state.store.get_org(&org).await?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) || query.after < 0 {

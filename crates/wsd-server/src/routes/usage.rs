@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 
 use crate::auth::OrgScope;
 use crate::code;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
+use crate::json::ApiQuery;
 use crate::state::AppState;
 use crate::views::{BudgetStanding, UsageReport, UsageRequests};
 
@@ -27,9 +27,8 @@ pub struct UsageQuery {
 pub async fn usage(
     State(state): State<Arc<AppState>>,
     OrgScope { org, .. }: OrgScope,
-    query: Result<Query<UsageQuery>, QueryRejection>,
+    ApiQuery(query): ApiQuery<UsageQuery>,
 ) -> ApiResult<Json<UsageReport>> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request(code::INVALID_QUERY, e.body_text()))?;
     state.store.get_org(&org).await?;
     let to = query.to.unwrap_or(wsd_store::now_ms() + 1);
     let from = query.from.unwrap_or(to - 30 * 24 * 3600 * 1000);
@@ -52,9 +51,8 @@ pub struct RequestsQuery {
 pub async fn usage_requests(
     State(state): State<Arc<AppState>>,
     OrgScope { org, .. }: OrgScope,
-    query: Result<Query<RequestsQuery>, QueryRejection>,
+    ApiQuery(query): ApiQuery<RequestsQuery>,
 ) -> ApiResult<Json<UsageRequests>> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request(code::INVALID_QUERY, e.body_text()))?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(code::INVALID_QUERY, "limit must be between 1 and 1000"));

@@ -177,9 +177,8 @@ pub async fn logs(
     State(state): State<Arc<AppState>>,
     OrgScope { org, .. }: OrgScope,
     Path(IdPath { id }): Path<IdPath>,
-    query: Result<axum::extract::Query<LogsQuery>, axum::extract::rejection::QueryRejection>,
+    crate::json::ApiQuery(query): crate::json::ApiQuery<LogsQuery>,
 ) -> ApiResult<Json<LogLines>> {
-    let axum::extract::Query(query) = query.map_err(|e| ApiError::bad_request(code::INVALID_QUERY, e.body_text()))?;
     let tail = query.tail.unwrap_or(100);
     if !(1..=10_000).contains(&tail) {
         return Err(ApiError::bad_request(code::INVALID_QUERY, "tail must be 1 to 10000"));
