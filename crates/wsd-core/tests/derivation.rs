@@ -28,7 +28,8 @@ fn exact_ids_resolve_to_their_listed_provider() {
     assert_eq!(derived("claude-code", "minimax/MiniMax-M2.7", &["ANTHROPIC_API_KEY"]), Ok(("platform".into(), ExactModel)));
     assert_eq!(derived("hermes", "minimax/MiniMax-M2.7", &[]), Ok(("platform".into(), ExactModel)));
     assert_eq!(derived("hermes", "kimi-k2", &[]), Ok(("kimi-coding".into(), ExactModel)));
-    assert_eq!(derived("openclaw", "moonshot:kimi-k2.6", &["KIMI_API_KEY"]), Ok(("kimi-coding".into(), ExactModel)));
+    assert_eq!(derived("openclaw", "moonshot/kimi-k2.6", &["KIMI_API_KEY"]), Ok(("moonshot".into(), ExactModel)));
+    assert_eq!(derived("openclaw", "kimi-for-coding", &["KIMI_API_KEY"]), Ok(("kimi-coding".into(), ExactModel)));
 }
 
 #[test]
@@ -38,7 +39,7 @@ fn patterns_resolve_unlisted_ids() {
     assert_eq!(derived("claude-code", "kimi-latest", &["KIMI_API_KEY"]), Ok(("kimi-coding".into(), ModelMatch)));
     assert_eq!(derived("claude-code", "GLM-4.6", &[]), Ok(("zai".into(), ModelMatch)));
     assert_eq!(derived("claude-code", "zai:glm-4.6", &[]), Ok(("zai".into(), ModelMatch)));
-    assert_eq!(derived("claude-code", "deepseek-chat", &[]), Ok(("deepseek".into(), ModelMatch)));
+    assert_eq!(derived("claude-code", "deepseek-reasoner", &[]), Ok(("deepseek".into(), ModelMatch)));
     assert_eq!(provider("openclaw", "openrouter/anthropic/claude-3.5-sonnet", &[]), "openrouter");
     assert_eq!(provider("hermes", "gemini-2.0-flash", &[]), "google");
     assert_eq!(provider("openclaw", "groq:llama-3.3-70b", &[]), "groq");
@@ -57,13 +58,16 @@ fn one_id_under_two_providers_is_decided_by_the_available_credential() {
 #[test]
 fn overlapping_patterns_are_decided_by_the_available_credential_or_refused() {
     // A registry where two patterns own the same unlisted id, with disjoint auth env.
-    let yaml = wsd_core::registry::EMBEDDED_REGISTRY_YAML.replace("model_match: '^kimi-'", "model_match: '^(kimi-|moonshot:kimi)'");
+    // (Claude Code's own listing of the id is dropped, so that only the patterns own it there.)
+    let yaml = wsd_core::registry::EMBEDDED_REGISTRY_YAML
+        .replace("model_match: '^kimi-'", "model_match: '^(kimi-|moonshot/kimi)'")
+        .replacen("        models: [moonshot/kimi-k2.6]\n", "", 1);
     let registry = wsd_core::Registry::from_yaml(&yaml).unwrap_err();
     // KIMI_API_KEY is accepted by both moonshot and kimi-coding: the guard refuses the overlap.
     assert!(registry.to_string().contains("`kimi-coding` and `moonshot`"), "{registry}");
 
     let yaml = wsd_core::registry::EMBEDDED_REGISTRY_YAML.replace("model_match: '^groq[:/]'", "model_match: '^(groq[:/]|openrouter/)'");
-    let registry = wsd_core::Registry::from_yaml(&yaml).unwrap();
+    let registry = wsd_core::Registry::from_yaml(&yaml).map_err(|e| e.to_string()).unwrap();
     let pick = |available: &[&str]| {
         derive(&registry, "openclaw", "openrouter/x", &keys(available)).map(|d| (d.provider.name.clone(), d.rule)).map_err(|e| e.code())
     };

@@ -70,7 +70,25 @@ fn hermes_on_openai_anthropic_openrouter_and_the_platform() {
 
 #[test]
 fn openclaw_on_groq_with_the_users_own_key() {
-    check("openclaw_groq_workspace_key", "openclaw", "groq:llama-3.3-70b", &["OPENAI_API_KEY"], &["GROQ_API_KEY"], false);
+    check("openclaw_groq_workspace_key", "openclaw", "groq/llama-3.3-70b-versatile", &["OPENAI_API_KEY"], &["GROQ_API_KEY"], false);
+}
+
+#[test]
+fn openclaw_on_minimax_openai_anthropic_openrouter_and_the_platform() {
+    // OpenClaw's own MiniMax provider would prefer MINIMAX_CODE_PLAN_KEY: the plan defines a
+    // provider of wsd's own that reads the one key it names.
+    check(
+        "openclaw_minimax_byok",
+        "openclaw",
+        "MiniMax-M2.7",
+        &["MINIMAX_API_KEY", "MINIMAX_CODE_PLAN_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"],
+        &[],
+        true,
+    );
+    check("openclaw_openai_byok", "openclaw", "gpt-5.5", &["OPENAI_API_KEY", "CODEX_API_KEY"], &[], true);
+    check("openclaw_anthropic_key", "openclaw", "claude-opus-4-8", &["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"], &[], true);
+    check("openclaw_openrouter", "openclaw", "openrouter/anthropic/claude-sonnet-4", &["OPENROUTER_API_KEY", "OPENAI_API_KEY"], &[], true);
+    check("openclaw_platform", "openclaw", "minimax/MiniMax-M2.7", &["MINIMAX_API_KEY", "OPENAI_API_KEY"], &[], true);
 }
 
 #[test]

@@ -429,3 +429,73 @@ fn routes_and_blank_files_are_checked() {
         assert_refused(&yaml, &["runtimes.codex", &format!("`{file}` is a credential or configuration file of this runtime")]);
     }
 }
+
+#[test]
+fn an_openclaw_config_projection_speaks_the_surface_each_provider_has() {
+    let openclaw_like = |protocol: &str| {
+        with(
+            "    projection: { kind: env, key_env: AGENT_KEY, base_url_env: AGENT_BASE_URL }\n",
+            "    projection: { kind: openclaw_config, path: .agent/agent.json }\n",
+        )
+        .replacen("    protocol: anthropic\n    model_ids", &format!("    protocol: {protocol}\n    model_ids"), 1)
+    };
+    // The providers serve only the Anthropic surface: an OpenAI-speaking runtime that names
+    // the API kind in its file reaches them there.
+    let registry = Registry::from_yaml(&openclaw_like("openai")).unwrap();
+    let agent = registry.runtime("agent").unwrap();
+    assert_eq!(registry.runtime_for(agent, "vendor-a").protocol, wsd_core::registry::Protocol::Anthropic);
+    assert_eq!(registry.runtime_for(agent, "platform").protocol, wsd_core::registry::Protocol::Openai);
+    assert!(matches!(registry.runtime_for(agent, "platform"), std::borrow::Cow::Borrowed(_)));
+    // With env projection the same runtime would send the key to its default endpoint.
+    let env_only = MINIMAL.replacen("    protocol: anthropic\n    model_ids", "    protocol: openai\n    model_ids", 1);
+    assert_refused(&env_only, &["provider `vendor-a` has no base_url_openai for this openai-protocol runtime"]);
+    // A provider with no surface at all is refused either way.
+    let no_url = openclaw_like("openai").replace("    base_url_anthropic: https://b.example\n", "");
+    assert_refused(&no_url, &["runtimes.agent.providers.vendor-b: provider `vendor-b` has no base_url_"]);
+    assert_refused(
+        &openclaw_like("anthropic").replace("path: .agent/agent.json", "path: ../agent.json"),
+        &["runtimes.agent.projection.path: `../agent.json` must be a relative path"],
+    );
+    let login = openclaw_like("anthropic").replacen(
+        "    auth_mode: api_key\n    auth_env: [VENDOR_B_KEY]",
+        "    auth_mode: oauth\n    auth_env: [VENDOR_B_KEY]",
+        1,
+    );
+    assert_refused(&login, &["runtimes.agent.providers.vendor-b: provider `vendor-b` authenticates with a login"]);
+    // The file it writes cannot also be blanked.
+    let blank = openclaw_like("anthropic")
+        .replace("    providers:\n      - name: vendor-a", "    blank_files: [.agent/agent.json]\n    providers:\n      - name: vendor-a");
+    assert_refused(&blank, &["runtimes.agent.blank_files: `.agent/agent.json` is a credential or configuration file"]);
+}
+
+#[test]
+fn side_model_settings_are_checked() {
+    let side = |list: &str| {
+        with("    base_url_env: AGENT_BASE_URL\n", &format!("    base_url_env: AGENT_BASE_URL\n    side_model_env: [{list}]\n"))
+    };
+    let registry = Registry::from_yaml(&side("AGENT_SMALL_MODEL")).unwrap();
+    let agent = registry.runtime("agent").unwrap();
+    assert_eq!(registry.side_model_env(agent, "vendor-a"), [wsd_core::EnvKey::new("AGENT_SMALL_MODEL").unwrap()]);
+    assert_refused(&side("AGENT_SMALL_MODEL, AGENT_SMALL_MODEL"), &["runtimes.agent.side_model_env"]);
+    assert_refused(&side("AGENT_KEY"), &["AGENT_KEY is a credential or base-URL env"]);
+    let both = side("AGENT_MODEL").replacen("    side_model_env:", "    model_env: [AGENT_MODEL]\n    side_model_env:", 1);
+    assert_refused(&both, &["runtimes.agent.side_model_env: AGENT_MODEL is also in model_env or hardening_env"]);
+    let hardened = side("AGENT_MODEL").replacen("    side_model_env:", "    hardening_env: { AGENT_MODEL: x }\n    side_model_env:", 1);
+    assert_refused(&hardened, &["AGENT_MODEL is also in model_env or hardening_env"]);
+
+    let own = |yaml: String| {
+        yaml.replacen(
+            "      - name: vendor-a\n        models: [a-1]\n",
+            "      - name: vendor-a\n        models: [a-1]\n        own_side_models: true\n",
+            1,
+        )
+    };
+    let registry = Registry::from_yaml(&own(side("AGENT_SMALL_MODEL"))).unwrap();
+    let agent = registry.runtime("agent").unwrap();
+    assert!(registry.side_model_env(agent, "vendor-a").is_empty());
+    assert_eq!(registry.side_model_env(agent, "vendor-b"), [wsd_core::EnvKey::new("AGENT_SMALL_MODEL").unwrap()]);
+    assert_refused(
+        &own(MINIMAL.to_owned()),
+        &["runtimes.agent.providers.vendor-a: own_side_models is set but the runtime has no side_model_env"],
+    );
+}

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{decisions, env, ok, plan, plan_with_policy, refusal};
+use support::{decisions, env, ok, plan, plan_with_policy, refusal, side_models};
 use wsd_core::ErrorCode;
 use wsd_core::plan::Policy;
 
@@ -424,4 +424,46 @@ fn names_that_steer_how_programs_start_are_refused_from_org_and_workspace() {
     let e = refusal(plan("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN", "GITHUB_TOKEN", "PYTHONPATH"], &[], false));
     assert_eq!(e.code(), ErrorCode::ProtectedEnvKey);
     assert_eq!(e.provider(), None);
+}
+
+/// Claude Code names models of its own for side requests and behind its aliases: on a
+/// provider that serves only the workspace's model, every one of them names that model; on
+/// Anthropic's own, they are left to Claude Code.
+#[test]
+fn side_requests_name_the_workspaces_model_where_the_provider_has_no_other() {
+    let names = |model: &str| {
+        [
+            "ANTHROPIC_DEFAULT_FABLE_MODEL",
+            "ANTHROPIC_DEFAULT_HAIKU_MODEL",
+            "ANTHROPIC_DEFAULT_OPUS_MODEL",
+            "ANTHROPIC_DEFAULT_SONNET_MODEL",
+            "ANTHROPIC_SMALL_FAST_MODEL",
+            "CLAUDE_CODE_SUBAGENT_MODEL",
+        ]
+        .map(|key| format!("{key} <- {model:?}"))
+    };
+    let minimax = ok(plan("claude-code", "MiniMax-M2.7", &["MINIMAX_API_KEY"], &[], false));
+    assert_eq!(side_models(&minimax), names("MiniMax-M2.7"));
+    // The vendor's own id, as ANTHROPIC_MODEL has it.
+    let moonshot = ok(plan("claude-code", "moonshot/kimi-k2.6", &["MOONSHOT_API_KEY"], &[], false));
+    assert_eq!(side_models(&moonshot), names("kimi-k2.6"));
+    let platform = ok(plan("claude-code", "anthropic/claude-sonnet-4-6", &[], &[], true));
+    assert_eq!(side_models(&platform), names("anthropic/claude-sonnet-4-6"));
+    let reason = &platform.decisions.iter().find(|d| d.key.as_str() == "ANTHROPIC_DEFAULT_HAIKU_MODEL").unwrap().reason;
+    assert!(reason.to_string().contains("provider `platform` serves the workspace's model"), "{reason}");
+
+    for (model, key) in [("claude-opus-4-8", "ANTHROPIC_API_KEY"), ("opus", "CLAUDE_CODE_OAUTH_TOKEN")] {
+        let own = ok(plan("claude-code", model, &[key], &[], false));
+        assert!(side_models(&own).is_empty(), "{model}: {:?}", side_models(&own));
+    }
+    // A tenant cannot set them where wsd does.
+    let set = ok(plan("claude-code", "MiniMax-M2.7", &["MINIMAX_API_KEY"], &["ANTHROPIC_DEFAULT_HAIKU_MODEL"], false));
+    assert_eq!(side_models(&set), names("MiniMax-M2.7"));
+    let haiku: Vec<String> = set
+        .decisions
+        .iter()
+        .filter(|d| d.key.as_str() == "ANTHROPIC_DEFAULT_HAIKU_MODEL")
+        .map(|d| format!("{} {}", d.origin.as_str(), d.action.as_str()))
+        .collect();
+    assert_eq!(haiku, ["workspace stripped", "injected injected"]);
 }

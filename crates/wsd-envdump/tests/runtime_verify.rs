@@ -79,7 +79,7 @@ async fn a_true_profile_holds_and_a_false_one_is_caught_naming_the_case() {
         "      - - { env: ANTHROPIC_AUTH_TOKEN, sent_as: \"Authorization: Bearer\" }\n        - { env: ANTHROPIC_API_KEY, sent_as: \"x-api-key\" }",
         "ANTHROPIC_AUTH_TOKEN",
     );
-    let report = wsd_verify::verify(&truthful, "agent", &command(), None).await.unwrap().with_version(&truthful, None);
+    let report = wsd_verify::verify(&truthful, "agent", &command(), &[]).await.unwrap().with_version(&truthful, None);
     let rendered = report.render();
     assert!(report.holds(), "{rendered}");
     let labels: Vec<&str> = report.results.iter().map(|r| r.case.label.as_str()).collect();
@@ -96,7 +96,7 @@ async fn a_true_profile_holds_and_a_false_one_is_caught_naming_the_case() {
     // The same CLI described as reading only ANTHROPIC_API_KEY: the plan puts the key
     // there and keeps the workspace's ANTHROPIC_AUTH_TOKEN, which the CLI sends instead.
     let false_profile = registry("      - - { env: ANTHROPIC_API_KEY, sent_as: \"x-api-key\" }", "ANTHROPIC_API_KEY");
-    let report = wsd_verify::verify(&false_profile, "agent", &command(), None).await.unwrap().with_version(&false_profile, None);
+    let report = wsd_verify::verify(&false_profile, "agent", &command(), &[]).await.unwrap().with_version(&false_profile, None);
     let rendered = report.render();
     assert!(!report.holds(), "{rendered}");
     assert!(rendered.contains("MISMATCH vendor-a + workspace strays"), "{rendered}");

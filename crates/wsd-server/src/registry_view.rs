@@ -52,6 +52,6 @@ pub fn registry(registry: &Registry) -> Value {
 fn projection(projection: &Projection) -> String {
     match projection {
         Projection::Env { key_env, base_url_env, .. } => format!("env: key in {key_env}, base URL in {base_url_env}"),
-        Projection::CodexConfig { path, .. } => format!("config file ~/{path}"),
+        Projection::CodexConfig { path, .. } | Projection::OpenclawConfig { path } => format!("config file ~/{path}"),
     }
 }

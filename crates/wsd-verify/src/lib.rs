@@ -127,15 +127,17 @@ impl Report {
     }
 }
 
-/// Runs every case of `runtime` with `command`, one after the other.
-pub async fn verify(registry: &Registry, runtime: &str, command: &Command, only: Option<&str>) -> Result<Report, String> {
+/// Runs every case of `runtime` with `command` (only those of the providers or case labels
+/// in `only`, when it names any), one after the other.
+pub async fn verify(registry: &Registry, runtime: &str, command: &Command, only: &[String]) -> Result<Report, String> {
     let profile = registry.runtime(runtime).ok_or_else(|| format!("unknown runtime `{runtime}`"))?;
     let (cases, uncovered) = matrix::cases(registry, profile);
+    let wanted = |names: &[&str]| only.is_empty() || only.iter().any(|o| names.contains(&o.as_str()));
     let mut results = Vec::new();
-    for case in cases.iter().filter(|c| only.is_none_or(|o| c.label == o || c.provider == o)) {
+    for case in cases.iter().filter(|c| wanted(&[&c.label, &c.provider])) {
         results.push(run::run_case(registry, runtime, case, command).await);
     }
-    let uncovered = uncovered.into_iter().filter(|u| only.is_none_or(|o| u.provider == o)).collect();
+    let uncovered = uncovered.into_iter().filter(|u| wanted(&[&u.provider])).collect();
     Ok(Report { runtime: runtime.to_owned(), version: None, results, uncovered, claimed: Vec::new() })
 }
 

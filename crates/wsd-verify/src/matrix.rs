@@ -31,11 +31,13 @@ pub struct Uncovered {
 
 /// The cases for `runtime`, and the providers left out.
 pub fn cases(registry: &Registry, runtime: &Runtime) -> (Vec<Case>, Vec<Uncovered>) {
-    let reads: BTreeSet<&EnvKey> = runtime.credential_envs().collect();
-    let reads_files = runtime.credential_precedence.iter().flatten().any(|r| matches!(r.source, CredentialSource::File(_)));
     let mut cases = Vec::new();
     let mut uncovered = Vec::new();
     for (provider, models) in registry.native_providers(runtime) {
+        // What the runtime reads as it reaches this provider.
+        let routed = registry.runtime_for(runtime, &provider.name);
+        let reads: BTreeSet<EnvKey> = routed.credential_envs().cloned().collect();
+        let reads_files = routed.credential_precedence.iter().flatten().any(|r| matches!(r.source, CredentialSource::File(_)));
         let Some(model) = models.first() else {
             uncovered.push(Uncovered { provider: provider.name.clone(), reason: "the runtime lists no model for it".into() });
             continue;
@@ -54,7 +56,7 @@ pub fn cases(registry: &Registry, runtime: &Runtime) -> (Vec<Case>, Vec<Uncovere
             .native_providers(runtime)
             .filter(|(other, _)| !other.platform)
             .filter_map(|(other, _)| other.auth_env.first())
-            .chain(reads.iter().copied())
+            .chain(reads.iter())
             .filter(|key| stray(key))
             .collect();
         let names = |keys: &BTreeSet<&EnvKey>| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>();
@@ -93,7 +95,7 @@ pub fn cases(registry: &Registry, runtime: &Runtime) -> (Vec<Case>, Vec<Uncovere
         let unread: Vec<String> = registry
             .credential_keys()
             .iter()
-            .filter(|k| !reads.contains(k) && stray(k))
+            .filter(|k| !reads.contains(*k) && stray(k))
             .filter(|k| registry.providers().iter().any(|p| !p.platform && p.auth_env.first() == Some(*k)))
             .map(ToString::to_string)
             .collect();
@@ -125,7 +127,11 @@ mod tests {
             labels.contains(&"minimax") && labels.contains(&"minimax + workspace strays") && labels.contains(&"platform"),
             "{labels:?}"
         );
-        assert!(uncovered.iter().any(|u| u.provider == "minimax-cn"), "listed no model: {uncovered:?}");
+        assert!(uncovered.is_empty(), "every provider of claude-code lists a model: {uncovered:?}");
+        let mut unlisted = claude.clone();
+        unlisted.providers.iter_mut().for_each(|native| native.models.clear());
+        let (_, uncovered) = super::cases(&registry, &unlisted);
+        assert!(uncovered.iter().all(|u| u.reason == "the runtime lists no model for it") && uncovered.len() == unlisted.providers.len());
         let minimax = cases.iter().find(|c| c.label == "minimax").unwrap();
         assert!(
             minimax.org.contains(&"MINIMAX_API_KEY".to_owned()) && minimax.org.contains(&"CLAUDE_CODE_OAUTH_TOKEN".to_owned()),

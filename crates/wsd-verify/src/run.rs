@@ -185,17 +185,17 @@ fn expectation(registry: &Registry, runtime: &str, plan: &wsd_core::Plan, files:
             .lines()
             .find_map(|line| line.trim().strip_prefix(name)?.trim_start().strip_prefix('=').map(|v| v.trim().trim_matches('"').to_owned()))
     };
-    let endpoint = runtime
-        .base_url_env
+    let openclaw = openclaw_default(files);
+    let endpoint = openclaw
         .as_ref()
-        .and_then(literal)
+        .map(|(base_url, _)| base_url.clone())
+        .or_else(|| runtime.base_url_env.as_ref().and_then(literal))
         .or_else(|| config_value("base_url"))
         .or_else(|| runtime.credential_precedence.iter().flatten().find(|r| r.source == credential.via).and_then(|r| r.endpoint.clone()))
         .unwrap_or_else(|| runtime.default_base_url.clone());
-    let model = runtime
-        .model_env
-        .first()
-        .and_then(literal)
+    let model = openclaw
+        .map(|(_, model)| model)
+        .or_else(|| runtime.model_env.first().and_then(literal))
         .or_else(|| config_value("model"))
         .or_else(|| literal(&EnvKey::new(wsd_core::plan::MODEL_ENV).ok()?))?;
     // An alias of the provider (`sonnet`) is resolved by the CLI itself.
@@ -207,6 +207,16 @@ fn expectation(registry: &Registry, runtime: &str, plan: &wsd_core::Plan, files:
         endpoint: endpoint.trim_end_matches('/').to_owned(),
         model,
     })
+}
+
+/// From an OpenClaw `openclaw.json`: the default model's provider's base URL, and the
+/// model id sent to it.
+fn openclaw_default(files: &[(String, String)]) -> Option<(String, String)> {
+    let text = files.iter().find_map(|(path, text)| path.ends_with("openclaw.json").then_some(text))?;
+    let config: serde_json::Value = serde_json::from_str(text).ok()?;
+    let (provider, model) = config["agents"]["defaults"]["model"]["primary"].as_str()?.split_once('/')?;
+    let base_url = config["models"]["providers"][provider]["baseUrl"].as_str()?;
+    Some((base_url.to_owned(), model.to_owned()))
 }
 
 fn prepare_home(home: &Path, files: &[(String, String)], ca_pem: &str) -> std::io::Result<()> {

@@ -29,6 +29,7 @@ pub enum RuntimeCommand {
     /// Examples:
     ///   wsd runtime verify claude-code
     ///   wsd runtime verify codex --cli ~/.local/bin/codex --only minimax
+    ///   wsd runtime verify openclaw --only minimax,openai-api,platform
     #[command(verbatim_doc_comment)]
     Verify(VerifyArgs),
 }
@@ -40,9 +41,9 @@ pub struct VerifyArgs {
     /// The CLI to run instead of the runtime's own program on PATH.
     #[arg(long, value_name = "PATH")]
     cli: Option<PathBuf>,
-    /// Only the cases of this provider (or this case label).
-    #[arg(long, value_name = "PROVIDER")]
-    only: Option<String>,
+    /// Only the cases of these providers (or case labels), comma-separated.
+    #[arg(long, value_name = "PROVIDER,...", value_delimiter = ',')]
+    only: Vec<String>,
     /// The longest one case may run, in seconds.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
@@ -64,12 +65,28 @@ pub struct VerifyArgs {
 
 pub fn run(command: RuntimeCommand) -> Result<(), Failure> {
     let RuntimeCommand::Verify(args) = command;
-    if args.confined { verify(args) } else { confine() }
+    if args.confined { verify(args) } else { confine(&args) }
+}
+
+/// What of the host's `/tmp` the confined run must still see: wsd itself, the CLI, the
+/// registry file and the CLI's PATH, where they live there.
+fn kept_under_tmp(args: &VerifyArgs, exe: &std::path::Path) -> Vec<PathBuf> {
+    let tmp = std::path::Path::new("/tmp");
+    let mut wanted: Vec<PathBuf> = vec![exe.to_path_buf()];
+    wanted.extend(args.cli.iter().cloned());
+    wanted.extend(args.registry.registry.iter().cloned());
+    wanted.extend(args.command.first().map(PathBuf::from));
+    wanted.extend(std::env::split_paths(&args.path));
+    let mut kept: Vec<PathBuf> =
+        wanted.into_iter().filter_map(|p| p.canonicalize().ok()).filter(|p| p.starts_with(tmp) && p != tmp).collect();
+    kept.sort();
+    kept.dedup();
+    kept
 }
 
 /// Runs this same command again inside a network namespace with only loopback, and a pid
 /// namespace that ends every process the CLI started when it ends.
-fn confine() -> Result<(), Failure> {
+fn confine(args: &VerifyArgs) -> Result<(), Failure> {
     let bwrap = ["/usr/bin/bwrap", "/bin/bwrap"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
@@ -83,21 +100,26 @@ fn confine() -> Result<(), Failure> {
     // confined run may write.
     let scratch = std::env::temp_dir().join(format!("wsd-verify-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).map_err(|e| Failure::Usage(format!("cannot create {}: {e}", scratch.display())))?;
-    let status = std::process::Command::new(bwrap)
-        // The system read-only, no capabilities: the CLI under test can change nothing
-        // outside the scratch directory.
-        .args(["--unshare-net", "--unshare-pid", "--die-with-parent", "--cap-drop", "ALL"])
-        .args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"])
-        .arg("--bind")
-        .arg(&scratch)
-        .arg(&scratch)
-        .arg("--setenv")
-        .arg("TMPDIR")
-        .arg(&scratch)
-        .arg("--")
-        .arg(exe)
-        .args(argv)
-        .status();
+    let mut bwrap = std::process::Command::new(bwrap);
+    // The system read-only, no capabilities: the CLI under test can change nothing outside
+    // the scratch directory and a `/tmp` of its own (some CLIs write under `/tmp` whatever
+    // TMPDIR says), where of the host's only what the run needs is visible.
+    bwrap.args(["--unshare-net", "--unshare-pid", "--die-with-parent", "--cap-drop", "ALL"]).args([
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+    ]);
+    for path in kept_under_tmp(args, &exe) {
+        bwrap.arg("--ro-bind").arg(&path).arg(&path);
+    }
+    let status =
+        bwrap.arg("--bind").arg(&scratch).arg(&scratch).arg("--setenv").arg("TMPDIR").arg(&scratch).arg("--").arg(exe).args(argv).status();
     let _ = std::fs::remove_dir_all(&scratch);
     let status = status.map_err(|e| Failure::Usage(format!("cannot run bwrap: {e}")))?;
     match status.code() {
@@ -127,7 +149,7 @@ fn verify(args: VerifyArgs) -> Result<(), Failure> {
     let command =
         wsd_verify::Command { argv: argv.clone(), path: path.clone(), timeout: Duration::from_secs(args.timeout.max(1)), scratch };
     let report = crate::block_on_value(async {
-        let report = wsd_verify::verify(&registry, &args.runtime, &command, args.only.as_deref()).await.map_err(Failure::Usage)?;
+        let report = wsd_verify::verify(&registry, &args.runtime, &command, &args.only).await.map_err(Failure::Usage)?;
         Ok(report.with_version(&registry, version(&argv[0], &path).await))
     })?;
     if args.json {

@@ -234,7 +234,14 @@ fn registry_show_and_derive() {
 
 #[test]
 fn an_unverified_runtime_provider_pair_is_refused_unless_allowed() {
-    let args = ["plan", "--runtime", "openclaw", "--model", "minimax:MiniMax-M2.7", "--org-secret", &minimax(), "--json"];
+    // A registry in which OpenClaw on MiniMax was never verified.
+    let openclaw = wsd_core::registry::EMBEDDED_REGISTRY_YAML.find("  openclaw:\n").unwrap();
+    let (head, tail) = wsd_core::registry::EMBEDDED_REGISTRY_YAML.split_at(openclaw);
+    let unverified = format!("{head}{}", tail.replacen("        verified_on: [\"2026.9.6\"]\n", "", 1));
+    assert_ne!(unverified, wsd_core::registry::EMBEDDED_REGISTRY_YAML);
+    let path = write_registry("unverified.yaml", &unverified);
+    let registry = path.to_str().unwrap();
+    let args = ["plan", "--registry", registry, "--runtime", "openclaw", "--model", "MiniMax-M2.7", "--org-secret", &minimax(), "--json"];
     let out = wsd(&args);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert_no_canary(&out);

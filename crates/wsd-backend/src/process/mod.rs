@@ -173,7 +173,10 @@ impl ProcessBackend {
         let deadline = tokio::time::Instant::now() + REAP_WAIT;
         while tokio::time::Instant::now() < deadline {
             let init_gone = init.is_none_or(|i| procfs::start_time(i).is_none());
-            if !runs(instance) && init_gone {
+            // A child of this process counts as ended once its exit is recorded, so that a
+            // status asked right after the stop does not still say it runs.
+            let unrecorded = matches!(self.exits.lock().unwrap_or_else(|e| e.into_inner()).get(instance), Some(None));
+            if !runs(instance) && init_gone && !unrecorded {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -9,7 +9,9 @@
 //! the planned credential and sends it to the planned endpoint.
 
 mod codex;
+mod config;
 mod input;
+mod openclaw;
 mod output;
 mod parity;
 mod report;
@@ -22,6 +24,7 @@ pub use input::{
     BUILTIN_FORBIDDEN_KEYS, BUILTIN_FORBIDDEN_PREFIXES, PlatformSettings, Policy, SecretNames, SecretOrigin, WorkspaceId, WorkspaceIdError,
     WorkspaceSpec,
 };
+pub use openclaw::OpenclawConfig;
 pub use output::{
     Action, CredentialUse, Decision, EntryOrigin, EnvEntry, EnvValue, FileContent, MODEL_ENV, PROXY_BASE_URL_ENV, Plan, PlanFile, Routing,
     USAGE_TOKEN_ENV,
@@ -32,6 +35,7 @@ use crate::derive::{Derivation, derive_with};
 use crate::env_key::{EnvKey, join_keys};
 use crate::error::PlanError;
 use crate::registry::{AuthMode, KeyClass, ModelIds, Projection, Provider, Registry, Runtime};
+use config::RuntimeConfig;
 use output::Reason as DecisionReason;
 
 /// Plans the environment of `workspace`. See the module documentation.
@@ -95,24 +99,24 @@ pub fn plan(
         return Err(PlanError::UnverifiedRuntimeProvider { runtime: runtime.name.clone(), provider: provider.name.clone() });
     }
 
-    let fixed = fixed_settings(runtime, provider, &workspace.model);
+    let fixed = fixed_settings(runtime, provider, registry.side_model_env(derivation.runtime, &provider.name), &workspace.model);
     let mut planner = Planner { registry, workspace, runtime, provider, effective, fixed, draft };
     planner.route_inputs();
 
     // Steps 3 and 4: routing.
-    let (routing, intended, codex) = if provider.platform {
+    let (routing, intended, config) = if provider.platform {
         let platform = platform.ok_or_else(|| PlanError::MissingPlatformProxy { model: workspace.model.clone() })?;
-        let (intended, codex) = planner.route_platform(platform);
-        (Routing::Platform, intended, codex)
+        let (intended, config) = planner.route_platform(platform);
+        (Routing::Platform, intended, config)
     } else {
-        let (intended, codex) = planner.route_byok()?;
-        (Routing::Byok, intended, codex)
+        let (intended, config) = planner.route_byok()?;
+        (Routing::Byok, intended, config)
     };
 
     // Step 5: model env, hardening env, config files.
     planner.inject_fixed();
-    if let (Some(config), Projection::CodexConfig { path, .. }) = (&codex, &runtime.projection) {
-        planner.draft.files.push(PlanFile { path: path.clone(), content: FileContent::Text(config.render()) });
+    if let (Some(config), Some(path)) = (&config, runtime.projection.config_path()) {
+        planner.draft.files.push(PlanFile { path: path.to_owned(), content: FileContent::Text(config.render()) });
     }
     // Files that would override the plan from the home are written empty.
     for path in &runtime.blank_files {
@@ -121,7 +125,7 @@ pub fn plan(
 
     // Step 7: parity.
     let mut plan = planner.finish(routing, &derivation, verified_on);
-    plan.credential = Some(parity::check(runtime, provider, routing, &plan, codex.as_ref(), &intended)?);
+    plan.credential = Some(parity::check(runtime, provider, routing, &plan, config.as_ref(), &intended)?);
     Ok(plan)
 }
 
@@ -188,7 +192,12 @@ pub(crate) fn runtime_model<'m>(runtime: &Runtime, provider: &Provider, model: &
 }
 
 /// The settings wsd always writes: the model and the runtime's hardening env.
-fn fixed_settings(runtime: &Runtime, provider: &Provider, model: &str) -> SortedVecMap<EnvKey, (String, String)> {
+fn fixed_settings(
+    runtime: &Runtime,
+    provider: &Provider,
+    side_model_env: &[EnvKey],
+    model: &str,
+) -> SortedVecMap<EnvKey, (String, String)> {
     let mut fixed = SortedVecMap::default();
     let model_key = EnvKey::new(MODEL_ENV).expect("MODEL_ENV is a valid env name");
     fixed.insert(model_key, (model.to_owned(), "the workspace's model".to_owned()));
@@ -200,6 +209,15 @@ fn fixed_settings(runtime: &Runtime, provider: &Provider, model: &str) -> Sorted
     };
     for key in &runtime.model_env {
         fixed.insert(key.clone(), (given.to_owned(), reason.clone()));
+    }
+    if !side_model_env.is_empty() {
+        let side = format!(
+            "the model of {}'s side requests and model aliases: provider `{}` serves the workspace's model, not {}'s own",
+            runtime.name, provider.name, runtime.name
+        );
+        for key in side_model_env {
+            fixed.insert(key.clone(), (given.to_owned(), side.clone()));
+        }
     }
     for (key, value) in &runtime.hardening_env {
         fixed.insert(key.clone(), (value.clone(), format!("hardening setting of {}", runtime.name)));
@@ -286,7 +304,7 @@ impl Planner<'_> {
         self.draft.inject(key, origin, value, reason);
     }
 
-    fn route_platform(&mut self, platform: &PlatformSettings) -> (Intended, Option<CodexConfig>) {
+    fn route_platform(&mut self, platform: &PlatformSettings) -> (Intended, Option<RuntimeConfig>) {
         let runtime = self.runtime;
         let usage_key = EnvKey::new(USAGE_TOKEN_ENV).expect("valid env name");
         let base_key = EnvKey::new(PROXY_BASE_URL_ENV).expect("valid env name");
@@ -303,7 +321,7 @@ impl Planner<'_> {
             EnvValue::UsageToken,
             "the workspace's usage token for the metering proxy, minted at provision".to_owned(),
         );
-        let codex = match &runtime.projection {
+        let config = match &runtime.projection {
             Projection::Env { key_env, base_url_env, workspace_header_env } => {
                 self.put(
                     key_env,
@@ -328,7 +346,7 @@ impl Planner<'_> {
                 }
                 None
             }
-            Projection::CodexConfig { .. } => Some(CodexConfig {
+            Projection::CodexConfig { .. } => Some(RuntimeConfig::Codex(CodexConfig {
                 model: self.workspace.model.clone(),
                 provider: Some(CodexProvider {
                     id: "wsd-platform".to_owned(),
@@ -336,9 +354,16 @@ impl Planner<'_> {
                     base_url: proxy_url.clone(),
                     env_key: usage_key,
                 }),
-            }),
+            })),
+            Projection::OpenclawConfig { .. } => Some(RuntimeConfig::Openclaw(OpenclawConfig {
+                provider_id: "wsd-platform".to_owned(),
+                protocol: runtime.protocol,
+                base_url: proxy_url.clone(),
+                key_env: usage_key,
+                model: runtime_model(runtime, self.provider, &self.workspace.model).to_owned(),
+            })),
         };
-        (Intended { credential: EnvValue::UsageToken, endpoint: Some(proxy_url) }, codex)
+        (Intended { credential: EnvValue::UsageToken, endpoint: Some(proxy_url) }, config)
     }
 
     /// The credential the workspace uses: a workspace secret the runtime reads as is, else
@@ -355,14 +380,14 @@ impl Planner<'_> {
             .map(|(key, origin)| ((*key).clone(), *origin))
     }
 
-    fn route_byok(&mut self) -> Result<(Intended, Option<CodexConfig>), PlanError> {
+    fn route_byok(&mut self) -> Result<(Intended, Option<RuntimeConfig>), PlanError> {
         let (runtime, provider) = (self.runtime, self.provider);
         let Some((source, origin)) = self.choose_credential() else {
             return Err(PlanError::MissingByokCredential { provider: provider.name.clone(), accepted: provider.auth_env.clone() });
         };
         let source_value = EnvValue::Secret { key: source.clone(), origin };
         let provider_url = provider.base_url(runtime.protocol).map(str::to_owned);
-        let (credential_key, endpoint, codex) = match &runtime.projection {
+        let (credential_key, endpoint, config) = match &runtime.projection {
             Projection::Env { key_env, base_url_env, .. } => {
                 let target = provider.auth_token_env.as_ref().filter(|t| runtime.reads_credential_env(t)).unwrap_or(key_env);
                 let used_directly = origin == SecretOrigin::Workspace && runtime.reads_credential_env(&source);
@@ -421,7 +446,17 @@ impl Planner<'_> {
                         }),
                     }
                 };
-                (source.clone(), provider_url.clone(), Some(config))
+                (source.clone(), provider_url.clone(), Some(RuntimeConfig::Codex(config)))
+            }
+            Projection::OpenclawConfig { .. } => {
+                let config = OpenclawConfig {
+                    provider_id: format!("wsd-{}", provider.name),
+                    protocol: runtime.protocol,
+                    base_url: provider_url.clone().unwrap_or_default(),
+                    key_env: source.clone(),
+                    model: runtime_model(runtime, provider, &self.workspace.model).to_owned(),
+                };
+                (source.clone(), provider_url.clone(), Some(RuntimeConfig::Openclaw(config)))
             }
         };
 
@@ -434,7 +469,7 @@ impl Planner<'_> {
                 });
             }
         }
-        Ok((Intended { credential: source_value, endpoint }, codex))
+        Ok((Intended { credential: source_value, endpoint }, config))
     }
 
     fn inject_fixed(&mut self) {
@@ -479,12 +514,12 @@ mod tests {
         let registry = Registry::embedded().unwrap();
         let provider = |name: &str| registry.provider(name).unwrap();
         let claude = registry.runtime("claude-code").unwrap();
-        let openclaw = registry.runtime("openclaw").unwrap();
+        let namespaced = Runtime { model_ids: ModelIds::Namespaced, ..claude.clone() };
         let hermes = registry.runtime("hermes").unwrap();
         // A runtime that sends the id as written gets the vendor's own on a BYOK provider.
         assert_eq!(runtime_model(claude, provider("moonshot"), "moonshot/kimi-k2.6"), "kimi-k2.6");
         // One that resolves `provider:model` ids itself gets the id as stored.
-        assert_eq!(runtime_model(openclaw, provider("groq"), "groq:llama-3.3-70b"), "groq:llama-3.3-70b");
+        assert_eq!(runtime_model(&namespaced, provider("groq"), "groq:llama-3.3-70b"), "groq:llama-3.3-70b");
         // The platform's ids keep their namespace for the proxy, even one that names the
         // platform itself.
         assert_eq!(runtime_model(claude, provider("platform"), "anthropic/claude-opus-4-7"), "anthropic/claude-opus-4-7");

@@ -6,7 +6,7 @@
 //! default endpoint) and the plan, so it holds for every runtime and every provider.
 
 use super::Intended;
-use super::codex::CodexConfig;
+use super::config::RuntimeConfig;
 use super::output::{CredentialUse, EnvValue, FileContent, Plan, Routing};
 use crate::error::PlanError;
 use crate::registry::{CredentialRead, CredentialSource, Provider, Runtime};
@@ -23,6 +23,8 @@ struct Sent<'a> {
     read: Option<&'a CredentialRead>,
     via: CredentialSource,
     value: EnvValue,
+    /// How the credential travels (a header).
+    sent_as: &'a str,
 }
 
 struct Simulation<'a> {
@@ -42,20 +44,30 @@ fn resolve(plan: &Plan, read: &CredentialRead) -> Option<EnvValue> {
     }
 }
 
-fn simulate<'a>(runtime: &'a Runtime, plan: &Plan, codex: Option<&CodexConfig>) -> Simulation<'a> {
-    if let Some(provider) = codex.and_then(|c| c.provider.as_ref()) {
-        // A configured provider: Codex reads its key only from env_key, and sends it only to base_url.
+fn simulate<'a>(runtime: &'a Runtime, plan: &Plan, config: Option<&RuntimeConfig>) -> Simulation<'a> {
+    if let Some(provider) = config.and_then(RuntimeConfig::provider) {
+        // A configured provider: the runtime reads its key only from the env var the file
+        // names, and sends it only to the file's base URL.
         let sent = plan
             .env
-            .get(&provider.env_key)
-            .map(|entry| Sent { read: None, via: CredentialSource::Env(provider.env_key.clone()), value: entry.value.clone() })
+            .get(provider.key_env)
+            .map(|entry| Sent {
+                read: None,
+                via: CredentialSource::Env(provider.key_env.clone()),
+                value: entry.value.clone(),
+                sent_as: provider.sent_as,
+            })
             .into_iter()
             .collect();
-        return Simulation { sent, endpoint: Endpoint::Url(provider.base_url.clone()), shadowed_by: None };
+        return Simulation { sent, endpoint: Endpoint::Url(provider.base_url.to_owned()), shadowed_by: None };
     }
     for (tier_index, tier) in runtime.credential_precedence.iter().enumerate() {
-        let sent: Vec<Sent<'a>> =
-            tier.iter().filter_map(|read| Some(Sent { read: Some(read), via: read.source.clone(), value: resolve(plan, read)? })).collect();
+        let sent: Vec<Sent<'a>> = tier
+            .iter()
+            .filter_map(|read| {
+                Some(Sent { read: Some(read), via: read.source.clone(), value: resolve(plan, read)?, sent_as: &read.sent_as })
+            })
+            .collect();
         if let Some(first) = sent.first() {
             let configured = runtime.base_url_env.as_ref().and_then(|key| plan.env.get(key));
             let endpoint = match configured.map(|e| &e.value) {
@@ -82,10 +94,10 @@ pub(super) fn check(
     provider: &Provider,
     routing: Routing,
     plan: &Plan,
-    codex: Option<&CodexConfig>,
+    config: Option<&RuntimeConfig>,
     intended: &Intended,
 ) -> Result<CredentialUse, PlanError> {
-    let simulation = simulate(runtime, plan, codex);
+    let simulation = simulate(runtime, plan, config);
     let rt = &runtime.name;
     let target = match routing {
         Routing::Platform => "wsd's metering proxy".to_owned(),
@@ -110,7 +122,7 @@ pub(super) fn check(
                     format!("; {rt} reads {} first", winners.join(" and "))
                 })
                 .unwrap_or_default();
-            let how = one.read.map(|r| format!(" ({})", r.sent_as)).unwrap_or_default();
+            let how = format!(" ({})", one.sent_as);
             return refuse(format!(
                 "{rt} would send {}{how} instead of {}, the credential planned for {target}{earlier}; remove it from the workspace or choose a model whose provider accepts it",
                 sent_phrase(one),
@@ -118,10 +130,7 @@ pub(super) fn check(
             ));
         }
         several => {
-            let names: Vec<String> = several
-                .iter()
-                .map(|s| format!("{}{}", sent_phrase(s), s.read.map(|r| format!(" ({})", r.sent_as)).unwrap_or_default()))
-                .collect();
+            let names: Vec<String> = several.iter().map(|s| format!("{} ({})", sent_phrase(s), s.sent_as)).collect();
             return refuse(format!(
                 "{rt} would send {} together on the same request; exactly one credential may reach {target}: remove the extra workspace secret",
                 names.join(" and ")
@@ -129,11 +138,7 @@ pub(super) fn check(
         }
     };
 
-    let used = CredentialUse {
-        via: sent.via.clone(),
-        sent_as: sent.read.map_or_else(|| "Authorization: Bearer".to_owned(), |r| r.sent_as.clone()),
-        value: sent.value.clone(),
-    };
+    let used = CredentialUse { via: sent.via.clone(), sent_as: sent.sent_as.to_owned(), value: sent.value.clone() };
     match (&simulation.endpoint, &intended.endpoint) {
         (Endpoint::Url(actual), Some(expected)) if actual == expected => Ok(used),
         (Endpoint::UserSet(_), None) => Ok(used),

@@ -153,6 +153,21 @@ pub enum Projection {
     /// Through a Codex `config.toml` naming the provider, its base URL and the env var that
     /// holds its key; subscription logins through the login file.
     CodexConfig { path: String, login_file: String },
+    /// Through an OpenClaw `openclaw.json` that defines a provider of wsd's own (its base
+    /// URL, its API kind, and its key as a reference to the env var that holds it) and makes
+    /// its model the default. The runtime's own providers, and the key names they read, are
+    /// not used.
+    OpenclawConfig { path: String },
+}
+
+impl Projection {
+    /// The config file the plan renders, if the projection is one.
+    pub fn config_path(&self) -> Option<&str> {
+        match self {
+            Projection::Env { .. } => None,
+            Projection::CodexConfig { path, .. } | Projection::OpenclawConfig { path } => Some(path),
+        }
+    }
 }
 
 /// A provider a runtime runs natively, with the model ids listed for it.
@@ -167,6 +182,9 @@ pub struct NativeProvider {
     pub verified_on: Vec<String>,
     /// How the runtime reaches this provider when that differs from its own profile.
     pub route: Option<Route>,
+    /// The provider serves the models the runtime picks for its side requests by itself
+    /// (Claude Code's Haiku on Anthropic): its `side_model_env` is left alone.
+    pub own_side_models: bool,
 }
 
 /// How a runtime reaches one provider when it does so its own way (Hermes: the provider's
@@ -194,6 +212,10 @@ pub struct Runtime {
     pub model_ids: ModelIds,
     pub model_env: Vec<EnvKey>,
     pub hardening_env: BTreeMap<EnvKey, String>,
+    /// Where the runtime reads the models of its side requests (summaries, titles, sub-agents)
+    /// and its model aliases. On a provider that does not serve the runtime's own models,
+    /// each names the workspace's model, so that no request names a model the provider lacks.
+    pub side_model_env: Vec<EnvKey>,
     /// Ordered tiers: the first tier with any credential present wins and every present
     /// credential of that tier is sent.
     pub credential_precedence: Vec<Vec<CredentialRead>>,
@@ -223,6 +245,19 @@ impl Runtime {
             CredentialSource::Env(key) => Some(key),
             CredentialSource::File(_) => None,
         })
+    }
+}
+
+/// The protocol a runtime that defines its provider in a config file speaks to `provider`:
+/// its own where the provider serves it, else the provider's other surface (the file names
+/// the API kind, so the runtime speaks either).
+pub(crate) fn openclaw_protocol(own: Protocol, provider: &Provider) -> Protocol {
+    if provider.platform || provider.base_url(own).is_some() {
+        return own;
+    }
+    match own {
+        Protocol::Anthropic => Protocol::Openai,
+        Protocol::Openai => Protocol::Anthropic,
     }
 }
 
@@ -329,8 +364,16 @@ impl Registry {
     /// `runtime`'s profile as it reaches the provider named `provider`: its own, or with the
     /// provider's route applied.
     pub fn runtime_for<'a>(&'a self, runtime: &'a Runtime, provider: &str) -> std::borrow::Cow<'a, Runtime> {
-        let route = runtime.providers.iter().find(|native| self.providers[native.provider].name == provider).and_then(|n| n.route.as_ref());
-        let Some(route) = route else { return std::borrow::Cow::Borrowed(runtime) };
+        let native = runtime.providers.iter().find(|native| self.providers[native.provider].name == provider);
+        if let (Some(native), Projection::OpenclawConfig { .. }) = (native, &runtime.projection) {
+            let protocol = openclaw_protocol(runtime.protocol, &self.providers[native.provider]);
+            if protocol != runtime.protocol {
+                let mut routed = runtime.clone();
+                routed.protocol = protocol;
+                return std::borrow::Cow::Owned(routed);
+            }
+        }
+        let Some(route) = native.and_then(|n| n.route.as_ref()) else { return std::borrow::Cow::Borrowed(runtime) };
         let mut routed = runtime.clone();
         routed.protocol = route.protocol;
         routed.credential_precedence = route.credential_precedence.clone();
@@ -340,6 +383,13 @@ impl Registry {
         routed.route_settings = route.settings.clone();
         routed.bare_model_id = route.bare_model_id;
         std::borrow::Cow::Owned(routed)
+    }
+
+    /// The side-model variables a plan for `runtime` on the provider named `provider` sets:
+    /// none where the provider serves the runtime's own side models.
+    pub fn side_model_env<'a>(&'a self, runtime: &'a Runtime, provider: &str) -> &'a [EnvKey] {
+        let native = runtime.providers.iter().find(|native| self.providers[native.provider].name == provider);
+        if native.is_some_and(|n| n.own_side_models) { &[] } else { &runtime.side_model_env }
     }
 
     /// The CLI versions `runtime` was verified on with the provider named `provider`; empty

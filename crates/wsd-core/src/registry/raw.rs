@@ -52,6 +52,8 @@ pub(super) struct RawRuntime {
     pub model_env: Vec<EnvKey>,
     #[serde(default)]
     pub hardening_env: BTreeMap<EnvKey, String>,
+    #[serde(default)]
+    pub side_model_env: Vec<EnvKey>,
     pub credential_precedence: Vec<Vec<RawCredentialRead>>,
     #[serde(default)]
     pub base_url_env: Option<EnvKey>,
@@ -87,6 +89,9 @@ pub(super) enum RawProjection {
         path: String,
         login_file: String,
     },
+    OpenclawConfig {
+        path: String,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,6 +104,8 @@ pub(super) struct RawNativeProvider {
     pub verified_on: Vec<String>,
     #[serde(default)]
     pub route: Option<RawRoute>,
+    #[serde(default)]
+    pub own_side_models: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -326,6 +326,10 @@ fn build_runtime(
     }
     check_url(&entry, "default_base_url", Some(&raw.default_base_url), issues);
     check_no_duplicate_keys(&entry, "model_env", &raw.model_env, issues);
+    check_no_duplicate_keys(&entry, "side_model_env", &raw.side_model_env, issues);
+    for key in raw.side_model_env.iter().filter(|k| raw.model_env.contains(k) || raw.hardening_env.contains_key(*k)) {
+        issues.push(&entry, "side_model_env", format!("{key} is also in model_env or hardening_env"));
+    }
 
     if raw.credential_precedence.is_empty() || raw.credential_precedence.iter().any(Vec::is_empty) {
         issues.push(&entry, "credential_precedence", "must list at least one tier, and no tier may be empty");
@@ -365,9 +369,15 @@ fn build_runtime(
             }
             Projection::CodexConfig { path, login_file }
         }
+        RawProjection::OpenclawConfig { path } => {
+            if !is_relative_path(&path) {
+                issues.push(&entry, "projection.path", format!("`{path}` must be a relative path inside the workspace home"));
+            }
+            Projection::OpenclawConfig { path }
+        }
     };
 
-    for key in raw.hardening_env.keys().chain(&raw.model_env) {
+    for key in raw.hardening_env.keys().chain(&raw.model_env).chain(&raw.side_model_env) {
         if reads_env(key) || raw.base_url_env.as_ref() == Some(key) {
             issues.push(
                 &entry,
@@ -401,8 +411,19 @@ fn build_runtime(
             }
         }
         let route = native.route.and_then(|route| build_route(&entry, &field, route, raw.protocol, issues));
-        let protocol = route.as_ref().map_or(raw.protocol, |r| r.protocol);
         let provider = &providers[i];
+        let protocol = match (&route, &projection) {
+            (Some(route), _) => route.protocol,
+            (None, Projection::OpenclawConfig { .. }) => super::openclaw_protocol(raw.protocol, provider),
+            (None, _) => raw.protocol,
+        };
+        if matches!(projection, Projection::OpenclawConfig { .. }) && provider.auth_mode == super::AuthMode::Oauth {
+            issues.push(
+                &entry,
+                &field,
+                format!("provider `{}` authenticates with a login, which a provider defined in a config file cannot carry", provider.name),
+            );
+        }
         if !provider.platform && provider.base_url(protocol).is_none() {
             issues.push(
                 &entry,
@@ -424,14 +445,23 @@ fn build_runtime(
                 issues.push(&entry, &field, format!("verified_on version `{version}` is listed twice"));
             }
         }
-        natives.push(NativeProvider { provider: i, models: native.models, verified_on: native.verified_on, route });
+        if native.own_side_models && raw.side_model_env.is_empty() {
+            issues.push(&entry, &field, "own_side_models is set but the runtime has no side_model_env");
+        }
+        natives.push(NativeProvider {
+            provider: i,
+            models: native.models,
+            verified_on: native.verified_on,
+            route,
+            own_side_models: native.own_side_models,
+        });
     }
 
     let mut blank_files = Vec::with_capacity(raw.blank_files.len());
     for path in raw.blank_files {
         if !is_relative_path(&path) {
             issues.push(&entry, "blank_files", format!("`{path}` must be a relative path inside the workspace home"));
-        } else if reads_file(&path) || matches!(&projection, Projection::CodexConfig { path: config, .. } if *config == path) {
+        } else if reads_file(&path) || projection.config_path() == Some(path.as_str()) {
             issues.push(
                 &entry,
                 "blank_files",
@@ -450,6 +480,7 @@ fn build_runtime(
         model_ids: raw.model_ids,
         model_env: raw.model_env,
         hardening_env: raw.hardening_env,
+        side_model_env: raw.side_model_env,
         credential_precedence,
         base_url_env: raw.base_url_env,
         default_base_url: raw.default_base_url,

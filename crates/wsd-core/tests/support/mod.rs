@@ -42,13 +42,36 @@ pub fn plan_with_policy(
 }
 
 /// Every decision as `KEY origin action`, in plan order.
+///
+/// Without the runtime's side-model settings, which `side_models` shows.
 pub fn decisions(plan: &Plan) -> Vec<String> {
-    plan.decisions.iter().map(|d| format!("{} {} {}", d.key, d.origin.as_str(), d.action.as_str())).collect()
+    plan.decisions
+        .iter()
+        .filter(|d| !is_side_model_setting(plan, &d.key))
+        .map(|d| format!("{} {} {}", d.key, d.origin.as_str(), d.action.as_str()))
+        .collect()
 }
 
-/// The final env as `KEY <- source`.
+/// The final env as `KEY <- source`, without the runtime's side-model settings.
 pub fn env(plan: &Plan) -> Vec<String> {
-    plan.env.iter().map(|(key, entry)| format!("{key} <- {}", source(&entry.value))).collect()
+    plan.env
+        .iter()
+        .filter(|(key, _)| !is_side_model_setting(plan, key))
+        .map(|(key, entry)| format!("{key} <- {}", source(&entry.value)))
+        .collect()
+}
+
+/// The runtime's side-model variables the plan sets, with their values.
+pub fn side_models(plan: &Plan) -> Vec<String> {
+    plan.env
+        .iter()
+        .filter(|(key, _)| is_side_model_setting(plan, key))
+        .map(|(key, entry)| format!("{key} <- {}", source(&entry.value)))
+        .collect()
+}
+
+fn is_side_model_setting(plan: &Plan, key: &EnvKey) -> bool {
+    registry().runtime(&plan.runtime).is_some_and(|rt| rt.side_model_env.contains(key))
 }
 
 fn source(value: &EnvValue) -> String {
@@ -66,8 +89,8 @@ pub fn render(result: &Result<Plan, PlanError>) -> String {
         Err(e) => return format!("REFUSED {}: {e}\n", e.code()),
     };
     let mut out = format!("routing: {}\nprovider: {}\nbecause: {}\nenv:\n", plan.routing.as_str(), plan.provider, plan.derivation);
-    for line in env(plan) {
-        out.push_str(&format!("  {line}\n"));
+    for (key, entry) in &plan.env {
+        out.push_str(&format!("  {key} <- {}\n", source(&entry.value)));
     }
     if !plan.files.is_empty() {
         out.push_str("files:\n");
