@@ -9,6 +9,7 @@ pub mod derive;
 pub mod env_key;
 pub mod error;
 pub mod plan;
+pub mod prices;
 pub mod protected_env;
 pub mod registry;
 pub mod secret;

@@ -499,3 +499,46 @@ fn side_model_settings_are_checked() {
         &["runtimes.agent.providers.vendor-a: own_side_models is set but the runtime has no side_model_env"],
     );
 }
+
+#[test]
+fn the_price_book_holds_the_cited_prices_and_unknowns_stay_unknown() {
+    use wsd_core::prices::{Cost, TokenCounts};
+    let registry = Registry::embedded().unwrap();
+    let prices = registry.prices();
+    let million = |input, output, cache_read, cache_write| TokenCounts { input, output, cache_read, cache_write };
+    assert_eq!(prices.cost("claude-opus-4-8", &million(1_000_000, 1_000_000, 1_000_000, 1_000_000)), Cost::Known { micros: 36_750_000 });
+    assert_eq!(prices.cost("MiniMax-M2.7", &million(1_000_000, 0, 0, 0)), Cost::Known { micros: 300_000 });
+    assert_eq!(prices.cost("gpt-5.4-mini", &million(0, 0, 1_000_000, 0)), Cost::Known { micros: 75_000 });
+    // No source gives OpenAI a cache-write price, nor a per-token price for a subscription.
+    assert_eq!(prices.cost("gpt-5.5", &million(1, 1, 1, 1)), Cost::Unknown);
+    assert_eq!(prices.cost("kimi-for-coding", &million(1, 0, 0, 0)), Cost::Unknown);
+    // Long prompts cost more where the vendor says so.
+    assert_eq!(prices.cost("gpt-5.5", &million(272_001, 0, 0, 0)), Cost::Known { micros: 2_720_010 });
+    assert!(prices.models().count() >= 40);
+}
+
+#[test]
+fn prices_are_checked_and_every_bad_one_named() {
+    let priced = |entry: &str| format!("{MINIMAL}prices:\n  a-1: {entry}\n");
+    let registry = Registry::from_yaml(&priced("{ input: 1.5, output: 2 }")).unwrap();
+    assert_eq!(registry.prices().get("a-1").unwrap().base.input, Some(1_500_000));
+    assert_refused(
+        &priced("{ input: -1, long_prompt: { above: 10, output: 1e9 } }"),
+        &["prices.a-1.input: -1 is not a price", "prices.a-1.long_prompt.output: 1000000000 is not a price"],
+    );
+    assert!(issues_of(&priced("{ inptu: 1 }")).contains("unknown field `inptu`"));
+    assert!(issues_of(&format!("{MINIMAL}prices:\n  ' a-1': {{ input: 1 }}\n")).contains("prices. a-1: a model id must not be empty"));
+
+    use wsd_core::prices::PriceEntry;
+    let overrides = std::collections::BTreeMap::from([
+        ("a-1".to_owned(), PriceEntry { output: Some(3.0), ..PriceEntry::default() }),
+        ("own-model".to_owned(), PriceEntry { input: Some(0.5), ..PriceEntry::default() }),
+    ]);
+    let overlaid = registry.with_prices(&overrides).unwrap();
+    let a1 = overlaid.prices().get("a-1").unwrap().base;
+    assert_eq!((a1.input, a1.output), (Some(1_500_000), Some(3_000_000)));
+    assert_eq!(overlaid.prices().get("own-model").unwrap().base.input, Some(500_000));
+    let bad = std::collections::BTreeMap::from([("x".to_owned(), PriceEntry { cache_read: Some(-2.0), ..PriceEntry::default() })]);
+    let e = registry.with_prices(&bad).unwrap_err().to_string();
+    assert!(e.contains("prices.x.cache_read: -2 is not a price"), "{e}");
+}

@@ -25,6 +25,9 @@ pub struct ConfigFile {
     pub proxy: ProxySection,
     #[serde(default)]
     pub server: ServerSection,
+    /// Prices per model id laid over the registry's (`[prices."<model>"]`).
+    #[serde(default)]
+    pub prices: BTreeMap<String, wsd_core::prices::PriceEntry>,
 }
 
 /// The listener's limits: what unauthenticated traffic may hold.
@@ -389,6 +392,15 @@ upstream_timeout_seconds = 120
         let wsd_backend::Sandbox::Bwrap(bwrap) = process.sandbox() else { panic!("the documented sandbox is bwrap") };
         let wsd_backend::Sandbox::Bwrap(default_bwrap) = default_process.sandbox() else { panic!() };
         assert_eq!((bwrap.program, bwrap.read_only), (default_bwrap.program, default_bwrap.read_only));
+        let registry = wsd_core::Registry::embedded().unwrap().with_prices(&documented.prices).unwrap();
+        let shipped = wsd_core::Registry::embedded().unwrap();
+        assert_eq!(registry.prices().get("MiniMax-M2.7"), shipped.prices().get("MiniMax-M2.7"), "the example restates a shipped price");
+        assert_eq!(registry.prices().get("in-house-model").unwrap().base.output, Some(400_000));
+        assert!(shipped.prices().get("in-house-model").is_none());
+        let bad = ConfigFile::parse("[prices.m]\ninput = -3\n").unwrap();
+        let e = wsd_core::Registry::embedded().unwrap().with_prices(&bad.prices).unwrap_err().to_string();
+        assert!(e.contains("prices.m.input: -3 is not a price"), "{e}");
+        assert!(ConfigFile::parse("[prices.m]\nimput = 3\n").unwrap_err().to_string().contains("unknown field `imput`"));
     }
 
     #[test]

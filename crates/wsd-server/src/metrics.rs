@@ -191,6 +191,7 @@ mod tests {
             status,
             latency_ms: 1,
             request_id: "r".into(),
+            cost_micros: None,
         };
         metrics.record_proxied(&record(200, 10));
         metrics.record_proxied(&record(200, 5));

@@ -50,6 +50,8 @@ pub struct UsageReport {
     pub to: i64,
     /// By workspace, provider and model.
     pub usage: Vec<UsageSummary>,
+    /// By UTC day, over every workspace and model.
+    pub days: Vec<wsd_store::DailyUsage>,
 }
 
 #[derive(Serialize, ToSchema)]

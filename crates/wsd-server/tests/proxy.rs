@@ -166,6 +166,11 @@ struct Setup {
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(1);
 
 async fn setup() -> Setup {
+    setup_with(Registry::embedded().unwrap()).await
+}
+
+/// The proxy over `registry`, with MiniMax at the fake provider.
+async fn setup_with(registry: Registry) -> Setup {
     let fake_state = Fake::default();
     let (seen, abandoned, headers) = (fake_state.seen.clone(), fake_state.abandoned.clone(), fake_state.headers.clone());
     let fake = fake_upstream(fake_state).await;
@@ -173,7 +178,7 @@ async fn setup() -> Setup {
         "minimax".to_owned(),
         ProviderOverride { base_url_anthropic: Some(format!("{fake}/anthropic")), base_url_openai: Some(format!("{fake}/openai")) },
     )]);
-    let registry = Registry::embedded().unwrap().with_overrides(&overrides).unwrap();
+    let registry = registry.with_overrides(&overrides).unwrap();
     let proxy = ProxySettings { connect_timeout: Duration::from_secs(1), upstream_timeout: UPSTREAM_TIMEOUT };
     let api = start_with(Backend::Sqlite, "proxy", true, Some(registry), Options { proxy: Some(proxy), ..Options::default() }).await;
     let org = api.org("acme").await;
@@ -264,6 +269,25 @@ async fn the_proxy_swaps_keys_rewrites_models_and_meters_every_request() {
     assert_eq!(row["cache_write_tokens"], 4);
 
     let latest = s.api.get(&format!("/v1/orgs/{}/usage/requests?limit=5", s.org), ADMIN).await.body;
+    // Each request priced at MiniMax-M2.7's list prices (USD per Mtok: 0.30 in, 1.20 out,
+    // 0.06 cache read, 0.375 cache write), rounded to the micro-dollar; the summary sums them.
+    let mut total = 0;
+    for request in latest["requests"].as_array().unwrap() {
+        let tokens = |field: &str| request[field].as_f64().unwrap();
+        let expected = (tokens("input_tokens") * 0.30
+            + tokens("output_tokens") * 1.20
+            + tokens("cache_read_tokens") * 0.06
+            + tokens("cache_write_tokens") * 0.375)
+            .round() as i64;
+        assert_eq!(request["cost_micros"], expected, "{request}");
+        total += expected;
+    }
+    assert_eq!((row["cost_micros"].as_i64(), row["unpriced_requests"].as_i64()), (Some(total), Some(0)));
+    let days = s.api.get(&format!("/v1/orgs/{}/usage", s.org), ADMIN).await.body["days"].clone();
+    assert_eq!(days.as_array().unwrap().len(), 1, "{days}");
+    assert_eq!((days[0]["requests"].as_i64(), days[0]["cost_micros"].as_i64()), (Some(5), Some(total)));
+    assert_eq!(days[0]["date"].as_str().unwrap().len(), 10, "{days}");
+
     let ids: Vec<_> = latest["requests"].as_array().unwrap().iter().map(|r| r["request_id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(ids.iter().filter(|id| *id == "req_vendor_1").count(), 2, "upstream's request id is the row's: {ids:?}");
     assert!(ids.iter().all(|id| !id.is_empty()));
@@ -281,6 +305,30 @@ async fn the_proxy_swaps_keys_rewrites_models_and_meters_every_request() {
     let (status, body) = send(&s, "/llm/anthropic/v1/messages", message, "x-api-key").await;
     assert_eq!(status, 502);
     assert!(body.contains("PLATFORM_KEY_MISSING") && body.contains("MINIMAX_API_KEY"), "{body}");
+}
+
+/// Where the price book lacks a price a request needed, its cost is unknown — never 0 — and
+/// the summary says how many requests that was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cost_without_a_price_is_unknown_not_zero() {
+    let yaml = wsd_core::registry::EMBEDDED_REGISTRY_YAML.replace(
+        "  MiniMax-M2.7: { input: 0.30, output: 1.20, cache_read: 0.06, cache_write: 0.375 }",
+        "  MiniMax-M2.7: { input: 0.30, output: 1.20 }",
+    );
+    let s = setup_with(Registry::from_yaml(&yaml).unwrap()).await;
+    let message = json!({"model": "minimax/MiniMax-M2.7", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+    // The fake's plain Anthropic answer reports cached tokens; its plain chat answer none.
+    assert_eq!(send(&s, "/llm/anthropic/v1/messages", message, "x-api-key").await.0, 200);
+    let chat = json!({"model": "minimax/MiniMax-M2.7", "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(send(&s, "/llm/openai/v1/chat/completions", chat, "authorization").await.0, 200);
+    let rows = usage_rows(&s, 2).await;
+    let latest = requests(&s, 2).await;
+    let costs: Vec<Option<i64>> = latest.iter().map(|r| r["cost_micros"].as_i64()).collect();
+    let priced: Vec<&Value> = latest.iter().filter(|r| r["cost_micros"].is_i64()).collect();
+    assert_eq!(priced.len(), 1, "one request used cached tokens, which have no price here: {costs:?}");
+    assert!(priced[0]["cache_read_tokens"] == 0 && priced[0]["cache_write_tokens"] == 0, "{latest:?}");
+    assert_eq!(rows[0]["unpriced_requests"], 1);
+    assert_eq!(rows[0]["cost_micros"], priced[0]["cost_micros"]);
 }
 
 /// A CLI that cannot send namespaced ids (Hermes) sends its model's own id: the usage token
@@ -709,6 +757,7 @@ fn usage_row(s: &Setup, tokens: i64) -> wsd_store::UsageRecord {
         status: 200,
         latency_ms: 1,
         request_id: "seeded".into(),
+        cost_micros: None,
     }
 }
 

@@ -26,4 +26,4 @@ pub use error::{Result, StoreError};
 pub use model::*;
 pub use secrets::PlanInput;
 pub use tokens::{TOKEN_PREFIX, generate_token, token_hash};
-pub use usage::{Budget, BudgetPeriod, UsageSummary};
+pub use usage::{Budget, BudgetPeriod, DailyUsage, UsageSummary};

@@ -211,6 +211,9 @@ pub struct UsageRecord {
     pub status: i64,
     pub latency_ms: i64,
     pub request_id: String,
+    /// What the request cost in micro-dollars (10⁻⁶ USD); `None` when the price of a token
+    /// class it used is unknown.
+    pub cost_micros: Option<i64>,
 }
 
 /// How many sealed values each key version holds.

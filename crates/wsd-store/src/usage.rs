@@ -14,7 +14,7 @@ fn daily_totals(records: &[UsageRecord]) -> std::collections::BTreeMap<(&str, i6
     totals
 }
 
-/// Rows per INSERT statement: 12 parameters each stays far below both databases' limits.
+/// Rows per INSERT statement: 13 parameters each stays far below both databases' limits.
 const ROWS_PER_STATEMENT: usize = 256;
 
 impl Store {
@@ -27,7 +27,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             for chunk in records.chunks(ROWS_PER_STATEMENT) {
                 let mut insert = sqlx::QueryBuilder::new(
-                    "INSERT INTO usage_ledger (at, org_id, workspace_id, provider, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, status, latency_ms, request_id) ",
+                    "INSERT INTO usage_ledger (at, org_id, workspace_id, provider, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, status, latency_ms, request_id, cost_micros) ",
                 );
                 insert.push_values(chunk, |mut row, r| {
                     row.push_bind(r.at)
@@ -41,7 +41,8 @@ impl Store {
                         .push_bind(r.cache_write_tokens)
                         .push_bind(r.status)
                         .push_bind(r.latency_ms)
-                        .push_bind(&r.request_id);
+                        .push_bind(&r.request_id)
+                        .push_bind(r.cost_micros);
                 });
                 insert.build().execute(&mut *tx).await?;
             }
@@ -73,19 +74,69 @@ pub struct UsageSummary {
     pub output_tokens: i64,
     pub cache_read_tokens: i64,
     pub cache_write_tokens: i64,
+    /// The summed cost of the requests whose cost is known, in micro-dollars; `None` when
+    /// none is.
+    pub cost_micros: Option<i64>,
+    /// Requests whose cost is unknown (a price missing from the price book).
+    pub unpriced_requests: i64,
+}
+
+/// The summing columns of a usage summary, shared by its groupings.
+macro_rules! sums {
+    () => {
+        "COUNT(*) AS requests,
+         CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, CAST(SUM(output_tokens) AS BIGINT) AS output_tokens,
+         CAST(SUM(cache_read_tokens) AS BIGINT) AS cache_read_tokens, CAST(SUM(cache_write_tokens) AS BIGINT) AS cache_write_tokens,
+         CAST(SUM(cost_micros) AS BIGINT) AS cost_micros, COUNT(*) - COUNT(cost_micros) AS unpriced_requests"
+    };
+}
+
+/// Usage of one UTC day over all of an org's workspaces and models.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct DailyUsage {
+    /// `YYYY-MM-DD`, UTC.
+    #[sqlx(skip)]
+    pub date: String,
+    #[serde(skip)]
+    pub day: i64,
+    pub requests: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub cost_micros: Option<i64>,
+    pub unpriced_requests: i64,
+}
+
+impl Store {
+    /// An org's usage in `[from, to)` (unix milliseconds), by UTC day.
+    pub async fn usage_by_day(&self, org: &str, from: i64, to: i64) -> Result<Vec<DailyUsage>> {
+        // 86400000: `DAY_MS`, the ledger's `at` being unix milliseconds.
+        const SQL: &str = concat!(
+            "SELECT at / 86400000 AS day, ",
+            sums!(),
+            " FROM usage_ledger WHERE org_id = $1 AND at >= $2 AND at < $3 GROUP BY at / 86400000 ORDER BY at / 86400000"
+        );
+        let mut rows: Vec<DailyUsage> =
+            crate::db::on_read!(self, |pool| sqlx::query_as(SQL).bind(org).bind(from).bind(to).fetch_all(pool).await?);
+        for row in &mut rows {
+            let (y, m, d) = civil_from_days(row.day);
+            row.date = format!("{y:04}-{m:02}-{d:02}");
+        }
+        Ok(rows)
+    }
 }
 
 impl Store {
     /// An org's usage in `[from, to)` (unix milliseconds), by workspace and model.
     pub async fn usage_summary(&self, org: &str, from: i64, to: i64) -> Result<Vec<UsageSummary>> {
         let rows: Vec<UsageSummary> = crate::db::on_read!(self, |pool| {
-            sqlx::query_as(
-                "SELECT workspace_id, provider, model, COUNT(*) AS requests,
-                        CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, CAST(SUM(output_tokens) AS BIGINT) AS output_tokens,
-                        CAST(SUM(cache_read_tokens) AS BIGINT) AS cache_read_tokens, CAST(SUM(cache_write_tokens) AS BIGINT) AS cache_write_tokens
-                 FROM usage_ledger WHERE org_id = $1 AND at >= $2 AND at < $3
-                 GROUP BY workspace_id, provider, model ORDER BY workspace_id, provider, model",
-            )
+            sqlx::query_as(concat!(
+                "SELECT workspace_id, provider, model, ",
+                sums!(),
+                " FROM usage_ledger WHERE org_id = $1 AND at >= $2 AND at < $3
+                 GROUP BY workspace_id, provider, model ORDER BY workspace_id, provider, model"
+            ))
             .bind(org)
             .bind(from)
             .bind(to)
@@ -101,7 +152,7 @@ impl Store {
     pub async fn usage_requests(&self, org: &str, workspace: Option<&str>, limit: i64) -> Result<Vec<UsageRecord>> {
         let rows: Vec<UsageRecord> = crate::db::on_read!(self, |pool| {
             sqlx::query_as(
-                "SELECT at, org_id, workspace_id, provider, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, status, latency_ms, request_id
+                "SELECT at, org_id, workspace_id, provider, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, status, latency_ms, request_id, cost_micros
                  FROM usage_ledger WHERE org_id = $1 AND ($2 IS NULL OR workspace_id = $2) ORDER BY at DESC, id DESC LIMIT $3",
             )
             .bind(org)

@@ -410,6 +410,7 @@ async fn budgets_and_usage_sums(db: &TestDb) {
         status: 200,
         latency_ms: 5,
         request_id: "r".into(),
+        cost_micros: None,
     };
     const DAY: i64 = 86_400_000;
     assert_eq!(store.tokens_used_from_day_of(&org.id, 0).await.unwrap(), 0);
@@ -441,6 +442,25 @@ async fn budgets_and_usage_sums(db: &TestDb) {
     assert_eq!(latest[0], batch[599]);
     assert_eq!(store.usage_requests(&org.id, Some("w"), 1000).await.unwrap().len(), 602);
     assert!(store.usage_requests(&org.id, Some("other"), 10).await.unwrap().is_empty());
+
+    // Costs: summed where known, the unknown ones counted, never taken as 0.
+    let priced = store.create_org("priced", "admin").await.unwrap();
+    let row = |at: i64, cost: Option<i64>| UsageRecord { org_id: priced.id.clone(), cost_micros: cost, ..record(at, 1, 1) };
+    store.append_usage(&[row(10, Some(1_500)), row(20, None), row(DAY + 5, Some(2_500)), row(DAY + 6, Some(i64::MAX / 4))]).await.unwrap();
+    let summary = store.usage_summary(&priced.id, 0, DAY).await.unwrap();
+    assert_eq!((summary[0].cost_micros, summary[0].unpriced_requests), (Some(1_500), 1));
+    let days = store.usage_by_day(&priced.id, 0, 2 * DAY).await.unwrap();
+    let by_day: Vec<(&str, i64, Option<i64>, i64)> =
+        days.iter().map(|d| (d.date.as_str(), d.requests, d.cost_micros, d.unpriced_requests)).collect();
+    assert_eq!(by_day, [("1970-01-01", 2, Some(1_500), 1), ("1970-01-02", 2, Some(2_500 + i64::MAX / 4), 0)]);
+    let only_unknown = store.create_org("unpriced", "admin").await.unwrap();
+    store.append_usage(&[UsageRecord { org_id: only_unknown.id.clone(), ..row(10, None) }]).await.unwrap();
+    let summary = store.usage_summary(&only_unknown.id, 0, DAY).await.unwrap();
+    assert_eq!((summary[0].cost_micros, summary[0].unpriced_requests), (None, 1));
+    assert_eq!(
+        store.usage_requests(&priced.id, None, 10).await.unwrap().iter().map(|r| r.cost_micros).collect::<Vec<_>>()[..2],
+        [Some(i64::MAX / 4), Some(2_500)]
+    );
 }
 conformance!(budgets_and_usage_sums);
 

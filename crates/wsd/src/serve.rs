@@ -51,9 +51,11 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         }
         None => ConfigFile::default(),
     };
-    let registry = registry
-        .with_overrides(&config.registry.overrides)
-        .map_err(|e| Failure::Usage(format!("{}: {e}", args.config.as_deref().map(|p| p.display().to_string()).unwrap_or_default())))?;
+    let in_config = |e: wsd_core::RegistryError| {
+        Failure::Usage(format!("{}: {e}", args.config.as_deref().map(|p| p.display().to_string()).unwrap_or_default()))
+    };
+    let registry =
+        registry.with_overrides(&config.registry.overrides).map_err(in_config)?.with_prices(&config.prices).map_err(in_config)?;
     init_logging(args.log_format);
     // Every file wsd creates (database, journal, key, workspace logs) is its own alone.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));

@@ -84,6 +84,23 @@ fn number(value: &Value) -> String {
     value.as_i64().map_or_else(|| "-".to_owned(), |n| n.to_string())
 }
 
+/// Micro-dollars as `$0.015625`.
+fn dollars(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let abs = micros.unsigned_abs();
+    format!("{sign}${}.{:06}", abs / 1_000_000, abs % 1_000_000)
+}
+
+/// A row's cost: what is known, and how many requests had no price; never a made-up 0.
+fn cost(row: &Value) -> String {
+    let unpriced = row["unpriced_requests"].as_i64().unwrap_or(0);
+    match (row["cost_micros"].as_i64(), unpriced) {
+        (Some(micros), 0) => dollars(micros),
+        (Some(micros), n) => format!("{} + {n} unpriced", dollars(micros)),
+        (None, _) => "unknown".to_owned(),
+    }
+}
+
 pub fn usage(connection: Connection, command: UsageCommand) -> Result<(), Failure> {
     crate::block_on(async move {
         let client = Client::new(&connection)?;
@@ -98,7 +115,8 @@ pub fn usage(connection: Connection, command: UsageCommand) -> Result<(), Failur
                     return Ok(());
                 }
                 println!("from {} to {}", format_utc(value["from"].as_i64().unwrap_or(0)), format_utc(value["to"].as_i64().unwrap_or(0)));
-                let mut t = table(&["WORKSPACE", "PROVIDER", "MODEL", "REQUESTS", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE"]);
+                let mut t =
+                    table(&["WORKSPACE", "PROVIDER", "MODEL", "REQUESTS", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "COST (USD)"]);
                 for row in value["usage"].as_array().into_iter().flatten() {
                     t.add_row(vec![
                         row["workspace_id"].as_str().unwrap_or("-").to_owned(),
@@ -109,6 +127,20 @@ pub fn usage(connection: Connection, command: UsageCommand) -> Result<(), Failur
                         number(&row["output_tokens"]),
                         number(&row["cache_read_tokens"]),
                         number(&row["cache_write_tokens"]),
+                        cost(row),
+                    ]);
+                }
+                println!("{t}");
+                let mut t = table(&["DAY (UTC)", "REQUESTS", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "COST (USD)"]);
+                for row in value["days"].as_array().into_iter().flatten() {
+                    t.add_row(vec![
+                        row["date"].as_str().unwrap_or("-").to_owned(),
+                        number(&row["requests"]),
+                        number(&row["input_tokens"]),
+                        number(&row["output_tokens"]),
+                        number(&row["cache_read_tokens"]),
+                        number(&row["cache_write_tokens"]),
+                        cost(row),
                     ]);
                 }
                 println!("{t}");
@@ -123,7 +155,8 @@ pub fn usage(connection: Connection, command: UsageCommand) -> Result<(), Failur
                     println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
                     return Ok(());
                 }
-                let mut t = table(&["AT (UTC)", "WORKSPACE", "MODEL", "STATUS", "INPUT", "OUTPUT", "LATENCY MS", "REQUEST ID"]);
+                let mut t =
+                    table(&["AT (UTC)", "WORKSPACE", "MODEL", "STATUS", "INPUT", "OUTPUT", "COST (USD)", "LATENCY MS", "REQUEST ID"]);
                 for row in value["requests"].as_array().into_iter().flatten() {
                     t.add_row(vec![
                         format_utc(row["at"].as_i64().unwrap_or(0)),
@@ -132,6 +165,7 @@ pub fn usage(connection: Connection, command: UsageCommand) -> Result<(), Failur
                         number(&row["status"]),
                         number(&row["input_tokens"]),
                         number(&row["output_tokens"]),
+                        cost(row),
                         number(&row["latency_ms"]),
                         row["request_id"].as_str().unwrap_or("-").to_owned(),
                     ]);
@@ -176,6 +210,19 @@ pub fn budget(connection: Connection, command: BudgetCommand) -> Result<(), Fail
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn costs_are_exact_and_never_a_made_up_zero() {
+        use serde_json::json;
+        assert_eq!(dollars(15_625), "$0.015625");
+        assert_eq!(dollars(36_750_000), "$36.750000");
+        assert_eq!(dollars(-1), "-$0.000001");
+        assert_eq!(cost(&json!({"cost_micros": 15_625, "unpriced_requests": 0})), "$0.015625");
+        assert_eq!(cost(&json!({"cost_micros": 15_625, "unpriced_requests": 2})), "$0.015625 + 2 unpriced");
+        assert_eq!(cost(&json!({"cost_micros": null, "unpriced_requests": 3})), "unknown");
+        assert_eq!(cost(&json!({"cost_micros": 0})), "$0.000000");
+        assert_eq!(cost(&json!({"cost_micros": null})), "unknown");
+    }
 
     #[test]
     fn times_are_dates_or_milliseconds() {

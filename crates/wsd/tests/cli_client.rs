@@ -256,8 +256,11 @@ claude-code = ["sh", "-c", "printf %s \"$WSD_LLM_USAGE_TOKEN\" > \"$HOME/usage-t
     );
     let table = stdout(&cli.run(&["usage", "requests", "--org", &org, "--workspace", &ws], None));
     assert!(table.contains("AT (UTC)") && table.contains("502") && table.contains("MiniMax-M2.7"), "{table}");
+    // A refused call used no tokens: it cost nothing, which is known.
+    assert!(table.contains("COST (USD)") && table.contains("$0.000000"), "{table}");
     let summary = stdout(&cli.run(&["usage", "summary", "--org", &org, "--from", "2020-01-01"], None));
     assert!(summary.starts_with("from 2020-01-01T00:00:00.000Z to ") && summary.contains(&ws), "{summary}");
+    assert!(summary.contains("DAY (UTC)") && summary.contains("$0.000000"), "{summary}");
     let bad = cli.run(&["usage", "summary", "--org", &org, "--from", "2026-02-30"], None);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("neither a date"));

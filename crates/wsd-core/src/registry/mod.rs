@@ -291,6 +291,7 @@ pub struct Registry {
     /// Every credential and routing key with its class: the planner's hot lookup.
     classes: rustc_hash::FxHashMap<EnvKey, KeyClass>,
     platform: usize,
+    prices: crate::prices::PriceBook,
 }
 
 impl Registry {
@@ -333,6 +334,36 @@ impl Registry {
             }
         }
         if issues.is_empty() { Ok(registry) } else { Err(RegistryError::Invalid(issues)) }
+    }
+
+    /// The price book: list prices per model id, with the operator's overrides once
+    /// [`Registry::with_prices`] applied them.
+    pub fn prices(&self) -> &crate::prices::PriceBook {
+        &self.prices
+    }
+
+    /// This registry with the operator's prices (`WSD_CONFIG`'s `[prices."<model>"]`) laid
+    /// over the shipped ones; every problem is reported at once.
+    pub fn with_prices(&self, overrides: &BTreeMap<String, crate::prices::PriceEntry>) -> Result<Registry, RegistryError> {
+        let mut issues = Vec::new();
+        let mut prices = BTreeMap::new();
+        for (model, entry) in overrides {
+            match entry.to_price() {
+                Ok(price) => {
+                    prices.insert(model.clone(), price);
+                }
+                Err(problems) => issues.extend(problems.into_iter().map(|problem| {
+                    let (field, message) = problem.split_once(": ").unwrap_or(("", &problem));
+                    RegistryIssue { entry: format!("prices.{model}"), field: field.to_owned(), message: message.to_owned() }
+                })),
+            }
+        }
+        if !issues.is_empty() {
+            return Err(RegistryError::Invalid(issues));
+        }
+        let mut registry = self.clone();
+        registry.prices = self.prices.with_overrides(&prices);
+        Ok(registry)
     }
 
     pub fn providers(&self) -> &[Provider] {

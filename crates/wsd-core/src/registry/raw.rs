@@ -15,6 +15,8 @@ pub(super) struct RawRegistry {
     pub _schema_version: serde::de::IgnoredAny,
     pub providers: Vec<RawProvider>,
     pub runtimes: BTreeMap<String, RawRuntime>,
+    #[serde(default)]
+    pub prices: BTreeMap<String, crate::prices::PriceEntry>,
 }
 
 #[derive(Debug, Deserialize)]

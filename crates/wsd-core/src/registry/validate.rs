@@ -125,6 +125,7 @@ fn build(raw: RawRegistry) -> Result<Registry, RegistryError> {
         }
     }
     check_model_ownership(&providers, &runtimes, &mut issues);
+    let prices = build_prices(&raw.prices, &mut issues);
 
     match (issues.0.is_empty(), platform) {
         (true, Some(platform)) => {
@@ -135,10 +136,32 @@ fn build(raw: RawRegistry) -> Result<Registry, RegistryError> {
                 .map(|k| (k.clone(), KeyClass::Routing))
                 .chain(credential_keys.iter().map(|k| (k.clone(), KeyClass::Credential)))
                 .collect();
-            Ok(Registry { providers, runtimes, credential_keys, routing_keys, classes, platform })
+            Ok(Registry { providers, runtimes, credential_keys, routing_keys, classes, platform, prices })
         }
         _ => Err(RegistryError::Invalid(issues.0)),
     }
+}
+
+fn build_prices(raw: &BTreeMap<String, crate::prices::PriceEntry>, issues: &mut Issues) -> crate::prices::PriceBook {
+    let mut models = BTreeMap::new();
+    for (model, entry) in raw {
+        let entry_name = format!("prices.{model}");
+        if model.trim().is_empty() || model.trim() != model {
+            issues.push(&entry_name, "", "a model id must not be empty or have surrounding whitespace");
+        }
+        match entry.to_price() {
+            Ok(price) => {
+                models.insert(model.clone(), price);
+            }
+            Err(problems) => {
+                for problem in problems {
+                    let (field, message) = problem.split_once(": ").unwrap_or(("", &problem));
+                    issues.push(&entry_name, field, message);
+                }
+            }
+        }
+    }
+    crate::prices::PriceBook::new(models)
 }
 
 fn is_valid_name(name: &str) -> bool {

@@ -150,6 +150,7 @@ mod tests {
             status: 200,
             latency_ms: 1,
             request_id: "r".into(),
+            cost_micros: None,
         }
     }
 

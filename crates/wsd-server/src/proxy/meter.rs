@@ -248,6 +248,8 @@ impl Meter {
             status: fault.map_or(self.status, Fault::ledger_status),
             latency_ms: self.started.elapsed().as_millis() as i64,
             request_id: self.request_id.take().unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            // Priced by the proxy as it records the row.
+            cost_micros: None,
         })
     }
 }

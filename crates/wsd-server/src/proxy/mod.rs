@@ -51,6 +51,8 @@ pub struct Proxy {
     metrics: Arc<Metrics>,
     /// Metered usage on its way to the store.
     ledger: ledger::UsageLedger,
+    /// What each row cost, by its model.
+    prices: wsd_core::prices::PriceBook,
 }
 
 impl Proxy {
@@ -62,15 +64,29 @@ impl Proxy {
             vendors: vendor::Vendors::new(registry),
             upstream,
             metrics,
+            prices: registry.prices().clone(),
         }
     }
 
-    /// A proxied request's ledger row: counted against the org's budget and in the metrics
-    /// at once, queued for the store.
-    pub fn record(&self, record: UsageRecord) {
+    /// A proxied request's ledger row: priced, counted against the org's budget and in the
+    /// metrics at once, queued for the store.
+    pub fn record(&self, mut record: UsageRecord) {
+        record.cost_micros = self.cost(&record);
         self.gate.charge(&record.org_id, record.input_tokens.saturating_add(record.output_tokens));
         self.metrics.record_proxied(&record);
         self.ledger.record(record);
+    }
+
+    /// The row's cost by the price book: `None` when a price it needs is unknown.
+    fn cost(&self, record: &UsageRecord) -> Option<i64> {
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let tokens = wsd_core::prices::TokenCounts {
+            input: count(record.input_tokens),
+            output: count(record.output_tokens),
+            cache_read: count(record.cache_read_tokens),
+            cache_write: count(record.cache_write_tokens),
+        };
+        self.prices.cost(&record.model, &tokens).micros()
     }
 
     /// Waits until every ledger row recorded so far is stored (or reported lost).

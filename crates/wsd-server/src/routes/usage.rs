@@ -35,7 +35,8 @@ pub async fn usage(
     if from > to {
         return Err(ApiError::bad_request(code::INVALID_QUERY, "from must not be after to"));
     }
-    Ok(Json(UsageReport { from, to, usage: state.store.usage_summary(&org, from, to).await? }))
+    let (usage, days) = tokio::try_join!(state.store.usage_summary(&org, from, to), state.store.usage_by_day(&org, from, to))?;
+    Ok(Json(UsageReport { from, to, usage, days }))
 }
 
 #[derive(Deserialize)]
