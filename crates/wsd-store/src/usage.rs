@@ -63,12 +63,9 @@ impl Store {
     }
 }
 
-/// Usage of one workspace and model over a time range.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct UsageSummary {
-    pub workspace_id: String,
-    pub provider: String,
-    pub model: String,
+/// What a group of metered requests used and cost.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct UsageTotals {
     pub requests: i64,
     pub input_tokens: i64,
     pub output_tokens: i64,
@@ -79,6 +76,17 @@ pub struct UsageSummary {
     pub cost_micros: Option<i64>,
     /// Requests whose cost is unknown (a price missing from the price book).
     pub unpriced_requests: i64,
+}
+
+/// Usage of one workspace and model over a time range.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct UsageSummary {
+    pub workspace_id: String,
+    pub provider: String,
+    pub model: String,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub totals: UsageTotals,
 }
 
 /// The summing columns of a usage summary, shared by its groupings.
@@ -99,13 +107,9 @@ pub struct DailyUsage {
     pub date: String,
     #[serde(skip)]
     pub day: i64,
-    pub requests: i64,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub cache_read_tokens: i64,
-    pub cache_write_tokens: i64,
-    pub cost_micros: Option<i64>,
-    pub unpriced_requests: i64,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub totals: UsageTotals,
 }
 
 impl Store {

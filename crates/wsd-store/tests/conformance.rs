@@ -420,7 +420,7 @@ async fn budgets_and_usage_sums(db: &TestDb) {
     assert_eq!(store.tokens_used_from_day_of(&org.id, DAY + 5_000).await.unwrap(), 27, "whole days from the one containing `from`");
     assert_eq!(store.tokens_used_from_day_of(&org.id, 2 * DAY).await.unwrap(), 0);
     let summary = store.usage_summary(&org.id, 0, 1_500).await.unwrap();
-    assert_eq!((summary.len(), summary[0].requests, summary[0].input_tokens), (1, 1, 10));
+    assert_eq!((summary.len(), summary[0].totals.requests, summary[0].totals.input_tokens), (1, 1, 10));
     assert_eq!(store.list_audit(Some(&org.id), 0, 100).await.unwrap().iter().filter(|e| e.action == "budget.put").count(), 2);
 
     // A batch larger than one statement lands whole.
@@ -429,7 +429,7 @@ async fn budgets_and_usage_sums(db: &TestDb) {
     store.append_usage(&batch).await.unwrap();
     assert_eq!(store.tokens_used_from_day_of(&org.id, 2 * DAY).await.unwrap(), 1_800);
     assert_eq!(store.tokens_used_from_day_of(&org.id, 3 * DAY).await.unwrap(), 900);
-    assert_eq!(store.usage_summary(&org.id, 2 * DAY, 4 * DAY).await.unwrap()[0].requests, 600);
+    assert_eq!(store.usage_summary(&org.id, 2 * DAY, 4 * DAY).await.unwrap()[0].totals.requests, 600);
     // Another org's usage is its own.
     let other = store.create_org("other", "admin").await.unwrap();
     store.append_usage(&[UsageRecord { org_id: other.id.clone(), ..record(3 * DAY, 1_000, 0) }]).await.unwrap();
@@ -448,15 +448,15 @@ async fn budgets_and_usage_sums(db: &TestDb) {
     let row = |at: i64, cost: Option<i64>| UsageRecord { org_id: priced.id.clone(), cost_micros: cost, ..record(at, 1, 1) };
     store.append_usage(&[row(10, Some(1_500)), row(20, None), row(DAY + 5, Some(2_500)), row(DAY + 6, Some(i64::MAX / 4))]).await.unwrap();
     let summary = store.usage_summary(&priced.id, 0, DAY).await.unwrap();
-    assert_eq!((summary[0].cost_micros, summary[0].unpriced_requests), (Some(1_500), 1));
+    assert_eq!((summary[0].totals.cost_micros, summary[0].totals.unpriced_requests), (Some(1_500), 1));
     let days = store.usage_by_day(&priced.id, 0, 2 * DAY).await.unwrap();
     let by_day: Vec<(&str, i64, Option<i64>, i64)> =
-        days.iter().map(|d| (d.date.as_str(), d.requests, d.cost_micros, d.unpriced_requests)).collect();
+        days.iter().map(|d| (d.date.as_str(), d.totals.requests, d.totals.cost_micros, d.totals.unpriced_requests)).collect();
     assert_eq!(by_day, [("1970-01-01", 2, Some(1_500), 1), ("1970-01-02", 2, Some(2_500 + i64::MAX / 4), 0)]);
     let only_unknown = store.create_org("unpriced", "admin").await.unwrap();
     store.append_usage(&[UsageRecord { org_id: only_unknown.id.clone(), ..row(10, None) }]).await.unwrap();
     let summary = store.usage_summary(&only_unknown.id, 0, DAY).await.unwrap();
-    assert_eq!((summary[0].cost_micros, summary[0].unpriced_requests), (None, 1));
+    assert_eq!((summary[0].totals.cost_micros, summary[0].totals.unpriced_requests), (None, 1));
     assert_eq!(
         store.usage_requests(&priced.id, None, 10).await.unwrap().iter().map(|r| r.cost_micros).collect::<Vec<_>>()[..2],
         [Some(i64::MAX / 4), Some(2_500)]

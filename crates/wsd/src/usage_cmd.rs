@@ -84,6 +84,14 @@ fn number(value: &Value) -> String {
     value.as_i64().map_or_else(|| "-".to_owned(), |n| n.to_string())
 }
 
+/// A usage row's totals, as the tables show them after the row's own columns.
+fn totals(row: &Value) -> impl Iterator<Item = String> {
+    ["requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"]
+        .map(|field| number(&row[field]))
+        .into_iter()
+        .chain([cost(row)])
+}
+
 /// Micro-dollars as `$0.015625`.
 fn dollars(micros: i64) -> String {
     let sign = if micros < 0 { "-" } else { "" };
@@ -118,30 +126,13 @@ pub fn usage(connection: Connection, command: UsageCommand) -> Result<(), Failur
                 let mut t =
                     table(&["WORKSPACE", "PROVIDER", "MODEL", "REQUESTS", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "COST (USD)"]);
                 for row in value["usage"].as_array().into_iter().flatten() {
-                    t.add_row(vec![
-                        row["workspace_id"].as_str().unwrap_or("-").to_owned(),
-                        row["provider"].as_str().unwrap_or("-").to_owned(),
-                        row["model"].as_str().unwrap_or("-").to_owned(),
-                        number(&row["requests"]),
-                        number(&row["input_tokens"]),
-                        number(&row["output_tokens"]),
-                        number(&row["cache_read_tokens"]),
-                        number(&row["cache_write_tokens"]),
-                        cost(row),
-                    ]);
+                    let own = ["workspace_id", "provider", "model"].map(|field| row[field].as_str().unwrap_or("-").to_owned());
+                    t.add_row(own.into_iter().chain(totals(row)).collect::<Vec<_>>());
                 }
                 println!("{t}");
                 let mut t = table(&["DAY (UTC)", "REQUESTS", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "COST (USD)"]);
                 for row in value["days"].as_array().into_iter().flatten() {
-                    t.add_row(vec![
-                        row["date"].as_str().unwrap_or("-").to_owned(),
-                        number(&row["requests"]),
-                        number(&row["input_tokens"]),
-                        number(&row["output_tokens"]),
-                        number(&row["cache_read_tokens"]),
-                        number(&row["cache_write_tokens"]),
-                        cost(row),
-                    ]);
+                    t.add_row(std::iter::once(row["date"].as_str().unwrap_or("-").to_owned()).chain(totals(row)).collect::<Vec<_>>());
                 }
                 println!("{t}");
             }

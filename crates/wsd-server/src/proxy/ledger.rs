@@ -137,7 +137,7 @@ mod tests {
         }
         ledger.flush().await;
         let summary = store.usage_summary("o", now, now + 1).await.unwrap();
-        assert_eq!(summary.iter().map(|s| s.requests).sum::<i64>(), 2_500);
+        assert_eq!(summary.iter().map(|s| s.totals.requests).sum::<i64>(), 2_500);
         assert_eq!(store.tokens_used_from_day_of("o", now).await.unwrap(), 7_500);
     }
 }
