@@ -341,8 +341,10 @@ mod tests {
         )]);
         let long = tiered.with_overrides(&same).get("m").unwrap().long_prompt.unwrap();
         assert_eq!((long.rates.input, long.rates.output), (usd(9.0), usd(3.0)));
-        let other = BTreeMap::from([("m".to_owned(), ModelPrice { base: Rates::default(), long_prompt: tier(200, 8.0) })]);
-        assert_eq!(tiered.with_overrides(&other).get("m").unwrap().long_prompt, tier(200, 8.0));
+        // A tier of another threshold replaces the book's whole: none of its rates carry over.
+        let output_only = Some(LongPrompt { above: 200, rates: Rates { output: usd(8.0), ..Rates::default() } });
+        let other = BTreeMap::from([("m".to_owned(), ModelPrice { base: Rates::default(), long_prompt: output_only })]);
+        assert_eq!(tiered.with_overrides(&other).get("m").unwrap().long_prompt, output_only);
         let none = BTreeMap::from([("m".to_owned(), ModelPrice { base: Rates::default(), long_prompt: None })]);
         assert_eq!(tiered.with_overrides(&none).get("m").unwrap().long_prompt, tier(100, 9.0));
     }

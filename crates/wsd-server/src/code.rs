@@ -29,7 +29,7 @@ codes! {
     PROTECTED_ENV_KEY: "A secret's KEY steers how programs start in a workspace (`LD_PRELOAD`, `PATH` …); no tenant may set it.",
     INVALID_VALUE: "A secret's value is empty or holds a NUL byte.",
     VALUE_TOO_LARGE: "A secret's value is over 32 KiB.",
-    INVALID_BUDGET: "A budget's period is not `day` or `month`, or its tokens are negative.",
+    INVALID_BUDGET: "A budget's unit is not `tokens` or `usd`, its period not `day`, `week` or `month`, or its limit is negative.",
     // Who is asking.
     UNAUTHENTICATED: "No token, or one that is not valid (unknown, revoked, or of another kind).",
     FORBIDDEN: "The token may not do this (an org token asking for an admin operation).",
@@ -56,7 +56,8 @@ codes! {
     ENDPOINT_NOT_ALLOWED: "The proxy forwards model calls only; this method and path is not one.",
     MODEL_NOT_ALLOWED: "The request names another model than the workspace's own.",
     WORKSPACE_MISMATCH: "The request names another workspace than its usage token's.",
-    BUDGET_EXCEEDED: "The org's budget for this period is used up.",
+    BUDGET_EXCEEDED: "A budget of the org or the workspace would be exceeded by this request's estimate (spent + reserved + estimate over its limit).",
+    BUDGET_PRICE_UNKNOWN: "A USD budget applies and the price book has no price for the model, so its cost cannot be checked.",
     UNKNOWN_MODEL_NAMESPACE: "No provider serves the model's `vendor/` namespace.",
     UNSUPPORTED_SURFACE: "The provider has no endpoint for this protocol.",
     PLATFORM_KEY_MISSING: "The platform has no key for the provider (a platform secret).",

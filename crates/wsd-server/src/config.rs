@@ -77,6 +77,13 @@ pub struct ProxySection {
     /// pieces of a streamed one.
     #[serde(default = "default_upstream_timeout")]
     pub upstream_timeout_seconds: u64,
+    /// The output tokens a request that names no maximum is estimated at, for budgets.
+    #[serde(default = "default_output_tokens")]
+    pub default_output_tokens: u64,
+}
+
+fn default_output_tokens() -> u64 {
+    4096
 }
 
 fn default_connect_timeout() -> u64 {
@@ -89,7 +96,11 @@ fn default_upstream_timeout() -> u64 {
 
 impl Default for ProxySection {
     fn default() -> Self {
-        Self { connect_timeout_seconds: default_connect_timeout(), upstream_timeout_seconds: default_upstream_timeout() }
+        Self {
+            connect_timeout_seconds: default_connect_timeout(),
+            upstream_timeout_seconds: default_upstream_timeout(),
+            default_output_tokens: default_output_tokens(),
+        }
     }
 }
 
@@ -323,6 +334,7 @@ impl ConfigFile {
         crate::proxy::ProxySettings {
             connect_timeout: std::time::Duration::from_secs(self.proxy.connect_timeout_seconds),
             upstream_timeout: std::time::Duration::from_secs(self.proxy.upstream_timeout_seconds),
+            default_output_tokens: self.proxy.default_output_tokens,
         }
     }
 

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 
 use crate::error::ApiError;
 pub use crate::lifecycle::adopt_running;
@@ -123,7 +123,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/orgs/{org}/audit", get(audit::audit))
         .route("/v1/orgs/{org}/usage", get(usage::usage))
         .route("/v1/orgs/{org}/usage/requests", get(usage::usage_requests))
-        .route("/v1/orgs/{org}/budget", put(usage::put_budget).get(usage::get_budget))
+        .route("/v1/orgs/{org}/budgets", put(usage::put_budget).get(usage::list_budgets))
+        .route("/v1/orgs/{org}/budgets/{id}", delete(usage::delete_budget))
         .route("/v1/admin/tokens", post(orgs::create_admin_token).get(orgs::list_admin_tokens))
         .route("/v1/admin/tokens/{id}", axum::routing::delete(orgs::revoke_admin_token))
         .route("/v1/platform/secrets", get(secrets::list_platform))

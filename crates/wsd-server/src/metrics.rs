@@ -192,6 +192,7 @@ mod tests {
             latency_ms: 1,
             request_id: "r".into(),
             cost_micros: None,
+            reservation: None,
         };
         metrics.record_proxied(&record(200, 10));
         metrics.record_proxied(&record(200, 5));

@@ -27,7 +27,7 @@ impl Modify for BearerAuth {
         secrets::list_workspace, secrets::put_platform, secrets::delete_platform, secrets::list_platform,
         workspaces::create, workspaces::list, workspaces::get, workspaces::delete, workspaces::patch, workspaces::plan,
         workspaces::billing, workspaces::admin_billing, workspaces::provision, workspaces::restart, workspaces::stop, workspaces::logs,
-        registry::providers, registry::runtimes, audit::audit, usage::usage, usage::usage_requests, usage::put_budget, usage::get_budget, operations::healthz, operations::readyz, operations::metrics,
+        registry::providers, registry::runtimes, audit::audit, usage::usage, usage::usage_requests, usage::put_budget, usage::list_budgets, usage::delete_budget, operations::healthz, operations::readyz, operations::metrics,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, orgs::CreateOrg, orgs::CreateToken, secrets::PutSecret, workspaces::CreateWorkspace, workspaces::PatchWorkspace, usage::PutBudget))
 )]

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 use utoipa::ToSchema;
-use wsd_store::{AuditEvent, BudgetPeriod, Org, SecretMeta, Token, UsageRecord, UsageSummary, Workspace};
+use wsd_store::{AuditEvent, BudgetStanding, Org, SecretMeta, Token, UsageRecord, UsageSummary, Workspace};
 
 #[derive(Serialize, ToSchema)]
 pub struct OrgList {
@@ -60,13 +60,10 @@ pub struct UsageRequests {
     pub requests: Vec<UsageRecord>,
 }
 
+/// An org's budgets and where each stands.
 #[derive(Serialize, ToSchema)]
-pub struct BudgetStanding {
-    pub period: BudgetPeriod,
-    /// Input plus output tokens per period.
-    pub tokens: i64,
-    /// Used so far this period.
-    pub used: i64,
+pub struct BudgetList {
+    pub budgets: Vec<BudgetStanding>,
 }
 
 /// Who pays for a workspace's LLM traffic.

@@ -352,14 +352,22 @@ async fn client_mistakes_get_a_stable_4xx_and_store_nothing(api: &Api) {
         (Method::GET, format!("/v1/orgs/{org}/usage/requests?since=1"), Some(ADMIN), None, StatusCode::BAD_REQUEST, "INVALID_QUERY"),
         (Method::GET, "/v1/orgs/nope/usage/requests".into(), Some(ADMIN), None, StatusCode::NOT_FOUND, "NOT_FOUND"),
         (Method::GET, format!("/v1/orgs/{org}/usage?from=10&to=5"), Some(ADMIN), None, StatusCode::BAD_REQUEST, "INVALID_QUERY"),
-        (Method::GET, format!("/v1/orgs/{org}/budget"), Some(ADMIN), None, StatusCode::NOT_FOUND, "NOT_FOUND"),
+        (Method::DELETE, format!("/v1/orgs/{org}/budgets/bud_nope"), Some(ADMIN), None, StatusCode::NOT_FOUND, "NOT_FOUND"),
         (
             Method::PUT,
-            format!("/v1/orgs/{org}/budget"),
+            format!("/v1/orgs/{org}/budgets"),
             Some(ADMIN),
-            Some(json!({"period": "day", "tokens": -1}).to_string()),
+            Some(json!({"unit": "tokens", "period": "day", "limit": -1}).to_string()),
             StatusCode::BAD_REQUEST,
             "INVALID_BUDGET",
+        ),
+        (
+            Method::PUT,
+            format!("/v1/orgs/{org}/budgets"),
+            Some(ADMIN),
+            Some(json!({"workspace": "ws_nope", "unit": "tokens", "period": "day", "limit": 1}).to_string()),
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
         ),
         (Method::POST, "/v1/orgs".into(), Some(ADMIN), Some(json!({"name": "acme"}).to_string()), StatusCode::CONFLICT, "CONFLICT"),
     ];
@@ -431,8 +439,9 @@ async fn an_org_token_sees_nothing_of_another_org(api: &Api) {
         (Method::GET, format!("/v1/orgs/{b}/audit"), None),
         (Method::GET, format!("/v1/orgs/{b}/usage"), None),
         (Method::GET, format!("/v1/orgs/{b}/usage/requests"), None),
-        (Method::GET, format!("/v1/orgs/{b}/budget"), None),
-        (Method::PUT, format!("/v1/orgs/{b}/budget"), Some(json!({"period": "day", "tokens": 1}).to_string())),
+        (Method::GET, format!("/v1/orgs/{b}/budgets"), None),
+        (Method::PUT, format!("/v1/orgs/{b}/budgets"), Some(json!({"unit": "tokens", "period": "day", "limit": 1}).to_string())),
+        (Method::DELETE, format!("/v1/orgs/{b}/budgets/bud_x"), None),
         // Org A's path with org B's workspace id: not found either.
         (Method::GET, format!("/v1/orgs/{a}/workspaces/{b_ws}"), None),
         (Method::GET, format!("/v1/orgs/{a}/workspaces/{b_ws}/plan"), None),
@@ -541,9 +550,9 @@ async fn the_openapi_document_describes_exactly_the_routes_that_answer(api: &Api
             assert_ne!(r.body["error"]["message"], "endpoint not found", "{method} {path} is documented but not routed");
         }
     }
-    // Every routed operation is documented: the API router has 40, one of them this
+    // Every routed operation is documented: the API router has 41, one of them this
     // document (the metering proxy's pass-through routes are not part of the API).
-    assert_eq!(operations, 40, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(operations, 41, "{:?}", paths.keys().collect::<Vec<_>>());
     // Every success with a body documents the body, and every schema named is in the document.
     for (path, methods) in paths {
         for (method, operation) in methods.as_object().unwrap() {

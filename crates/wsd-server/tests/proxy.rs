@@ -74,6 +74,10 @@ async fn answer(path: &'static str, fake: Fake, headers: HeaderMap, body: String
             tokio::time::sleep(Duration::from_secs(3)).await;
             axum::Json(json!({"usage": {"input_tokens": 1, "output_tokens": 1}})).into_response()
         }
+        ("pause", _, _) => {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            axum::Json(json!({"usage": {"input_tokens": 1, "output_tokens": 1}})).into_response()
+        }
         ("fail-503", ..) => {
             (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})))
                 .into_response()
@@ -179,7 +183,7 @@ async fn setup_with(registry: Registry) -> Setup {
         ProviderOverride { base_url_anthropic: Some(format!("{fake}/anthropic")), base_url_openai: Some(format!("{fake}/openai")) },
     )]);
     let registry = registry.with_overrides(&overrides).unwrap();
-    let proxy = ProxySettings { connect_timeout: Duration::from_secs(1), upstream_timeout: UPSTREAM_TIMEOUT };
+    let proxy = ProxySettings { connect_timeout: Duration::from_secs(1), upstream_timeout: UPSTREAM_TIMEOUT, ..ProxySettings::default() };
     let api = start_with(Backend::Sqlite, "proxy", true, Some(registry), Options { proxy: Some(proxy), ..Options::default() }).await;
     let org = api.org("acme").await;
     let workspace = api.workspace(&org, "metered", "claude-code", "minimax/MiniMax-M2.7").await;
@@ -418,27 +422,150 @@ async fn the_proxy_refuses_what_it_cannot_meter() {
     assert!(s.seen.lock().unwrap().is_empty(), "nothing reached upstream");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_org_over_its_budget_gets_402_before_any_upstream_call() {
-    let s = setup().await;
-    let r = s.api.put(&format!("/v1/orgs/{}/budget", s.org), ADMIN, json!({"period": "day", "tokens": 20})).await;
+/// What the proxy reserves for `body` at admission: a token per 3 bytes of it, and its
+/// `max_tokens`.
+fn estimate_tokens(body: &Value) -> i64 {
+    let bytes = serde_json::to_vec(body).unwrap().len() as i64;
+    (bytes + 2) / 3 + body["max_tokens"].as_i64().unwrap()
+}
+
+async fn put_budget(s: &Setup, budget: Value) -> Value {
+    let r = s.api.put(&format!("/v1/orgs/{}/budgets", s.org), ADMIN, budget).await;
     assert_eq!(r.status.as_u16(), 200, "{}", r.body);
-    let message = json!({"model": "minimax/MiniMax-M2.7", "messages": []});
-    assert_eq!(send(&s, "/llm/anthropic/v1/messages", message.clone(), "x-api-key").await.0, 200);
-    usage_rows(&s, 1).await;
-    let budget = s.api.get(&format!("/v1/orgs/{}/budget", s.org), ADMIN).await;
-    assert_eq!((budget.body["tokens"].clone(), budget.body["used"].clone()), (json!(20), json!(15)));
-    assert_eq!(send(&s, "/llm/anthropic/v1/messages", message.clone(), "x-api-key").await.0, 200);
-    usage_rows(&s, 2).await;
-    let (status, body) = send(&s, "/llm/anthropic/v1/messages", message, "x-api-key").await;
-    assert_eq!(status, 402, "{body}");
-    assert!(body.contains("BUDGET_EXCEEDED") && body.contains("30 of its 20 tokens"), "{body}");
-    assert_eq!(s.seen.lock().unwrap().len(), 2, "the refused request never reached upstream");
-    // A raised budget applies to the very next request.
-    s.api.put(&format!("/v1/orgs/{}/budget", s.org), ADMIN, json!({"period": "month", "tokens": 100})).await;
-    assert_eq!(send(&s, "/llm/anthropic/v1/messages", json!({"model": "minimax/MiniMax-M2.7", "messages": []}), "x-api-key").await.0, 200);
-    let bad = s.api.put(&format!("/v1/orgs/{}/budget", s.org), ADMIN, json!({"period": "week", "tokens": 5})).await;
-    assert_eq!(bad.body["error"]["code"], "INVALID_BUDGET");
+    r.body
+}
+
+async fn standings(s: &Setup) -> Vec<Value> {
+    s.api.get(&format!("/v1/orgs/{}/budgets", s.org), ADMIN).await.body["budgets"].as_array().cloned().unwrap()
+}
+
+/// Waits until no reservation is held: every admitted request's row is stored.
+async fn settled(s: &Setup) -> Vec<Value> {
+    for _ in 0..200 {
+        let now = standings(s).await;
+        if now.iter().all(|b| b["reserved"] == 0) {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("reservations were never released: {:?}", standings(s).await);
+}
+
+/// Forty requests at once against a budget that holds five of them: exactly five go
+/// upstream, the rest are refused before it, and the budget then holds what they used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_holds_under_concurrent_requests() {
+    let s = std::sync::Arc::new(setup().await);
+    // Each answer takes 0.5 s (and uses 1 in, 1 out): all forty are in flight at once.
+    let body = message("pause", false);
+    let estimate = estimate_tokens(&body);
+    put_budget(&s, json!({"unit": "tokens", "period": "day", "limit": 5 * estimate})).await;
+    let sends: Vec<_> = (0..40)
+        .map(|_| {
+            let (s, body) = (s.clone(), body.clone());
+            tokio::spawn(async move { send(&s, "/llm/anthropic/v1/messages", body, "x-api-key").await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for sent in sends {
+        let (status, body) = sent.await.unwrap();
+        if status == 402 {
+            assert!(body.contains("BUDGET_EXCEEDED") && body.contains("the org") && body.contains("renews at"), "{body}");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses.iter().filter(|&&st| st == 200).count(), 5, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|&&st| st == 402).count(), 35, "{statuses:?}");
+    assert_eq!(s.seen.lock().unwrap().len(), 5, "the refused requests never reached upstream");
+    // Settled with what each used: the estimate no longer counts.
+    let standing = &settled(&s).await[0];
+    assert_eq!((standing["spent"].as_i64(), standing["remaining"].as_i64()), (Some(5 * 2), Some(5 * estimate - 10)));
+    assert_eq!(
+        (standing["unit"].as_str(), standing["period"].as_str(), standing["workspace_id"].as_str()),
+        (Some("tokens"), Some("day"), None)
+    );
+    assert!(standing["resets_at"].as_i64().unwrap() > wsd_store::now_ms());
+    assert_eq!(requests(&s, 40).await.iter().filter(|r| r["status"] == 402).count(), 35, "each refusal has its row");
+
+    // The answer says where the client stands; a raised budget applies at once.
+    put_budget(&s, json!({"unit": "tokens", "period": "day", "limit": 1_000_000})).await;
+    let body = message("", false);
+    let answer = s.api.client.post(format!("{}/llm/anthropic/v1/messages", s.api.base)).header("x-api-key", &s.usage_token).json(&body);
+    let answer = answer.send().await.unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let remaining: i64 = answer.headers()["x-wsd-budget-remaining-tokens"].to_str().unwrap().parse().unwrap();
+    assert_eq!(remaining, 1_000_000 - 10 - estimate_tokens(&body));
+    assert!(answer.headers()["x-wsd-budget-reset-tokens"].to_str().unwrap().ends_with("T00:00:00.000Z"));
+    // count_tokens is never refused for budget.
+    put_budget(&s, json!({"unit": "tokens", "period": "day", "limit": 0})).await;
+    assert_eq!(send(&s, "/llm/anthropic/v1/messages/count_tokens", body.clone(), "x-api-key").await.0, 200);
+    assert_eq!(send(&s, "/llm/anthropic/v1/messages", body, "x-api-key").await.0, 402);
+
+    // Only an admin sets budgets; every field is checked.
+    let org_token = s.api.org_token(&s.org).await;
+    let r = s.api.put(&format!("/v1/orgs/{}/budgets", s.org), &org_token, json!({"unit": "tokens", "period": "day", "limit": 9})).await;
+    assert_eq!(r.status.as_u16(), 403);
+    for bad in [
+        json!({"unit": "eur", "period": "day", "limit": 1}),
+        json!({"unit": "usd", "period": "year", "limit": 1}),
+        json!({"unit": "usd", "period": "day", "limit": -1}),
+    ] {
+        let r = s.api.put(&format!("/v1/orgs/{}/budgets", s.org), ADMIN, bad).await;
+        assert_eq!(r.body["error"]["code"], "INVALID_BUDGET", "{}", r.body);
+    }
+    let listed = s.api.get(&format!("/v1/orgs/{}/budgets", s.org), &org_token).await;
+    let id = listed.body["budgets"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(s.api.delete(&format!("/v1/orgs/{}/budgets/{id}", s.org), ADMIN).await.status.as_u16(), 204);
+    assert!(standings(&s).await.is_empty());
+}
+
+/// A USD budget stops spending within one request's estimate of its limit; a workspace's
+/// own budget applies beside the org's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_usd_budget_stops_within_one_estimate_of_its_limit() {
+    let s = setup().await;
+    // MiniMax-M2.7: $0.30 in, $1.20 out per Mtok. Each answer uses 10 in, 5 out, 2 cache reads:
+    // 3 + 6 + 0.12 → 9 µ$. The estimate: the body's tokens in, 10 out.
+    let body = message("", false);
+    let input = (serde_json::to_vec(&body).unwrap().len() as f64 / 3.0).ceil();
+    let estimate = (input * 0.30 + 10.0 * 1.20).round() as i64;
+    let limit = 100;
+    put_budget(&s, json!({"workspace": s.workspace, "unit": "usd", "period": "week", "limit": limit})).await;
+    put_budget(&s, json!({"unit": "tokens", "period": "month", "limit": 1_000_000})).await;
+    let mut admitted = 0;
+    loop {
+        let (status, answer) = send(&s, "/llm/anthropic/v1/messages", body.clone(), "x-api-key").await;
+        if status == 402 {
+            assert!(
+                answer.contains("BUDGET_EXCEEDED")
+                    && answer.contains(&format!("workspace {}", s.workspace))
+                    && answer.contains("$0.000100"),
+                "{answer}"
+            );
+            break;
+        }
+        assert_eq!(status, 200);
+        admitted += 1;
+        assert!(admitted < 50, "the budget never stopped");
+        settled(&s).await;
+    }
+    let standing = settled(&s).await.into_iter().find(|b| b["unit"] == "usd").unwrap();
+    let spent = standing["spent"].as_i64().unwrap();
+    assert_eq!(spent, admitted * 9);
+    assert!(spent <= limit && spent + estimate > limit, "spent {spent}, estimate {estimate}, limit {limit}");
+}
+
+/// A stream that breaks mid-way settles its reservation with the tokens it saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_stream_settles_its_reservation_with_the_tokens_seen() {
+    let s = setup().await;
+    put_budget(&s, json!({"unit": "tokens", "period": "day", "limit": 1_000_000})).await;
+    let (status, body) = send(&s, "/llm/anthropic/v1/messages", message("cut", true), "x-api-key").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("UPSTREAM_STREAM_TRUNCATED"), "{body}");
+    // The stream's message_start said 12 in, 1 out.
+    let standing = &settled(&s).await[0];
+    assert_eq!((standing["spent"].as_i64(), standing["reserved"].as_i64()), (Some(13), Some(0)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -725,13 +852,13 @@ async fn every_refusal_after_admission_gets_its_ledger_row() {
         s.api.client.post(format!("{}/llm/anthropic/v1/messages", s.api.base)).header("x-api-key", &s.usage_token).body("{not json").send();
     assert_eq!(r.await.unwrap().status().as_u16(), 400);
     // 402: over budget.
-    s.api.put(&format!("/v1/orgs/{}/budget", s.org), ADMIN, json!({"tokens": 1, "period": "day"})).await;
+    s.api.put(&format!("/v1/orgs/{}/budgets", s.org), ADMIN, json!({"unit": "tokens", "period": "day", "limit": 1})).await;
     s.api.state.store.append_usage(&[usage_row(&s, 5)]).await.unwrap();
     s.api.state.proxy.gate.forget_budgets();
     assert_eq!(send(&s, "/llm/anthropic/v1/messages", message("", false), "x-api-key").await.0, 402);
     // count_tokens spends nothing: it passes over budget.
     assert_eq!(send(&s, "/llm/anthropic/v1/messages/count_tokens", message("", false), "x-api-key").await.0, 200);
-    s.api.put(&format!("/v1/orgs/{}/budget", s.org), ADMIN, json!({"tokens": 1_000_000, "period": "day"})).await;
+    s.api.put(&format!("/v1/orgs/{}/budgets", s.org), ADMIN, json!({"unit": "tokens", "period": "day", "limit": 1_000_000})).await;
     // 502: no platform key.
     s.api.delete("/v1/platform/secrets/MINIMAX_API_KEY", ADMIN).await;
     assert_eq!(send(&s, "/llm/anthropic/v1/messages", message("", false), "x-api-key").await.0, 502);
@@ -758,6 +885,7 @@ fn usage_row(s: &Setup, tokens: i64) -> wsd_store::UsageRecord {
         latency_ms: 1,
         request_id: "seeded".into(),
         cost_micros: None,
+        reservation: None,
     }
 }
 

@@ -81,6 +81,11 @@ pub(crate) trait Dialect {
     /// list joined with commas (`$1` workspace, `$2` org).
     const PLAN_INPUT: &'static str;
 
+    /// The budgets that apply to a request (`$1` org, `$2` workspace), inside the admission's
+    /// write transaction. PostgreSQL locks them (`FOR UPDATE`): admissions of one org through
+    /// any wsd process wait for each other. SQLite's write transaction is exclusive already.
+    const BUDGETS_FOR_ADMISSION: &'static str;
+
     /// Starts a write transaction. On SQLite it takes the write lock up front (`BEGIN
     /// IMMEDIATE`), so that a transaction that reads before it writes (the audit head) waits
     /// for another process's writer (`wsd keys rotate`) instead of failing on a lock upgrade.
@@ -103,10 +108,21 @@ macro_rules! plan_input_sql {
 
 const AUDIT_HEAD: &str = "SELECT last_seq, last_hash FROM audit_head WHERE id = 1";
 
+macro_rules! budgets_for_admission_sql {
+    ($suffix:literal) => {
+        concat!(
+            "SELECT id, org_id, workspace_id, unit, period, limit_value, updated_at FROM budget_limits
+             WHERE org_id = $1 AND (workspace_id IS NULL OR workspace_id = $2) ORDER BY id",
+            $suffix
+        )
+    };
+}
+
 impl Dialect for SqlitePool {
     type Db = sqlx::Sqlite;
     const AUDIT_HEAD: &'static str = AUDIT_HEAD;
     const PLAN_INPUT: &'static str = plan_input_sql!("group_concat");
+    const BUDGETS_FOR_ADMISSION: &'static str = budgets_for_admission_sql!("");
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.begin_with("BEGIN IMMEDIATE").await
@@ -117,6 +133,7 @@ impl Dialect for PgPool {
     type Db = sqlx::Postgres;
     const AUDIT_HEAD: &'static str = "SELECT last_seq, last_hash FROM audit_head WHERE id = 1 FOR UPDATE";
     const PLAN_INPUT: &'static str = plan_input_sql!("string_agg");
+    const BUDGETS_FOR_ADMISSION: &'static str = budgets_for_admission_sql!(" FOR UPDATE");
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
         self.begin().await
@@ -126,6 +143,11 @@ impl Dialect for PgPool {
 /// `D`'s SQL for the audit head, named by a pool of it.
 pub(crate) fn audit_head_sql<D: Dialect>(_pool: &D) -> &'static str {
     D::AUDIT_HEAD
+}
+
+/// `D`'s budgets-for-admission query, named by a pool of it.
+pub(crate) fn budgets_for_admission_sql<D: Dialect>(_pool: &D) -> &'static str {
+    D::BUDGETS_FOR_ADMISSION
 }
 
 /// `D`'s plan-input query, named by a pool of it.

@@ -8,6 +8,7 @@
 //! open (canary); loading a workspace's secrets is all or nothing.
 
 mod audit;
+mod budgets;
 pub mod calendar;
 mod db;
 mod error;
@@ -21,9 +22,10 @@ mod tokens;
 mod usage;
 
 pub use audit::AuditVerification;
+pub use budgets::{Admission, BudgetLimit, BudgetPeriod, BudgetStanding, BudgetUnit, Estimate, NewBudget};
 pub use db::{Backend, Store, StoreOptions, backend_of, now_ms};
 pub use error::{Result, StoreError};
 pub use model::*;
 pub use secrets::PlanInput;
 pub use tokens::{TOKEN_PREFIX, generate_token, token_hash};
-pub use usage::{Budget, BudgetPeriod, DailyUsage, UsageSummary};
+pub use usage::{DailyUsage, UsageSummary, UsageTotals};

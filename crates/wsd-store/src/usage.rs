@@ -5,11 +5,13 @@ use crate::db::{Store, on_write};
 use crate::error::Result;
 use crate::model::UsageRecord;
 
-/// Input plus output tokens per (org, UTC day) of `records`.
-fn daily_totals(records: &[UsageRecord]) -> std::collections::BTreeMap<(&str, i64), i64> {
+/// Input plus output tokens and known cost per (org, workspace, UTC day) of `records`.
+fn daily_totals(records: &[UsageRecord]) -> std::collections::BTreeMap<(&str, &str, i64), (i64, i64)> {
     let mut totals = std::collections::BTreeMap::new();
     for r in records {
-        *totals.entry((r.org_id.as_str(), r.at.div_euclid(DAY_MS))).or_insert(0) += r.input_tokens + r.output_tokens;
+        let entry: &mut (i64, i64) = totals.entry((r.org_id.as_str(), r.workspace_id.as_str(), r.at.div_euclid(DAY_MS))).or_default();
+        entry.0 = entry.0.saturating_add(r.input_tokens.saturating_add(r.output_tokens));
+        entry.1 = entry.1.saturating_add(r.cost_micros.unwrap_or(0));
     }
     totals
 }
@@ -46,16 +48,40 @@ impl Store {
                 });
                 insert.build().execute(&mut *tx).await?;
             }
-            for ((org, day), tokens) in daily_totals(records) {
+            for ((org, workspace, day), (tokens, cost)) in daily_totals(records) {
                 sqlx::query(
-                    "INSERT INTO usage_daily (org_id, day, tokens) VALUES ($1, $2, $3)
-                     ON CONFLICT (org_id, day) DO UPDATE SET tokens = usage_daily.tokens + excluded.tokens",
+                    "INSERT INTO usage_daily (org_id, day, tokens, cost_micros) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (org_id, day) DO UPDATE SET tokens = usage_daily.tokens + excluded.tokens,
+                        cost_micros = usage_daily.cost_micros + excluded.cost_micros",
                 )
                 .bind(org)
                 .bind(day)
                 .bind(tokens)
+                .bind(cost)
                 .execute(&mut *tx)
                 .await?;
+                sqlx::query(
+                    "INSERT INTO usage_daily_workspace (org_id, workspace_id, day, tokens, cost_micros) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (org_id, workspace_id, day) DO UPDATE SET tokens = usage_daily_workspace.tokens + excluded.tokens,
+                        cost_micros = usage_daily_workspace.cost_micros + excluded.cost_micros",
+                )
+                .bind(org)
+                .bind(workspace)
+                .bind(day)
+                .bind(tokens)
+                .bind(cost)
+                .execute(&mut *tx)
+                .await?;
+            }
+            // The requests' real use replaces what they held at admission.
+            for chunk in records.iter().filter_map(|r| r.reservation.as_deref()).collect::<Vec<_>>().chunks(ROWS_PER_STATEMENT) {
+                let mut delete = sqlx::QueryBuilder::new("DELETE FROM budget_reservations WHERE id IN (");
+                let mut ids = delete.separated(", ");
+                for id in chunk {
+                    ids.push_bind(*id);
+                }
+                delete.push(")");
+                delete.build().execute(&mut *tx).await?;
             }
             tx.commit().await?
         });
@@ -169,100 +195,7 @@ impl Store {
     }
 }
 
-/// How much an org may use per period, in tokens (input + output).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct Budget {
-    pub period: BudgetPeriod,
-    pub tokens: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum BudgetPeriod {
-    /// The UTC day.
-    Day,
-    /// The calendar month, UTC.
-    Month,
-}
-
-impl BudgetPeriod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BudgetPeriod::Day => "day",
-            BudgetPeriod::Month => "month",
-        }
-    }
-
-    /// The start of the period containing `now` (unix milliseconds, UTC).
-    pub fn start(self, now: i64) -> i64 {
-        let day_start = now.div_euclid(DAY_MS) * DAY_MS;
-        match self {
-            BudgetPeriod::Day => day_start,
-            BudgetPeriod::Month => {
-                // Civil date of `now` (days since 1970-01-01), back to the 1st of its month.
-                let days = now.div_euclid(DAY_MS);
-                let (_, _, day_of_month) = civil_from_days(days);
-                (days - (day_of_month - 1)) * DAY_MS
-            }
-        }
-    }
-}
-
 impl Store {
-    pub async fn put_budget(&self, org: &str, budget: &Budget, actor: &str) -> Result<()> {
-        let event = crate::model::NewAuditEvent {
-            org_id: Some(org.to_owned()),
-            actor: actor.to_owned(),
-            action: "budget.put".into(),
-            target: format!("org/{org}/budget"),
-            details: serde_json::json!({"period": budget.period, "tokens": budget.tokens}),
-        };
-        on_write!(self, |pool| {
-            let mut tx = crate::db::Dialect::begin_write(pool).await?;
-            sqlx::query(
-                "INSERT INTO budgets (org_id, period, tokens, updated_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (org_id) DO UPDATE SET period = excluded.period, tokens = excluded.tokens, updated_at = excluded.updated_at",
-            )
-            .bind(org)
-            .bind(budget.period.as_str())
-            .bind(budget.tokens)
-            .bind(crate::db::now_ms())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(db) if db.is_foreign_key_violation() => crate::StoreError::NotFound { what: "org" },
-                _ => crate::StoreError::Database(e),
-            })?;
-            crate::audit::append_audit!(tx, &event, pool);
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
-    pub async fn get_budget(&self, org: &str) -> Result<Option<Budget>> {
-        let row: Option<(String, i64)> =
-            crate::db::on_read!(self, |pool| sqlx::query_as("SELECT period, tokens FROM budgets WHERE org_id = $1")
-                .bind(org)
-                .fetch_optional(pool)
-                .await?);
-        row.map(|(period, tokens)| {
-            let period = match period.as_str() {
-                "day" => BudgetPeriod::Day,
-                "month" => BudgetPeriod::Month,
-                other => return Err(crate::error::corrupt(format!("stored budget period `{other}` is unknown"))),
-            };
-            Ok(Budget { period, tokens })
-        })
-        .transpose()
-    }
-
-    /// An org's budget and the tokens it used in the current period, if it has a budget.
-    pub async fn budget_usage(&self, org: &str) -> Result<Option<(Budget, i64)>> {
-        let Some(budget) = self.get_budget(org).await? else { return Ok(None) };
-        let used = self.tokens_used_from_day_of(org, budget.period.start(crate::db::now_ms())).await?;
-        Ok(Some((budget, used)))
-    }
-
     /// Tokens (input + output) an org used from the start of the UTC day that contains
     /// `from` (unix milliseconds) on. Budget periods start at midnight UTC, so for them this
     /// is exact; it reads the daily totals, not the ledger.
@@ -275,18 +208,5 @@ impl Store {
                 .await?
         });
         Ok(used.unwrap_or(0))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn periods_start_at_midnight_and_on_the_first_utc() {
-        // 2026-11-28T15:30:00Z
-        let now = 1_795_879_800_000;
-        assert_eq!(BudgetPeriod::Day.start(now), 1_795_824_000_000); // 2026-11-28T00:00Z
-        assert_eq!(BudgetPeriod::Month.start(now), 1_793_491_200_000); // 2026-11-01T00:00Z
     }
 }

@@ -386,17 +386,30 @@ async fn two_processes_writing_at_once_keep_the_audit_chain_whole(db: &TestDb) {
 conformance!(two_processes_writing_at_once_keep_the_audit_chain_whole);
 
 async fn budgets_and_usage_sums(db: &TestDb) {
-    use wsd_store::{Budget, BudgetPeriod, UsageRecord};
+    use wsd_store::{BudgetPeriod, BudgetUnit, NewBudget, UsageRecord};
     let store = open(db, Keyring::generate()).await.unwrap();
     let org = store.create_org("acme", "admin").await.unwrap();
-    assert_eq!(store.get_budget(&org.id).await.unwrap(), None);
-    store.put_budget(&org.id, &Budget { period: BudgetPeriod::Day, tokens: 100 }, "admin").await.unwrap();
-    store.put_budget(&org.id, &Budget { period: BudgetPeriod::Month, tokens: 5000 }, "admin").await.unwrap();
-    assert_eq!(store.get_budget(&org.id).await.unwrap(), Some(Budget { period: BudgetPeriod::Month, tokens: 5000 }));
-    assert!(matches!(
-        store.put_budget("nope", &Budget { period: BudgetPeriod::Day, tokens: 1 }, "admin").await,
-        Err(StoreError::NotFound { .. })
-    ));
+    assert!(store.list_budgets(&org.id).await.unwrap().is_empty());
+    let tokens = |period, limit| NewBudget { workspace_id: None, unit: BudgetUnit::Tokens, period, limit };
+    let first = store.put_budget(&org.id, &tokens(BudgetPeriod::Day, 100), "admin").await.unwrap();
+    store.put_budget(&org.id, &tokens(BudgetPeriod::Month, 5000), "admin").await.unwrap();
+    // The same scope, unit and period: replaced, same id.
+    let replaced = store.put_budget(&org.id, &tokens(BudgetPeriod::Day, 300), "admin").await.unwrap();
+    assert_eq!(replaced.id, first.id);
+    let listed: Vec<(BudgetPeriod, i64)> = store.list_budgets(&org.id).await.unwrap().iter().map(|b| (b.period, b.limit)).collect();
+    assert_eq!(listed, [(BudgetPeriod::Day, 300), (BudgetPeriod::Month, 5000)]);
+    assert!(matches!(store.put_budget("nope", &tokens(BudgetPeriod::Day, 1), "admin").await, Err(StoreError::NotFound { .. })));
+    let elsewhere = NewBudget { workspace_id: Some("nope".into()), ..tokens(BudgetPeriod::Day, 1) };
+    assert!(matches!(store.put_budget(&org.id, &elsewhere, "admin").await, Err(StoreError::NotFound { .. })));
+    store.delete_budget(&org.id, &first.id, "admin").await.unwrap();
+    assert!(matches!(store.delete_budget(&org.id, &first.id, "admin").await, Err(StoreError::NotFound { .. })));
+    assert_eq!(store.list_budgets(&org.id).await.unwrap().len(), 1);
+    let audited = |action: &'static str| {
+        let store = &store;
+        let org = org.id.clone();
+        async move { store.list_audit(Some(&org), 0, 100).await.unwrap().iter().filter(|e| e.action == action).count() }
+    };
+    assert_eq!((audited("budget.put").await, audited("budget.delete").await), (3, 1));
     let record = |at: i64, input: i64, output: i64| UsageRecord {
         at,
         org_id: org.id.clone(),
@@ -411,30 +424,39 @@ async fn budgets_and_usage_sums(db: &TestDb) {
         latency_ms: 5,
         request_id: "r".into(),
         cost_micros: None,
+        reservation: None,
+    };
+    let tokens_used_from_day_of = |org: String, from: i64| {
+        let store = &store;
+        async move {
+            let budget = NewBudget { workspace_id: None, unit: BudgetUnit::Tokens, period: BudgetPeriod::Day, limit: i64::MAX };
+            store.put_budget(&org, &budget, "admin").await.unwrap();
+            let standings = store.budget_standings(&org, from).await.unwrap();
+            standings.iter().find(|s| s.budget.period == BudgetPeriod::Day && s.budget.workspace_id.is_none()).unwrap().spent
+        }
     };
     const DAY: i64 = 86_400_000;
-    assert_eq!(store.tokens_used_from_day_of(&org.id, 0).await.unwrap(), 0);
+    assert_eq!(tokens_used_from_day_of(org.id.clone(), 0).await, 0);
     store.append_usage(&[record(1_000, 10, 5)]).await.unwrap();
     store.append_usage(&[record(DAY + 2_000, 20, 7)]).await.unwrap();
-    assert_eq!(store.tokens_used_from_day_of(&org.id, 0).await.unwrap(), 42);
-    assert_eq!(store.tokens_used_from_day_of(&org.id, DAY + 5_000).await.unwrap(), 27, "whole days from the one containing `from`");
-    assert_eq!(store.tokens_used_from_day_of(&org.id, 2 * DAY).await.unwrap(), 0);
+    assert_eq!(tokens_used_from_day_of(org.id.clone(), 0).await, 42);
+    assert_eq!(tokens_used_from_day_of(org.id.clone(), DAY + 5_000).await, 27, "whole days from the one containing `from`");
+    assert_eq!(tokens_used_from_day_of(org.id.clone(), 2 * DAY).await, 0);
     let summary = store.usage_summary(&org.id, 0, 1_500).await.unwrap();
     assert_eq!((summary.len(), summary[0].totals.requests, summary[0].totals.input_tokens), (1, 1, 10));
-    assert_eq!(store.list_audit(Some(&org.id), 0, 100).await.unwrap().iter().filter(|e| e.action == "budget.put").count(), 2);
 
     // A batch larger than one statement lands whole.
     // Half of it on one day, half on the next.
     let batch: Vec<UsageRecord> = (0..600).map(|i| record(3 * DAY - 300 + i, 1, 2)).collect();
     store.append_usage(&batch).await.unwrap();
-    assert_eq!(store.tokens_used_from_day_of(&org.id, 2 * DAY).await.unwrap(), 1_800);
-    assert_eq!(store.tokens_used_from_day_of(&org.id, 3 * DAY).await.unwrap(), 900);
+    assert_eq!(tokens_used_from_day_of(org.id.clone(), 2 * DAY).await, 1_800);
+    assert_eq!(tokens_used_from_day_of(org.id.clone(), 3 * DAY).await, 900);
     assert_eq!(store.usage_summary(&org.id, 2 * DAY, 4 * DAY).await.unwrap()[0].totals.requests, 600);
     // Another org's usage is its own.
     let other = store.create_org("other", "admin").await.unwrap();
     store.append_usage(&[UsageRecord { org_id: other.id.clone(), ..record(3 * DAY, 1_000, 0) }]).await.unwrap();
-    assert_eq!(store.tokens_used_from_day_of(&org.id, 3 * DAY).await.unwrap(), 900);
-    assert_eq!(store.tokens_used_from_day_of(&other.id, 0).await.unwrap(), 1_000);
+    assert_eq!(tokens_used_from_day_of(org.id.clone(), 3 * DAY).await, 900);
+    assert_eq!(tokens_used_from_day_of(other.id.clone(), 0).await, 1_000);
     store.append_usage(&[]).await.unwrap();
 
     let latest = store.usage_requests(&org.id, None, 3).await.unwrap();
@@ -544,3 +566,99 @@ async fn corrupt_rows_are_errors_never_defaults(db: &TestDb) {
     assert_eq!(store.list_secrets(SecretOwner::Org { org: &org.id }).await.unwrap_err().code(), "STORAGE_ERROR");
 }
 conformance!(corrupt_rows_are_errors_never_defaults);
+
+/// Admission under budgets holds under concurrency: spent + reserved + estimate never
+/// passes a limit, whatever the number of requests at once; a request's ledger row releases
+/// its reservation with what it really used; an expired reservation no longer counts.
+async fn budget_reservations_hold_under_concurrency(db: &TestDb) {
+    use wsd_store::{Admission, BudgetPeriod, BudgetUnit, Estimate, NewBudget, UsageRecord};
+    let store = std::sync::Arc::new(open(db, Keyring::generate()).await.unwrap());
+    let org = store.create_org("acme", "admin").await.unwrap();
+    let a = store.create_workspace(&org.id, &ws("a", "opus"), "admin").await.unwrap().id;
+    let b = store.create_workspace(&org.id, &ws("b", "opus"), "admin").await.unwrap().id;
+    let now = wsd_store::now_ms();
+    let estimate = |tokens: i64, cost: Option<i64>| Estimate { tokens, cost_micros: cost };
+    // No budget: nothing held.
+    let free = store.reserve(&org.id, &a, estimate(20, None), now, now + 60_000).await.unwrap();
+    assert_eq!(free, Admission::Admitted { reservation: None, standings: Vec::new() });
+
+    let budget = |workspace: Option<&str>, unit, limit| NewBudget {
+        workspace_id: workspace.map(str::to_owned),
+        unit,
+        period: BudgetPeriod::Day,
+        limit,
+    };
+    store.put_budget(&org.id, &budget(None, BudgetUnit::Tokens, 100), "admin").await.unwrap();
+    // 40 at once, 20 tokens each, against 100: exactly 5 admitted.
+    let attempts = (0..40).map(|_| {
+        let (store, org, a) = (store.clone(), org.id.clone(), a.clone());
+        tokio::spawn(async move { store.reserve(&org, &a, estimate(20, None), now, now + 60_000).await.unwrap() })
+    });
+    let mut admitted = Vec::new();
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Admission::Admitted { reservation: Some(id), standings } => {
+                assert!(standings[0].remaining >= 0 && standings[0].spent + standings[0].reserved <= 100, "{standings:?}");
+                admitted.push(id);
+            }
+            Admission::Exceeded { standing, estimate } => assert!(standing.spent + standing.reserved + estimate > 100),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(admitted.len(), 5);
+    let standing = &store.budget_standings(&org.id, now).await.unwrap()[0];
+    assert_eq!((standing.spent, standing.reserved, standing.remaining), (0, 100, 0));
+
+    // Two requests end, having used 7 and 13 tokens: 80 reserved, 20 spent.
+    let row = |reservation: &str, input: i64| UsageRecord {
+        at: now,
+        org_id: org.id.clone(),
+        workspace_id: a.clone(),
+        provider: "minimax".into(),
+        model: "MiniMax-M2.7".into(),
+        input_tokens: input,
+        output_tokens: 0,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
+        status: 200,
+        latency_ms: 1,
+        request_id: "r".into(),
+        cost_micros: Some(input * 1_000),
+        reservation: Some(reservation.to_owned()),
+    };
+    store.append_usage(&[row(&admitted[0], 7), row(&admitted[1], 13)]).await.unwrap();
+    let standing = &store.budget_standings(&org.id, now).await.unwrap()[0];
+    assert_eq!((standing.spent, standing.reserved, standing.remaining), (20, 60, 20));
+    assert!(matches!(store.reserve(&org.id, &b, estimate(20, None), now, now + 60_000).await.unwrap(), Admission::Admitted { .. }));
+    assert!(matches!(store.reserve(&org.id, &b, estimate(1, None), now, now + 60_000).await.unwrap(), Admission::Exceeded { .. }));
+    // Reservations that outlive their request (wsd stopped) expire.
+    let later = now + 60_001;
+    let standing = &store.budget_standings(&org.id, later).await.unwrap()[0];
+    assert_eq!((standing.spent, standing.reserved), (20, 0));
+    assert!(matches!(store.reserve(&org.id, &b, estimate(80, None), later, later + 60_000).await.unwrap(), Admission::Admitted { .. }));
+
+    // Every budget that applies must hold: a workspace's own, in USD, beside the org's.
+    let other = store.create_org("other", "admin").await.unwrap();
+    let c = store.create_workspace(&other.id, &ws("c", "opus"), "admin").await.unwrap().id;
+    store.put_budget(&other.id, &budget(None, BudgetUnit::Tokens, 1_000_000), "admin").await.unwrap();
+    store.put_budget(&other.id, &budget(Some(&c), BudgetUnit::Usd, 50_000), "admin").await.unwrap();
+    let foreign = store.put_budget(&org.id, &budget(Some(&c), BudgetUnit::Usd, 1), "admin").await;
+    assert!(matches!(foreign, Err(StoreError::NotFound { .. })), "another org's workspace: {foreign:?}");
+    let Admission::Admitted { standings, .. } = store.reserve(&other.id, &c, estimate(100, Some(30_000)), now, now + 60_000).await.unwrap()
+    else {
+        panic!("within both budgets")
+    };
+    let usd = standings.iter().find(|s| s.budget.unit == BudgetUnit::Usd).unwrap();
+    assert_eq!((usd.reserved, usd.remaining), (30_000, 20_000));
+    let Admission::Exceeded { standing, estimate: over } =
+        store.reserve(&other.id, &c, estimate(100, Some(30_000)), now, now + 60_000).await.unwrap()
+    else {
+        panic!("over the USD budget")
+    };
+    assert_eq!((standing.budget.unit, over), (BudgetUnit::Usd, 30_000));
+    // A model without a price cannot be admitted under a USD budget.
+    assert!(matches!(store.reserve(&other.id, &c, estimate(1, None), now, now + 60_000).await.unwrap(), Admission::Unpriced { .. }));
+    // The other org's budgets are its own.
+    assert_eq!(store.budget_standings(&org.id, later).await.unwrap().len(), 1);
+}
+conformance!(budget_reservations_hold_under_concurrency);

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use wsd_core::registry::Protocol;
 
+use super::budget;
 use super::dialect::Dialect;
 use super::endpoint::{self, Endpoint};
 use super::gate::UsageGrant;
@@ -88,6 +89,8 @@ struct Call {
     vendor_model: String,
     /// The key wsd put on the request: scrubbed from anything that comes back.
     key: Arc<wsd_core::SecretValue>,
+    /// What the request holds of its budgets.
+    held: budget::Held,
 }
 
 pub(super) async fn forward(proxy: Arc<Proxy>, surface: Protocol, request: Request) -> Result<Response, ApiError> {
@@ -116,7 +119,7 @@ pub(super) async fn forward(proxy: Arc<Proxy>, surface: Protocol, request: Reque
             prepare(&proxy, surface, dialect, &grant, counts_tokens, rest, &parts, body).await
         }
     };
-    let call = match call {
+    let mut call = match call {
         Ok(call) => call,
         Err(refusal) => {
             pending.answered(refusal.status.as_u16());
@@ -126,6 +129,8 @@ pub(super) async fn forward(proxy: Arc<Proxy>, surface: Protocol, request: Reque
     let upstream = proxy.upstream.as_ref().expect("prepare checked the upstream client");
     pending.meter().provider = call.provider.clone();
     pending.meter().model = call.vendor_model;
+    // The row releases what the request holds of its budgets.
+    pending.meter().reservation = call.held.reservation.take();
     let answer = tokio::time::timeout(upstream.upstream_timeout, call.outgoing.send()).await;
     let mut meter = pending.take();
     let response = match answer {
@@ -156,11 +161,13 @@ pub(super) async fn forward(proxy: Arc<Proxy>, surface: Protocol, request: Reque
             });
         }
     };
-    if response.status().is_success() {
-        respond(proxy, response, meter)
+    let mut answer = if response.status().is_success() {
+        respond(proxy, response, meter)?
     } else {
-        Ok(scrub::respond_scrubbed(&proxy, response, meter, &call.key, upstream.upstream_timeout).await)
-    }
+        scrub::respond_scrubbed(&proxy, response, meter, &call.key, upstream.upstream_timeout).await
+    };
+    budget::standing_headers(&call.held.standings, answer.headers_mut());
+    Ok(answer)
 }
 
 /// Everything between admission and the upstream call; each refusal is the caller's answer
@@ -176,14 +183,6 @@ async fn prepare(
     parts: &axum::http::request::Parts,
     body: Body,
 ) -> Result<Call, ApiError> {
-    // Over budget: refused before any upstream call. Counting tokens spends none.
-    if !counts_tokens && let Some((budget, used)) = proxy.gate.over_budget(&proxy.store, &grant.org, wsd_store::now_ms()).await? {
-        return Err(ApiError::new(
-            StatusCode::PAYMENT_REQUIRED,
-            code::BUDGET_EXCEEDED,
-            format!("the org used {used} of its {} tokens this {}", budget.tokens, budget.period.as_str()),
-        ));
-    }
     let body = read_body(body).await?;
     let request = RequestBody::parse(&body)?;
     let model = request.model()?;
@@ -222,7 +221,15 @@ async fn prepare(
     }
     outgoing = if route.bearer { outgoing.bearer_auth(key.expose()) } else { outgoing.header("x-api-key", key.expose()) };
     let outgoing = outgoing.header("content-type", "application/json").body(payload);
-    Ok(Call { outgoing, provider: vendor.provider.clone(), vendor_model: vendor_model.to_owned(), key })
+    // Last, so that no refusal comes between a reservation and the row that releases it.
+    // Counting tokens spends none: never refused for budget.
+    let held = if counts_tokens {
+        budget::Held::default()
+    } else {
+        let estimate = budget::estimate(proxy, vendor_model, body.len(), request.max_output_tokens(), upstream.default_output_tokens);
+        budget::admit(proxy, grant, estimate).await?
+    };
+    Ok(Call { outgoing, provider: vendor.provider.clone(), vendor_model: vendor_model.to_owned(), key, held })
 }
 
 /// `GET /v1/models`, answered by wsd: the workspace's own model, the only one it may call.

@@ -3,19 +3,19 @@
 //! budget standing. Each is read from the store, then trusted for a short time; changes
 //! made through this process clear them at once.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
 
 use wsd_core::{EnvKey, SecretValue};
-use wsd_store::{Budget, Store, StoreError, TokenKind};
+use wsd_store::{Store, StoreError, TokenKind};
 
 use crate::cache::TtlCache;
 
 /// How long a usage token or a platform key read from the store is trusted.
 pub const GATE_CACHE_TTL: Duration = Duration::from_secs(5);
-/// How often an org's budget standing is re-read from the store. In between, this process
-/// adds what it meters itself; usage metered by other wsd processes shows at the next read.
+/// How long an org's budget scopes (which of its scopes have budgets) are trusted; budgets
+/// set through this process apply at once, through another within this time.
 pub const BUDGET_REFRESH: Duration = Duration::from_secs(1);
 
 /// The workspace a live usage token was minted for, and the model it was planned with: the
@@ -31,7 +31,14 @@ pub struct UsageGrant {
 pub struct Gate {
     usage_tokens: TtlCache<Vec<u8>, Arc<UsageGrant>>,
     platform_keys: TtlCache<EnvKey, Option<Arc<SecretValue>>>,
-    budgets: Mutex<HashMap<String, Standing>>,
+    budget_scopes: TtlCache<String, Arc<BudgetScopes>>,
+}
+
+/// Which scopes of an org have budgets.
+#[derive(Debug, Default)]
+struct BudgetScopes {
+    org: bool,
+    workspaces: HashSet<String>,
 }
 
 impl Default for Gate {
@@ -39,18 +46,9 @@ impl Default for Gate {
         Self {
             usage_tokens: TtlCache::new(GATE_CACHE_TTL, 100_000),
             platform_keys: TtlCache::new(GATE_CACHE_TTL, 1_000),
-            budgets: Mutex::default(),
+            budget_scopes: TtlCache::new(BUDGET_REFRESH, 100_000),
         }
     }
-}
-
-/// An org's budget and what it used this period, as last read plus what was metered since.
-#[derive(Debug, Clone)]
-struct Standing {
-    budget: Option<Budget>,
-    used: i64,
-    period_start: i64,
-    read_at: Instant,
 }
 
 impl Gate {
@@ -92,95 +90,61 @@ impl Gate {
         self.platform_keys.clear();
     }
 
-    /// `Some((budget, used))` when the org has used up its budget for this period.
-    pub async fn over_budget(&self, store: &Store, org: &str, now_ms: i64) -> Result<Option<(Budget, i64)>, StoreError> {
-        let cached = self.budgets.lock().unwrap_or_else(|e| e.into_inner()).get(org).cloned();
-        let standing = match cached {
-            Some(s)
-                if s.read_at.elapsed() < BUDGET_REFRESH && s.budget.as_ref().is_none_or(|b| b.period.start(now_ms) == s.period_start) =>
-            {
-                s
-            }
-            _ => {
-                let read_at = Instant::now();
-                let standing = match store.budget_usage(org).await? {
-                    Some((budget, used)) => Standing { period_start: budget.period.start(now_ms), budget: Some(budget), used, read_at },
-                    None => Standing { budget: None, used: 0, period_start: 0, read_at },
+    /// Whether a budget applies to requests of `workspace`: the org's budget scopes, read
+    /// from the store and trusted for [`BUDGET_REFRESH`]. Only then does admission go to the
+    /// database.
+    pub async fn budgeted(&self, store: &Store, org: &str, workspace: &str) -> Result<bool, StoreError> {
+        let scopes = self
+            .budget_scopes
+            .get_or_try_load(org.to_owned(), async {
+                let budgets = store.list_budgets(org).await?;
+                let scopes = BudgetScopes {
+                    org: budgets.iter().any(|b| b.workspace_id.is_none()),
+                    workspaces: budgets.into_iter().filter_map(|b| b.workspace_id).collect(),
                 };
-                self.budgets.lock().unwrap_or_else(|e| e.into_inner()).insert(org.to_owned(), standing.clone());
-                standing
-            }
-        };
-        Ok(standing.budget.filter(|b| standing.used >= b.tokens).map(|b| (b, standing.used)))
+                Ok::<_, StoreError>(Some(Arc::new(scopes)))
+            })
+            .await?;
+        Ok(scopes.is_some_and(|s| s.org || s.workspaces.contains(workspace)))
     }
 
-    /// Adds tokens this process just metered to the org's standing.
-    pub fn charge(&self, org: &str, tokens: i64) {
-        if let Some(standing) = self.budgets.lock().unwrap_or_else(|e| e.into_inner()).get_mut(org) {
-            standing.used = standing.used.saturating_add(tokens);
-        }
-    }
-
-    /// Every org's standing is read again on its next request.
+    /// Every org's budget scopes are read again on its next request.
     pub fn forget_budgets(&self) {
-        self.budgets.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.budget_scopes.clear();
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use wsd_store::{BudgetPeriod, UsageRecord};
+    use wsd_store::{BudgetPeriod, BudgetUnit, NewBudget};
 
     use super::*;
     use crate::test_support::temp_store as store;
 
-    const DAY: i64 = 24 * 3600 * 1000;
-
-    fn row(org: &str, tokens: i64) -> UsageRecord {
-        UsageRecord {
-            at: wsd_store::now_ms(),
-            org_id: org.into(),
-            workspace_id: "w".into(),
-            provider: "minimax".into(),
-            model: "MiniMax-M2.7".into(),
-            input_tokens: tokens,
-            output_tokens: 0,
-            cache_read_tokens: 0,
-            cache_write_tokens: 0,
-            status: 200,
-            latency_ms: 1,
-            request_id: "r".into(),
-            cost_micros: None,
-        }
-    }
-
     #[tokio::test]
-    async fn a_budget_standing_counts_local_usage_and_is_read_again_when_stale() {
+    async fn budget_scopes_are_remembered_until_forgotten() {
         let store = store("budget").await;
         let org = store.create_org("acme", "test").await.unwrap().id;
+        let new = |name| wsd_store::NewWorkspace { name, runtime: "claude-code", model: "minimax/MiniMax-M2.7" };
+        let a = store.create_workspace(&org, &new("a"), "test").await.unwrap().id;
+        let b = store.create_workspace(&org, &new("b"), "test").await.unwrap().id;
         let gate = Gate::default();
-        let now = wsd_store::now_ms();
-        assert!(gate.over_budget(&store, &org, now).await.unwrap().is_none(), "no budget, never over");
-        store.put_budget(&org, &Budget { period: BudgetPeriod::Day, tokens: 100 }, "test").await.unwrap();
-        assert!(gate.over_budget(&store, &org, now).await.unwrap().is_none(), "the standing without a budget is still trusted");
+        assert!(!gate.budgeted(&store, &org, &a).await.unwrap(), "no budget");
+        let budget = |workspace: Option<&str>| NewBudget {
+            workspace_id: workspace.map(str::to_owned),
+            unit: BudgetUnit::Tokens,
+            period: BudgetPeriod::Day,
+            limit: 100,
+        };
+        store.put_budget(&org, &budget(Some(&a)), "test").await.unwrap();
+        assert!(!gate.budgeted(&store, &org, &a).await.unwrap(), "trusted until forgotten or expired");
         gate.forget_budgets();
-        assert!(gate.over_budget(&store, &org, now).await.unwrap().is_none());
-
-        // Metered here, not yet stored: counted at once.
-        gate.charge(&org, 60);
-        assert!(gate.over_budget(&store, &org, now).await.unwrap().is_none());
-        gate.charge(&org, 40);
-        let (budget, used) = gate.over_budget(&store, &org, now).await.unwrap().unwrap();
-        assert_eq!((budget.tokens, used), (100, 100));
-        gate.charge("another-org", 1_000);
-
-        // A new period reads the store again, where nothing was stored.
-        assert!(gate.over_budget(&store, &org, now + DAY).await.unwrap().is_none());
-        // Stored usage shows once the standing is re-read.
-        store.append_usage(&[row(&org, 150)]).await.unwrap();
+        assert!(gate.budgeted(&store, &org, &a).await.unwrap());
+        assert!(!gate.budgeted(&store, &org, &b).await.unwrap(), "a workspace budget is that workspace's");
+        store.put_budget(&org, &budget(None), "test").await.unwrap();
         gate.forget_budgets();
-        let (_, used) = gate.over_budget(&store, &org, now).await.unwrap().unwrap();
-        assert_eq!(used, 150);
+        assert!(gate.budgeted(&store, &org, &b).await.unwrap(), "an org budget applies to every workspace");
+        assert!(!gate.budgeted(&store, "another-org", &b).await.unwrap());
     }
 
     #[tokio::test]

@@ -20,7 +20,7 @@ pub const BATCH_WINDOW: Duration = Duration::from_millis(50);
 const ATTEMPTS: u32 = 6;
 
 enum Command {
-    Row(UsageRecord),
+    Row(Box<UsageRecord>),
     /// Answered once every row queued before it is stored.
     Flush(oneshot::Sender<()>),
 }
@@ -53,7 +53,7 @@ impl UsageLedger {
             tokio::spawn(write_batches(self.store.clone(), receiver));
             sender
         });
-        if queue.send(Command::Row(record)).is_err() {
+        if queue.send(Command::Row(Box::new(record))).is_err() {
             tracing::error!("the usage ledger's writer is gone; a usage row was lost");
         }
     }
@@ -79,7 +79,7 @@ async fn write_batches(store: Arc<Store>, mut queue: mpsc::UnboundedReceiver<Com
         }
         while let Some(command) = next.take() {
             match command {
-                Command::Row(row) => rows.push(row),
+                Command::Row(row) => rows.push(*row),
                 Command::Flush(done) => flushes.push(done),
             }
             if rows.len() < MAX_BATCH {
@@ -133,6 +133,7 @@ mod tests {
                 latency_ms: 1,
                 request_id: format!("r{i}"),
                 cost_micros: None,
+                reservation: None,
             });
         }
         ledger.flush().await;

@@ -68,6 +68,8 @@ pub struct Meter {
     /// Upstream's own id of the request (`request-id`, `x-request-id`), so a row can be
     /// matched with the vendor's records; wsd makes one when upstream gives none.
     pub request_id: Option<String>,
+    /// The budget reservation made at admission: the row releases it.
+    pub reservation: Option<String>,
     pub sse: bool,
     usage: Usage,
     /// A JSON answer, whole (or its tail, when `plain_cut`); or the unfinished last line of
@@ -99,6 +101,7 @@ impl Meter {
             started: Instant::now(),
             status: 0,
             request_id: None,
+            reservation: None,
             sse: false,
             usage: Usage::default(),
             buffer: Vec::new(),
@@ -250,6 +253,7 @@ impl Meter {
             request_id: self.request_id.take().unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
             // Priced by the proxy as it records the row.
             cost_micros: None,
+            reservation: self.reservation.take(),
         })
     }
 }

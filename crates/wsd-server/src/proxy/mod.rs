@@ -11,6 +11,7 @@
 //! or log line; every admitted request gets exactly one ledger row (a [`metered`] meter
 //! writes it when it finishes or is dropped).
 
+mod budget;
 mod dialect;
 mod endpoint;
 mod forward;
@@ -68,11 +69,10 @@ impl Proxy {
         }
     }
 
-    /// A proxied request's ledger row: priced, counted against the org's budget and in the
-    /// metrics at once, queued for the store.
+    /// A proxied request's ledger row: priced, counted in the metrics at once, queued for
+    /// the store, where it also releases the request's budget reservation.
     pub fn record(&self, mut record: UsageRecord) {
         record.cost_micros = self.cost(&record);
-        self.gate.charge(&record.org_id, record.input_tokens.saturating_add(record.output_tokens));
         self.metrics.record_proxied(&record);
         self.ledger.record(record);
     }

@@ -29,6 +29,15 @@ impl<'a> RequestBody<'a> {
             .ok_or_else(|| ApiError::bad_request(code::MODEL_REQUIRED, "the request names no model"))
     }
 
+    /// The most output tokens the request allows: `max_tokens` (Anthropic, chat
+    /// completions), `max_output_tokens` (responses) or `max_completion_tokens`.
+    pub fn max_output_tokens(&self) -> Option<u64> {
+        ["max_tokens", "max_output_tokens", "max_completion_tokens"]
+            .iter()
+            .filter_map(|name| self.fields.get(*name))
+            .find_map(|raw| serde_json::from_str::<u64>(raw.get()).ok())
+    }
+
     /// `"stream": true`.
     pub fn streaming(&self) -> bool {
         self.fields.get("stream").is_some_and(|raw| raw.get().trim() == "true")

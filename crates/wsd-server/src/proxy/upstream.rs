@@ -11,11 +11,13 @@ pub struct ProxySettings {
     /// pieces of it. Past it the client gets 504 `UPSTREAM_TIMEOUT` (or, mid-stream, an
     /// error event).
     pub upstream_timeout: Duration,
+    /// The output tokens a request that names no maximum is estimated at, for budgets.
+    pub default_output_tokens: u64,
 }
 
 impl Default for ProxySettings {
     fn default() -> Self {
-        Self { connect_timeout: Duration::from_secs(10), upstream_timeout: Duration::from_secs(300) }
+        Self { connect_timeout: Duration::from_secs(10), upstream_timeout: Duration::from_secs(300), default_output_tokens: 4096 }
     }
 }
 
@@ -23,6 +25,7 @@ impl Default for ProxySettings {
 pub struct UpstreamClient {
     pub(super) client: reqwest::Client,
     pub(super) upstream_timeout: Duration,
+    pub(super) default_output_tokens: u64,
 }
 
 impl UpstreamClient {
@@ -34,6 +37,6 @@ impl UpstreamClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the proxy's HTTP client: {e}"))?;
-        Ok(Self { client, upstream_timeout: settings.upstream_timeout })
+        Ok(Self { client, upstream_timeout: settings.upstream_timeout, default_output_tokens: settings.default_output_tokens })
     }
 }

@@ -12,7 +12,7 @@ use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiQuery;
 use crate::state::AppState;
-use crate::views::{BudgetStanding, UsageReport, UsageRequests};
+use crate::views::{BudgetList, UsageReport, UsageRequests};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,34 +65,54 @@ pub async fn usage_requests(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutBudget {
-    /// `day` or `month` (UTC).
+    /// The workspace it limits; the whole org when absent.
+    pub workspace: Option<String>,
+    /// `tokens` (input plus output) or `usd`.
+    pub unit: String,
+    /// `day`, `week` (ISO, from Monday) or `month`, in UTC.
     pub period: String,
-    /// Input plus output tokens per period.
-    pub tokens: i64,
+    /// Tokens, or micro-dollars (10⁻⁶ USD) for `usd`.
+    pub limit: i64,
 }
 
-#[utoipa::path(put, path = "/v1/orgs/{org}/budget", tag = "usage", params(("org" = String, Path)), request_body = PutBudget, responses((status = 200, description = "the budget", body = wsd_store::Budget), (status = 400, description = "invalid budget", body = ErrorBody), (status = 403, description = "admin token needed", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/orgs/{org}/budgets", tag = "usage", params(("org" = String, Path)), request_body = PutBudget, responses((status = 200, description = "the budget, replacing the one of the same scope, unit and period", body = wsd_store::BudgetLimit), (status = 400, description = "invalid budget", body = ErrorBody), (status = 403, description = "admin token needed", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)))]
 pub async fn put_budget(
     State(state): State<Arc<AppState>>,
     OrgScope { caller, org }: OrgScope,
     crate::json::ApiJson(body): crate::json::ApiJson<PutBudget>,
-) -> ApiResult<Json<wsd_store::Budget>> {
+) -> ApiResult<Json<wsd_store::BudgetLimit>> {
     caller.require_admin()?;
+    let unit = match body.unit.as_str() {
+        "tokens" => wsd_store::BudgetUnit::Tokens,
+        "usd" => wsd_store::BudgetUnit::Usd,
+        _ => return Err(ApiError::bad_request(code::INVALID_BUDGET, "unit must be `tokens` or `usd`")),
+    };
     let period = match body.period.as_str() {
         "day" => wsd_store::BudgetPeriod::Day,
+        "week" => wsd_store::BudgetPeriod::Week,
         "month" => wsd_store::BudgetPeriod::Month,
-        _ => return Err(ApiError::bad_request(code::INVALID_BUDGET, "period must be `day` or `month`")),
+        _ => return Err(ApiError::bad_request(code::INVALID_BUDGET, "period must be `day`, `week` or `month`")),
     };
-    if body.tokens < 0 {
-        return Err(ApiError::bad_request(code::INVALID_BUDGET, "tokens must not be negative"));
+    if body.limit < 0 {
+        return Err(ApiError::bad_request(code::INVALID_BUDGET, "limit must not be negative"));
     }
-    let budget = wsd_store::Budget { period, tokens: body.tokens };
-    state.store.put_budget(&org, &budget, &caller.actor()).await?;
-    Ok(Json(budget))
+    let new = wsd_store::NewBudget { workspace_id: body.workspace, unit, period, limit: body.limit };
+    Ok(Json(state.store.put_budget(&org, &new, &caller.actor()).await?))
 }
 
-#[utoipa::path(get, path = "/v1/orgs/{org}/budget", tag = "usage", params(("org" = String, Path)), responses((status = 200, description = "the budget and what was used of it", body = BudgetStanding), (status = 404, description = "no budget, or not found", body = ErrorBody)))]
-pub async fn get_budget(State(state): State<Arc<AppState>>, OrgScope { org, .. }: OrgScope) -> ApiResult<Json<BudgetStanding>> {
-    let (budget, used) = state.store.budget_usage(&org).await?.ok_or_else(|| ApiError::not_found("budget"))?;
-    Ok(Json(BudgetStanding { period: budget.period, tokens: budget.tokens, used }))
+#[utoipa::path(get, path = "/v1/orgs/{org}/budgets", tag = "usage", params(("org" = String, Path)), responses((status = 200, description = "the org's budgets and its workspaces', each with what was spent and is reserved in its current window, what remains and when it renews", body = BudgetList), (status = 404, description = "not found", body = ErrorBody)))]
+pub async fn list_budgets(State(state): State<Arc<AppState>>, OrgScope { org, .. }: OrgScope) -> ApiResult<Json<BudgetList>> {
+    state.store.get_org(&org).await?;
+    Ok(Json(BudgetList { budgets: state.store.budget_standings(&org, wsd_store::now_ms()).await? }))
+}
+
+#[utoipa::path(delete, path = "/v1/orgs/{org}/budgets/{id}", tag = "usage", params(("org" = String, Path), ("id" = String, Path)), responses((status = 204, description = "removed"), (status = 403, description = "admin token needed", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)))]
+pub async fn delete_budget(
+    State(state): State<Arc<AppState>>,
+    OrgScope { caller, org }: OrgScope,
+    axum::extract::Path(crate::routes::IdPath { id }): axum::extract::Path<crate::routes::IdPath>,
+) -> ApiResult<axum::http::StatusCode> {
+    caller.require_admin()?;
+    state.store.delete_budget(&org, &id, &caller.actor()).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }

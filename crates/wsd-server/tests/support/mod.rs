@@ -103,6 +103,13 @@ impl Api {
         r.body["id"].as_str().unwrap().to_owned()
     }
 
+    /// Mints an API token of `org`.
+    pub async fn org_token(&self, org: &str) -> String {
+        let r = self.post(&format!("/v1/orgs/{org}/tokens"), ADMIN, serde_json::json!({"name": "org"})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["secret"].as_str().unwrap().to_owned()
+    }
+
     pub async fn secret(&self, org: &str, key: &str, value: &str) {
         let r = self.put(&format!("/v1/orgs/{org}/secrets/{key}"), ADMIN, serde_json::json!({"value": value})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);

@@ -1,0 +1,438 @@
+//! Budgets and the reservations that make them hold under concurrency. A budget limits an
+//! org or one of its workspaces, in tokens or in micro-dollars, over a UTC day, ISO week or
+//! calendar month. Every request admitted under a budget reserves an estimate in the same
+//! transaction that checks spent + reserved + estimate against every budget that applies;
+//! its ledger row, stored later, replaces the estimate with what it really used (the
+//! reservation is deleted in the ledger's transaction). On PostgreSQL the check takes the
+//! budget rows `FOR UPDATE`, so admissions of one org through any number of wsd processes
+//! are serialized; SQLite's one writer serializes them already.
+
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::{DAY_MS, civil_from_days};
+use crate::db::{Dialect, Store, new_id, on_read, on_write};
+use crate::error::{Result, StoreError};
+
+/// What a budget counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetUnit {
+    /// Input plus output tokens.
+    Tokens,
+    /// Cost in micro-dollars (10⁻⁶ USD), from the price book.
+    Usd,
+}
+
+impl BudgetUnit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetUnit::Tokens => "tokens",
+            BudgetUnit::Usd => "usd",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self> {
+        match text {
+            "tokens" => Ok(BudgetUnit::Tokens),
+            "usd" => Ok(BudgetUnit::Usd),
+            other => Err(crate::error::corrupt(format!("stored budget unit `{other}` is unknown"))),
+        }
+    }
+}
+
+/// The window a budget renews over, in UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetPeriod {
+    /// The UTC day.
+    Day,
+    /// The ISO week, Monday 00:00 UTC to the next.
+    Week,
+    /// The calendar month, UTC.
+    Month,
+}
+
+impl BudgetPeriod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetPeriod::Day => "day",
+            BudgetPeriod::Week => "week",
+            BudgetPeriod::Month => "month",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self> {
+        match text {
+            "day" => Ok(BudgetPeriod::Day),
+            "week" => Ok(BudgetPeriod::Week),
+            "month" => Ok(BudgetPeriod::Month),
+            other => Err(crate::error::corrupt(format!("stored budget period `{other}` is unknown"))),
+        }
+    }
+
+    /// The start of the window containing `now` (unix milliseconds).
+    pub fn start(self, now: i64) -> i64 {
+        let days = now.div_euclid(DAY_MS);
+        let first = match self {
+            BudgetPeriod::Day => days,
+            // 1970-01-01 was a Thursday: day 0 is weekday 3 counting from Monday.
+            BudgetPeriod::Week => days - (days + 3).rem_euclid(7),
+            BudgetPeriod::Month => {
+                let (_, _, day_of_month) = civil_from_days(days);
+                days - (day_of_month - 1)
+            }
+        };
+        first * DAY_MS
+    }
+
+    /// The end of the window containing `now`: when the budget renews.
+    pub fn end(self, now: i64) -> i64 {
+        let start = self.start(now);
+        match self {
+            BudgetPeriod::Day => start + DAY_MS,
+            BudgetPeriod::Week => start + 7 * DAY_MS,
+            BudgetPeriod::Month => {
+                let (y, m, _) = civil_from_days(start.div_euclid(DAY_MS));
+                let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+                crate::calendar::days_from_civil(y, m, 1) * DAY_MS
+            }
+        }
+    }
+}
+
+/// One budget.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct BudgetLimit {
+    pub id: String,
+    pub org_id: String,
+    /// `None`: the whole org.
+    pub workspace_id: Option<String>,
+    pub unit: BudgetUnit,
+    pub period: BudgetPeriod,
+    /// Tokens, or micro-dollars for `usd`.
+    pub limit: i64,
+    pub updated_at: i64,
+}
+
+/// A budget to set: it replaces the one of the same scope, unit and period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBudget {
+    pub workspace_id: Option<String>,
+    pub unit: BudgetUnit,
+    pub period: BudgetPeriod,
+    pub limit: i64,
+}
+
+/// Where a budget stands now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct BudgetStanding {
+    #[serde(flatten)]
+    pub budget: BudgetLimit,
+    /// Recorded use in the current window.
+    pub spent: i64,
+    /// Held by requests still running.
+    pub reserved: i64,
+    /// `limit - spent - reserved`, never below 0.
+    pub remaining: i64,
+    /// When the window renews (unix milliseconds).
+    pub resets_at: i64,
+}
+
+/// What a request may spend, estimated at admission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Estimate {
+    pub tokens: i64,
+    /// `None`: the model has no price, so no USD budget can admit it.
+    pub cost_micros: Option<i64>,
+}
+
+/// The outcome of an admission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Every budget holds. `reservation` is `None` when none applies (nothing was held);
+    /// `standings` are after this request's reservation.
+    Admitted { reservation: Option<String>, standings: Vec<BudgetStanding> },
+    /// This budget would be exceeded: spent + reserved + `estimate` > limit.
+    Exceeded { standing: BudgetStanding, estimate: i64 },
+    /// A USD budget applies and the model's cost cannot be estimated.
+    Unpriced { budget: BudgetLimit },
+}
+
+type BudgetRow = (String, String, Option<String>, String, String, i64, i64);
+
+fn from_row((id, org_id, workspace_id, unit, period, limit, updated_at): BudgetRow) -> Result<BudgetLimit> {
+    Ok(BudgetLimit { id, org_id, workspace_id, unit: BudgetUnit::parse(&unit)?, period: BudgetPeriod::parse(&period)?, limit, updated_at })
+}
+
+/// Recorded use of a budget's scope and unit from a day on (`$1` org, `$2` first day, `$3`
+/// the workspace of a workspace budget).
+fn spent_sql(unit: BudgetUnit, workspace: bool) -> &'static str {
+    match (unit, workspace) {
+        (BudgetUnit::Tokens, false) => "SELECT CAST(SUM(tokens) AS BIGINT) FROM usage_daily WHERE org_id = $1 AND day >= $2",
+        (BudgetUnit::Usd, false) => "SELECT CAST(SUM(cost_micros) AS BIGINT) FROM usage_daily WHERE org_id = $1 AND day >= $2",
+        (BudgetUnit::Tokens, true) => {
+            "SELECT CAST(SUM(tokens) AS BIGINT) FROM usage_daily_workspace WHERE org_id = $1 AND day >= $2 AND workspace_id = $3"
+        }
+        (BudgetUnit::Usd, true) => {
+            "SELECT CAST(SUM(cost_micros) AS BIGINT) FROM usage_daily_workspace WHERE org_id = $1 AND day >= $2 AND workspace_id = $3"
+        }
+    }
+}
+
+/// Live reservations of a scope (`$1` org, `$2` workspace or NULL, `$3` now).
+fn reserved_sql(unit: BudgetUnit) -> &'static str {
+    match unit {
+        BudgetUnit::Tokens => {
+            "SELECT CAST(SUM(tokens) AS BIGINT) FROM budget_reservations WHERE org_id = $1 AND ($2 IS NULL OR workspace_id = $2) AND expires_at > $3"
+        }
+        BudgetUnit::Usd => {
+            "SELECT CAST(SUM(cost_micros) AS BIGINT) FROM budget_reservations WHERE org_id = $1 AND ($2 IS NULL OR workspace_id = $2) AND expires_at > $3"
+        }
+    }
+}
+
+/// The standing of each budget, read inside `$conn` (a transaction or a pool).
+macro_rules! standings_of {
+    ($conn:expr, $budgets:expr, $now:expr) => {{
+        let mut standings = Vec::with_capacity($budgets.len());
+        for budget in $budgets {
+            let workspace = budget.workspace_id.as_deref();
+            let first_day = budget.period.start($now).div_euclid(DAY_MS);
+            let spent = sqlx::query_scalar(spent_sql(budget.unit, workspace.is_some())).bind(&budget.org_id).bind(first_day);
+            let spent: Option<i64> = match workspace {
+                Some(workspace) => spent.bind(workspace).fetch_one(&mut *$conn).await?,
+                None => spent.fetch_one(&mut *$conn).await?,
+            };
+            let reserved: Option<i64> = sqlx::query_scalar(reserved_sql(budget.unit))
+                .bind(&budget.org_id)
+                .bind(workspace)
+                .bind($now)
+                .fetch_one(&mut *$conn)
+                .await?;
+            let (spent, reserved) = (spent.unwrap_or(0), reserved.unwrap_or(0));
+            standings.push(BudgetStanding {
+                remaining: budget.limit.saturating_sub(spent).saturating_sub(reserved).max(0),
+                resets_at: budget.period.end($now),
+                spent,
+                reserved,
+                budget,
+            });
+        }
+        standings
+    }};
+}
+
+impl Store {
+    /// Sets a budget: replaces the one of the same scope, unit and period, or adds it.
+    pub async fn put_budget(&self, org: &str, new: &NewBudget, actor: &str) -> Result<BudgetLimit> {
+        if let Some(workspace) = &new.workspace_id {
+            self.get_workspace(org, workspace).await?;
+        } else {
+            self.get_org(org).await?;
+        }
+        let now = crate::db::now_ms();
+        let event = crate::model::NewAuditEvent {
+            org_id: Some(org.to_owned()),
+            actor: actor.to_owned(),
+            action: "budget.put".into(),
+            target: format!("org/{org}/budget"),
+            details: serde_json::json!({
+                "workspace": new.workspace_id, "unit": new.unit, "period": new.period, "limit": new.limit,
+            }),
+        };
+        let budget = on_write!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let existing: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM budget_limits WHERE org_id = $1 AND workspace_id IS NOT DISTINCT FROM $2 AND unit = $3 AND period = $4",
+            )
+            .bind(org)
+            .bind(new.workspace_id.as_deref())
+            .bind(new.unit.as_str())
+            .bind(new.period.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let id = match existing {
+                Some(id) => {
+                    sqlx::query("UPDATE budget_limits SET limit_value = $1, updated_at = $2 WHERE id = $3")
+                        .bind(new.limit)
+                        .bind(now)
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await?;
+                    id
+                }
+                None => {
+                    let id = format!("bud_{}", new_id());
+                    sqlx::query(
+                        "INSERT INTO budget_limits (id, org_id, workspace_id, unit, period, limit_value, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&id)
+                    .bind(org)
+                    .bind(new.workspace_id.as_deref())
+                    .bind(new.unit.as_str())
+                    .bind(new.period.as_str())
+                    .bind(new.limit)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    id
+                }
+            };
+            crate::audit::append_audit!(tx, &event, pool);
+            tx.commit().await?;
+            BudgetLimit {
+                id,
+                org_id: org.to_owned(),
+                workspace_id: new.workspace_id.clone(),
+                unit: new.unit,
+                period: new.period,
+                limit: new.limit,
+                updated_at: now,
+            }
+        });
+        Ok(budget)
+    }
+
+    /// An org's budgets, its own first, then its workspaces'.
+    pub async fn list_budgets(&self, org: &str) -> Result<Vec<BudgetLimit>> {
+        let sql = "SELECT id, org_id, workspace_id, unit, period, limit_value, updated_at FROM budget_limits WHERE org_id = $1
+                   ORDER BY workspace_id IS NOT NULL, workspace_id, unit, period";
+        let rows: Vec<BudgetRow> = on_read!(self, |pool| sqlx::query_as(sql).bind(org).fetch_all(pool).await?);
+        rows.into_iter().map(from_row).collect()
+    }
+
+    /// Removes a budget of the org.
+    pub async fn delete_budget(&self, org: &str, id: &str, actor: &str) -> Result<()> {
+        let event = crate::model::NewAuditEvent {
+            org_id: Some(org.to_owned()),
+            actor: actor.to_owned(),
+            action: "budget.delete".into(),
+            target: format!("org/{org}/budget/{id}"),
+            details: serde_json::json!({}),
+        };
+        on_write!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let deleted =
+                sqlx::query("DELETE FROM budget_limits WHERE org_id = $1 AND id = $2").bind(org).bind(id).execute(&mut *tx).await?;
+            if deleted.rows_affected() == 0 {
+                return Err(StoreError::NotFound { what: "budget" });
+            }
+            crate::audit::append_audit!(tx, &event, pool);
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Where each of the org's budgets stands at `now`.
+    pub async fn budget_standings(&self, org: &str, now: i64) -> Result<Vec<BudgetStanding>> {
+        let budgets = self.list_budgets(org).await?;
+        let standings = on_read!(self, |pool| {
+            let mut conn = pool.acquire().await?;
+            standings_of!(conn, budgets, now)
+        });
+        Ok(standings)
+    }
+
+    /// Admits a request of `workspace` under every budget of its org and of it: in one
+    /// write transaction, refuses it if any budget's spent + reserved + `estimate` exceeds
+    /// its limit, else reserves the estimate until `expires_at` (or until the request's
+    /// ledger row, carrying the reservation's id, is stored).
+    pub async fn reserve(&self, org: &str, workspace: &str, estimate: Estimate, now: i64, expires_at: i64) -> Result<Admission> {
+        let admission = on_write!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let rows: Vec<BudgetRow> =
+                sqlx::query_as(crate::db::budgets_for_admission_sql(pool)).bind(org).bind(workspace).fetch_all(&mut *tx).await?;
+            if rows.is_empty() {
+                tx.commit().await?;
+                return Ok(Admission::Admitted { reservation: None, standings: Vec::new() });
+            }
+            let budgets = rows.into_iter().map(from_row).collect::<Result<Vec<_>>>()?;
+            sqlx::query("DELETE FROM budget_reservations WHERE org_id = $1 AND expires_at <= $2")
+                .bind(org)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let mut standings = standings_of!(tx, budgets, now);
+            let mut refusal = None;
+            for standing in &standings {
+                let amount = match standing.budget.unit {
+                    BudgetUnit::Tokens => estimate.tokens,
+                    BudgetUnit::Usd => match estimate.cost_micros {
+                        Some(cost) => cost,
+                        None => {
+                            refusal = Some(Admission::Unpriced { budget: standing.budget.clone() });
+                            break;
+                        }
+                    },
+                };
+                if standing.spent.saturating_add(standing.reserved).saturating_add(amount) > standing.budget.limit {
+                    refusal = Some(Admission::Exceeded { standing: standing.clone(), estimate: amount });
+                    break;
+                }
+            }
+            if let Some(refusal) = refusal {
+                tx.commit().await?;
+                refusal
+            } else {
+                let id = format!("res_{}", new_id());
+                let cost = estimate.cost_micros.unwrap_or(0);
+                sqlx::query(
+                    "INSERT INTO budget_reservations (id, org_id, workspace_id, tokens, cost_micros, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&id)
+                .bind(org)
+                .bind(workspace)
+                .bind(estimate.tokens)
+                .bind(cost)
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                for standing in &mut standings {
+                    let amount = match standing.budget.unit {
+                        BudgetUnit::Tokens => estimate.tokens,
+                        BudgetUnit::Usd => cost,
+                    };
+                    standing.reserved = standing.reserved.saturating_add(amount);
+                    standing.remaining = standing.remaining.saturating_sub(amount).max(0);
+                }
+                Admission::Admitted { reservation: Some(id), standings }
+            }
+        });
+        Ok(admission)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_start_at_midnight_on_mondays_and_on_the_first_utc() {
+        // 2026-11-28T15:30:00Z, a Saturday.
+        let now = 1_795_879_800_000;
+        assert_eq!(BudgetPeriod::Day.start(now), 1_795_824_000_000); // 2026-11-28T00:00Z
+        assert_eq!(BudgetPeriod::Day.end(now), 1_795_910_400_000); // 2026-11-29T00:00Z
+        assert_eq!(BudgetPeriod::Week.start(now), 1_795_392_000_000); // Monday 2026-11-23
+        assert_eq!(BudgetPeriod::Week.end(now), 1_795_996_800_000); // Monday 2026-11-30
+        assert_eq!(BudgetPeriod::Month.start(now), 1_793_491_200_000); // 2026-11-01T00:00Z
+        assert_eq!(BudgetPeriod::Month.end(now), 1_796_083_200_000); // 2026-12-01T00:00Z
+        // December rolls into January.
+        let december = 1_796_083_200_000 + 5 * DAY_MS;
+        assert_eq!(BudgetPeriod::Month.end(december), 1_798_761_600_000); // 2027-01-01
+        // A Monday starts its own week; the epoch's week began on Monday 1969-12-29.
+        assert_eq!(BudgetPeriod::Week.start(1_795_392_000_000), 1_795_392_000_000);
+        assert_eq!(BudgetPeriod::Week.start(0), -3 * DAY_MS);
+    }
+
+    #[test]
+    fn units_and_periods_read_back_what_they_write() {
+        for unit in [BudgetUnit::Tokens, BudgetUnit::Usd] {
+            assert_eq!(BudgetUnit::parse(unit.as_str()).unwrap(), unit);
+        }
+        for period in [BudgetPeriod::Day, BudgetPeriod::Week, BudgetPeriod::Month] {
+            assert_eq!(BudgetPeriod::parse(period.as_str()).unwrap(), period);
+        }
+        assert!(BudgetUnit::parse("eur").is_err() && BudgetPeriod::parse("year").is_err());
+    }
+}
