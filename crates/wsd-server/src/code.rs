@@ -57,6 +57,7 @@ codes! {
     MODEL_NOT_ALLOWED: "The request names another model than the workspace's own.",
     WORKSPACE_MISMATCH: "The request names another workspace than its usage token's.",
     BUDGET_EXCEEDED: "A budget of the org or the workspace would be exceeded by this request's estimate (spent + reserved + estimate over its limit).",
+    RATE_LIMITED: "The workspace sent more requests or used more tokens in the last minute than its rate limits allow; `Retry-After` says when to retry.",
     BUDGET_PRICE_UNKNOWN: "A USD budget applies and the price book has no price for the model, so its cost cannot be checked.",
     UNKNOWN_MODEL_NAMESPACE: "No provider serves the model's `vendor/` namespace.",
     UNSUPPORTED_SURFACE: "The provider has no endpoint for this protocol.",

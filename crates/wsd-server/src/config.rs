@@ -264,6 +264,13 @@ pub struct PolicySection {
     /// instead of refusing it.
     #[serde(default)]
     pub allow_unverified_runtime_providers: bool,
+    /// Requests per minute one workspace may send through the proxy (0: no limit); an org
+    /// can be given its own (`PUT /v1/orgs/{org}/rate-limits`).
+    #[serde(default)]
+    pub requests_per_minute_per_workspace: u64,
+    /// Tokens (input plus output) per minute one workspace may use (0: no limit).
+    #[serde(default)]
+    pub tokens_per_minute_per_workspace: u64,
 }
 
 fn default_max_running() -> u64 {
@@ -283,6 +290,8 @@ impl Default for PolicySection {
             preflight_timeout_seconds: default_preflight_timeout(),
             max_running_workspaces_per_org: default_max_running(),
             allow_unverified_runtime_providers: false,
+            requests_per_minute_per_workspace: 0,
+            tokens_per_minute_per_workspace: 0,
         }
     }
 }
@@ -335,6 +344,10 @@ impl ConfigFile {
             connect_timeout: std::time::Duration::from_secs(self.proxy.connect_timeout_seconds),
             upstream_timeout: std::time::Duration::from_secs(self.proxy.upstream_timeout_seconds),
             default_output_tokens: self.proxy.default_output_tokens,
+            rate_limits: crate::proxy::rate::RateLimits {
+                requests_per_minute: self.policy.requests_per_minute_per_workspace,
+                tokens_per_minute: self.policy.tokens_per_minute_per_workspace,
+            },
         }
     }
 

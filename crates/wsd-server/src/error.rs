@@ -96,13 +96,21 @@ impl From<PlanError> for ApiError {
     }
 }
 
+/// The detail that also goes out as a `Retry-After` header.
+pub const RETRY_AFTER_SECONDS: &str = "retry_after_seconds";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = self.details.get(RETRY_AFTER_SECONDS).and_then(Value::as_u64);
         let mut body = Map::new();
         body.insert("code".into(), Value::from(self.code));
         body.insert("message".into(), Value::from(self.message));
         body.extend(self.details);
-        (self.status, Json(json!({ "error": body }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": body }))).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
+        }
+        response
     }
 }
 

@@ -125,6 +125,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/orgs/{org}/usage/requests", get(usage::usage_requests))
         .route("/v1/orgs/{org}/budgets", put(usage::put_budget).get(usage::list_budgets))
         .route("/v1/orgs/{org}/budgets/{id}", delete(usage::delete_budget))
+        .route("/v1/orgs/{org}/rate-limits", put(usage::put_rate_limits).get(usage::get_rate_limits).delete(usage::delete_rate_limits))
         .route("/v1/admin/tokens", post(orgs::create_admin_token).get(orgs::list_admin_tokens))
         .route("/v1/admin/tokens/{id}", axum::routing::delete(orgs::revoke_admin_token))
         .route("/v1/platform/secrets", get(secrets::list_platform))

@@ -27,9 +27,9 @@ impl Modify for BearerAuth {
         secrets::list_workspace, secrets::put_platform, secrets::delete_platform, secrets::list_platform,
         workspaces::create, workspaces::list, workspaces::get, workspaces::delete, workspaces::patch, workspaces::plan,
         workspaces::billing, workspaces::admin_billing, workspaces::provision, workspaces::restart, workspaces::stop, workspaces::logs,
-        registry::providers, registry::runtimes, audit::audit, usage::usage, usage::usage_requests, usage::put_budget, usage::list_budgets, usage::delete_budget, operations::healthz, operations::readyz, operations::metrics,
+        registry::providers, registry::runtimes, audit::audit, usage::usage, usage::usage_requests, usage::put_budget, usage::list_budgets, usage::delete_budget, usage::put_rate_limits, usage::get_rate_limits, usage::delete_rate_limits, operations::healthz, operations::readyz, operations::metrics,
     ),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, orgs::CreateOrg, orgs::CreateToken, secrets::PutSecret, workspaces::CreateWorkspace, workspaces::PatchWorkspace, usage::PutBudget))
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, orgs::CreateOrg, orgs::CreateToken, secrets::PutSecret, workspaces::CreateWorkspace, workspaces::PatchWorkspace, usage::PutBudget, usage::PutRateLimits))
 )]
 pub struct ApiDoc;
 

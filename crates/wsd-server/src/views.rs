@@ -60,6 +60,15 @@ pub struct UsageRequests {
     pub requests: Vec<UsageRecord>,
 }
 
+/// The rate limits each workspace of an org runs under; 0: no limit.
+#[derive(Serialize, ToSchema)]
+pub struct RateLimitsView {
+    pub requests_per_minute: u64,
+    pub tokens_per_minute: u64,
+    /// `org`: the org's own; `default`: the platform's (`[policy]`).
+    pub source: &'static str,
+}
+
 /// An org's budgets and where each stands.
 #[derive(Serialize, ToSchema)]
 pub struct BudgetList {

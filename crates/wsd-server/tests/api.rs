@@ -442,6 +442,9 @@ async fn an_org_token_sees_nothing_of_another_org(api: &Api) {
         (Method::GET, format!("/v1/orgs/{b}/budgets"), None),
         (Method::PUT, format!("/v1/orgs/{b}/budgets"), Some(json!({"unit": "tokens", "period": "day", "limit": 1}).to_string())),
         (Method::DELETE, format!("/v1/orgs/{b}/budgets/bud_x"), None),
+        (Method::GET, format!("/v1/orgs/{b}/rate-limits"), None),
+        (Method::PUT, format!("/v1/orgs/{b}/rate-limits"), Some(json!({"requests_per_minute": 1, "tokens_per_minute": 1}).to_string())),
+        (Method::DELETE, format!("/v1/orgs/{b}/rate-limits"), None),
         // Org A's path with org B's workspace id: not found either.
         (Method::GET, format!("/v1/orgs/{a}/workspaces/{b_ws}"), None),
         (Method::GET, format!("/v1/orgs/{a}/workspaces/{b_ws}/plan"), None),
@@ -550,9 +553,9 @@ async fn the_openapi_document_describes_exactly_the_routes_that_answer(api: &Api
             assert_ne!(r.body["error"]["message"], "endpoint not found", "{method} {path} is documented but not routed");
         }
     }
-    // Every routed operation is documented: the API router has 41, one of them this
+    // Every routed operation is documented: the API router has 44, one of them this
     // document (the metering proxy's pass-through routes are not part of the API).
-    assert_eq!(operations, 41, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(operations, 44, "{:?}", paths.keys().collect::<Vec<_>>());
     // Every success with a body documents the body, and every schema named is in the document.
     for (path, methods) in paths {
         for (method, operation) in methods.as_object().unwrap() {

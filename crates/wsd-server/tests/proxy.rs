@@ -555,6 +555,42 @@ async fn a_usd_budget_stops_within_one_estimate_of_its_limit() {
     assert!(spent <= limit && spent + estimate > limit, "spent {spent}, estimate {estimate}, limit {limit}");
 }
 
+/// Past its rate limits a workspace gets 429 with `Retry-After`, before any upstream call;
+/// an org's own limits replace the platform's and can be removed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_answer_429_with_retry_after() {
+    let s = setup().await;
+    let path = format!("/v1/orgs/{}/rate-limits", s.org);
+    let org_token = s.api.org_token(&s.org).await;
+    let view = s.api.get(&path, &org_token).await.body;
+    assert_eq!((view["requests_per_minute"].as_u64(), view["source"].as_str()), (Some(0), Some("default")));
+    assert_eq!(s.api.put(&path, &org_token, json!({"requests_per_minute": 1, "tokens_per_minute": 0})).await.status.as_u16(), 403);
+    let set = s.api.put(&path, ADMIN, json!({"requests_per_minute": 2, "tokens_per_minute": 0})).await;
+    assert_eq!((set.body["requests_per_minute"].as_u64(), set.body["source"].as_str()), (Some(2), Some("org")), "{}", set.body);
+    let body = message("", false);
+    assert_eq!(send(&s, "/llm/anthropic/v1/messages", body.clone(), "x-api-key").await.0, 200);
+    assert_eq!(send(&s, "/llm/anthropic/v1/messages", body.clone(), "x-api-key").await.0, 200);
+    let refused = s.api.client.post(format!("{}/llm/anthropic/v1/messages", s.api.base)).header("x-api-key", &s.usage_token).json(&body);
+    let refused = refused.send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 429);
+    let wait: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let text = refused.text().await.unwrap();
+    assert!(text.contains("RATE_LIMITED") && text.contains(&format!("\"retry_after_seconds\":{wait}")), "{text}");
+    assert_eq!(s.seen.lock().unwrap().len(), 2, "the refused request never reached upstream");
+
+    // Tokens per minute count what requests used: each answer here uses 15, 30 so far.
+    s.api.put(&path, ADMIN, json!({"requests_per_minute": 0, "tokens_per_minute": 40})).await;
+    assert_eq!(send(&s, "/llm/anthropic/v1/messages", body.clone(), "x-api-key").await.0, 200);
+    assert_eq!(send(&s, "/llm/anthropic/v1/messages", body.clone(), "x-api-key").await.0, 429, "45 of 40 tokens");
+
+    // Back to the platform's limits: none here.
+    assert_eq!(s.api.delete(&path, ADMIN).await.status.as_u16(), 204);
+    assert_eq!(s.api.delete(&path, ADMIN).await.status.as_u16(), 404);
+    assert_eq!(s.api.get(&path, ADMIN).await.body["source"], "default");
+    assert_eq!(send(&s, "/llm/anthropic/v1/messages", body, "x-api-key").await.0, 200);
+}
+
 /// A stream that breaks mid-way settles its reservation with the tokens it saw.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_stream_settles_its_reservation_with_the_tokens_seen() {

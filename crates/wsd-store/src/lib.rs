@@ -16,6 +16,7 @@ pub mod keyfile;
 pub mod keyring;
 mod model;
 mod orgs;
+mod rate_limits;
 mod rotation;
 mod secrets;
 mod tokens;
@@ -26,6 +27,7 @@ pub use budgets::{Admission, BudgetLimit, BudgetPeriod, BudgetStanding, BudgetUn
 pub use db::{Backend, Store, StoreOptions, backend_of, now_ms};
 pub use error::{Result, StoreError};
 pub use model::*;
+pub use rate_limits::OrgRateLimits;
 pub use secrets::PlanInput;
 pub use tokens::{TOKEN_PREFIX, generate_token, token_hash};
 pub use usage::{DailyUsage, UsageSummary, UsageTotals};

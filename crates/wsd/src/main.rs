@@ -7,6 +7,7 @@ mod client;
 mod client_cmd;
 mod input;
 mod keys_cmd;
+mod limits_cmd;
 mod plan_cmd;
 mod process_backend;
 mod registry_cmd;
@@ -102,12 +103,19 @@ enum Command {
         #[command(subcommand)]
         command: usage_cmd::UsageCommand,
     },
-    /// Token budgets per org and period (API client).
+    /// Budgets of an org or a workspace, in tokens or USD per day, week or month (API client).
     Budget {
         #[command(flatten)]
         connection: client::Connection,
         #[command(subcommand)]
-        command: usage_cmd::BudgetCommand,
+        command: limits_cmd::BudgetCommand,
+    },
+    /// Requests and tokens per minute per workspace (API client).
+    RateLimit {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: limits_cmd::RateLimitCommand,
     },
 }
 
@@ -146,7 +154,8 @@ fn main() -> ExitCode {
         Command::Secret { connection, command } => client_cmd::secret(connection, command),
         Command::Ws { connection, command } => client_cmd::workspace(connection, command),
         Command::Usage { connection, command } => usage_cmd::usage(connection, command),
-        Command::Budget { connection, command } => usage_cmd::budget(connection, command),
+        Command::Budget { connection, command } => limits_cmd::budget(connection, command),
+        Command::RateLimit { connection, command } => limits_cmd::rate_limit(connection, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -280,6 +280,14 @@ claude-code = ["sh", "-c", "printf %s \"$WSD_LLM_USAGE_TOKEN\" > \"$HOME/usage-t
     let removed = stdout(&cli.run(&["budget", "remove", "--org", &org, budgets[1]["id"].as_str().unwrap()], None));
     assert!(removed.starts_with("removed budget"), "{removed}");
     assert_eq!(cli.json(&["budget", "show", "--org", &org])["budgets"].as_array().unwrap().len(), 1);
+    // Rate limits.
+    let shown = stdout(&cli.run(&["rate-limit", "show", "--org", &org], None));
+    assert!(shown.contains("no limit requests and no limit tokens per minute (the platform's)"), "{shown}");
+    let set = stdout(&cli.run(&["rate-limit", "set", "--org", &org, "--requests-per-minute", "60", "--tokens-per-minute", "0"], None));
+    assert!(set.contains("60 requests and no limit tokens per minute (the org's own)"), "{set}");
+    assert_eq!(cli.json(&["rate-limit", "show", "--org", &org])["requests_per_minute"], 60);
+    let reset = stdout(&cli.run(&["rate-limit", "reset", "--org", &org], None));
+    assert!(reset.contains("(the platform's)"), "{reset}");
     for bad in [
         &["--period", "year", "--tokens", "1"][..],
         &["--period", "day"],

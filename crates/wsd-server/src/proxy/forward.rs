@@ -221,6 +221,25 @@ async fn prepare(
     }
     outgoing = if route.bearer { outgoing.bearer_auth(key.expose()) } else { outgoing.header("x-api-key", key.expose()) };
     let outgoing = outgoing.header("content-type", "application/json").body(payload);
+    // Rate limits: the org's own, else the platform's.
+    let limits = match proxy.gate.org_rate_limits(&proxy.store, &grant.org).await? {
+        Some(own) => super::rate::RateLimits {
+            requests_per_minute: u64::try_from(own.requests_per_minute).unwrap_or(0),
+            tokens_per_minute: u64::try_from(own.tokens_per_minute).unwrap_or(0),
+        },
+        None => upstream.rate_limits,
+    };
+    if let Err(seconds) = proxy.limiter.admit(&grant.workspace, limits) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            code::RATE_LIMITED,
+            format!(
+                "workspace {} is over its rate limits ({} requests, {} tokens per minute; 0: none); retry in {seconds} s",
+                grant.workspace, limits.requests_per_minute, limits.tokens_per_minute
+            ),
+        )
+        .with(crate::error::RETRY_AFTER_SECONDS, seconds));
+    }
     // Last, so that no refusal comes between a reservation and the row that releases it.
     // Counting tokens spends none: never refused for budget.
     let held = if counts_tokens {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wsd_core::{EnvKey, SecretValue};
-use wsd_store::{Store, StoreError, TokenKind};
+use wsd_store::{OrgRateLimits, Store, StoreError, TokenKind};
 
 use crate::cache::TtlCache;
 
@@ -32,6 +32,8 @@ pub struct Gate {
     usage_tokens: TtlCache<Vec<u8>, Arc<UsageGrant>>,
     platform_keys: TtlCache<EnvKey, Option<Arc<SecretValue>>>,
     budget_scopes: TtlCache<String, Arc<BudgetScopes>>,
+    /// Each org's own rate limits, `None` for the platform's defaults.
+    rate_limits: TtlCache<String, Option<OrgRateLimits>>,
 }
 
 /// Which scopes of an org have budgets.
@@ -47,6 +49,7 @@ impl Default for Gate {
             usage_tokens: TtlCache::new(GATE_CACHE_TTL, 100_000),
             platform_keys: TtlCache::new(GATE_CACHE_TTL, 1_000),
             budget_scopes: TtlCache::new(BUDGET_REFRESH, 100_000),
+            rate_limits: TtlCache::new(BUDGET_REFRESH, 100_000),
         }
     }
 }
@@ -108,9 +111,16 @@ impl Gate {
         Ok(scopes.is_some_and(|s| s.org || s.workspaces.contains(workspace)))
     }
 
-    /// Every org's budget scopes are read again on its next request.
+    /// Every org's budget scopes and rate limits are read again on its next request.
     pub fn forget_budgets(&self) {
         self.budget_scopes.clear();
+        self.rate_limits.clear();
+    }
+
+    /// The org's own rate limits, if it has any; trusted for [`BUDGET_REFRESH`].
+    pub async fn org_rate_limits(&self, store: &Store, org: &str) -> Result<Option<OrgRateLimits>, StoreError> {
+        let load = async { Ok::<_, StoreError>(Some(store.get_rate_limits(org).await?)) };
+        Ok(self.rate_limits.get_or_try_load(org.to_owned(), load).await?.flatten())
     }
 }
 

@@ -19,6 +19,7 @@ pub mod gate;
 pub mod ledger;
 mod meter;
 mod metered;
+pub mod rate;
 mod request;
 mod scrub;
 mod upstream;
@@ -54,6 +55,8 @@ pub struct Proxy {
     ledger: ledger::UsageLedger,
     /// What each row cost, by its model.
     prices: wsd_core::prices::PriceBook,
+    /// Requests and tokens per minute per workspace.
+    limiter: rate::Limiter,
 }
 
 impl Proxy {
@@ -66,6 +69,7 @@ impl Proxy {
             upstream,
             metrics,
             prices: registry.prices().clone(),
+            limiter: rate::Limiter::default(),
         }
     }
 
@@ -73,8 +77,15 @@ impl Proxy {
     /// the store, where it also releases the request's budget reservation.
     pub fn record(&self, mut record: UsageRecord) {
         record.cost_micros = self.cost(&record);
+        let tokens = record.input_tokens.saturating_add(record.output_tokens);
+        self.limiter.charge(&record.workspace_id, u64::try_from(tokens).unwrap_or(0));
         self.metrics.record_proxied(&record);
         self.ledger.record(record);
+    }
+
+    /// Each workspace's rate limits where its org has none of its own.
+    pub fn default_rate_limits(&self) -> rate::RateLimits {
+        self.upstream.as_ref().map(|u| u.rate_limits).unwrap_or_default()
     }
 
     /// The row's cost by the price book: `None` when a price it needs is unknown.

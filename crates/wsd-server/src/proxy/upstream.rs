@@ -13,11 +13,18 @@ pub struct ProxySettings {
     pub upstream_timeout: Duration,
     /// The output tokens a request that names no maximum is estimated at, for budgets.
     pub default_output_tokens: u64,
+    /// Each workspace's rate limits where its org has none of its own (`[policy]`).
+    pub rate_limits: super::rate::RateLimits,
 }
 
 impl Default for ProxySettings {
     fn default() -> Self {
-        Self { connect_timeout: Duration::from_secs(10), upstream_timeout: Duration::from_secs(300), default_output_tokens: 4096 }
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            upstream_timeout: Duration::from_secs(300),
+            default_output_tokens: 4096,
+            rate_limits: super::rate::RateLimits::default(),
+        }
     }
 }
 
@@ -26,6 +33,7 @@ pub struct UpstreamClient {
     pub(super) client: reqwest::Client,
     pub(super) upstream_timeout: Duration,
     pub(super) default_output_tokens: u64,
+    pub(super) rate_limits: super::rate::RateLimits,
 }
 
 impl UpstreamClient {
@@ -37,6 +45,11 @@ impl UpstreamClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the proxy's HTTP client: {e}"))?;
-        Ok(Self { client, upstream_timeout: settings.upstream_timeout, default_output_tokens: settings.default_output_tokens })
+        Ok(Self {
+            client,
+            upstream_timeout: settings.upstream_timeout,
+            default_output_tokens: settings.default_output_tokens,
+            rate_limits: settings.rate_limits,
+        })
     }
 }

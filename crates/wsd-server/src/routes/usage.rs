@@ -12,7 +12,7 @@ use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiQuery;
 use crate::state::AppState;
-use crate::views::{BudgetList, UsageReport, UsageRequests};
+use crate::views::{BudgetList, RateLimitsView, UsageReport, UsageRequests};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,5 +114,63 @@ pub async fn delete_budget(
 ) -> ApiResult<axum::http::StatusCode> {
     caller.require_admin()?;
     state.store.delete_budget(&org, &id, &caller.actor()).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutRateLimits {
+    /// Requests per minute per workspace; 0: no limit.
+    pub requests_per_minute: u64,
+    /// Tokens (input plus output) per minute per workspace; 0: no limit.
+    pub tokens_per_minute: u64,
+}
+
+async fn rate_limits_view(state: &AppState, org: &str) -> ApiResult<RateLimitsView> {
+    Ok(match state.store.get_rate_limits(org).await? {
+        Some(own) => RateLimitsView {
+            requests_per_minute: u64::try_from(own.requests_per_minute).unwrap_or(0),
+            tokens_per_minute: u64::try_from(own.tokens_per_minute).unwrap_or(0),
+            source: "org",
+        },
+        None => {
+            let defaults = state.proxy.default_rate_limits();
+            RateLimitsView {
+                requests_per_minute: defaults.requests_per_minute,
+                tokens_per_minute: defaults.tokens_per_minute,
+                source: "default",
+            }
+        }
+    })
+}
+
+#[utoipa::path(put, path = "/v1/orgs/{org}/rate-limits", tag = "usage", params(("org" = String, Path)), request_body = PutRateLimits, responses((status = 200, description = "the org's own rate limits per workspace, in place of the platform's", body = RateLimitsView), (status = 400, description = "invalid limits", body = ErrorBody), (status = 403, description = "admin token needed", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)))]
+pub async fn put_rate_limits(
+    State(state): State<Arc<AppState>>,
+    OrgScope { caller, org }: OrgScope,
+    crate::json::ApiJson(body): crate::json::ApiJson<PutRateLimits>,
+) -> ApiResult<Json<RateLimitsView>> {
+    caller.require_admin()?;
+    let (Ok(requests_per_minute), Ok(tokens_per_minute)) = (i64::try_from(body.requests_per_minute), i64::try_from(body.tokens_per_minute))
+    else {
+        return Err(ApiError::bad_request(code::INVALID_REQUEST, "a rate limit is too large"));
+    };
+    state.store.put_rate_limits(&org, wsd_store::OrgRateLimits { requests_per_minute, tokens_per_minute }, &caller.actor()).await?;
+    Ok(Json(rate_limits_view(&state, &org).await?))
+}
+
+#[utoipa::path(get, path = "/v1/orgs/{org}/rate-limits", tag = "usage", params(("org" = String, Path)), responses((status = 200, description = "the rate limits each workspace of the org runs under, and whether they are the org's own or the platform's", body = RateLimitsView), (status = 404, description = "not found", body = ErrorBody)))]
+pub async fn get_rate_limits(State(state): State<Arc<AppState>>, OrgScope { org, .. }: OrgScope) -> ApiResult<Json<RateLimitsView>> {
+    state.store.get_org(&org).await?;
+    Ok(Json(rate_limits_view(&state, &org).await?))
+}
+
+#[utoipa::path(delete, path = "/v1/orgs/{org}/rate-limits", tag = "usage", params(("org" = String, Path)), responses((status = 204, description = "the org runs under the platform's rate limits again"), (status = 403, description = "admin token needed", body = ErrorBody), (status = 404, description = "not found, or the org had none of its own", body = ErrorBody)))]
+pub async fn delete_rate_limits(
+    State(state): State<Arc<AppState>>,
+    OrgScope { caller, org }: OrgScope,
+) -> ApiResult<axum::http::StatusCode> {
+    caller.require_admin()?;
+    state.store.delete_rate_limits(&org, &caller.actor()).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
