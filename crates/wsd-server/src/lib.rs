@@ -9,6 +9,7 @@
 
 pub mod auth;
 mod cache;
+pub mod changes;
 pub mod code;
 pub mod config;
 pub mod error;
@@ -45,7 +46,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The one invalidation point: any API request that may change something (every method but
 /// GET) clears every cache once it is done — plan inputs, API tokens, usage grants, platform
-/// keys, budget standings — so the next request sees the change, whichever route made it.
+/// keys, budget scopes, rate limits — so the next request sees the change, whichever route
+/// made it; and announces the change to the other processes on the same database
+/// (`changes.rs`).
 async fn forget_cached_after_changes(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
     request: axum::extract::Request,
@@ -55,6 +58,12 @@ async fn forget_cached_after_changes(
     let response = next.run(request).await;
     if changes {
         state.forget_cached();
+        let announcing = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = announcing.store.announce_change().await {
+                tracing::warn!(error = %e, "could not announce a change to the other wsd processes");
+            }
+        });
     }
     response
 }

@@ -10,6 +10,7 @@
 mod audit;
 mod budgets;
 pub mod calendar;
+mod changes;
 mod db;
 mod error;
 pub mod keyfile;
@@ -24,6 +25,7 @@ mod usage;
 
 pub use audit::AuditVerification;
 pub use budgets::{Admission, BudgetLimit, BudgetPeriod, BudgetStanding, BudgetUnit, Estimate, NewBudget};
+pub use changes::{ChangeListener, Heard};
 pub use db::{Backend, Store, StoreOptions, backend_of, now_ms};
 pub use error::{Result, StoreError};
 pub use model::*;

@@ -69,6 +69,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             tracing::info!(data_dir = %args.store.data_dir.display(), "generated a new master key file (mode 0600); back it up");
         }
         crate::admin_token::ensure(&store, args.admin_token.map(SecretValue::new)).await?;
+        let _sole_server = args.store.sqlite_file().and_then(|path| claim_sqlite(&path));
         // The one TLS provider of the process, before any HTTP client is built.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut state = AppState::new(registry, store, config.platform_settings(), config.planner_policy())
@@ -89,8 +90,30 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
                 "took over the workspaces a previous run left running"
             );
         }
-        serve(args.listen, Arc::new(state), config.server.limits()).await
+        let state = Arc::new(state);
+        tokio::spawn(wsd_server::changes::follow_changes(state.clone()));
+        serve(args.listen, state, config.server.limits()).await
     })
+}
+
+/// SQLite is one process's database: a second `wsd serve` on it would keep caches, rate
+/// limits and budget scopes of its own that no change made through the first reaches. The
+/// first server holds a lock beside the database; one that finds it taken says so.
+fn claim_sqlite(database: &std::path::Path) -> Option<nix::fcntl::Flock<std::fs::File>> {
+    let mut name = database.as_os_str().to_owned();
+    name.push(".serve-lock");
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(std::path::PathBuf::from(name)).ok()?;
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Some(lock),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+            tracing::warn!(
+                database = %database.display(),
+                "another wsd serve has this SQLite database open: SQLite serves one process, and changes made through one server do not reach the other's caches; run several servers on PostgreSQL"
+            );
+            None
+        }
+        Err(_) => None,
+    }
 }
 
 fn init_logging(format: LogFormat) {

@@ -35,6 +35,17 @@ impl StoreSettings {
         self.data_dir.join("wsd.db")
     }
 
+    /// The SQLite database file this process opens, if it opens one.
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        match &self.database_url {
+            None => Some(self.embedded_database()),
+            Some(url) => {
+                let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+                Some(PathBuf::from(path.split('?').next().unwrap_or(path)))
+            }
+        }
+    }
+
     /// Opens the store. A first run on the embedded defaults creates the data dir, the
     /// database and the key file; anything else must already exist.
     pub async fn open(&self, max_connections: u32) -> Result<(Store, bool), Failure> {

@@ -145,3 +145,21 @@ fn a_workspace_root_its_uids_cannot_reach_is_reported_not_half_run() {
     assert!(reason.contains(&closed.display().to_string()) && reason.contains("0711"), "{reason}");
     server.stop();
 }
+
+/// SQLite is one process's database: a second server on it says so at start.
+#[test]
+fn a_second_server_on_one_sqlite_database_says_it_is_single_process() {
+    let data = fresh_dir("sqlite-twice");
+    let first = Server::start(&data);
+    let log = data.join("second.log");
+    let second = Server::start_logging_to(&data, None, &[], std::fs::File::create(&log).unwrap());
+    let warned = std::fs::read_to_string(&log).unwrap();
+    assert!(warned.contains("another wsd serve has this SQLite database open") && warned.contains("PostgreSQL"), "{warned}");
+    second.stop();
+    // The first one alone said nothing of the kind; once it stops, the next start is alone too.
+    first.stop();
+    let log = data.join("third.log");
+    let third = Server::start_logging_to(&data, None, &[], std::fs::File::create(&log).unwrap());
+    assert!(!std::fs::read_to_string(&log).unwrap().contains("another wsd serve"));
+    third.stop();
+}

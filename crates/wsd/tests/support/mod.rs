@@ -25,6 +25,11 @@ impl Server {
 
     /// Starts `wsd serve` with `config` and the environment `env` set.
     pub fn start_with_env(data: &Path, config: Option<&str>, env: &[(&str, &str)]) -> Self {
+        Self::start_logging_to(data, config, env, Stdio::null())
+    }
+
+    /// Starts `wsd serve` with its log (stderr) going to `log`.
+    pub fn start_logging_to(data: &Path, config: Option<&str>, env: &[(&str, &str)], log: impl Into<Stdio>) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wsd"));
         if let Some(config) = config {
             std::fs::create_dir_all(data).unwrap();
@@ -43,7 +48,7 @@ impl Server {
             .env_remove("WSD_ADMIN_TOKEN")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start wsd serve");
         // Owned by `server` from here, so that a failed start is still killed and reaped.

@@ -1,0 +1,5 @@
+//! Whether this machine can run the test suites' PostgreSQL half: `wsd_testdb::build_script`.
+
+fn main() {
+    wsd_testdb::build_script();
+}
