@@ -10,6 +10,10 @@
 # For each run it prints requests/s and p50/p99 latency; for runs through wsd, also wsd's
 # CPU time per request (from /proc, over the run), and a summary at the end. With
 # WSD_BENCH_PERF=FILE, perf samples wsd during the plain 64-connection run through it.
+# WSD_BENCH_LIMITS=on puts the workspace under budgets (an org token budget and a workspace
+# USD budget, both far above what a run spends) and rate limits, so every request is
+# admitted through a reservation; WSD_BENCH_MODES="plain stream" runs only those answers;
+# WSD_BENCH_DATABASE_URL=postgres://… runs wsd on that (empty) database instead of SQLite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_TO_RUN=${1:-10}
@@ -46,6 +50,11 @@ base_url_anthropic = "http://127.0.0.1:$FAKE_PORT/anthropic"
 [backends.process.commands]
 claude-code = ["sh", "-c", "printf %s \"\$WSD_LLM_USAGE_TOKEN\" > \"\$HOME/usage-token.tmp\" && mv \"\$HOME/usage-token.tmp\" \"\$HOME/usage-token\" && exec sleep 3600"]
 TOML
+if [ -n "${WSD_BENCH_DATABASE_URL:-}" ]; then
+    export WSD_DATABASE_URL=$WSD_BENCH_DATABASE_URL
+    WSD_MASTER_KEY=$("$WSD" keys generate)
+    export WSD_MASTER_KEY
+fi
 WSD_DATA_DIR=$DATA/wsd WSD_ADMIN_TOKEN=$ADMIN WSD_CONFIG=$DATA/wsd.toml "$WSD" serve --listen 127.0.0.1:$PORT --log-format json > "$DATA/stdout" 2> "$DATA/log" &
 WSD_PID=$!
 PIDS+=($WSD_PID)
@@ -64,6 +73,12 @@ for _ in $(seq 100); do
 done
 [ -n "$TOKEN_FILE" ] || { echo "bench-proxy: the workspace never wrote its usage token" >&2; exit 1; }
 USAGE_TOKEN=$(cat "$TOKEN_FILE")
+if [ "${WSD_BENCH_LIMITS:-off}" = on ]; then
+    "$WSD" budget set --org "$ORG" --period month --tokens 1000000000000 >/dev/null
+    "$WSD" budget set --org "$ORG" --workspace "$WS" --period day --usd 1000000 >/dev/null
+    "$WSD" rate-limit set --org "$ORG" --requests-per-minute 1000000000 --tokens-per-minute 1000000000000 >/dev/null
+    echo "bench-proxy: budgets and rate limits on"
+fi
 
 # One wrk script per (target, answer). `large` requests carry a 64 KiB conversation, as an
 # agent's requests do after a few turns.
@@ -124,7 +139,8 @@ cpu_us = (after - before) / ticks * 1e6 / max(requests, 1)
 print(f"{name} {conns} {rps:.0f} {ms('50%'):.3f} {ms('99%'):.3f} {cpu_us:.1f} {'non2xx' if 'Non-2xx' in out or 'Socket errors' in out else 'ok'} {requests}")
 PY
 }
-for mode in plain stream split large; do
+MODES=${WSD_BENCH_MODES:-plain stream split large}
+for mode in $MODES; do
     for conns in 1 64; do
         run direct-$mode "$DIRECT_URL" $conns
         run proxy-$mode "$PROXY_URL" $conns
@@ -141,12 +157,17 @@ for line in open(sys.argv[1]):
 print(f"{'answer':<8}{'conns':>6}{'direct rps':>12}{'proxied rps':>13}{'kept':>7}{'direct p50':>12}{'proxied p50':>13}{'added p50':>11}{'proxied p99':>13}{'wsd CPU/req':>13}")
 for mode in ("plain", "stream", "split", "large"):
     for conns in (1, 64):
+        if (f"direct-{mode}", conns) not in rows:
+            continue
         d, p = rows[(f"direct-{mode}", conns)], rows[(f"proxy-{mode}", conns)]
         flag = "" if d[4] == p[4] == "ok" else "  (errors!)"
         print(f"{mode:<8}{conns:>6}{d[0]:>12.0f}{p[0]:>13.0f}{p[0] / d[0]:>7.0%}{d[1]:>10.3f}ms{p[1]:>11.3f}ms{p[1] - d[1]:>9.3f}ms{p[2]:>11.3f}ms{p[3]:>11.1f}µs{flag}")
 PY
 sleep 0.5  # the ledger's last batch
 ROWS=$(curl -sf -H "Authorization: Bearer $ADMIN" "$WSD_URL/v1/orgs/$ORG/usage" | python3 -c 'import json,sys; print(sum(r["requests"] for r in json.load(sys.stdin)["usage"]))')
+if [ "${WSD_BENCH_LIMITS:-off}" = on ]; then
+    "$WSD" budget show --org "$ORG"
+fi
 python3 - "$SUMMARY" "$ROWS" <<'PY'
 import sys
 completed = sum(int(line.split()[7]) for line in open(sys.argv[1]) if line.startswith("proxy-")) + 1
