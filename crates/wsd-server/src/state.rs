@@ -107,7 +107,7 @@ impl AppState {
         self.auth.forget_tokens();
         self.proxy.gate.forget_usage_tokens();
         self.proxy.gate.forget_platform_keys();
-        self.proxy.gate.forget_budgets();
+        self.proxy.forget_budgets();
     }
 }
 

@@ -146,6 +146,44 @@ pub struct Estimate {
     pub cost_micros: Option<i64>,
 }
 
+impl Estimate {
+    /// The estimate in a budget's unit; `None` for USD without a price.
+    pub fn amount(&self, unit: BudgetUnit) -> Option<i64> {
+        match unit {
+            BudgetUnit::Tokens => Some(self.tokens),
+            BudgetUnit::Usd => self.cost_micros,
+        }
+    }
+}
+
+impl BudgetStanding {
+    /// Holds `amount` more for a request in flight.
+    pub fn hold(&mut self, amount: i64) {
+        self.reserved = self.reserved.saturating_add(amount);
+        self.remaining = self.remaining.saturating_sub(amount).max(0);
+    }
+
+    /// Whether the budget limits requests of `workspace`.
+    pub fn applies_to(&self, workspace: &str) -> bool {
+        self.budget.workspace_id.as_deref().is_none_or(|own| own == workspace)
+    }
+}
+
+/// Why a request of `estimate` does not fit every budget of `standings` (spent, reserved
+/// and the estimate within each limit), if it does not: the first budget it would exceed,
+/// or a USD budget the estimate has no cost for.
+pub fn budget_refusal(standings: &[BudgetStanding], estimate: Estimate) -> Option<Admission> {
+    for standing in standings {
+        let Some(amount) = estimate.amount(standing.budget.unit) else {
+            return Some(Admission::Unpriced { budget: standing.budget.clone() });
+        };
+        if standing.spent.saturating_add(standing.reserved).saturating_add(amount) > standing.budget.limit {
+            return Some(Admission::Exceeded { standing: standing.clone(), estimate: amount });
+        }
+    }
+    None
+}
+
 /// The outcome of an admission.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
@@ -353,24 +391,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             let mut standings = standings_of!(tx, budgets, now);
-            let mut refusal = None;
-            for standing in &standings {
-                let amount = match standing.budget.unit {
-                    BudgetUnit::Tokens => estimate.tokens,
-                    BudgetUnit::Usd => match estimate.cost_micros {
-                        Some(cost) => cost,
-                        None => {
-                            refusal = Some(Admission::Unpriced { budget: standing.budget.clone() });
-                            break;
-                        }
-                    },
-                };
-                if standing.spent.saturating_add(standing.reserved).saturating_add(amount) > standing.budget.limit {
-                    refusal = Some(Admission::Exceeded { standing: standing.clone(), estimate: amount });
-                    break;
-                }
-            }
-            if let Some(refusal) = refusal {
+            if let Some(refusal) = budget_refusal(&standings, estimate) {
                 tx.commit().await?;
                 refusal
             } else {
@@ -389,12 +410,7 @@ impl Store {
                 .await?;
                 tx.commit().await?;
                 for standing in &mut standings {
-                    let amount = match standing.budget.unit {
-                        BudgetUnit::Tokens => estimate.tokens,
-                        BudgetUnit::Usd => cost,
-                    };
-                    standing.reserved = standing.reserved.saturating_add(amount);
-                    standing.remaining = standing.remaining.saturating_sub(amount).max(0);
+                    standing.hold(estimate.amount(standing.budget.unit).unwrap_or(0));
                 }
                 Admission::Admitted { reservation: Some(id), standings }
             }

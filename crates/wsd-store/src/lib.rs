@@ -24,7 +24,7 @@ mod tokens;
 mod usage;
 
 pub use audit::AuditVerification;
-pub use budgets::{Admission, BudgetLimit, BudgetPeriod, BudgetStanding, BudgetUnit, Estimate, NewBudget};
+pub use budgets::{Admission, BudgetLimit, BudgetPeriod, BudgetStanding, BudgetUnit, Estimate, NewBudget, budget_refusal};
 pub use changes::{ChangeListener, Heard};
 pub use db::{Backend, Store, StoreOptions, backend_of, now_ms};
 pub use error::{Result, StoreError};

@@ -49,7 +49,11 @@ pub async fn admit(proxy: &Proxy, grant: &UsageGrant, estimate: Estimate) -> Res
         return Ok(Held::default());
     }
     let now = wsd_store::now_ms();
-    match proxy.store.reserve(&grant.org, &grant.workspace, estimate, now, now + RESERVATION_TTL_MS).await? {
+    let admission = match &proxy.local_budgets {
+        Some(local) => local.admit(&proxy.store, &grant.org, &grant.workspace, estimate, now).await?,
+        None => proxy.store.reserve(&grant.org, &grant.workspace, estimate, now, now + RESERVATION_TTL_MS).await?,
+    };
+    match admission {
         Admission::Admitted { reservation, standings } => Ok(Held { reservation, standings }),
         Admission::Exceeded { standing, estimate } => Err(ApiError::new(
             StatusCode::PAYMENT_REQUIRED,

@@ -17,6 +17,7 @@ mod endpoint;
 mod forward;
 pub mod gate;
 pub mod ledger;
+mod local_budgets;
 mod meter;
 mod metered;
 pub mod rate;
@@ -57,10 +58,14 @@ pub struct Proxy {
     prices: wsd_core::prices::PriceBook,
     /// Requests and tokens per minute per workspace.
     limiter: rate::Limiter,
+    /// Budget admission in memory, on a database only this process serves (SQLite);
+    /// `None`: in the database (PostgreSQL, shared by several processes).
+    local_budgets: Option<local_budgets::LocalBudgets>,
 }
 
 impl Proxy {
     pub fn new(registry: &Registry, store: Arc<Store>, metrics: Arc<Metrics>, upstream: Option<UpstreamClient>) -> Self {
+        let local_budgets = (store.backend() == wsd_store::Backend::Sqlite).then(local_budgets::LocalBudgets::default);
         Self {
             ledger: ledger::UsageLedger::new(store.clone()),
             store,
@@ -70,6 +75,7 @@ impl Proxy {
             metrics,
             prices: registry.prices().clone(),
             limiter: rate::Limiter::default(),
+            local_budgets,
         }
     }
 
@@ -78,9 +84,31 @@ impl Proxy {
     pub fn record(&self, mut record: UsageRecord) {
         record.cost_micros = self.cost(&record);
         let tokens = record.input_tokens.saturating_add(record.output_tokens);
+        // A hold in this process's memory is settled here; one in the database by the row.
+        if let (Some(local), Some(reservation)) = (&self.local_budgets, record.reservation.as_deref())
+            && local.settle(reservation, &record.workspace_id, tokens, record.cost_micros)
+        {
+            record.reservation = None;
+        }
         self.limiter.charge(&record.workspace_id, u64::try_from(tokens).unwrap_or(0));
         self.metrics.record_proxied(&record);
         self.ledger.record(record);
+    }
+
+    /// Budgets or rate limits may have changed: read them again.
+    pub fn forget_budgets(&self) {
+        self.gate.forget_budgets();
+        if let Some(local) = &self.local_budgets {
+            local.forget();
+        }
+    }
+
+    /// `standings` read from the store, as this process sees them: with what it holds in
+    /// memory for requests in flight (SQLite).
+    pub fn overlay_budgets(&self, org: &str, standings: &mut [wsd_store::BudgetStanding]) {
+        if let Some(local) = &self.local_budgets {
+            local.overlay(org, standings);
+        }
     }
 
     /// Each workspace's rate limits where its org has none of its own.

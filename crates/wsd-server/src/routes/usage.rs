@@ -103,7 +103,9 @@ pub async fn put_budget(
 #[utoipa::path(get, path = "/v1/orgs/{org}/budgets", tag = "usage", params(("org" = String, Path)), responses((status = 200, description = "the org's budgets and its workspaces', each with what was spent and is reserved in its current window, what remains and when it renews", body = BudgetList), (status = 404, description = "not found", body = ErrorBody)))]
 pub async fn list_budgets(State(state): State<Arc<AppState>>, OrgScope { org, .. }: OrgScope) -> ApiResult<Json<BudgetList>> {
     state.store.get_org(&org).await?;
-    Ok(Json(BudgetList { budgets: state.store.budget_standings(&org, wsd_store::now_ms()).await? }))
+    let mut budgets = state.store.budget_standings(&org, wsd_store::now_ms()).await?;
+    state.proxy.overlay_budgets(&org, &mut budgets);
+    Ok(Json(BudgetList { budgets }))
 }
 
 #[utoipa::path(delete, path = "/v1/orgs/{org}/budgets/{id}", tag = "usage", params(("org" = String, Path), ("id" = String, Path)), responses((status = 204, description = "removed"), (status = 403, description = "admin token needed", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)))]
