@@ -542,3 +542,12 @@ fn prices_are_checked_and_every_bad_one_named() {
     let e = registry.with_prices(&bad).unwrap_err().to_string();
     assert!(e.contains("prices.x.cache_read: -2 is not a price"), "{e}");
 }
+
+#[test]
+fn a_runtime_says_what_its_cli_needs_beside_it() {
+    let registry = Registry::embedded().unwrap();
+    assert!(registry.runtime("openclaw").unwrap().requires.as_deref().is_some_and(|r| r.starts_with("Node.js >= 24")));
+    assert_eq!(registry.runtime("claude-code").unwrap().requires, None);
+    let blank = with("    display_name: Agent\n", "    display_name: Agent\n    requires: '  '\n");
+    assert_eq!(Registry::from_yaml(&blank).unwrap().runtime("agent").unwrap().requires, None);
+}

@@ -34,7 +34,7 @@ pub fn runtimes(registry: &Registry) -> Value {
                 "name": r.name, "display_name": r.display_name, "protocol": r.protocol,
                 "model_ids": r.model_ids, "model_env": r.model_env, "hardening_env": r.hardening_env,
                 "credential_precedence": precedence, "base_url_env": r.base_url_env, "default_base_url": r.default_base_url,
-                "projection": projection(&r.projection), "providers": natives,
+                "projection": projection(&r.projection), "providers": natives, "requires": r.requires,
             })
         })
         .collect()

@@ -107,7 +107,7 @@ fn render_registry(registry: &Registry) -> String {
         let auth: Vec<&str> = p.auth_env.iter().map(EnvKey::as_str).collect();
         providers.add_row(vec![name, p.protocol.as_str().to_owned(), auth.join(", "), p.upstream_vendor.clone().unwrap_or_default()]);
     }
-    let mut runtimes = crate::plan_cmd::table(&["RUNTIME", "CREDENTIAL PRECEDENCE", "PROVIDERS (listed models; * verified)"]);
+    let mut runtimes = crate::plan_cmd::table(&["RUNTIME", "CREDENTIAL PRECEDENCE", "PROVIDERS (listed models; * verified)", "REQUIRES"]);
     for r in registry.runtimes() {
         let precedence: Vec<String> = r
             .credential_precedence
@@ -129,7 +129,7 @@ fn render_registry(registry: &Registry) -> String {
                 format!("{}{verified} ({})", p.name, models.len())
             })
             .collect();
-        runtimes.add_row(vec![r.name.clone(), precedence.join(" > "), natives.join(", ")]);
+        runtimes.add_row(vec![r.name.clone(), precedence.join(" > "), natives.join(", "), r.requires.clone().unwrap_or_default()]);
     }
     format!("Providers\n{providers}\n\nRuntimes\n{runtimes}\n")
 }

@@ -231,6 +231,8 @@ pub struct Runtime {
     pub bare_model_id: bool,
     /// Set by a route: the settings that select its provider.
     pub route_settings: BTreeMap<EnvKey, String>,
+    /// What the CLI needs installed beside it (`Node.js >= 24.16`), for operators.
+    pub requires: Option<String>,
 }
 
 impl Runtime {

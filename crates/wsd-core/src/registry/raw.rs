@@ -64,6 +64,8 @@ pub(super) struct RawRuntime {
     pub providers: Vec<RawNativeProvider>,
     #[serde(default)]
     pub blank_files: Vec<String>,
+    #[serde(default)]
+    pub requires: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -512,6 +512,7 @@ fn build_runtime(
         blank_files,
         bare_model_id: false,
         route_settings: BTreeMap::new(),
+        requires: raw.requires.filter(|r| !r.trim().is_empty()),
     })
 }
 
