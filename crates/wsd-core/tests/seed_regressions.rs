@@ -467,3 +467,29 @@ fn side_requests_name_the_workspaces_model_where_the_provider_has_no_other() {
         .collect();
     assert_eq!(haiku, ["workspace stripped", "injected injected"]);
 }
+
+/// A pair no real CLI was verified on is refused by default and planned, with a warning,
+/// only when the operator allows unverified pairs.
+#[test]
+fn an_unverified_pair_is_refused_unless_the_operator_allows_it() {
+    use wsd_core::plan::{SecretNames, WorkspaceId, WorkspaceSpec};
+    // The shipped registry with OpenClaw on MiniMax never verified.
+    let yaml = wsd_core::registry::EMBEDDED_REGISTRY_YAML;
+    let openclaw = yaml.find("  openclaw:\n").unwrap();
+    let unverified = format!("{}{}", &yaml[..openclaw], yaml[openclaw..].replacen("        verified_on: [\"2026.9.6\"]\n", "", 1));
+    let registry = wsd_core::Registry::from_yaml(&unverified).unwrap();
+    let spec = WorkspaceSpec { id: WorkspaceId::new("ws-1").unwrap(), runtime: "openclaw".into(), model: "MiniMax-M2.7".into() };
+    let secrets = SecretNames { org: support::keys(&["MINIMAX_API_KEY"]), workspace: Default::default() };
+    let refused = wsd_core::plan(&registry, &spec, &secrets, None, &Policy::default()).unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::UnverifiedRuntimeProvider);
+    assert!(refused.to_string().contains("`openclaw`") && refused.to_string().contains("`minimax`"), "{refused}");
+    let allowed = wsd_core::plan(&registry, &spec, &secrets, None, &Policy { allow_unverified: true, ..Policy::default() }).unwrap();
+    assert!(allowed.verified_on.is_empty());
+    assert!(allowed.warnings.iter().any(|w| w.contains("has not been verified")), "{:?}", allowed.warnings);
+    // A verified pair of the same registry plans under the default policy, without the warning.
+    let verified = WorkspaceSpec { model: "gpt-5.5".into(), ..spec };
+    let secrets = SecretNames { org: support::keys(&["OPENAI_API_KEY"]), workspace: Default::default() };
+    let plan = wsd_core::plan(&registry, &verified, &secrets, None, &Policy::default()).unwrap();
+    assert_eq!(plan.verified_on, ["2026.9.6"]);
+    assert!(!plan.warnings.iter().any(|w| w.contains("has not been verified")));
+}
