@@ -378,6 +378,10 @@ impl Store {
     pub async fn reserve(&self, org: &str, workspace: &str, estimate: Estimate, now: i64, expires_at: i64) -> Result<Admission> {
         let admission = on_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            let ephemeral = crate::db::ephemeral_write_sql(pool);
+            if !ephemeral.is_empty() {
+                sqlx::query(ephemeral).execute(&mut *tx).await?;
+            }
             let rows: Vec<BudgetRow> =
                 sqlx::query_as(crate::db::budgets_for_admission_sql(pool)).bind(org).bind(workspace).fetch_all(&mut *tx).await?;
             if rows.is_empty() {
@@ -385,11 +389,6 @@ impl Store {
                 return Ok(Admission::Admitted { reservation: None, standings: Vec::new() });
             }
             let budgets = rows.into_iter().map(from_row).collect::<Result<Vec<_>>>()?;
-            sqlx::query("DELETE FROM budget_reservations WHERE org_id = $1 AND expires_at <= $2")
-                .bind(org)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
             let mut standings = standings_of!(tx, budgets, now);
             if let Some(refusal) = budget_refusal(&standings, estimate) {
                 tx.commit().await?;

@@ -86,6 +86,11 @@ pub(crate) trait Dialect {
     /// any wsd process wait for each other. SQLite's write transaction is exclusive already.
     const BUDGETS_FOR_ADMISSION: &'static str;
 
+    /// Run first in a transaction whose writes may be lost in a crash without harm (budget
+    /// reservations: they expire, and a crash ends their requests anyway): PostgreSQL then
+    /// does not wait for the disk at commit. Empty: nothing to run.
+    const EPHEMERAL_WRITE: &'static str;
+
     /// Starts a write transaction. On SQLite it takes the write lock up front (`BEGIN
     /// IMMEDIATE`), so that a transaction that reads before it writes (the audit head) waits
     /// for another process's writer (`wsd keys rotate`) instead of failing on a lock upgrade.
@@ -123,6 +128,7 @@ impl Dialect for SqlitePool {
     const AUDIT_HEAD: &'static str = AUDIT_HEAD;
     const PLAN_INPUT: &'static str = plan_input_sql!("group_concat");
     const BUDGETS_FOR_ADMISSION: &'static str = budgets_for_admission_sql!("");
+    const EPHEMERAL_WRITE: &'static str = "";
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.begin_with("BEGIN IMMEDIATE").await
@@ -134,6 +140,7 @@ impl Dialect for PgPool {
     const AUDIT_HEAD: &'static str = "SELECT last_seq, last_hash FROM audit_head WHERE id = 1 FOR UPDATE";
     const PLAN_INPUT: &'static str = plan_input_sql!("string_agg");
     const BUDGETS_FOR_ADMISSION: &'static str = budgets_for_admission_sql!(" FOR UPDATE");
+    const EPHEMERAL_WRITE: &'static str = "SET LOCAL synchronous_commit TO OFF";
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
         self.begin().await
@@ -143,6 +150,11 @@ impl Dialect for PgPool {
 /// `D`'s SQL for the audit head, named by a pool of it.
 pub(crate) fn audit_head_sql<D: Dialect>(_pool: &D) -> &'static str {
     D::AUDIT_HEAD
+}
+
+/// `D`'s statement for a transaction whose writes may be lost in a crash, named by a pool.
+pub(crate) fn ephemeral_write_sql<D: Dialect>(_pool: &D) -> &'static str {
+    D::EPHEMERAL_WRITE
 }
 
 /// `D`'s budgets-for-admission query, named by a pool of it.

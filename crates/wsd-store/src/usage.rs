@@ -73,6 +73,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            // Reservations that outlived their request (wsd stopped in between) go.
+            sqlx::query("DELETE FROM budget_reservations WHERE expires_at <= $1").bind(crate::db::now_ms()).execute(&mut *tx).await?;
             // The requests' real use replaces what they held at admission.
             for chunk in records.iter().filter_map(|r| r.reservation.as_deref()).collect::<Vec<_>>().chunks(ROWS_PER_STATEMENT) {
                 let mut delete = sqlx::QueryBuilder::new("DELETE FROM budget_reservations WHERE id IN (");
