@@ -161,6 +161,13 @@ impl Rates {
     }
 }
 
+/// Micro-dollars as people read them: `$0.015625`, `-$1.000000`.
+pub fn dollars(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let abs = micros.unsigned_abs();
+    format!("{sign}${}.{:06}", abs / 1_000_000, abs % 1_000_000)
+}
+
 /// A model's prices as an operator writes them (the registry's `prices`, `WSD_CONFIG`'s
 /// `[prices."<model>"]`): USD per million tokens, a class left out is unknown.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -251,6 +258,15 @@ mod tests {
 
     fn tokens(input: u64, output: u64, cache_read: u64, cache_write: u64) -> TokenCounts {
         TokenCounts { input, output, cache_read, cache_write }
+    }
+
+    #[test]
+    fn micro_dollars_read_as_dollars() {
+        assert_eq!(dollars(15_625), "$0.015625");
+        assert_eq!(dollars(36_750_000), "$36.750000");
+        assert_eq!(dollars(0), "$0.000000");
+        assert_eq!(dollars(-1), "-$0.000001");
+        assert_eq!(dollars(i64::MIN), "-$9223372036854.775808");
     }
 
     #[test]

@@ -160,7 +160,12 @@ impl BudgetStanding {
     /// Holds `amount` more for a request in flight.
     pub fn hold(&mut self, amount: i64) {
         self.reserved = self.reserved.saturating_add(amount);
-        self.remaining = self.remaining.saturating_sub(amount).max(0);
+        self.recount();
+    }
+
+    /// `remaining` from the limit, spent and reserved: never below 0.
+    pub fn recount(&mut self) {
+        self.remaining = self.budget.limit.saturating_sub(self.spent).saturating_sub(self.reserved).max(0);
     }
 
     /// Whether the budget limits requests of `workspace`.
@@ -248,13 +253,9 @@ macro_rules! standings_of {
                 .fetch_one(&mut *$conn)
                 .await?;
             let (spent, reserved) = (spent.unwrap_or(0), reserved.unwrap_or(0));
-            standings.push(BudgetStanding {
-                remaining: budget.limit.saturating_sub(spent).saturating_sub(reserved).max(0),
-                resets_at: budget.period.end($now),
-                spent,
-                reserved,
-                budget,
-            });
+            let mut standing = BudgetStanding { remaining: 0, resets_at: budget.period.end($now), spent, reserved, budget };
+            standing.recount();
+            standings.push(standing);
         }
         standings
     }};

@@ -62,12 +62,7 @@ fn totals(row: &Value) -> impl Iterator<Item = String> {
         .chain([cost(row)])
 }
 
-/// Micro-dollars as `$0.015625`.
-pub(crate) fn dollars(micros: i64) -> String {
-    let sign = if micros < 0 { "-" } else { "" };
-    let abs = micros.unsigned_abs();
-    format!("{sign}${}.{:06}", abs / 1_000_000, abs % 1_000_000)
-}
+pub(crate) use wsd_core::prices::dollars;
 
 /// A row's cost: what is known, and how many requests had no price; never a made-up 0.
 fn cost(row: &Value) -> String {

@@ -348,18 +348,7 @@ impl Registry {
     /// over the shipped ones; every problem is reported at once.
     pub fn with_prices(&self, overrides: &BTreeMap<String, crate::prices::PriceEntry>) -> Result<Registry, RegistryError> {
         let mut issues = Vec::new();
-        let mut prices = BTreeMap::new();
-        for (model, entry) in overrides {
-            match entry.to_price() {
-                Ok(price) => {
-                    prices.insert(model.clone(), price);
-                }
-                Err(problems) => issues.extend(problems.into_iter().map(|problem| {
-                    let (field, message) = problem.split_once(": ").unwrap_or(("", &problem));
-                    RegistryIssue { entry: format!("prices.{model}"), field: field.to_owned(), message: message.to_owned() }
-                })),
-            }
-        }
+        let prices = validate::build_prices(overrides, &mut issues);
         if !issues.is_empty() {
             return Err(RegistryError::Invalid(issues));
         }

@@ -125,7 +125,7 @@ fn build(raw: RawRegistry) -> Result<Registry, RegistryError> {
         }
     }
     check_model_ownership(&providers, &runtimes, &mut issues);
-    let prices = build_prices(&raw.prices, &mut issues);
+    let prices = crate::prices::PriceBook::new(build_prices(&raw.prices, &mut issues.0));
 
     match (issues.0.is_empty(), platform) {
         (true, Some(platform)) => {
@@ -142,12 +142,20 @@ fn build(raw: RawRegistry) -> Result<Registry, RegistryError> {
     }
 }
 
-fn build_prices(raw: &BTreeMap<String, crate::prices::PriceEntry>, issues: &mut Issues) -> crate::prices::PriceBook {
+/// Prices as written (the registry's `prices`, the operator's `[prices]`) → each model's
+/// price; every problem, named by its model and field, goes to `issues`.
+pub(super) fn build_prices(
+    raw: &BTreeMap<String, crate::prices::PriceEntry>,
+    issues: &mut Vec<RegistryIssue>,
+) -> BTreeMap<String, crate::prices::ModelPrice> {
     let mut models = BTreeMap::new();
     for (model, entry) in raw {
         let entry_name = format!("prices.{model}");
+        let mut issue = |field: &str, message: &str| {
+            issues.push(RegistryIssue { entry: entry_name.clone(), field: field.to_owned(), message: message.to_owned() })
+        };
         if model.trim().is_empty() || model.trim() != model {
-            issues.push(&entry_name, "", "a model id must not be empty or have surrounding whitespace");
+            issue("", "a model id must not be empty or have surrounding whitespace");
         }
         match entry.to_price() {
             Ok(price) => {
@@ -156,12 +164,12 @@ fn build_prices(raw: &BTreeMap<String, crate::prices::PriceEntry>, issues: &mut 
             Err(problems) => {
                 for problem in problems {
                     let (field, message) = problem.split_once(": ").unwrap_or(("", &problem));
-                    issues.push(&entry_name, field, message);
+                    issue(field, message);
                 }
             }
         }
     }
-    crate::prices::PriceBook::new(models)
+    models
 }
 
 fn is_valid_name(name: &str) -> bool {

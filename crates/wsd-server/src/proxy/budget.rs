@@ -42,12 +42,13 @@ pub fn estimate(proxy: &Proxy, vendor_model: &str, body_bytes: usize, max_output
 }
 
 /// Admits the request under every budget of its org and workspace, or refuses it (402
-/// `BUDGET_EXCEEDED`, 402 `BUDGET_PRICE_UNKNOWN`). Without a budget, nothing is held and
-/// the database is not asked.
-pub async fn admit(proxy: &Proxy, grant: &UsageGrant, estimate: Estimate) -> Result<Held, ApiError> {
+/// `BUDGET_EXCEEDED`, 402 `BUDGET_PRICE_UNKNOWN`). Without a budget, nothing is held, nothing
+/// estimated and the database is not asked.
+pub async fn admit(proxy: &Proxy, grant: &UsageGrant, estimate: impl FnOnce() -> Estimate) -> Result<Held, ApiError> {
     if !proxy.gate.budgeted(&proxy.store, &grant.org, &grant.workspace).await? {
         return Ok(Held::default());
     }
+    let estimate = estimate();
     let now = wsd_store::now_ms();
     let admission = match &proxy.local_budgets {
         Some(local) => local.admit(&proxy.store, &grant.org, &grant.workspace, estimate, now).await?,
@@ -92,11 +93,7 @@ fn scope(standing: &BudgetStanding) -> String {
 pub fn amount(unit: BudgetUnit, value: i64) -> String {
     match unit {
         BudgetUnit::Tokens => format!("{value} tokens"),
-        BudgetUnit::Usd => {
-            let sign = if value < 0 { "-" } else { "" };
-            let abs = value.unsigned_abs();
-            format!("{sign}${}.{:06}", abs / 1_000_000, abs % 1_000_000)
-        }
+        BudgetUnit::Usd => wsd_core::prices::dollars(value),
     }
 }
 

@@ -245,7 +245,7 @@ async fn prepare(
     let held = if counts_tokens {
         budget::Held::default()
     } else {
-        let estimate = budget::estimate(proxy, vendor_model, body.len(), request.max_output_tokens(), upstream.default_output_tokens);
+        let estimate = || budget::estimate(proxy, vendor_model, body.len(), request.max_output_tokens(), upstream.default_output_tokens);
         budget::admit(proxy, grant, estimate).await?
     };
     Ok(Call { outgoing, provider: vendor.provider.clone(), vendor_model: vendor_model.to_owned(), key, held })

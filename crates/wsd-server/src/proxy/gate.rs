@@ -1,7 +1,7 @@
 //! What the proxy checks before it calls upstream, kept off the database on the hot path:
-//! which workspace a usage token belongs to, the platform's vendor keys, and each org's
-//! budget standing. Each is read from the store, then trusted for a short time; changes
-//! made through this process clear them at once.
+//! which workspace a usage token belongs to, the platform's vendor keys, which scopes of an
+//! org have budgets and its own rate limits. Each is read from the store, then trusted for
+//! a short time; changes made through this process, or announced by another, clear them.
 
 use std::collections::HashSet;
 use std::sync::Arc;

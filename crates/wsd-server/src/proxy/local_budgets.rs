@@ -84,7 +84,7 @@ impl LocalBudgets {
                     };
                     standing.spent = standing.spent.saturating_add(used);
                 }
-                standing.remaining = standing.budget.limit.saturating_sub(standing.spent).saturating_sub(standing.reserved).max(0);
+                standing.recount();
             }
         }
         true
@@ -106,7 +106,7 @@ impl LocalBudgets {
             if let Some(local) = known.standings.iter().find(|s| s.budget.id == standing.budget.id && s.resets_at == standing.resets_at) {
                 standing.spent = standing.spent.max(local.spent);
                 standing.reserved = local.reserved;
-                standing.remaining = standing.budget.limit.saturating_sub(standing.spent).saturating_sub(standing.reserved).max(0);
+                standing.recount();
             }
         }
     }
@@ -128,7 +128,7 @@ impl LocalBudgets {
                 .filter(|(id, _)| *id == standing.budget.id)
                 .map(|(_, amount)| *amount)
                 .fold(0i64, i64::saturating_add);
-            standing.remaining = standing.budget.limit.saturating_sub(standing.spent).saturating_sub(standing.reserved).max(0);
+            standing.recount();
         }
         known.standings = read;
         known.stale = false;
