@@ -329,8 +329,8 @@ fn operator_overrides_replace_base_urls_of_known_providers_only() {
 /// `docs/registry.md` documents the format: every field the parser accepts is named there.
 #[test]
 fn the_registry_format_document_names_every_field() {
-    let raw = include_str!("../src/registry/raw.rs");
-    let doc = include_str!("../../../docs/registry.md");
+    let raw = include_str!("../../src/registry/raw.rs");
+    let doc = include_str!("../../../../docs/registry.md");
     let field = regex::Regex::new(r"(?m)^\s+(?:pub )?([a-z][a-z_]*): ").unwrap();
     let fields: Vec<&str> = field.captures_iter(raw).map(|c| c.get(1).unwrap().as_str()).collect();
     assert!(fields.len() > 25, "the parser's fields were found: {fields:?}");

@@ -1,9 +1,7 @@
 //! Derivation on the shipped registry: `(runtime, model, available credential names) →
 //! provider`, and every refusal's code.
 
-mod support;
-
-use support::{keys, registry};
+use crate::support::{keys, registry};
 use wsd_core::{DerivationRule, ErrorCode, derive};
 
 fn derived(runtime: &str, model: &str, available: &[&str]) -> Result<(String, DerivationRule), ErrorCode> {

@@ -1,9 +1,7 @@
 //! The field bugs wsd exists to make impossible (README), as plans whose every decision
 //! is asserted.
 
-mod support;
-
-use support::{decisions, env, ok, plan, plan_with_policy, refusal, side_models};
+use crate::support::{decisions, env, ok, plan, plan_with_policy, refusal, side_models};
 use wsd_core::ErrorCode;
 use wsd_core::plan::Policy;
 
@@ -227,7 +225,7 @@ fn org_github_token_is_forbidden_but_the_same_key_on_the_workspace_is_allowed() 
     let plan = ok(plan("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN"], &["GITHUB_TOKEN"], false));
     assert!(decisions(&plan).contains(&"GITHUB_TOKEN workspace kept".to_owned()));
     // A workspace secret overriding an org secret of the same key takes its origin.
-    let plan = ok(support::plan("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN", "GITHUB_TOKEN"], &["GITHUB_TOKEN"], false));
+    let plan = ok(crate::support::plan("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN", "GITHUB_TOKEN"], &["GITHUB_TOKEN"], false));
     assert!(decisions(&plan).contains(&"GITHUB_TOKEN org overridden".to_owned()));
     assert!(decisions(&plan).contains(&"GITHUB_TOKEN workspace kept".to_owned()));
 }
@@ -235,7 +233,7 @@ fn org_github_token_is_forbidden_but_the_same_key_on_the_workspace_is_allowed() 
 #[test]
 fn policy_forbidden_keys_and_prefixes_apply_to_org_secrets() {
     let policy =
-        Policy { forbidden_keys: support::keys(&["MY_DEPLOY_TOKEN"]), forbidden_prefixes: vec!["OPS_".into()], ..Policy::default() };
+        Policy { forbidden_keys: crate::support::keys(&["MY_DEPLOY_TOKEN"]), forbidden_prefixes: vec!["OPS_".into()], ..Policy::default() };
     let e =
         refusal(plan_with_policy("claude-code", "opus", &["CLAUDE_CODE_OAUTH_TOKEN", "MY_DEPLOY_TOKEN", "OPS_KEY"], &[], false, &policy));
     assert!(e.to_string().contains("MY_DEPLOY_TOKEN, OPS_KEY"), "{e}");
@@ -361,8 +359,8 @@ fn parity_refuses_a_credential_sent_to_another_endpoint_than_the_providers() {
     let yaml = wsd_core::registry::EMBEDDED_REGISTRY_YAML
         .replace("base_url_openai: https://chatgpt.com/backend-api/codex", "base_url_openai: https://other.example/v1");
     let registry = wsd_core::Registry::from_yaml(&yaml).unwrap();
-    let secrets = wsd_core::plan::SecretNames { org: support::keys(&["CODEX_AUTH_JSON"]), workspace: Default::default() };
-    let e = wsd_core::plan(&registry, &support::spec("codex", "gpt-5.5"), &secrets, None, &Policy::default()).unwrap_err();
+    let secrets = wsd_core::plan::SecretNames { org: crate::support::keys(&["CODEX_AUTH_JSON"]), workspace: Default::default() };
+    let e = wsd_core::plan(&registry, &crate::support::spec("codex", "gpt-5.5"), &secrets, None, &Policy::default()).unwrap_err();
     assert_eq!(e.code(), ErrorCode::RoutingParityMismatch);
     assert_eq!(
         e.to_string(),
@@ -479,7 +477,7 @@ fn an_unverified_pair_is_refused_unless_the_operator_allows_it() {
     let unverified = format!("{}{}", &yaml[..openclaw], yaml[openclaw..].replacen("        verified_on: [\"2026.9.6\"]\n", "", 1));
     let registry = wsd_core::Registry::from_yaml(&unverified).unwrap();
     let spec = WorkspaceSpec { id: WorkspaceId::new("ws-1").unwrap(), runtime: "openclaw".into(), model: "MiniMax-M2.7".into() };
-    let secrets = SecretNames { org: support::keys(&["MINIMAX_API_KEY"]), workspace: Default::default() };
+    let secrets = SecretNames { org: crate::support::keys(&["MINIMAX_API_KEY"]), workspace: Default::default() };
     let refused = wsd_core::plan(&registry, &spec, &secrets, None, &Policy::default()).unwrap_err();
     assert_eq!(refused.code(), ErrorCode::UnverifiedRuntimeProvider);
     assert!(refused.to_string().contains("`openclaw`") && refused.to_string().contains("`minimax`"), "{refused}");
@@ -488,7 +486,7 @@ fn an_unverified_pair_is_refused_unless_the_operator_allows_it() {
     assert!(allowed.warnings.iter().any(|w| w.contains("has not been verified")), "{:?}", allowed.warnings);
     // A verified pair of the same registry plans under the default policy, without the warning.
     let verified = WorkspaceSpec { model: "gpt-5.5".into(), ..spec };
-    let secrets = SecretNames { org: support::keys(&["OPENAI_API_KEY"]), workspace: Default::default() };
+    let secrets = SecretNames { org: crate::support::keys(&["OPENAI_API_KEY"]), workspace: Default::default() };
     let plan = wsd_core::plan(&registry, &verified, &secrets, None, &Policy::default()).unwrap();
     assert_eq!(plan.verified_on, ["2026.9.6"]);
     assert!(!plan.warnings.iter().any(|w| w.contains("has not been verified")));

@@ -2,13 +2,11 @@
 //! model of the shipped registry, and random sets of org and workspace secrets drawn from
 //! every LLM credential key, routing key, reserved name and ordinary name.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::support::{PROXY, registry, spec};
 use proptest::prelude::*;
 use proptest::sample::subsequence;
-use support::{PROXY, registry, spec};
 use wsd_core::plan::{EntryOrigin, EnvValue, Plan, PlatformSettings, Policy, Routing, SecretNames, SecretOrigin};
 use wsd_core::registry::{CredentialSource, Projection};
 use wsd_core::{EnvKey, PlanError};
@@ -111,8 +109,18 @@ fn is_llm_key(key: &EnvKey) -> bool {
     registry().is_credential_key(key) || registry().is_routing_key(key)
 }
 
+/// 2,000 generated workspaces per property, unless `PROPTEST_CASES` says otherwise (mutation
+/// testing runs fewer: every mutant is still caught with them).
+fn config() -> ProptestConfig {
+    let mut config = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = 2000;
+    }
+    config
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(config())]
 
     /// By default only a verified runtime–provider pair is planned; allowing unverified
     /// pairs changes nothing else.
@@ -226,8 +234,9 @@ fn generated_inputs_cover_plans_of_both_routings() {
     use proptest::test_runner::TestRunner;
     let mut runner = TestRunner::deterministic();
     let (mut byok, mut platform, mut refused) = (0, 0, 0);
+    let inputs = inputs();
     for _ in 0..2000 {
-        let (case, secrets, proxy) = inputs().new_tree(&mut runner).unwrap().current();
+        let (case, secrets, proxy) = inputs.new_tree(&mut runner).unwrap().current();
         match run(&case, &secrets, proxy) {
             Ok(plan) if plan.routing == Routing::Byok => byok += 1,
             Ok(_) => platform += 1,

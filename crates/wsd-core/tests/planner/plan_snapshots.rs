@@ -1,9 +1,7 @@
 //! Rendered plans of realistic workspaces. A change in behaviour shows as a readable diff
-//! of the snapshot under `tests/snapshots/`.
+//! of the snapshot under `tests/planner/snapshots/`.
 
-mod support;
-
-use support::{plan, render};
+use crate::support::{plan, render};
 
 fn check(name: &str, runtime: &str, model: &str, org: &[&str], workspace: &[&str], platform: bool) {
     insta::assert_snapshot!(name, render(&plan(runtime, model, org, workspace, platform)));
