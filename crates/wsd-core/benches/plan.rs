@@ -43,6 +43,7 @@ fn benches(c: &mut Criterion) {
         id: WorkspaceId::new("ws-bench").unwrap(),
         runtime: runtime.into(),
         model: model.into(),
+        delivery: Default::default(),
     };
 
     for (name, ws) in [

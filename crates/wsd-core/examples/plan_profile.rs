@@ -26,7 +26,12 @@ fn main() {
     let workspace: BTreeSet<EnvKey> = (0..10).map(|i| EnvKey::new(&format!("WORKSPACE_SETTING_{i}")).unwrap()).collect();
     let secrets = SecretNames { org, workspace };
     let settings = PlatformSettings { proxy_base_url: "http://127.0.0.1:8080/llm".into() };
-    let ws = WorkspaceSpec { id: WorkspaceId::new("ws").unwrap(), runtime: "claude-code".into(), model: "MiniMax-M2.7".into() };
+    let ws = WorkspaceSpec {
+        id: WorkspaceId::new("ws").unwrap(),
+        runtime: "claude-code".into(),
+        model: "MiniMax-M2.7".into(),
+        delivery: Default::default(),
+    };
     let mut n = 0;
     for _ in 0..20000 {
         n += plan(&registry, &ws, &secrets, Some(&settings), &Policy::default()).unwrap().env.len();

@@ -19,6 +19,8 @@ pub enum ErrorCode {
     MissingPlatformProxy,
     RoutingParityMismatch,
     UnverifiedRuntimeProvider,
+    CredentialProxyUnavailable,
+    EndpointOverrideNotProxied,
 }
 
 impl ErrorCode {
@@ -34,6 +36,8 @@ impl ErrorCode {
             ErrorCode::MissingPlatformProxy => "MISSING_PLATFORM_PROXY",
             ErrorCode::RoutingParityMismatch => "ROUTING_PARITY_MISMATCH",
             ErrorCode::UnverifiedRuntimeProvider => "UNVERIFIED_RUNTIME_PROVIDER",
+            ErrorCode::CredentialProxyUnavailable => "CREDENTIAL_PROXY_UNAVAILABLE",
+            ErrorCode::EndpointOverrideNotProxied => "ENDPOINT_OVERRIDE_NOT_PROXIED",
         }
     }
 }
@@ -109,6 +113,14 @@ pub enum PlanError {
         "runtime `{runtime}` has not been verified against its real CLI on provider `{provider}`: wsd cannot prove which credential it would send where; choose a model of a verified provider, or let the operator allow unverified pairs ([policy] allow_unverified_runtime_providers)"
     )]
     UnverifiedRuntimeProvider { runtime: String, provider: String },
+    #[error(
+        "credential delivery `proxy` keeps provider `{provider}`'s key in wsd and needs wsd's proxy, but this server has none configured ([platform] proxy_base_url); configure it, or set the org's credential delivery to `direct`"
+    )]
+    CredentialProxyUnavailable { provider: String },
+    #[error(
+        "the workspace secret {key} sends provider `{provider}`'s key to an endpoint of its own, but with credential delivery `proxy` wsd calls only the provider's registered endpoint; delete {key}, or set the org's credential delivery to `direct`"
+    )]
+    EndpointOverrideNotProxied { key: EnvKey, provider: String },
 }
 
 impl PlanError {
@@ -121,6 +133,8 @@ impl PlanError {
             PlanError::MissingPlatformProxy { .. } => ErrorCode::MissingPlatformProxy,
             PlanError::RoutingParityMismatch { .. } => ErrorCode::RoutingParityMismatch,
             PlanError::UnverifiedRuntimeProvider { .. } => ErrorCode::UnverifiedRuntimeProvider,
+            PlanError::CredentialProxyUnavailable { .. } => ErrorCode::CredentialProxyUnavailable,
+            PlanError::EndpointOverrideNotProxied { .. } => ErrorCode::EndpointOverrideNotProxied,
         }
     }
 
@@ -129,7 +143,9 @@ impl PlanError {
         match self {
             PlanError::MissingByokCredential { provider, .. }
             | PlanError::RoutingParityMismatch { provider, .. }
-            | PlanError::UnverifiedRuntimeProvider { provider, .. } => Some(provider),
+            | PlanError::UnverifiedRuntimeProvider { provider, .. }
+            | PlanError::CredentialProxyUnavailable { provider }
+            | PlanError::EndpointOverrideNotProxied { provider, .. } => Some(provider),
             PlanError::MissingPlatformProxy { .. } => Some(crate::registry::PLATFORM_PROVIDER_NAME),
             PlanError::Derive(_) | PlanError::ForbiddenTenantEnvKey { .. } | PlanError::ProtectedEnvKey { .. } => None,
         }
@@ -153,6 +169,8 @@ mod tests {
             (ErrorCode::MissingPlatformProxy, "MISSING_PLATFORM_PROXY"),
             (ErrorCode::RoutingParityMismatch, "ROUTING_PARITY_MISMATCH"),
             (ErrorCode::UnverifiedRuntimeProvider, "UNVERIFIED_RUNTIME_PROVIDER"),
+            (ErrorCode::CredentialProxyUnavailable, "CREDENTIAL_PROXY_UNAVAILABLE"),
+            (ErrorCode::EndpointOverrideNotProxied, "ENDPOINT_OVERRIDE_NOT_PROXIED"),
         ];
         let doc = include_str!("../../../docs/error-codes.md");
         for (code, text) in all {

@@ -300,6 +300,7 @@ pub async fn observe(state: &AppState, mut workspace: Workspace) -> ApiResult<Wo
                         .map_err(|_| ApiError::bad_request(code::INVALID_ID, "invalid workspace id"))?,
                     runtime: workspace.runtime.clone(),
                     model: workspace.model.clone(),
+                    delivery: Default::default(),
                 },
                 &names,
                 state.platform.as_ref(),

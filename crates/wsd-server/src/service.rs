@@ -12,7 +12,7 @@ use crate::state::AppState;
 /// outcome.
 pub fn plan_names(state: &AppState, id: &str, runtime: &str, model: &str, names: &SecretNames) -> ApiResult<Result<Plan, PlanError>> {
     let id = WorkspaceId::new(id).map_err(|_| ApiError::bad_request(code::INVALID_ID, "invalid workspace id"))?;
-    let spec = WorkspaceSpec { id, runtime: runtime.to_owned(), model: model.to_owned() };
+    let spec = WorkspaceSpec { id, runtime: runtime.to_owned(), model: model.to_owned(), delivery: Default::default() };
     let result = wsd_core::plan(&state.registry, &spec, names, state.platform.as_ref(), &state.policy);
     state.metrics.record_plan(result.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code().as_str()));
     Ok(result)

@@ -101,8 +101,12 @@ pub async fn run_case(registry: &Registry, runtime: &str, case: &Case, command: 
         (Ok(org), Ok(workspace)) => (org, workspace),
         (Err(e), _) | (_, Err(e)) => return broken(e),
     };
-    let spec =
-        WorkspaceSpec { id: WorkspaceId::new("verify").expect("a valid id"), runtime: runtime.to_owned(), model: case.model.clone() };
+    let spec = WorkspaceSpec {
+        id: WorkspaceId::new("verify").expect("a valid id"),
+        runtime: runtime.to_owned(),
+        model: case.model.clone(),
+        delivery: Default::default(),
+    };
     let platform = PlatformSettings { proxy_base_url: format!("http://{}/p/platform/llm", world.addr) };
     let policy = Policy { allow_unverified: true, ..Policy::default() };
     let names = SecretNames { org, workspace };

@@ -60,7 +60,7 @@ pub fn run(args: PlanArgs) -> Result<(), Failure> {
         return Err(Failure::Usage(format!("--platform-proxy: `{url}` is not an http(s) URL")));
     }
 
-    let spec = WorkspaceSpec { id, runtime: args.runtime, model: args.model };
+    let spec = WorkspaceSpec { id, runtime: args.runtime, model: args.model, delivery: Default::default() };
     let names =
         SecretNames { org: org.keys().cloned().collect::<BTreeSet<_>>(), workspace: workspace.keys().cloned().collect::<BTreeSet<_>>() };
     let platform = args.platform_proxy.map(|proxy_base_url| PlatformSettings { proxy_base_url });

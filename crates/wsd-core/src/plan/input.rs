@@ -40,16 +40,68 @@ impl fmt::Display for WorkspaceId {
     }
 }
 
-/// The workspace being planned, as stored: its model is a field of its own.
+/// The workspace being planned, as stored (its model is a field of its own), with the
+/// credential delivery its org chose.
 #[derive(Debug, Clone)]
 pub struct WorkspaceSpec {
     pub id: WorkspaceId,
     pub runtime: String,
     pub model: String,
+    pub delivery: DeliveryChoice,
+}
+
+/// How a BYOK workspace's own key reaches its provider.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialDelivery {
+    /// The key is in the workspace's env or files; the runtime sends it to the provider.
+    #[default]
+    Direct,
+    /// The key stays in wsd: the workspace holds a usage token, worthless elsewhere, that
+    /// wsd's proxy exchanges for the key on each call.
+    Proxy,
+}
+
+impl CredentialDelivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialDelivery::Direct => "direct",
+            CredentialDelivery::Proxy => "proxy",
+        }
+    }
+}
+
+/// Who chose a workspace's credential delivery.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliverySetBy {
+    /// The operator's default (`[policy] credential_delivery`).
+    #[default]
+    Platform,
+    /// The workspace's org.
+    Org,
+}
+
+/// The credential delivery that applies to a workspace, and who chose it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct DeliveryChoice {
+    pub delivery: CredentialDelivery,
+    pub set_by: DeliverySetBy,
+}
+
+impl DeliveryChoice {
+    /// "`proxy` (the org's setting)".
+    pub fn describe(self) -> String {
+        let by = match self.set_by {
+            DeliverySetBy::Platform => "the platform's default",
+            DeliverySetBy::Org => "the org's setting",
+        };
+        format!("`{}` ({by})", self.delivery.as_str())
+    }
 }
 
 /// Where a secret was set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SecretOrigin {
     /// Set org-wide by the org's admins; inherited by every workspace.

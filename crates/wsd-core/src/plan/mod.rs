@@ -21,13 +21,13 @@ use sorted::SortedVecMap;
 
 pub use codex::{CodexConfig, CodexProvider};
 pub use input::{
-    BUILTIN_FORBIDDEN_KEYS, BUILTIN_FORBIDDEN_PREFIXES, PlatformSettings, Policy, SecretNames, SecretOrigin, WorkspaceId, WorkspaceIdError,
-    WorkspaceSpec,
+    BUILTIN_FORBIDDEN_KEYS, BUILTIN_FORBIDDEN_PREFIXES, CredentialDelivery, DeliveryChoice, DeliverySetBy, PlatformSettings, Policy,
+    SecretNames, SecretOrigin, WorkspaceId, WorkspaceIdError, WorkspaceSpec,
 };
 pub use openclaw::OpenclawConfig;
 pub use output::{
-    Action, CredentialUse, Decision, EntryOrigin, EnvEntry, EnvValue, FileContent, MODEL_ENV, PROXY_BASE_URL_ENV, Plan, PlanFile, Routing,
-    USAGE_TOKEN_ENV,
+    Action, CredentialUse, Decision, EntryOrigin, EnvEntry, EnvValue, FileContent, MODEL_ENV, PROXY_BASE_URL_ENV, Plan, PlanFile,
+    PlannedDelivery, ProxiedCredential, Routing, USAGE_TOKEN_ENV,
 };
 pub use report::{EnvReport, ErrorReport, FileReport, PlanReport};
 
@@ -103,14 +103,19 @@ pub fn plan(
     let mut planner = Planner { registry, workspace, runtime, provider, effective, fixed, draft };
     planner.route_inputs();
 
-    // Steps 3 and 4: routing.
-    let (routing, intended, config) = if provider.platform {
+    // Steps 3 and 4: routing, and how the credential is delivered.
+    let (routing, intended, config, delivery) = if provider.platform {
         let platform = platform.ok_or_else(|| PlanError::MissingPlatformProxy { model: workspace.model.clone() })?;
-        let (intended, config) = planner.route_platform(platform);
-        (Routing::Platform, intended, config)
+        let (intended, config) = planner.project_proxy(platform, "wsd-platform".to_owned(), workspace.model.clone());
+        let delivery = PlannedDelivery {
+            delivery: CredentialDelivery::Proxy,
+            reason: "platform-routed: the workspace holds only its usage token; wsd's metering proxy sends the platform's key".to_owned(),
+            proxied: None,
+        };
+        (Routing::Platform, intended, config, delivery)
     } else {
-        let (intended, config) = planner.route_byok()?;
-        (Routing::Byok, intended, config)
+        let (intended, config, delivery) = planner.route_byok(platform)?;
+        (Routing::Byok, intended, config, delivery)
     };
 
     // Step 5: model env, hardening env, config files.
@@ -124,8 +129,12 @@ pub fn plan(
     }
 
     // Step 7: parity.
-    let mut plan = planner.finish(routing, &derivation, verified_on);
-    plan.credential = Some(parity::check(runtime, provider, routing, &plan, config.as_ref(), &intended)?);
+    let target = match delivery.delivery {
+        CredentialDelivery::Proxy => "wsd's metering proxy".to_owned(),
+        CredentialDelivery::Direct => format!("provider `{}`", provider.name),
+    };
+    let mut plan = planner.finish(routing, &derivation, verified_on, delivery);
+    plan.credential = Some(parity::check(runtime, provider, &target, &plan, config.as_ref(), &intended)?);
     Ok(plan)
 }
 
@@ -304,7 +313,15 @@ impl Planner<'_> {
         self.draft.inject(key, origin, value, reason);
     }
 
-    fn route_platform(&mut self, platform: &PlatformSettings) -> (Intended, Option<RuntimeConfig>) {
+    /// Points the runtime at wsd's metering proxy with the workspace's usage token as its
+    /// key: a platform-routed workspace, or a BYOK one whose key wsd keeps. `provider_id`
+    /// and `codex_model` are what a config-file runtime's provider entry is called and runs.
+    fn project_proxy(
+        &mut self,
+        platform: &PlatformSettings,
+        provider_id: String,
+        codex_model: String,
+    ) -> (Intended, Option<RuntimeConfig>) {
         let runtime = self.runtime;
         let usage_key = EnvKey::new(USAGE_TOKEN_ENV).expect("valid env name");
         let base_key = EnvKey::new(PROXY_BASE_URL_ENV).expect("valid env name");
@@ -347,16 +364,16 @@ impl Planner<'_> {
                 None
             }
             Projection::CodexConfig { .. } => Some(RuntimeConfig::Codex(CodexConfig {
-                model: self.workspace.model.clone(),
+                model: codex_model,
                 provider: Some(CodexProvider {
-                    id: "wsd-platform".to_owned(),
+                    id: provider_id,
                     display_name: self.provider.display_name.clone(),
                     base_url: proxy_url.clone(),
                     env_key: usage_key,
                 }),
             })),
             Projection::OpenclawConfig { .. } => Some(RuntimeConfig::Openclaw(OpenclawConfig {
-                provider_id: "wsd-platform".to_owned(),
+                provider_id,
                 protocol: runtime.protocol,
                 base_url: proxy_url.clone(),
                 key_env: usage_key,
@@ -380,11 +397,39 @@ impl Planner<'_> {
             .map(|(key, origin)| ((*key).clone(), *origin))
     }
 
-    fn route_byok(&mut self) -> Result<(Intended, Option<RuntimeConfig>), PlanError> {
+    fn route_byok(&mut self, platform: Option<&PlatformSettings>) -> Result<(Intended, Option<RuntimeConfig>, PlannedDelivery), PlanError> {
         let (runtime, provider) = (self.runtime, self.provider);
         let Some((source, origin)) = self.choose_credential() else {
             return Err(PlanError::MissingByokCredential { provider: provider.name.clone(), accepted: provider.auth_env.clone() });
         };
+        let choice = self.workspace.delivery;
+        let reason = match choice.delivery {
+            CredentialDelivery::Proxy if provider.auth_mode == AuthMode::Oauth => {
+                self.draft.warnings.push(format!(
+                    "provider `{}` signs in with a subscription login, which wsd cannot exchange exactly at its proxy: the workspace holds it, whatever the credential delivery",
+                    provider.name
+                ));
+                format!(
+                    "credential delivery {} does not apply to a subscription login: the workspace holds the {} secret {source} and {} sends it to provider `{}`",
+                    choice.describe(),
+                    origin.as_str(),
+                    runtime.name,
+                    provider.name
+                )
+            }
+            CredentialDelivery::Proxy => {
+                let platform = platform.ok_or_else(|| PlanError::CredentialProxyUnavailable { provider: provider.name.clone() })?;
+                return self.route_byok_proxied(platform, source, origin);
+            }
+            CredentialDelivery::Direct => format!(
+                "credential delivery {}: the workspace holds the {} secret {source} and {} sends it to provider `{}`",
+                choice.describe(),
+                origin.as_str(),
+                runtime.name,
+                provider.name
+            ),
+        };
+        let delivery = PlannedDelivery { delivery: CredentialDelivery::Direct, reason, proxied: None };
         let source_value = EnvValue::Secret { key: source.clone(), origin };
         let provider_url = provider.base_url(runtime.protocol).map(str::to_owned);
         let (credential_key, endpoint, config) = match &runtime.projection {
@@ -469,7 +514,65 @@ impl Planner<'_> {
                 });
             }
         }
-        Ok((Intended { credential: source_value, endpoint }, config))
+        Ok((Intended { credential: source_value, endpoint }, config, delivery))
+    }
+
+    /// A BYOK workspace whose key wsd keeps: no LLM credential or endpoint of the tenant's
+    /// enters the workspace; it calls wsd's proxy with its usage token, and the proxy sends
+    /// `source` to the provider's registered endpoint.
+    fn route_byok_proxied(
+        &mut self,
+        platform: &PlatformSettings,
+        source: EnvKey,
+        origin: SecretOrigin,
+    ) -> Result<(Intended, Option<RuntimeConfig>, PlannedDelivery), PlanError> {
+        let (runtime, provider) = (self.runtime, self.provider);
+        let p = &provider.name;
+        // The proxy never calls a URL a tenant chose: a workspace that sets its own endpoint
+        // is refused rather than sent somewhere else than it asked.
+        if let Projection::Env { base_url_env, .. } = &runtime.projection
+            && self.input_origin(base_url_env) == Some(SecretOrigin::Workspace)
+        {
+            return Err(PlanError::EndpointOverrideNotProxied { key: base_url_env.clone(), provider: p.clone() });
+        }
+        let inputs: Vec<EnvKey> = self
+            .effective
+            .iter()
+            .map(|(key, _)| key)
+            .filter(|key| self.registry.classify(key) != KeyClass::Other && self.input_origin(key).is_some())
+            .cloned()
+            .collect();
+        for key in inputs {
+            self.strip_input(&key, || {
+                if key == source {
+                    format!(
+                        "kept in wsd: with credential delivery `proxy`, wsd's proxy sends it to provider `{p}` on the workspace's behalf"
+                    )
+                } else {
+                    "with credential delivery `proxy`, no LLM credential or endpoint of the tenant's enters the workspace".to_owned()
+                }
+            });
+        }
+        let model = runtime_model(runtime, provider, &self.workspace.model).to_owned();
+        let provider_id = match runtime.projection {
+            Projection::OpenclawConfig { .. } => format!("wsd-{p}"),
+            _ => p.clone(),
+        };
+        let (intended, config) = self.project_proxy(platform, provider_id, model);
+        let delivery = PlannedDelivery {
+            delivery: CredentialDelivery::Proxy,
+            reason: format!(
+                "credential delivery {}: the {} secret {source} stays in wsd; the workspace holds a usage token that wsd's proxy exchanges for it on each call to provider `{p}`",
+                self.workspace.delivery.describe(),
+                origin.as_str()
+            ),
+            proxied: Some(ProxiedCredential {
+                key: source,
+                origin,
+                sent_as: self.registry.key_header(provider, runtime.protocol).as_str().to_owned(),
+            }),
+        };
+        Ok((intended, config, delivery))
     }
 
     fn inject_fixed(&mut self) {
@@ -479,7 +582,7 @@ impl Planner<'_> {
         }
     }
 
-    fn finish(mut self, routing: Routing, derivation: &Derivation<'_>, verified_on: &[String]) -> Plan {
+    fn finish(mut self, routing: Routing, derivation: &Derivation<'_>, verified_on: &[String], delivery: PlannedDelivery) -> Plan {
         if verified_on.is_empty() {
             self.draft.warnings.push(format!(
                 "runtime `{}` has not been verified against its real CLI on provider `{}`; the operator allows it",
@@ -501,6 +604,7 @@ impl Planner<'_> {
             warnings: self.draft.warnings,
             verified_on: verified_on.to_vec(),
             credential: None,
+            delivery,
         }
     }
 }

@@ -213,6 +213,25 @@ pub struct CredentialUse {
     pub value: EnvValue,
 }
 
+/// How the workspace's credential reaches its provider, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedDelivery {
+    /// `proxy`: the workspace holds only its usage token; `direct`: it holds the key.
+    pub delivery: super::input::CredentialDelivery,
+    pub reason: String,
+    /// With a BYOK key delivered through the proxy: the secret the proxy sends upstream.
+    pub proxied: Option<ProxiedCredential>,
+}
+
+/// The secret wsd's proxy sends upstream for a workspace, in the header its provider takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxiedCredential {
+    pub key: EnvKey,
+    pub origin: SecretOrigin,
+    /// `x-api-key` or `Authorization: Bearer`.
+    pub sent_as: String,
+}
+
 /// The credential plan of one workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -232,4 +251,5 @@ pub struct Plan {
     pub verified_on: Vec<String>,
     /// The one credential the runtime sends; set by the parity check on every `Ok` plan.
     pub credential: Option<CredentialUse>,
+    pub delivery: PlannedDelivery,
 }

@@ -7,7 +7,7 @@
 
 use super::Intended;
 use super::config::RuntimeConfig;
-use super::output::{CredentialUse, EnvValue, FileContent, Plan, Routing};
+use super::output::{CredentialUse, EnvValue, FileContent, Plan};
 use crate::error::PlanError;
 use crate::registry::{CredentialRead, CredentialSource, Provider, Runtime};
 
@@ -92,17 +92,13 @@ fn sent_phrase(sent: &Sent<'_>) -> String {
 pub(super) fn check(
     runtime: &Runtime,
     provider: &Provider,
-    routing: Routing,
+    target: &str,
     plan: &Plan,
     config: Option<&RuntimeConfig>,
     intended: &Intended,
 ) -> Result<CredentialUse, PlanError> {
     let simulation = simulate(runtime, plan, config);
     let rt = &runtime.name;
-    let target = match routing {
-        Routing::Platform => "wsd's metering proxy".to_owned(),
-        Routing::Byok => format!("provider `{}`", provider.name),
-    };
     let refuse = |explanation: String| Err(PlanError::RoutingParityMismatch { provider: provider.name.clone(), explanation });
 
     let sent = match simulation.sent.as_slice() {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::output::{Decision, EntryOrigin, EnvValue, FileContent, Plan, Routing, USAGE_TOKEN_ENV};
+use super::output::{Decision, EntryOrigin, EnvValue, FileContent, Plan, PlannedDelivery, Routing, USAGE_TOKEN_ENV};
 use crate::error::{ErrorCode, PlanError};
 use crate::registry::PLATFORM_PROVIDER_NAME;
 
@@ -39,6 +39,8 @@ pub struct PlanReport {
     pub ok: bool,
     pub routing: Option<Routing>,
     pub provider: Option<String>,
+    /// How the credential reaches the provider: through wsd's proxy or held by the workspace.
+    pub delivery: Option<PlannedDelivery>,
     pub env: BTreeMap<String, EnvReport>,
     pub files: Vec<FileReport>,
     pub decisions: Vec<Decision>,
@@ -82,6 +84,7 @@ impl PlanReport {
             ok: true,
             routing: Some(plan.routing),
             provider: Some(plan.provider.clone()),
+            delivery: Some(plan.delivery.clone()),
             env,
             files,
             decisions: plan.decisions.clone(),
@@ -98,6 +101,7 @@ impl PlanReport {
             ok: false,
             routing,
             provider,
+            delivery: None,
             env: BTreeMap::new(),
             files: Vec::new(),
             decisions: Vec::new(),
@@ -118,7 +122,12 @@ mod tests {
 
     fn report(model: &str, org: &[&str], platform: bool) -> PlanReport {
         let registry = Registry::embedded().unwrap();
-        let spec = WorkspaceSpec { id: WorkspaceId::new("ws").unwrap(), runtime: "claude-code".into(), model: model.into() };
+        let spec = WorkspaceSpec {
+            id: WorkspaceId::new("ws").unwrap(),
+            runtime: "claude-code".into(),
+            model: model.into(),
+            delivery: Default::default(),
+        };
         let org: BTreeSet<EnvKey> = org.iter().map(|k| EnvKey::new(k).unwrap()).collect();
         let secrets = SecretNames { org, workspace: BTreeSet::new() };
         let settings = PlatformSettings { proxy_base_url: "http://proxy.test/llm".into() };

@@ -445,4 +445,41 @@ impl Registry {
     pub fn classify(&self, key: &EnvKey) -> KeyClass {
         self.classes.get(key).copied().unwrap_or(KeyClass::Other)
     }
+
+    /// The header in which `provider` takes its key on `protocol`: the header a runtime of
+    /// that protocol sends the provider's `auth_token_env` in — the registry's record of how
+    /// the vendor is really called — else the protocol's usual one. wsd's proxy sends keys
+    /// this way.
+    pub fn key_header(&self, provider: &Provider, protocol: Protocol) -> KeyHeader {
+        let sent_as = provider.auth_token_env.as_ref().and_then(|env| {
+            self.runtimes()
+                .filter(|runtime| runtime.protocol == protocol)
+                .flat_map(|runtime| runtime.credential_precedence.iter().flatten())
+                .find(|read| matches!(&read.source, CredentialSource::Env(key) if key == env))
+                .map(|read| read.sent_as.as_str())
+        });
+        let bearer = match sent_as {
+            Some(sent_as) => sent_as.starts_with("Authorization: Bearer"),
+            None => protocol == Protocol::Openai,
+        };
+        if bearer { KeyHeader::Bearer } else { KeyHeader::ApiKey }
+    }
+}
+
+/// The header a provider takes its key in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyHeader {
+    /// `Authorization: Bearer <key>`.
+    Bearer,
+    /// `x-api-key: <key>`.
+    ApiKey,
+}
+
+impl KeyHeader {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyHeader::Bearer => "Authorization: Bearer",
+            KeyHeader::ApiKey => "x-api-key",
+        }
+    }
 }

@@ -4,6 +4,7 @@
 mod derivation;
 mod plan_properties;
 mod plan_snapshots;
+mod proxy_delivery;
 mod registry_validation;
 mod seed_regressions;
 mod support;

@@ -7,8 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::support::{PROXY, registry, spec};
 use proptest::prelude::*;
 use proptest::sample::subsequence;
-use wsd_core::plan::{EntryOrigin, EnvValue, Plan, PlatformSettings, Policy, Routing, SecretNames, SecretOrigin};
-use wsd_core::registry::{CredentialSource, Projection};
+use wsd_core::plan::{
+    CredentialDelivery, DeliveryChoice, DeliverySetBy, EntryOrigin, EnvValue, Plan, PlatformSettings, Policy, Routing, SecretNames,
+    SecretOrigin, WorkspaceSpec,
+};
+use wsd_core::registry::{AuthMode, CredentialSource, Projection};
 use wsd_core::{EnvKey, PlanError};
 
 fn key_pool() -> Vec<EnvKey> {
@@ -111,6 +114,7 @@ fn is_llm_key(key: &EnvKey) -> bool {
 
 /// 2,000 generated workspaces per property, unless `PROPTEST_CASES` says otherwise (mutation
 /// testing runs fewer: every mutant is still caught with them).
+#[allow(clippy::disallowed_methods, reason = "proptest's own setting, read as proptest reads it")]
 fn config() -> ProptestConfig {
     let mut config = ProptestConfig::default();
     if std::env::var_os("PROPTEST_CASES").is_none() {
@@ -222,6 +226,49 @@ proptest! {
                 tier.iter().filter(|read| matches!(&read.source, CredentialSource::Env(k) if plan.env.contains_key(k))).count()
             }).find(|&n| n > 0);
             prop_assert_eq!(tier, Some(1));
+        }
+    }
+}
+
+fn run_proxied(case: &(String, String), secrets: &SecretNames, platform: bool) -> Result<Plan, PlanError> {
+    let settings = PlatformSettings { proxy_base_url: PROXY.into() };
+    let delivery = DeliveryChoice { delivery: CredentialDelivery::Proxy, set_by: DeliverySetBy::Org };
+    let spec = WorkspaceSpec { delivery, ..spec(&case.0, &case.1) };
+    wsd_core::plan(registry(), &spec, secrets, platform.then_some(&settings), &Policy { allow_unverified: true, ..Policy::default() })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// I8: with credential delivery `proxy`, no LLM credential or endpoint of the tenant's
+    /// reaches a workspace whose key wsd can exchange (any but a subscription login): it
+    /// holds the usage token, and the proxy sends the very credential a direct plan would
+    /// have the runtime send.
+    #[test]
+    fn proxy_delivery_keeps_every_llm_secret_in_wsd((case, secrets, platform) in inputs()) {
+        let Ok(plan) = run_proxied(&case, &secrets, platform) else { return Ok(()) };
+        let provider = registry().provider(&plan.provider).unwrap();
+        let subscription = provider.auth_mode == AuthMode::Oauth;
+        prop_assert_eq!(plan.delivery.delivery == CredentialDelivery::Proxy, plan.routing == Routing::Platform || !subscription);
+        prop_assert_eq!(plan.delivery.proxied.is_some(), plan.routing == Routing::Byok && !subscription);
+        if plan.delivery.delivery == CredentialDelivery::Direct {
+            // The same plan as without proxy delivery, but for its explanation.
+            let direct = run(&case, &secrets, platform).unwrap();
+            prop_assert_eq!((&plan.env, &plan.files, &plan.credential), (&direct.env, &direct.files, &direct.credential));
+            return Ok(());
+        }
+        for (key, entry) in &plan.env {
+            if let EnvValue::Secret { key: source, .. } = &entry.value {
+                prop_assert!(!is_llm_key(source) && !is_llm_key(key), "{} <- {} under proxy delivery", key, source);
+            }
+        }
+        let secret_file = plan.files.iter().find(|f| matches!(f.content, wsd_core::plan::FileContent::Secret { .. }));
+        prop_assert!(secret_file.is_none(), "a secret file under proxy delivery");
+        prop_assert_eq!(plan.credential.as_ref().map(|c| &c.value), Some(&EnvValue::UsageToken));
+        if let (Some(proxied), Ok(direct)) = (&plan.delivery.proxied, run(&case, &secrets, platform)) {
+            prop_assert!(provider.accepts(&proxied.key));
+            let expected = EnvValue::Secret { key: proxied.key.clone(), origin: proxied.origin };
+            prop_assert_eq!(direct.credential.map(|c| c.value), Some(expected));
         }
     }
 }

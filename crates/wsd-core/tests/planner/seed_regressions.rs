@@ -476,7 +476,12 @@ fn an_unverified_pair_is_refused_unless_the_operator_allows_it() {
     let openclaw = yaml.find("  openclaw:\n").unwrap();
     let unverified = format!("{}{}", &yaml[..openclaw], yaml[openclaw..].replacen("        verified_on: [\"2026.9.6\"]\n", "", 1));
     let registry = wsd_core::Registry::from_yaml(&unverified).unwrap();
-    let spec = WorkspaceSpec { id: WorkspaceId::new("ws-1").unwrap(), runtime: "openclaw".into(), model: "MiniMax-M2.7".into() };
+    let spec = WorkspaceSpec {
+        id: WorkspaceId::new("ws-1").unwrap(),
+        runtime: "openclaw".into(),
+        model: "MiniMax-M2.7".into(),
+        delivery: Default::default(),
+    };
     let secrets = SecretNames { org: crate::support::keys(&["MINIMAX_API_KEY"]), workspace: Default::default() };
     let refused = wsd_core::plan(&registry, &spec, &secrets, None, &Policy::default()).unwrap_err();
     assert_eq!(refused.code(), ErrorCode::UnverifiedRuntimeProvider);

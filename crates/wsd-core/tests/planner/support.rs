@@ -4,7 +4,10 @@
 
 use std::sync::OnceLock;
 
-use wsd_core::plan::{EnvValue, FileContent, Plan, PlatformSettings, Policy, SecretNames, WorkspaceId, WorkspaceSpec};
+use wsd_core::plan::{
+    CredentialDelivery, DeliveryChoice, DeliverySetBy, EnvValue, FileContent, Plan, PlatformSettings, Policy, SecretNames, WorkspaceId,
+    WorkspaceSpec,
+};
 use wsd_core::{EnvKey, PlanError, Registry};
 
 pub const PROXY: &str = "http://127.0.0.1:8080/llm";
@@ -19,7 +22,7 @@ pub fn keys(names: &[&str]) -> std::collections::BTreeSet<EnvKey> {
 }
 
 pub fn spec(runtime: &str, model: &str) -> WorkspaceSpec {
-    WorkspaceSpec { id: WorkspaceId::new("ws-1").unwrap(), runtime: runtime.into(), model: model.into() }
+    WorkspaceSpec { id: WorkspaceId::new("ws-1").unwrap(), runtime: runtime.into(), model: model.into(), delivery: Default::default() }
 }
 
 /// Plans `runtime`/`model` with the named org and workspace secrets; `platform` says
@@ -39,6 +42,17 @@ pub fn plan_with_policy(
     let secrets = SecretNames { org: keys(org), workspace: keys(workspace) };
     let settings = PlatformSettings { proxy_base_url: PROXY.into() };
     wsd_core::plan(registry(), &spec(runtime, model), &secrets, platform.then_some(&settings), policy)
+}
+
+/// Plans as `plan` does, for an org whose credential delivery is `proxy`.
+pub fn plan_proxied(runtime: &str, model: &str, org: &[&str], workspace: &[&str], platform: bool) -> Result<Plan, PlanError> {
+    let secrets = SecretNames { org: keys(org), workspace: keys(workspace) };
+    let settings = PlatformSettings { proxy_base_url: PROXY.into() };
+    let spec = WorkspaceSpec {
+        delivery: DeliveryChoice { delivery: CredentialDelivery::Proxy, set_by: DeliverySetBy::Org },
+        ..spec(runtime, model)
+    };
+    wsd_core::plan(registry(), &spec, &secrets, platform.then_some(&settings), &Policy::default())
 }
 
 /// Every decision as `KEY origin action`, in plan order.
@@ -88,7 +102,18 @@ pub fn render(result: &Result<Plan, PlanError>) -> String {
         Ok(plan) => plan,
         Err(e) => return format!("REFUSED {}: {e}\n", e.code()),
     };
-    let mut out = format!("routing: {}\nprovider: {}\nbecause: {}\nenv:\n", plan.routing.as_str(), plan.provider, plan.derivation);
+    let mut out = format!(
+        "routing: {}\nprovider: {}\nbecause: {}\ndelivery: {}: {}\n",
+        plan.routing.as_str(),
+        plan.provider,
+        plan.derivation,
+        plan.delivery.delivery.as_str(),
+        plan.delivery.reason
+    );
+    if let Some(proxied) = &plan.delivery.proxied {
+        out.push_str(&format!("proxy sends: {} secret {} as {}\n", proxied.origin.as_str(), proxied.key, proxied.sent_as));
+    }
+    out.push_str("env:\n");
     for (key, entry) in &plan.env {
         out.push_str(&format!("  {key} <- {}\n", source(&entry.value)));
     }
