@@ -62,6 +62,8 @@ codes! {
     UNKNOWN_MODEL_NAMESPACE: "No provider serves the model's `vendor/` namespace.",
     UNSUPPORTED_SURFACE: "The provider has no endpoint for this protocol.",
     PLATFORM_KEY_MISSING: "The platform has no key for the provider (a platform secret).",
+    PROXIED_KEY_MISSING: "The secret a proxy-delivered workspace's calls are sent with is no longer set; set it again.",
+    UNKNOWN_PROVIDER: "The provider a workspace was provisioned for is no longer in the registry; provision it again.",
     PROXY_DISABLED: "This server runs no metering proxy.",
     UPSTREAM_TIMEOUT: "The provider stayed silent longer than `[proxy] upstream_timeout_seconds`.",
     UPSTREAM_UNREACHABLE: "The provider could not be reached.",
@@ -95,6 +97,6 @@ mod tests {
             assert!(doc.contains(&format!("| `{code}` | {meaning} |")), "docs/error-codes.md does not say what {code} means");
         }
         let listed = doc.lines().filter(|l| l.starts_with("| `")).count();
-        assert_eq!(listed, super::ALL.len() + 10 + 8, "a code in the docs that no table has (10 planner codes, 8 store codes)");
+        assert_eq!(listed, super::ALL.len() + 12 + 8, "a code in the docs that no table has (12 planner codes, 8 store codes)");
     }
 }

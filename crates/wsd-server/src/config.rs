@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 use wsd_core::EnvKey;
-use wsd_core::plan::{PlatformSettings, Policy};
+use wsd_core::plan::{CredentialDelivery, PlatformSettings, Policy};
 use wsd_core::registry::ProviderOverride;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -271,6 +271,10 @@ pub struct PolicySection {
     /// Tokens (input plus output) per minute one workspace may use (0: no limit).
     #[serde(default)]
     pub tokens_per_minute_per_workspace: u64,
+    /// How BYOK workspaces get their keys unless their org chose: `direct` (the workspace
+    /// holds the key) or `proxy` (wsd keeps it and its proxy sends it).
+    #[serde(default)]
+    pub credential_delivery: CredentialDelivery,
 }
 
 fn default_max_running() -> u64 {
@@ -292,6 +296,7 @@ impl Default for PolicySection {
             allow_unverified_runtime_providers: false,
             requests_per_minute_per_workspace: 0,
             tokens_per_minute_per_workspace: 0,
+            credential_delivery: CredentialDelivery::Direct,
         }
     }
 }

@@ -115,6 +115,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/registry/runtimes", get(registry::runtimes))
         .route("/v1/orgs", post(orgs::create).get(orgs::list))
         .route("/v1/orgs/{org}", get(orgs::get))
+        .route("/v1/orgs/{org}/credential-delivery", axum::routing::put(orgs::put_credential_delivery))
         .route("/v1/orgs/{org}/tokens", post(orgs::create_token).get(orgs::list_tokens))
         .route("/v1/orgs/{org}/tokens/{id}", axum::routing::delete(orgs::revoke_token))
         .route("/v1/orgs/{org}/secrets", get(secrets::list_org))

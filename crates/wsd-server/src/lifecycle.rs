@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use wsd_backend::{Launch, LaunchFile};
 use wsd_core::plan::{EnvValue, FileContent, SecretOrigin};
 use wsd_core::{Plan, PlanReport, SecretValue};
-use wsd_store::{LastError, NewAuditEvent, TokenKind, Workspace, WorkspaceSecrets, WorkspaceState, WorkspaceStatus};
+use wsd_store::{LastError, NewAuditEvent, ProxiedRoute, Workspace, WorkspaceSecrets, WorkspaceState, WorkspaceStatus};
 
 use crate::code;
 use crate::error::{ApiError, ApiResult};
@@ -99,7 +99,8 @@ pub async fn provision(state: &AppState, org: &str, id: &str, actor: &str) -> Ap
         Ok(secrets) => secrets,
         Err(e) => return Err(fail(state, &workspace, e.into()).await),
     };
-    let plan = match service::plan_names(state, id, &workspace.runtime, &workspace.model, &secrets.names)? {
+    let delivery = state.store.get_org(org).await?.credential_delivery;
+    let plan = match service::plan_names(state, id, &workspace.runtime, &workspace.model, &secrets.names, delivery)? {
         Ok(plan) => plan,
         Err(refusal) => return Err(fail(state, &workspace, refusal.into()).await),
     };
@@ -112,10 +113,16 @@ pub async fn provision(state: &AppState, org: &str, id: &str, actor: &str) -> Ap
         return Err(fail(state, &workspace, error).await);
     };
 
-    // A fresh usage token per provision; the previous ones stop working.
+    // A fresh usage token per provision; the previous ones stop working. With proxy
+    // delivery it stands for the planned secret, which the proxy sends to the provider.
     let usage = if plan.env.values().any(|e| e.value == EnvValue::UsageToken) {
         revoke_usage_tokens(state, &workspace, actor).await?;
-        Some(state.store.create_token(TokenKind::Usage, Some(org), Some(id), "usage", actor).await?.1)
+        let proxied = plan.delivery.proxied.as_ref().map(|p| ProxiedRoute {
+            provider: plan.provider.clone(),
+            key: p.key.clone(),
+            origin: p.origin,
+        });
+        Some(state.store.create_usage_token(org, id, proxied.as_ref(), actor).await?.1)
     } else {
         None
     };
@@ -173,7 +180,10 @@ pub async fn provision(state: &AppState, org: &str, id: &str, actor: &str) -> Ap
         actor: actor.to_owned(),
         action: "workspace.provision".into(),
         target: format!("org/{org}/workspaces/{id}"),
-        details: json!({"provider": plan.provider, "routing": plan.routing, "plan_hash": hash, "decisions": decisions}),
+        details: json!({
+            "provider": plan.provider, "routing": plan.routing, "delivery": plan.delivery.delivery,
+            "plan_hash": hash, "decisions": decisions,
+        }),
     };
     let audited = match recorded {
         Ok(()) => state.store.append_audit(&event).await,
@@ -292,20 +302,8 @@ pub async fn observe(state: &AppState, mut workspace: Workspace) -> ApiResult<Wo
     }
     let stale = match (&workspace.plan_hash, workspace.status) {
         (Some(hash), WorkspaceStatus::Running) => {
-            let names = state.store.secret_names(&workspace.org_id, Some(&workspace.id)).await?;
-            let current = wsd_core::plan(
-                &state.registry,
-                &wsd_core::plan::WorkspaceSpec {
-                    id: wsd_core::plan::WorkspaceId::new(&workspace.id)
-                        .map_err(|_| ApiError::bad_request(code::INVALID_ID, "invalid workspace id"))?,
-                    runtime: workspace.runtime.clone(),
-                    model: workspace.model.clone(),
-                    delivery: Default::default(),
-                },
-                &names,
-                state.platform.as_ref(),
-                &state.policy,
-            );
+            let input = state.store.plan_input(&workspace.org_id, &workspace.id).await?;
+            let current = service::plan_names(state, &workspace.id, &workspace.runtime, &workspace.model, &input.names, input.delivery)?;
             Some(current.map(|p| plan_hash(&p) != *hash).unwrap_or(true))
         }
         _ => None,

@@ -191,6 +191,7 @@ mod tests {
             status,
             latency_ms: 1,
             request_id: "r".into(),
+            routing: "platform".into(),
             cost_micros: None,
             reservation: None,
         };

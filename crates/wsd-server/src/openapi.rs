@@ -22,14 +22,14 @@ impl Modify for BearerAuth {
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     paths(
-        orgs::create, orgs::list, orgs::get, orgs::create_token, orgs::list_tokens, orgs::revoke_token, orgs::create_admin_token, orgs::list_admin_tokens, orgs::revoke_admin_token,
+        orgs::create, orgs::list, orgs::get, orgs::put_credential_delivery, orgs::create_token, orgs::list_tokens, orgs::revoke_token, orgs::create_admin_token, orgs::list_admin_tokens, orgs::revoke_admin_token,
         secrets::put_org, secrets::delete_org, secrets::list_org, secrets::put_workspace, secrets::delete_workspace,
         secrets::list_workspace, secrets::put_platform, secrets::delete_platform, secrets::list_platform,
         workspaces::create, workspaces::list, workspaces::get, workspaces::delete, workspaces::patch, workspaces::plan,
         workspaces::billing, workspaces::admin_billing, workspaces::provision, workspaces::restart, workspaces::stop, workspaces::logs,
         registry::providers, registry::runtimes, audit::audit, usage::usage, usage::usage_requests, usage::put_budget, usage::list_budgets, usage::delete_budget, usage::put_rate_limits, usage::get_rate_limits, usage::delete_rate_limits, operations::healthz, operations::readyz, operations::metrics,
     ),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, orgs::CreateOrg, orgs::CreateToken, secrets::PutSecret, workspaces::CreateWorkspace, workspaces::PatchWorkspace, usage::PutBudget, usage::PutRateLimits))
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, orgs::CreateOrg, orgs::CreateToken, orgs::PutCredentialDelivery, orgs::DeliverySetting, secrets::PutSecret, workspaces::CreateWorkspace, workspaces::PatchWorkspace, usage::PutBudget, usage::PutRateLimits))
 )]
 pub struct ApiDoc;
 

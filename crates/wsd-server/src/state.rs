@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wsd_core::Registry;
-use wsd_core::plan::{PlatformSettings, Policy};
+use wsd_core::plan::{CredentialDelivery, DeliveryChoice, DeliverySetBy, PlatformSettings, Policy};
 use wsd_store::{PlanInput, Store};
 
 use crate::auth::{Authenticates, Authenticator};
@@ -37,6 +37,8 @@ pub struct AppState {
     pub runner: Option<Runner>,
     /// The metering proxy, with its own state.
     pub proxy: Arc<Proxy>,
+    /// `[policy] credential_delivery`: for orgs that chose none.
+    pub default_delivery: CredentialDelivery,
 }
 
 /// A backend, the argv it runs per runtime and how each runtime is confined.
@@ -89,6 +91,15 @@ impl AppState {
             plan_inputs: TtlCache::new(PLAN_INPUT_TTL, 10_000),
             preflight: None,
             runner: None,
+            default_delivery: CredentialDelivery::Direct,
+        }
+    }
+
+    /// The credential delivery of an org's workspaces: its own setting, else the default.
+    pub fn delivery(&self, org_setting: Option<CredentialDelivery>) -> DeliveryChoice {
+        match org_setting {
+            Some(delivery) => DeliveryChoice { delivery, set_by: DeliverySetBy::Org },
+            None => DeliveryChoice { delivery: self.default_delivery, set_by: DeliverySetBy::Platform },
         }
     }
 
@@ -107,6 +118,7 @@ impl AppState {
         self.auth.forget_tokens();
         self.proxy.gate.forget_usage_tokens();
         self.proxy.gate.forget_platform_keys();
+        self.proxy.gate.forget_tenant_keys();
         self.proxy.forget_budgets();
     }
 }

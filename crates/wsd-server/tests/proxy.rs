@@ -920,6 +920,7 @@ fn usage_row(s: &Setup, tokens: i64) -> wsd_store::UsageRecord {
         status: 200,
         latency_ms: 1,
         request_id: "seeded".into(),
+        routing: "platform".into(),
         cost_micros: None,
         reservation: None,
     }

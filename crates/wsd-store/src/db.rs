@@ -106,7 +106,7 @@ macro_rules! plan_input_sql {
             $aggregate,
             "(key, ',') FROM org_secrets WHERE org_id = $2), (SELECT ",
             $aggregate,
-            "(key, ',') FROM workspace_secrets WHERE workspace_id = $1 AND org_id = $2) FROM workspaces WHERE id = $1 AND org_id = $2"
+            "(key, ',') FROM workspace_secrets WHERE workspace_id = $1 AND org_id = $2), (SELECT credential_delivery FROM orgs WHERE id = $2) FROM workspaces WHERE id = $1 AND org_id = $2"
         )
     };
 }

@@ -12,6 +12,9 @@ pub struct Org {
     pub id: String,
     pub name: String,
     pub created_at: i64,
+    /// How its BYOK workspaces get their keys; `None`: the platform's default.
+    #[schema(value_type = Option<String>, example = "proxy")]
+    pub credential_delivery: Option<wsd_core::plan::CredentialDelivery>,
 }
 
 /// A workspace's lifecycle state.
@@ -170,6 +173,19 @@ pub struct Token {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// A proxy-delivered BYOK workspace's usage token: what its calls are sent with.
+    #[serde(skip)]
+    pub proxied: Option<ProxiedRoute>,
+}
+
+/// Where wsd's proxy sends the calls of a proxy-delivered BYOK workspace, and with which
+/// secret (its name and origin; the value stays in the vault until the call).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxiedRoute {
+    /// The registry's provider name.
+    pub provider: String,
+    pub key: EnvKey,
+    pub origin: wsd_core::plan::SecretOrigin,
 }
 
 /// An audit event as read back.
@@ -211,6 +227,8 @@ pub struct UsageRecord {
     pub status: i64,
     pub latency_ms: i64,
     pub request_id: String,
+    /// Whose key the request ran on: `platform`, or `byok` (the org's own, through the proxy).
+    pub routing: String,
     /// What the request cost in micro-dollars (10⁻⁶ USD); `None` when the price of a token
     /// class it used is unknown.
     pub cost_micros: Option<i64>,

@@ -6,19 +6,32 @@ use crate::audit::append_audit;
 use crate::db::{Store, new_id, now_ms, on_read, on_write};
 use crate::error::{Result, StoreError, conflict_or};
 use crate::model::{LastError, NewAuditEvent, NewWorkspace, Org, Workspace, WorkspaceState, WorkspaceStatus};
+use wsd_core::plan::CredentialDelivery;
 
 #[derive(sqlx::FromRow)]
 struct OrgRow {
     id: String,
     name: String,
     created_at: i64,
+    credential_delivery: Option<String>,
 }
 
-impl From<OrgRow> for Org {
-    fn from(r: OrgRow) -> Self {
-        Org { id: r.id, name: r.name, created_at: r.created_at }
+pub(crate) fn delivery_from(text: &str) -> Result<CredentialDelivery> {
+    match text {
+        "direct" => Ok(CredentialDelivery::Direct),
+        "proxy" => Ok(CredentialDelivery::Proxy),
+        other => Err(StoreError::Database(sqlx::Error::Decode(format!("unknown credential delivery `{other}`").into()))),
     }
 }
+
+impl OrgRow {
+    fn into_org(self) -> Result<Org> {
+        let credential_delivery = self.credential_delivery.as_deref().map(delivery_from).transpose()?;
+        Ok(Org { id: self.id, name: self.name, created_at: self.created_at, credential_delivery })
+    }
+}
+
+const ORG_COLUMNS: &str = "id, name, created_at, credential_delivery";
 
 #[derive(sqlx::FromRow)]
 struct WorkspaceRow {
@@ -72,7 +85,7 @@ const WORKSPACE_COLUMNS: &str = "id, org_id, name, runtime, model, status, last_
 
 impl Store {
     pub async fn create_org(&self, name: &str, actor: &str) -> Result<Org> {
-        let org = Org { id: new_id(), name: name.to_owned(), created_at: now_ms() };
+        let org = Org { id: new_id(), name: name.to_owned(), created_at: now_ms(), credential_delivery: None };
         let event = NewAuditEvent {
             org_id: Some(org.id.clone()),
             actor: actor.to_owned(),
@@ -96,17 +109,48 @@ impl Store {
     }
 
     pub async fn get_org(&self, id: &str) -> Result<Org> {
-        let row: Option<OrgRow> = on_read!(self, |pool| sqlx::query_as("SELECT id, name, created_at FROM orgs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?);
-        row.map(Org::from).ok_or(StoreError::NotFound { what: "org" })
+        let row: Option<OrgRow> =
+            on_read!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {ORG_COLUMNS} FROM orgs WHERE id = $1")))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?);
+        row.ok_or(StoreError::NotFound { what: "org" })?.into_org()
     }
 
     pub async fn list_orgs(&self) -> Result<Vec<Org>> {
-        let rows: Vec<OrgRow> =
-            on_read!(self, |pool| sqlx::query_as("SELECT id, name, created_at FROM orgs ORDER BY created_at, id").fetch_all(pool).await?);
-        Ok(rows.into_iter().map(Org::from).collect())
+        let rows: Vec<OrgRow> = on_read!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ORG_COLUMNS} FROM orgs ORDER BY created_at, id"
+        )))
+        .fetch_all(pool)
+        .await?);
+        rows.into_iter().map(OrgRow::into_org).collect()
+    }
+
+    /// Sets how the org's BYOK workspaces get their keys; `None`: the platform's default.
+    /// Running workspaces keep their plan until provisioned again.
+    pub async fn set_credential_delivery(&self, org: &str, delivery: Option<CredentialDelivery>, actor: &str) -> Result<Org> {
+        let event = NewAuditEvent {
+            org_id: Some(org.to_owned()),
+            actor: actor.to_owned(),
+            action: "org.credential_delivery".into(),
+            target: format!("org/{org}"),
+            details: json!({"credential_delivery": delivery.map(CredentialDelivery::as_str)}),
+        };
+        on_write!(self, |pool| {
+            let mut tx = crate::db::Dialect::begin_write(pool).await?;
+            let updated = sqlx::query("UPDATE orgs SET credential_delivery = $1 WHERE id = $2")
+                .bind(delivery.map(CredentialDelivery::as_str))
+                .bind(org)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if updated == 0 {
+                return Err(StoreError::NotFound { what: "org" });
+            }
+            append_audit!(tx, &event, pool);
+            tx.commit().await?;
+        });
+        self.get_org(org).await
     }
 
     pub async fn create_workspace(&self, org: &str, new: &NewWorkspace<'_>, actor: &str) -> Result<Workspace> {

@@ -328,6 +328,8 @@ pub struct PlanInput {
     pub runtime: String,
     pub model: String,
     pub names: wsd_core::plan::SecretNames,
+    /// The org's credential delivery; `None`: the platform's default.
+    pub delivery: Option<wsd_core::plan::CredentialDelivery>,
 }
 
 impl Store {
@@ -335,14 +337,15 @@ impl Store {
     /// and one row (names are aggregated: a row per key would cost a hand-off each);
     /// `NotFound` when the org has no such workspace.
     pub async fn plan_input(&self, org: &str, id: &str) -> Result<PlanInput> {
-        type Row = (String, String, Option<String>, Option<String>);
+        type Row = (String, String, Option<String>, Option<String>, Option<String>);
         let row: Option<Row> =
             on_read!(self, |pool| sqlx::query_as(crate::db::plan_input_sql(pool)).bind(id).bind(org).fetch_optional(pool).await?);
-        let (runtime, model, org_keys, workspace_keys) = row.ok_or(StoreError::NotFound { what: "workspace" })?;
+        let (runtime, model, org_keys, workspace_keys, delivery) = row.ok_or(StoreError::NotFound { what: "workspace" })?;
         let parse = |csv: Option<String>| -> Result<std::collections::BTreeSet<EnvKey>> {
             csv.iter().flat_map(|c| c.split(',')).map(|k| EnvKey::new(k).map_err(|_| corrupt_key(k))).collect()
         };
         let names = wsd_core::plan::SecretNames { org: parse(org_keys)?, workspace: parse(workspace_keys)? };
-        Ok(PlanInput { runtime, model, names })
+        let delivery = delivery.as_deref().map(crate::orgs::delivery_from).transpose()?;
+        Ok(PlanInput { runtime, model, names, delivery })
     }
 }

@@ -6,12 +6,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use wsd_core::SecretValue;
+use wsd_core::plan::SecretOrigin;
+use wsd_core::{EnvKey, SecretValue};
 
 use crate::audit::append_audit;
 use crate::db::{Store, new_id, now_ms, on_read, on_write};
 use crate::error::{Result, StoreError};
-use crate::model::{NewAuditEvent, Token, TokenKind};
+use crate::model::{NewAuditEvent, ProxiedRoute, Token, TokenKind};
 
 /// Every token starts with this, so that scanners can recognise a leaked one.
 pub const TOKEN_PREFIX: &str = "wsd_";
@@ -31,11 +32,28 @@ struct TokenRow {
     created_at: i64,
     last_used_at: Option<i64>,
     revoked_at: Option<i64>,
+    proxied_provider: Option<String>,
+    proxied_key: Option<String>,
+    proxied_origin: Option<String>,
 }
 
 impl TokenRow {
     fn into_token(self) -> Result<Token> {
+        let corrupt = |what: String| StoreError::Database(sqlx::Error::Decode(what.into()));
+        let proxied = match (self.proxied_provider, self.proxied_key, self.proxied_origin.as_deref()) {
+            (Some(provider), Some(key), Some(origin)) => Some(ProxiedRoute {
+                provider,
+                key: EnvKey::new(&key).map_err(|_| corrupt(format!("invalid proxied key `{key}`")))?,
+                origin: match origin {
+                    "org" => SecretOrigin::Org,
+                    "workspace" => SecretOrigin::Workspace,
+                    other => return Err(corrupt(format!("unknown secret origin `{other}`"))),
+                },
+            }),
+            _ => None,
+        };
         Ok(Token {
+            proxied,
             kind: TokenKind::parse(&self.kind)
                 .ok_or_else(|| StoreError::Database(sqlx::Error::Decode(format!("unknown token kind `{}`", self.kind).into())))?,
             id: self.id,
@@ -62,7 +80,8 @@ pub fn generate_token() -> SecretValue {
     SecretValue::new(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(*bytes)))
 }
 
-const TOKEN_COLUMNS: &str = "id, org_id, workspace_id, kind, name, prefix, token_hash, created_at, last_used_at, revoked_at";
+const TOKEN_COLUMNS: &str =
+    "id, org_id, workspace_id, kind, name, prefix, token_hash, created_at, last_used_at, revoked_at, proxied_provider, proxied_key, proxied_origin";
 
 impl Store {
     /// Creates a token and returns it with its plaintext, which is never stored.
@@ -79,6 +98,20 @@ impl Store {
         Ok((token, plaintext))
     }
 
+    /// Mints a workspace's usage token; `proxied`: it stands for the org's own key, which
+    /// wsd's proxy sends to that provider.
+    pub async fn create_usage_token(
+        &self,
+        org: &str,
+        workspace: &str,
+        proxied: Option<&ProxiedRoute>,
+        actor: &str,
+    ) -> Result<(Token, SecretValue)> {
+        let plaintext = generate_token();
+        let token = self.insert_token_row(TokenKind::Usage, Some(org), Some(workspace), "usage", &plaintext, proxied, actor).await?;
+        Ok((token, plaintext))
+    }
+
     /// Stores a token whose plaintext the caller chose (the operator's `WSD_ADMIN_TOKEN`).
     pub async fn insert_token(
         &self,
@@ -89,7 +122,22 @@ impl Store {
         plaintext: &SecretValue,
         actor: &str,
     ) -> Result<Token> {
+        self.insert_token_row(kind, org, workspace, name, plaintext, None, actor).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_token_row(
+        &self,
+        kind: TokenKind,
+        org: Option<&str>,
+        workspace: Option<&str>,
+        name: &str,
+        plaintext: &SecretValue,
+        proxied: Option<&ProxiedRoute>,
+        actor: &str,
+    ) -> Result<Token> {
         let token = Token {
+            proxied: proxied.cloned(),
             id: new_id(),
             org_id: org.map(str::to_owned),
             workspace_id: workspace.map(str::to_owned),
@@ -105,12 +153,16 @@ impl Store {
             actor: actor.to_owned(),
             action: "token.create".into(),
             target: format!("tokens/{}", token.id),
-            details: json!({"kind": kind.as_str(), "name": name, "prefix": token.prefix, "workspace": workspace}),
+            details: json!({
+                "kind": kind.as_str(), "name": name, "prefix": token.prefix, "workspace": workspace,
+                "proxied": proxied.map(|p| json!({"provider": p.provider, "key": p.key, "origin": p.origin.as_str()})),
+            }),
         };
         on_write!(self, |pool| {
             let mut tx = crate::db::Dialect::begin_write(pool).await?;
             sqlx::query(
-                "INSERT INTO api_tokens (id, org_id, workspace_id, kind, name, prefix, token_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO api_tokens (id, org_id, workspace_id, kind, name, prefix, token_hash, created_at, proxied_provider, proxied_key, proxied_origin)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(&token.id)
             .bind(org)
@@ -120,6 +172,9 @@ impl Store {
             .bind(&token.prefix)
             .bind(token_hash(plaintext.expose()))
             .bind(token.created_at)
+            .bind(proxied.map(|p| p.provider.as_str()))
+            .bind(proxied.map(|p| p.key.as_str()))
+            .bind(proxied.map(|p| p.origin.as_str()))
             .execute(&mut *tx)
             .await
             .map_err(|e| crate::error::conflict_or(e, "token"))?;

@@ -16,7 +16,7 @@ fn daily_totals(records: &[UsageRecord]) -> std::collections::BTreeMap<(&str, &s
     totals
 }
 
-/// Rows per INSERT statement: 13 parameters each stays far below both databases' limits.
+/// Rows per INSERT statement: 14 parameters each stays far below both databases' limits.
 const ROWS_PER_STATEMENT: usize = 256;
 
 impl Store {
@@ -29,7 +29,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             for chunk in records.chunks(ROWS_PER_STATEMENT) {
                 let mut insert = sqlx::QueryBuilder::new(
-                    "INSERT INTO usage_ledger (at, org_id, workspace_id, provider, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, status, latency_ms, request_id, cost_micros) ",
+                    "INSERT INTO usage_ledger (at, org_id, workspace_id, provider, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, status, latency_ms, request_id, cost_micros, routing) ",
                 );
                 insert.push_values(chunk, |mut row, r| {
                     row.push_bind(r.at)
@@ -44,7 +44,8 @@ impl Store {
                         .push_bind(r.status)
                         .push_bind(r.latency_ms)
                         .push_bind(&r.request_id)
-                        .push_bind(r.cost_micros);
+                        .push_bind(r.cost_micros)
+                        .push_bind(&r.routing);
                 });
                 insert.build().execute(&mut *tx).await?;
             }
@@ -112,6 +113,8 @@ pub struct UsageSummary {
     pub workspace_id: String,
     pub provider: String,
     pub model: String,
+    /// `platform`, or `byok`: the org's own key, through wsd's proxy.
+    pub routing: String,
     #[sqlx(flatten)]
     #[serde(flatten)]
     pub totals: UsageTotals,
@@ -164,10 +167,10 @@ impl Store {
     pub async fn usage_summary(&self, org: &str, from: i64, to: i64) -> Result<Vec<UsageSummary>> {
         let rows: Vec<UsageSummary> = crate::db::on_read!(self, |pool| {
             sqlx::query_as(concat!(
-                "SELECT workspace_id, provider, model, ",
+                "SELECT workspace_id, provider, model, routing, ",
                 sums!(),
                 " FROM usage_ledger WHERE org_id = $1 AND at >= $2 AND at < $3
-                 GROUP BY workspace_id, provider, model ORDER BY workspace_id, provider, model"
+                 GROUP BY workspace_id, provider, model, routing ORDER BY workspace_id, provider, model, routing"
             ))
             .bind(org)
             .bind(from)
@@ -184,7 +187,7 @@ impl Store {
     pub async fn usage_requests(&self, org: &str, workspace: Option<&str>, limit: i64) -> Result<Vec<UsageRecord>> {
         let rows: Vec<UsageRecord> = crate::db::on_read!(self, |pool| {
             sqlx::query_as(
-                "SELECT at, org_id, workspace_id, provider, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, status, latency_ms, request_id, cost_micros
+                "SELECT at, org_id, workspace_id, provider, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, status, latency_ms, request_id, cost_micros, routing
                  FROM usage_ledger WHERE org_id = $1 AND ($2 IS NULL OR workspace_id = $2) ORDER BY at DESC, id DESC LIMIT $3",
             )
             .bind(org)

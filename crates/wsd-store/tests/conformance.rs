@@ -423,6 +423,7 @@ async fn budgets_and_usage_sums(db: &TestDb) {
         status: 200,
         latency_ms: 5,
         request_id: "r".into(),
+        routing: "platform".into(),
         cost_micros: None,
         reservation: None,
     };
@@ -623,6 +624,7 @@ async fn budget_reservations_hold_under_concurrency(db: &TestDb) {
         status: 200,
         latency_ms: 1,
         request_id: "r".into(),
+        routing: "platform".into(),
         cost_micros: Some(input * 1_000),
         reservation: Some(reservation.to_owned()),
     };

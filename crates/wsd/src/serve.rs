@@ -76,6 +76,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             .with_proxy_settings(&config.proxy_settings())
             .map_err(Failure::Usage)?;
         state.runner = Some(crate::process_backend::runner(&config, &args.store.data_dir)?);
+        state.default_delivery = config.policy.credential_delivery;
         if config.policy.preflight {
             let timeout = std::time::Duration::from_secs(config.policy.preflight_timeout_seconds.max(1));
             state.preflight = Some(wsd_server::preflight::Preflight::new(timeout).map_err(Failure::Usage)?);

@@ -54,7 +54,7 @@ fn plan_json_for_the_minimax_seed_case() {
     assert_no_canary(&out);
     let v = json(&out);
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["decisions", "env", "error", "files", "ok", "provider", "routing", "verified_on", "warnings"]);
+    assert_eq!(keys, ["decisions", "delivery", "env", "error", "files", "ok", "provider", "routing", "verified_on", "warnings"]);
     assert_eq!(v["verified_on"], serde_json::json!(["2.1.197", "2.1.332"]));
     assert_eq!(v["ok"], true);
     assert_eq!(v["routing"], "byok");

@@ -1,6 +1,7 @@
 //! One proxied request, phase by phase: admit (the workspace's usage token) → the endpoint
 //! (model calls only) → prepare (budget, body, the workspace's own model, the vendor, the
-//! platform key, headers by allowlist) → forward → the answer back through the meter.
+//! key — the platform's, or for a proxy-delivered BYOK workspace the org's or its own —
+//! headers by allowlist) → forward → the answer back through the meter.
 
 use std::sync::Arc;
 
@@ -109,6 +110,10 @@ pub(super) async fn forward(proxy: Arc<Proxy>, surface: Protocol, request: Reque
         proxy.clone(),
     );
     pending.meter().started = started;
+    if let Some(proxied) = &grant.proxied {
+        pending.meter().routing = wsd_core::plan::Routing::Byok;
+        pending.meter().provider = proxied.provider.clone();
+    }
     let call = match endpoint {
         None => Err(not_allowed(&parts.method, rest)),
         Some(Endpoint::Models) => {
@@ -186,29 +191,52 @@ async fn prepare(
     let body = read_body(body).await?;
     let request = RequestBody::parse(&body)?;
     let model = request.model()?;
-    // A workspace calls the model it was planned with, nothing else, on the platform's key.
-    // A CLI that cannot send a namespaced id sends the vendor's own (`MiniMax-M2.7`): the
-    // usage token names the model it stands for.
-    let bare = grant.model.split_once('/').map(|(_, id)| id);
-    if model != grant.model && bare != Some(model.as_str()) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            code::MODEL_NOT_ALLOWED,
-            format!("this workspace runs model `{}`; it may not call `{model}`", grant.model),
-        ));
-    }
-    let (vendor, vendor_model) = proxy.vendors.pick(&grant.model)?;
+    let (vendor, vendor_model, key) = match &grant.proxied {
+        None => {
+            // A platform workspace calls the model it was planned with, nothing else, on the
+            // platform's key. A CLI that cannot send a namespaced id sends the vendor's own
+            // (`MiniMax-M2.7`): the usage token names the model it stands for.
+            let bare = grant.model.split_once('/').map(|(_, id)| id);
+            if model != grant.model && bare != Some(model.as_str()) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    code::MODEL_NOT_ALLOWED,
+                    format!("this workspace runs model `{}`; it may not call `{model}`", grant.model),
+                ));
+            }
+            let (vendor, vendor_model) = proxy.vendors.pick(&grant.model)?;
+            let key = proxy.gate.platform_key(&proxy.store, &vendor.key_name).await?.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    code::PLATFORM_KEY_MISSING,
+                    format!("the platform has no key for provider `{}` (platform secret {})", vendor.provider, vendor.key_name),
+                )
+            })?;
+            (vendor, vendor_model, key)
+        }
+        Some(proxied) => {
+            // A BYOK workspace's own key, kept in wsd: the model id is the vendor's, sent as
+            // the runtime names it (the org's key and bill, as with direct delivery).
+            let vendor = proxy.vendors.provider(&proxied.provider)?;
+            let key = proxy.gate.tenant_key(&proxy.store, grant, proxied).await?.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    code::PROXIED_KEY_MISSING,
+                    format!(
+                        "the {} secret {} that this workspace's calls to provider `{}` are sent with is no longer set; set it again",
+                        proxied.origin.as_str(),
+                        proxied.key,
+                        proxied.provider
+                    ),
+                )
+            })?;
+            (vendor, model.as_str(), key)
+        }
+    };
     let route = vendor.route(surface)?;
     // Chat completions report a stream's usage only when asked to.
     let payload = request.render(vendor_model, request.streaming() && dialect == Dialect::OpenaiChat);
 
-    let key = proxy.gate.platform_key(&proxy.store, &vendor.key_name).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            code::PLATFORM_KEY_MISSING,
-            format!("the platform has no key for provider `{}` (platform secret {})", vendor.provider, vendor.key_name),
-        )
-    })?;
     let upstream = proxy
         .upstream
         .as_ref()

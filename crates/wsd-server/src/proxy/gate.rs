@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wsd_core::{EnvKey, SecretValue};
-use wsd_store::{OrgRateLimits, Store, StoreError, TokenKind};
+use wsd_core::plan::SecretOrigin;
+use wsd_store::{OrgRateLimits, ProxiedRoute, SecretOwner, Store, StoreError, TokenKind};
 
 use crate::cache::TtlCache;
 
@@ -18,13 +19,20 @@ pub const GATE_CACHE_TTL: Duration = Duration::from_secs(5);
 /// set through this process apply at once, through another within this time.
 pub const BUDGET_REFRESH: Duration = Duration::from_secs(1);
 
+/// How long a tenant's key opened for a proxy-delivered workspace stays in memory: a key
+/// replaced at wsd is used from the next request on (every change through the API clears
+/// it at once), and an opened key is not kept longer than a few seconds.
+pub const TENANT_KEY_TTL: Duration = Duration::from_secs(2);
+
 /// The workspace a live usage token was minted for, and the model it was planned with: the
-/// only model it may call.
+/// only model a platform-routed workspace may call. A proxy-delivered BYOK workspace's token
+/// also names the provider and the secret its calls are sent with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageGrant {
     pub org: String,
     pub workspace: String,
     pub model: String,
+    pub proxied: Option<ProxiedRoute>,
 }
 
 #[derive(Debug)]
@@ -34,6 +42,8 @@ pub struct Gate {
     budget_scopes: TtlCache<String, Arc<BudgetScopes>>,
     /// Each org's own rate limits, `None` for the platform's defaults.
     rate_limits: TtlCache<String, Option<OrgRateLimits>>,
+    /// Keys of proxy-delivered workspaces, by (org, workspace for a workspace secret, name).
+    tenant_keys: TtlCache<(String, Option<String>, EnvKey), Option<Arc<SecretValue>>>,
 }
 
 /// Which scopes of an org have budgets.
@@ -50,6 +60,7 @@ impl Default for Gate {
             platform_keys: TtlCache::new(GATE_CACHE_TTL, 1_000),
             budget_scopes: TtlCache::new(BUDGET_REFRESH, 100_000),
             rate_limits: TtlCache::new(BUDGET_REFRESH, 100_000),
+            tenant_keys: TtlCache::new(TENANT_KEY_TTL, 100_000),
         }
     }
 }
@@ -60,15 +71,15 @@ impl Gate {
     pub async fn usage_grant(&self, store: &Store, presented: &str) -> Result<Option<Arc<UsageGrant>>, StoreError> {
         self.usage_tokens
             .get_or_try_load(wsd_store::token_hash(presented), async {
-                let (org, workspace) = match store.authenticate_token(presented).await? {
+                let (org, workspace, proxied) = match store.authenticate_token(presented).await? {
                     Some(token) if token.kind == TokenKind::Usage => match (token.org_id, token.workspace_id) {
-                        (Some(org), Some(workspace)) => (org, workspace),
+                        (Some(org), Some(workspace)) => (org, workspace, token.proxied),
                         _ => return Ok(None),
                     },
                     _ => return Ok(None),
                 };
                 match store.get_workspace(&org, &workspace).await {
-                    Ok(found) => Ok(Some(Arc::new(UsageGrant { org, workspace, model: found.model }))),
+                    Ok(found) => Ok(Some(Arc::new(UsageGrant { org, workspace, model: found.model, proxied }))),
                     Err(StoreError::NotFound { .. }) => Ok(None),
                     Err(e) => Err(e),
                 }
@@ -91,6 +102,23 @@ impl Gate {
     /// A platform secret was written or deleted.
     pub fn forget_platform_keys(&self) {
         self.platform_keys.clear();
+    }
+
+    /// The secret a proxy-delivered workspace's calls are sent with, opened from the vault
+    /// and kept for [`TENANT_KEY_TTL`] at most; `None` when it is no longer set.
+    pub async fn tenant_key(&self, store: &Store, grant: &UsageGrant, route: &ProxiedRoute) -> Result<Option<Arc<SecretValue>>, StoreError> {
+        let owner = match route.origin {
+            SecretOrigin::Org => SecretOwner::Org { org: &grant.org },
+            SecretOrigin::Workspace => SecretOwner::Workspace { org: &grant.org, workspace: &grant.workspace },
+        };
+        let workspace = (route.origin == SecretOrigin::Workspace).then(|| grant.workspace.clone());
+        let load = async { Ok::<_, StoreError>(Some(store.get_secret(owner, &route.key).await?.map(Arc::new))) };
+        Ok(self.tenant_keys.get_or_try_load((grant.org.clone(), workspace, route.key.clone()), load).await?.flatten())
+    }
+
+    /// A tenant secret was written or deleted, or a key rotated.
+    pub fn forget_tenant_keys(&self) {
+        self.tenant_keys.clear();
     }
 
     /// Whether a budget applies to requests of `workspace`: the org's budget scopes, read
@@ -166,7 +194,7 @@ mod tests {
         let gate = Gate::default();
         let (id, token) = store.create_token(TokenKind::Usage, Some(&org), Some(&workspace), "usage", "test").await.unwrap();
         let grant = gate.usage_grant(&store, token.expose()).await.unwrap().unwrap();
-        assert_eq!(*grant, UsageGrant { org: org.clone(), workspace, model: "minimax/MiniMax-M2.7".into() });
+        assert_eq!(*grant, UsageGrant { org: org.clone(), workspace, model: "minimax/MiniMax-M2.7".into(), proxied: None });
         let (_, api) = store.create_token(TokenKind::Org, Some(&org), None, "api", "test").await.unwrap();
         assert!(gate.usage_grant(&store, api.expose()).await.unwrap().is_none(), "an API token is no usage token");
         assert!(gate.usage_grant(&store, "wsd_unknown").await.unwrap().is_none());

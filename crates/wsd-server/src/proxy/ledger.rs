@@ -132,6 +132,7 @@ mod tests {
                 status: 200,
                 latency_ms: 1,
                 request_id: format!("r{i}"),
+                routing: "platform".into(),
                 cost_micros: None,
                 reservation: None,
             });

@@ -204,6 +204,7 @@ mod tests {
             status: 200,
             latency_ms: 1,
             request_id: "r".into(),
+            routing: "platform".into(),
             cost_micros: None,
             reservation: None,
         };

@@ -70,6 +70,8 @@ pub struct Meter {
     pub request_id: Option<String>,
     /// The budget reservation made at admission: the row releases it.
     pub reservation: Option<String>,
+    /// Whose key the request runs on.
+    pub routing: wsd_core::plan::Routing,
     pub sse: bool,
     usage: Usage,
     /// A JSON answer, whole (or its tail, when `plain_cut`); or the unfinished last line of
@@ -102,6 +104,7 @@ impl Meter {
             status: 0,
             request_id: None,
             reservation: None,
+            routing: wsd_core::plan::Routing::Platform,
             sse: false,
             usage: Usage::default(),
             buffer: Vec::new(),
@@ -251,6 +254,7 @@ impl Meter {
             status: fault.map_or(self.status, Fault::ledger_status),
             latency_ms: self.started.elapsed().as_millis() as i64,
             request_id: self.request_id.take().unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            routing: self.routing.as_str().to_owned(),
             // Priced by the proxy as it records the row.
             cost_micros: None,
             reservation: self.reservation.take(),

@@ -1,10 +1,11 @@
 //! What the proxy needs of each upstream vendor, computed once from the registry: the
-//! provider serving a model namespace, the platform secret holding its key, and per surface
-//! the base URL and whether the key goes as a bearer token.
+//! provider serving a model namespace (platform traffic) or named by a proxy-delivered
+//! workspace's token (BYOK traffic), the platform secret holding its key, and per surface
+//! the base URL and whether the key goes as a bearer token (the registry's `key_header`).
 
 use std::collections::HashMap;
 
-use wsd_core::registry::{CredentialSource, Protocol, Provider};
+use wsd_core::registry::{KeyHeader, Protocol, Provider};
 use wsd_core::{EnvKey, Registry};
 
 use crate::code;
@@ -57,7 +58,7 @@ impl Vendor {
                     .iter()
                     .filter_map(|path| Some((*path, reqwest::Url::parse(&join(base, surface, path)).ok()?)))
                     .collect(),
-                bearer: key_is_bearer(registry, provider, surface),
+                bearer: registry.key_header(provider, surface) == KeyHeader::Bearer,
             })
         };
         Vendor {
@@ -81,20 +82,36 @@ impl Vendor {
     }
 }
 
-/// Every vendor, by the model namespace it serves (`minimax` in `minimax/MiniMax-M2.7`).
+/// Every vendor, by the model namespace it serves (`minimax` in `minimax/MiniMax-M2.7`),
+/// and every provider by its name.
 #[derive(Debug, Default)]
-pub(super) struct Vendors(HashMap<String, Vendor>);
+pub(super) struct Vendors {
+    by_namespace: HashMap<String, Vendor>,
+    by_provider: HashMap<String, Vendor>,
+}
 
 impl Vendors {
     pub fn new(registry: &Registry) -> Self {
-        let mut vendors = HashMap::new();
-        for provider in registry.providers() {
+        let mut vendors = Vendors::default();
+        for provider in registry.providers().iter().filter(|p| !p.platform) {
             // The registry holds each `upstream_vendor` once.
             if let Some(namespace) = &provider.upstream_vendor {
-                vendors.insert(namespace.clone(), Vendor::new(registry, provider));
+                vendors.by_namespace.insert(namespace.clone(), Vendor::new(registry, provider));
             }
+            vendors.by_provider.insert(provider.name.clone(), Vendor::new(registry, provider));
         }
-        Vendors(vendors)
+        vendors
+    }
+
+    /// The provider named `name` (a proxy-delivered workspace's, from its usage token).
+    pub fn provider(&self, name: &str) -> Result<&Vendor, ApiError> {
+        self.by_provider.get(name).ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::BAD_GATEWAY,
+                code::UNKNOWN_PROVIDER,
+                format!("the workspace was provisioned for provider `{name}`, which the registry no longer has; provision it again"),
+            )
+        })
     }
 
     /// The vendor a namespaced model (`minimax/MiniMax-M2.7`) goes to, and the vendor's id.
@@ -105,28 +122,10 @@ impl Vendors {
                 format!("model `{model}` has no namespace; use vendor/model, e.g. anthropic/claude-opus-4-7"),
             )
         })?;
-        let vendor = self.0.get(namespace).ok_or_else(|| {
+        let vendor = self.by_namespace.get(namespace).ok_or_else(|| {
             ApiError::bad_request(code::UNKNOWN_MODEL_NAMESPACE, format!("no provider serves the model namespace `{namespace}`"))
         })?;
         Ok((vendor, vendor_model))
-    }
-}
-
-/// Whether `provider` takes its key as a bearer token on `surface` (else as `x-api-key`):
-/// the header a runtime of that protocol sends the provider's `auth_token_env` as — the
-/// registry's record of how the vendor is really called — or the protocol's usual one.
-fn key_is_bearer(registry: &Registry, provider: &Provider, surface: Protocol) -> bool {
-    let sent_as = provider.auth_token_env.as_ref().and_then(|env| {
-        registry
-            .runtimes()
-            .filter(|runtime| runtime.protocol == surface)
-            .flat_map(|runtime| runtime.credential_precedence.iter().flatten())
-            .find(|read| matches!(&read.source, CredentialSource::Env(key) if key == env))
-            .map(|read| read.sent_as.as_str())
-    });
-    match sent_as {
-        Some(sent_as) => sent_as.starts_with("Authorization: Bearer"),
-        None => surface == Protocol::Openai,
     }
 }
 
@@ -135,15 +134,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_vendor_gets_its_key_the_way_its_runtimes_send_it() {
-        let registry = Registry::embedded().unwrap();
-        let provider = |name: &str| registry.provider(name).unwrap();
-        // claude-code sends ANTHROPIC_AUTH_TOKEN as a bearer token, ANTHROPIC_API_KEY as x-api-key.
-        assert!(key_is_bearer(&registry, provider("minimax"), Protocol::Anthropic));
-        assert!(key_is_bearer(&registry, provider("moonshot"), Protocol::Anthropic));
-        assert!(!key_is_bearer(&registry, provider("anthropic-api"), Protocol::Anthropic));
-        assert!(key_is_bearer(&registry, provider("openai-api"), Protocol::Openai));
-        assert!(key_is_bearer(&registry, provider("minimax"), Protocol::Openai));
+    fn every_provider_is_known_by_its_name() {
+        let vendors = Vendors::new(&Registry::embedded().unwrap());
+        let moonshot = vendors.provider("moonshot").unwrap();
+        assert!(moonshot.route(Protocol::Anthropic).unwrap().bearer);
+        let anthropic = vendors.provider("anthropic-api").unwrap();
+        let messages = anthropic.route(Protocol::Anthropic).unwrap();
+        assert!(!messages.bearer);
+        assert_eq!(messages.url("v1/messages").unwrap().as_str(), "https://api.anthropic.com/v1/messages");
+        assert_eq!(vendors.provider("platform").err().unwrap().code, code::UNKNOWN_PROVIDER, "the platform is no upstream");
+        assert_eq!(vendors.provider("nobody").err().unwrap().code, code::UNKNOWN_PROVIDER);
     }
 
     #[test]

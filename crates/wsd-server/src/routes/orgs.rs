@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
+use wsd_core::plan::CredentialDelivery;
 use wsd_store::TokenKind;
 
 use crate::auth::{Caller, OrgScope};
@@ -28,6 +29,24 @@ pub struct CreateOrg {
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     pub name: String,
+}
+
+/// How the org's BYOK workspaces get their keys.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliverySetting {
+    /// The workspace holds its key.
+    Direct,
+    /// The key stays in wsd; the workspace holds a usage token its proxy exchanges for it.
+    Proxy,
+    /// The platform's default (`[policy] credential_delivery`).
+    Default,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutCredentialDelivery {
+    pub credential_delivery: DeliverySetting,
 }
 
 /// Characters that reorder or hide text when displayed (bidirectional overrides and
@@ -70,6 +89,25 @@ pub async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResu
 #[utoipa::path(get, path = "/v1/orgs/{org}", tag = "orgs", params(("org" = String, Path)), responses((status = 200, description = "the org", body = Org), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
 pub async fn get(State(state): State<Arc<AppState>>, OrgScope { org, .. }: OrgScope) -> ApiResult<Json<Org>> {
     Ok(Json(state.store.get_org(&org).await?))
+}
+
+/// Sets how the org's BYOK workspaces get their keys. Running workspaces keep their plan
+/// until provisioned again (at once with `[backends] restart_on_change`); `GET …/plan`
+/// shows the new one.
+#[utoipa::path(put, path = "/v1/orgs/{org}/credential-delivery", tag = "orgs", params(("org" = String, Path)), request_body = PutCredentialDelivery, responses((status = 200, description = "the org, with its credential delivery (`null`: the platform's default)", body = Org), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
+pub async fn put_credential_delivery(
+    State(state): State<Arc<AppState>>,
+    OrgScope { caller, org }: OrgScope,
+    ApiJson(body): ApiJson<PutCredentialDelivery>,
+) -> ApiResult<Json<Org>> {
+    let delivery = match body.credential_delivery {
+        DeliverySetting::Direct => Some(CredentialDelivery::Direct),
+        DeliverySetting::Proxy => Some(CredentialDelivery::Proxy),
+        DeliverySetting::Default => None,
+    };
+    let updated = state.store.set_credential_delivery(&org, delivery, &caller.actor()).await?;
+    crate::lifecycle::restart_if_changed(&state, &org, None, &caller.actor());
+    Ok(Json(updated))
 }
 
 #[utoipa::path(post, path = "/v1/orgs/{org}/tokens", tag = "tokens", params(("org" = String, Path)), request_body = CreateToken, responses((status = 201, description = "the token and, once, its secret", body = MintedToken), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]

@@ -113,7 +113,7 @@ pub async fn plan(
     let key = (org.clone(), id.clone());
     let load = async { Ok::<_, wsd_store::StoreError>(Some(Arc::new(state.store.plan_input(&org, &id).await?))) };
     let input = state.plan_inputs.get_or_try_load(key, load).await?.ok_or_else(|| ApiError::not_found("workspace"))?;
-    let result = service::plan_names(&state, &id, &input.runtime, &input.model, &input.names)?;
+    let result = service::plan_names(&state, &id, &input.runtime, &input.model, &input.names, input.delivery)?;
     Ok(Json(PlanReport::new(&result)))
 }
 
