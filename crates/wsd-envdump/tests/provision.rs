@@ -601,3 +601,158 @@ async fn a_workspace_whose_agent_exits_is_shown_stopped_with_its_code() {
     );
     assert_eq!(shown["id"], id.as_str(), "the stored fields are there too: {shown}");
 }
+
+const ORG_MINIMAX: &str = "canary-proxied-org-minimax-5a0c";
+const WORKSPACE_MINIMAX: &str = "canary-proxied-workspace-minimax-19be";
+const ORG_OPENAI: &str = "canary-proxied-org-openai-e7d3";
+const ROTATED_MINIMAX: &str = "canary-proxied-rotated-minimax-4c81";
+
+/// The workspace's own call: the answer `wsd-llm-call` wrote, removed once read.
+async fn call_answer(world: &World) -> String {
+    for _ in 0..400 {
+        if let Some(path) = world.outputs("call").into_iter().next() {
+            let answer = std::fs::read_to_string(&path).unwrap();
+            std::fs::remove_file(&path).unwrap();
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the workspace never made its call");
+}
+
+/// No canary in any env value, home file or command line of the workspace.
+fn holds_none(env: &BTreeMap<String, String>, files: &BTreeMap<String, (String, String)>, canaries: &[&str]) {
+    for canary in canaries {
+        let hash = sha(canary);
+        assert!(!env.values().any(|h| *h == hash), "{canary} is in the workspace's env");
+        assert!(!files.values().any(|(_, h)| *h == hash), "{canary} is a file of the workspace's home");
+    }
+}
+
+/// With credential delivery `proxy`, a BYOK workspace holds no vendor key — not in its env,
+/// its home's files or its command line — and its calls reach the provider with exactly
+/// the org's key (the workspace's own, once it sets one), a replaced key from the next call
+/// on, and nothing once the workspace is stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_delivered_workspace_holds_no_vendor_key_and_its_calls_carry_the_orgs() {
+    let seen = Arc::default();
+    let fake = fake_minimax(Arc::clone(&seen)).await;
+    let overrides = BTreeMap::from([(
+        "minimax".to_owned(),
+        wsd_core::registry::ProviderOverride { base_url_anthropic: Some(format!("{fake}/anthropic")), base_url_openai: None },
+    )]);
+    let registry = Registry::embedded().unwrap().with_overrides(&overrides).unwrap();
+    // Claude Code: dump what the workspace holds, make its call, and once told (a file
+    // `.go` in its home) a second one; Codex: dump and stay.
+    let (envdump, call) = (env!("CARGO_BIN_EXE_wsd-envdump"), env!("CARGO_BIN_EXE_wsd-llm-call"));
+    let script = r#""$0" .dumps/claude-code && "$1" .dumps/call && while [ ! -e .go ]; do sleep 0.05; done; exec "$1" .dumps/call"#;
+    let claude = ["/bin/sh", "-c", script, envdump, call];
+    let commands = BTreeMap::from([
+        ("claude-code".to_owned(), claude.map(str::to_owned).to_vec()),
+        ("codex".to_owned(), vec![envdump.to_owned(), ".dumps/codex".to_owned(), "60".to_owned()]),
+    ]);
+    let world = World::build("proxied", registry, Some(commands)).await;
+    let org = world.org(&[("MINIMAX_API_KEY", ORG_MINIMAX), ("OPENAI_API_KEY", ORG_OPENAI), ("DATABASE_URL", "postgres://db")]).await;
+    let (status, updated) =
+        world.call(Method::PUT, &format!("/v1/orgs/{org}/credential-delivery"), Some(json!({"credential_delivery": "proxy"}))).await;
+    assert_eq!((status, updated["credential_delivery"].as_str()), (StatusCode::OK, Some("proxy")), "{updated}");
+    let all = [ORG_MINIMAX, WORKSPACE_MINIMAX, ORG_OPENAI, ROTATED_MINIMAX];
+
+    // Claude Code on MiniMax: its plan says where the key stays.
+    let (status, ws) = world.workspace(&org, "agent", "claude-code", "MiniMax-M2.7").await;
+    assert_eq!(status, StatusCode::CREATED, "{ws}");
+    let id = ws["id"].as_str().unwrap().to_owned();
+    let (_, plan) = world.call(Method::GET, &format!("/v1/orgs/{org}/workspaces/{id}/plan"), None).await;
+    assert_eq!(plan["delivery"]["delivery"], "proxy", "{plan}");
+    assert_eq!(plan["delivery"]["proxied"], json!({"key": "MINIMAX_API_KEY", "origin": "org", "sent_as": "Authorization: Bearer"}));
+    let provision = format!("/v1/orgs/{org}/workspaces/{id}/provision");
+    let (status, running) = world.call(Method::POST, &provision, None).await;
+    assert_eq!(status, StatusCode::OK, "{running}");
+    let (env, files) = world.dump("claude-code").await;
+    holds_none(&env, &files, &all);
+    assert!(env.contains_key("ANTHROPIC_AUTH_TOKEN") && env.contains_key("DATABASE_URL"), "{env:?}");
+    assert!(!env.contains_key("MINIMAX_API_KEY"), "{env:?}");
+    let answer = call_answer(&world).await;
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("msg_e2e"), "{answer}");
+    assert!(!all.iter().any(|c| answer.contains(c)), "{answer}");
+    assert_eq!(seen.lock().unwrap().drain(..).collect::<Vec<_>>(), [(ORG_MINIMAX.to_owned(), "MiniMax-M2.7".to_owned(), false)]);
+
+    // A workspace secret overrides the org's key; a replaced key is used by the next call,
+    // with no restart of anything.
+    world
+        .call(Method::PUT, &format!("/v1/orgs/{org}/workspaces/{id}/secrets/MINIMAX_API_KEY"), Some(json!({"value": WORKSPACE_MINIMAX})))
+        .await;
+    world.call(Method::POST, &provision, None).await;
+    world.dump("claude-code").await;
+    assert!(call_answer(&world).await.starts_with("HTTP/1.1 200"));
+    world
+        .call(Method::PUT, &format!("/v1/orgs/{org}/workspaces/{id}/secrets/MINIMAX_API_KEY"), Some(json!({"value": ROTATED_MINIMAX})))
+        .await;
+    // The workspace's running instance calls again, with the same usage token.
+    for home in std::fs::read_dir(&world.root).unwrap().flatten() {
+        std::fs::write(home.path().join("home/.go"), "").unwrap();
+    }
+    assert!(call_answer(&world).await.starts_with("HTTP/1.1 200"));
+    let keys: Vec<String> = seen.lock().unwrap().drain(..).map(|(key, _, _)| key).collect();
+    assert_eq!(keys, [WORKSPACE_MINIMAX.to_owned(), ROTATED_MINIMAX.to_owned()]);
+
+    // A token standing for the workspace's key, as provisioning mints it.
+    let route = wsd_store::ProxiedRoute {
+        provider: "minimax".into(),
+        key: wsd_core::EnvKey::new("MINIMAX_API_KEY").unwrap(),
+        origin: wsd_core::plan::SecretOrigin::Workspace,
+    };
+    let (_, token) = world.state.store.create_usage_token(&org, &id, Some(&route), "test").await.unwrap();
+    let token = token.expose().to_owned();
+    let token_call = |token: String| {
+        let client = world.client.clone();
+        let url = format!("{}/llm/anthropic/v1/messages", world.base);
+        async move {
+            let body = json!({"model": "MiniMax-M2.7", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]});
+            let response = client.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    };
+    let (status, text) = token_call(token.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(seen.lock().unwrap().drain(..).map(|(key, _, _)| key).collect::<Vec<_>>(), [ROTATED_MINIMAX.to_owned()]);
+
+    // A deleted key: refused with its code and a row, nothing sent upstream.
+    world.call(Method::DELETE, &format!("/v1/orgs/{org}/workspaces/{id}/secrets/MINIMAX_API_KEY"), None).await;
+    let (status, text) = token_call(token.clone()).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{text}");
+    assert!(text.contains("PROXIED_KEY_MISSING") && text.contains("MINIMAX_API_KEY"), "{text}");
+    assert!(seen.lock().unwrap().is_empty());
+
+    // Stopped: its token is refused at once.
+    world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/stop"), None).await;
+    let (status, _) = token_call(token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(seen.lock().unwrap().is_empty());
+
+    // Every admitted call has its row, marked BYOK, on MiniMax.
+    world.state.proxy.flush().await;
+    let (_, body) = world.call(Method::GET, &format!("/v1/orgs/{org}/usage/requests"), None).await;
+    let rows: Vec<(String, String, i64)> = body["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["routing"].as_str().unwrap().to_owned(), r["provider"].as_str().unwrap().to_owned(), r["status"].as_i64().unwrap()))
+        .collect();
+    let byok = |status| ("byok".to_owned(), "minimax".to_owned(), status);
+    assert_eq!(rows, [byok(502), byok(200), byok(200), byok(200), byok(200)]);
+
+    // Codex on the OpenAI API: the org's key is in no env var, no file, no argument.
+    let (status, ws) = world.workspace(&org, "coder", "codex", "gpt-5.5").await;
+    assert_eq!(status, StatusCode::CREATED, "{ws}");
+    let codex = ws["id"].as_str().unwrap().to_owned();
+    let (status, running) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{codex}/provision"), None).await;
+    assert_eq!(status, StatusCode::OK, "{running}");
+    let (env, files) = world.dump("codex").await;
+    holds_none(&env, &files, &all);
+    assert!(!env.contains_key("OPENAI_API_KEY") && !env.contains_key("CODEX_API_KEY"), "{env:?}");
+    assert!(files.contains_key(".codex/config.toml") && !files.contains_key(".codex/auth.json"), "{files:?}");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", pid_of(&running))).unwrap();
+    assert!(!all.iter().any(|c| String::from_utf8_lossy(&cmdline).contains(c)));
+    world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{codex}/stop"), None).await;
+}

@@ -117,11 +117,8 @@ pub async fn provision(state: &AppState, org: &str, id: &str, actor: &str) -> Ap
     // delivery it stands for the planned secret, which the proxy sends to the provider.
     let usage = if plan.env.values().any(|e| e.value == EnvValue::UsageToken) {
         revoke_usage_tokens(state, &workspace, actor).await?;
-        let proxied = plan.delivery.proxied.as_ref().map(|p| ProxiedRoute {
-            provider: plan.provider.clone(),
-            key: p.key.clone(),
-            origin: p.origin,
-        });
+        let proxied =
+            plan.delivery.proxied.as_ref().map(|p| ProxiedRoute { provider: plan.provider.clone(), key: p.key.clone(), origin: p.origin });
         Some(state.store.create_usage_token(org, id, proxied.as_ref(), actor).await?.1)
     } else {
         None

@@ -118,11 +118,10 @@ impl Store {
     }
 
     pub async fn list_orgs(&self) -> Result<Vec<Org>> {
-        let rows: Vec<OrgRow> = on_read!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ORG_COLUMNS} FROM orgs ORDER BY created_at, id"
-        )))
-        .fetch_all(pool)
-        .await?);
+        let rows: Vec<OrgRow> =
+            on_read!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {ORG_COLUMNS} FROM orgs ORDER BY created_at, id")))
+                .fetch_all(pool)
+                .await?);
         rows.into_iter().map(OrgRow::into_org).collect()
     }
 

@@ -80,8 +80,7 @@ pub fn generate_token() -> SecretValue {
     SecretValue::new(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(*bytes)))
 }
 
-const TOKEN_COLUMNS: &str =
-    "id, org_id, workspace_id, kind, name, prefix, token_hash, created_at, last_used_at, revoked_at, proxied_provider, proxied_key, proxied_origin";
+const TOKEN_COLUMNS: &str = "id, org_id, workspace_id, kind, name, prefix, token_hash, created_at, last_used_at, revoked_at, proxied_provider, proxied_key, proxied_origin";
 
 impl Store {
     /// Creates a token and returns it with its plaintext, which is never stored.

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wsd_core::{EnvKey, SecretValue};
 use wsd_core::plan::SecretOrigin;
+use wsd_core::{EnvKey, SecretValue};
 use wsd_store::{OrgRateLimits, ProxiedRoute, SecretOwner, Store, StoreError, TokenKind};
 
 use crate::cache::TtlCache;
@@ -106,7 +106,12 @@ impl Gate {
 
     /// The secret a proxy-delivered workspace's calls are sent with, opened from the vault
     /// and kept for [`TENANT_KEY_TTL`] at most; `None` when it is no longer set.
-    pub async fn tenant_key(&self, store: &Store, grant: &UsageGrant, route: &ProxiedRoute) -> Result<Option<Arc<SecretValue>>, StoreError> {
+    pub async fn tenant_key(
+        &self,
+        store: &Store,
+        grant: &UsageGrant,
+        route: &ProxiedRoute,
+    ) -> Result<Option<Arc<SecretValue>>, StoreError> {
         let owner = match route.origin {
             SecretOrigin::Org => SecretOwner::Org { org: &grant.org },
             SecretOrigin::Workspace => SecretOwner::Workspace { org: &grant.org, workspace: &grant.workspace },
