@@ -126,6 +126,17 @@ async fn every_endpoint_succeeds_for_its_owner(api: &Api) {
     assert_eq!(api.get(&format!("/v1/orgs/{org}/workspaces/{ws}/secrets"), &token).await.body["secrets"][0]["key"], "SENTRY_DSN");
     let plan = api.get(&format!("/v1/orgs/{org}/workspaces/{ws}/plan"), &token).await;
     assert_eq!(plan.body["env"]["SENTRY_DSN"]["origin"], "workspace");
+    assert_eq!(plan.body["delivery"]["delivery"], "direct");
+
+    // Credential delivery: the org's key stays in wsd; the plan changes at once.
+    let delivery = format!("/v1/orgs/{org}/credential-delivery");
+    let r = api.put(&delivery, &token, json!({"credential_delivery": "proxy"})).await;
+    assert_eq!((r.status, r.body["credential_delivery"].clone()), (StatusCode::OK, json!("proxy")));
+    let plan = api.get(&format!("/v1/orgs/{org}/workspaces/{ws}/plan"), &token).await;
+    assert_eq!(plan.body["delivery"]["proxied"]["key"], "MINIMAX_API_KEY", "{}", plan.body);
+    assert_eq!(plan.body["env"]["ANTHROPIC_AUTH_TOKEN"]["from"], "WSD_LLM_USAGE_TOKEN");
+    let r = api.put(&delivery, &token, json!({"credential_delivery": "default"})).await;
+    assert_eq!((r.status, r.body["credential_delivery"].clone()), (StatusCode::OK, Value::Null));
 
     // Switching the model is validated like create.
     let r = api.patch(&format!("/v1/orgs/{org}/workspaces/{ws}"), &token, json!({"model": "opus"})).await;
@@ -191,6 +202,14 @@ async fn client_mistakes_get_a_stable_4xx_and_store_nothing(api: &Api) {
             workspaces.clone(),
             Some(ADMIN),
             Some(json!({"name": "a", "runtime": "claude-code"}).to_string()),
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+        ),
+        (
+            Method::PUT,
+            format!("/v1/orgs/{org}/credential-delivery"),
+            Some(ADMIN),
+            Some(json!({"credential_delivery": "sometimes"}).to_string()),
             StatusCode::BAD_REQUEST,
             "INVALID_REQUEST",
         ),
@@ -445,6 +464,7 @@ async fn an_org_token_sees_nothing_of_another_org(api: &Api) {
         (Method::GET, format!("/v1/orgs/{b}/rate-limits"), None),
         (Method::PUT, format!("/v1/orgs/{b}/rate-limits"), Some(json!({"requests_per_minute": 1, "tokens_per_minute": 1}).to_string())),
         (Method::DELETE, format!("/v1/orgs/{b}/rate-limits"), None),
+        (Method::PUT, format!("/v1/orgs/{b}/credential-delivery"), Some(json!({"credential_delivery": "proxy"}).to_string())),
         // Org A's path with org B's workspace id: not found either.
         (Method::GET, format!("/v1/orgs/{a}/workspaces/{b_ws}"), None),
         (Method::GET, format!("/v1/orgs/{a}/workspaces/{b_ws}/plan"), None),

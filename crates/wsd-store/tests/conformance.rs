@@ -664,3 +664,59 @@ async fn budget_reservations_hold_under_concurrency(db: &TestDb) {
     assert_eq!(store.budget_standings(&org.id, later).await.unwrap().len(), 1);
 }
 conformance!(budget_reservations_hold_under_concurrency);
+
+/// An org's credential delivery, and what a proxy-delivered workspace's usage token stands
+/// for (a provider and a secret's name and origin, never a value), read back as written;
+/// ledger rows keep whose key they ran on, and usage is summed per routing.
+async fn credential_delivery_and_proxied_usage_tokens(db: &TestDb) {
+    use wsd_core::plan::CredentialDelivery;
+    use wsd_store::{ProxiedRoute, UsageRecord};
+    let store = open(db, Keyring::generate()).await.unwrap();
+    let org = store.create_org("acme", "admin").await.unwrap();
+    assert_eq!(org.credential_delivery, None, "the platform's default until the org chooses");
+    let a = store.create_workspace(&org.id, &ws("a", "MiniMax-M2.7"), "admin").await.unwrap();
+    for delivery in [Some(CredentialDelivery::Proxy), Some(CredentialDelivery::Direct), None, Some(CredentialDelivery::Proxy)] {
+        assert_eq!(store.set_credential_delivery(&org.id, delivery, "admin").await.unwrap().credential_delivery, delivery);
+        assert_eq!(store.get_org(&org.id).await.unwrap().credential_delivery, delivery);
+        assert_eq!(store.plan_input(&org.id, &a.id).await.unwrap().delivery, delivery);
+    }
+    assert_eq!(store.list_orgs().await.unwrap()[0].credential_delivery, Some(CredentialDelivery::Proxy));
+    assert!(matches!(store.set_credential_delivery("nobody", None, "admin").await, Err(StoreError::NotFound { .. })));
+    let audited = store.list_audit(Some(&org.id), 0, 100).await.unwrap();
+    assert_eq!(audited.iter().filter(|e| e.action == "org.credential_delivery").count(), 4);
+
+    let route = ProxiedRoute { provider: "minimax".into(), key: key("MINIMAX_API_KEY"), origin: SecretOrigin::Workspace };
+    let (minted, proxied) = store.create_usage_token(&org.id, &a.id, Some(&route), "admin").await.unwrap();
+    assert_eq!(minted.proxied.as_ref(), Some(&route));
+    let found = store.authenticate_token(proxied.expose()).await.unwrap().unwrap();
+    assert_eq!((found.kind, found.workspace_id.as_deref(), found.proxied), (TokenKind::Usage, Some(a.id.as_str()), Some(route)));
+    let (_, platform) = store.create_usage_token(&org.id, &a.id, None, "admin").await.unwrap();
+    assert_eq!(store.authenticate_token(platform.expose()).await.unwrap().unwrap().proxied, None);
+
+    let row = |routing: &str, input: i64| UsageRecord {
+        at: 1_000,
+        org_id: org.id.clone(),
+        workspace_id: a.id.clone(),
+        provider: "minimax".into(),
+        model: "MiniMax-M2.7".into(),
+        input_tokens: input,
+        output_tokens: 0,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
+        status: 200,
+        latency_ms: 1,
+        request_id: "r".into(),
+        routing: routing.into(),
+        cost_micros: None,
+        reservation: None,
+    };
+    store.append_usage(&[row("byok", 5), row("platform", 7), row("byok", 11)]).await.unwrap();
+    let requests = store.usage_requests(&org.id, None, 10).await.unwrap();
+    assert_eq!(requests.iter().map(|r| r.routing.as_str()).collect::<Vec<_>>(), ["byok", "platform", "byok"]);
+    let summary = store.usage_summary(&org.id, 0, 2_000).await.unwrap();
+    let sums: Vec<(&str, i64)> = summary.iter().map(|s| (s.routing.as_str(), s.totals.input_tokens)).collect();
+    assert_eq!(sums, [("byok", 16), ("platform", 7)]);
+    // The schema refuses any other routing.
+    assert!(store.append_usage(&[row("someone-else", 1)]).await.is_err());
+}
+conformance!(credential_delivery_and_proxied_usage_tokens);

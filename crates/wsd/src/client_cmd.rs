@@ -21,6 +21,15 @@ pub enum OrgCommand {
     List,
     /// Show one org.
     Show { org: String },
+    /// Set how the org's BYOK workspaces get their keys: `direct` (the workspace holds its
+    /// key), `proxy` (the key stays in wsd; the workspace holds a usage token that wsd's proxy
+    /// exchanges for it), or `default` (the server's `[policy] credential_delivery`). Running
+    /// workspaces change on their next provision (`wsd ws plan` shows the new plan).
+    Delivery {
+        org: String,
+        #[arg(value_parser = ["direct", "proxy", "default"])]
+        delivery: String,
+    },
 }
 
 /// Whose tokens: one org's, or the admin tokens (exactly one of the two).
@@ -245,6 +254,10 @@ pub fn org(connection: Connection, command: OrgCommand) -> Result<(), Failure> {
             OrgCommand::Create { name } => (client.call(Method::POST, "/v1/orgs", Some(json!({"name": name}))).await?, false),
             OrgCommand::List => (client.call(Method::GET, "/v1/orgs", None).await?, true),
             OrgCommand::Show { org } => (client.call(Method::GET, &format!("/v1/orgs/{org}"), None).await?, false),
+            OrgCommand::Delivery { org, delivery } => {
+                let body = json!({"credential_delivery": delivery});
+                (client.call(Method::PUT, &format!("/v1/orgs/{org}/credential-delivery"), Some(body)).await?, false)
+            }
         };
         match (connection.json, rows) {
             (true, _) => print_json(&value),

@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 
 use clap::Args;
 use comfy_table::{ContentArrangement, Table, presets};
-use wsd_core::plan::{PlatformSettings, Policy, SecretNames, WorkspaceId, WorkspaceSpec};
+use wsd_core::plan::{
+    CredentialDelivery, DeliveryChoice, DeliverySetBy, PlatformSettings, Policy, SecretNames, WorkspaceId, WorkspaceSpec,
+};
 use wsd_core::{EnvKey, PlanReport};
 
 use crate::input::{load_registry, parse_secrets};
@@ -39,6 +41,11 @@ pub struct PlanArgs {
     /// instead of refusing it with UNVERIFIED_RUNTIME_PROVIDER.
     #[arg(long)]
     allow_unverified: bool,
+    /// How a BYOK workspace gets its key, as its org would choose: `direct` (the workspace
+    /// holds it) or `proxy` (wsd keeps it; the workspace gets wsd's proxy and a usage token,
+    /// so --platform-proxy is needed). Without it: the platform's default, `direct`.
+    #[arg(long, value_name = "direct|proxy", value_parser = parse_delivery)]
+    credential_delivery: Option<CredentialDelivery>,
     /// The workspace id written into the proxy attribution header.
     #[arg(long, value_name = "ID", default_value = "dry-run")]
     workspace_id: String,
@@ -60,7 +67,11 @@ pub fn run(args: PlanArgs) -> Result<(), Failure> {
         return Err(Failure::Usage(format!("--platform-proxy: `{url}` is not an http(s) URL")));
     }
 
-    let spec = WorkspaceSpec { id, runtime: args.runtime, model: args.model, delivery: Default::default() };
+    let delivery = match args.credential_delivery {
+        Some(delivery) => DeliveryChoice { delivery, set_by: DeliverySetBy::Org },
+        None => DeliveryChoice::default(),
+    };
+    let spec = WorkspaceSpec { id, runtime: args.runtime, model: args.model, delivery };
     let names =
         SecretNames { org: org.keys().cloned().collect::<BTreeSet<_>>(), workspace: workspace.keys().cloned().collect::<BTreeSet<_>>() };
     let platform = args.platform_proxy.map(|proxy_base_url| PlatformSettings { proxy_base_url });
@@ -81,6 +92,14 @@ pub fn run(args: PlanArgs) -> Result<(), Failure> {
     if report.ok { Ok(()) } else { Err(Failure::Refused) }
 }
 
+fn parse_delivery(text: &str) -> Result<CredentialDelivery, String> {
+    match text {
+        "direct" => Ok(CredentialDelivery::Direct),
+        "proxy" => Ok(CredentialDelivery::Proxy),
+        other => Err(format!("`{other}` is neither `direct` nor `proxy`")),
+    }
+}
+
 pub fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table.load_style(presets::NOTHING).set_content_arrangement(ContentArrangement::Disabled).set_header(header.to_vec());
@@ -97,8 +116,10 @@ pub fn render_human(runtime: &str, model: &str, report: &PlanReport, derivation:
         }
         return out;
     }
-    let routing = match report.routing.map(|r| r.as_str()) {
-        Some("platform") => "platform (through wsd's metering proxy, with the workspace's usage token)",
+    let proxied = report.delivery.as_ref().and_then(|d| d.proxied.as_ref());
+    let routing = match (report.routing.map(|r| r.as_str()), proxied) {
+        (Some("platform"), _) => "platform (through wsd's metering proxy, with the workspace's usage token)",
+        (_, Some(_)) => "byok (the org's or the user's own key, kept in wsd and sent by its proxy)",
         _ => "byok (straight to the vendor, with the org's or the user's own key)",
     };
     out.push_str(&format!("  routing:  {routing}\n"));
@@ -108,6 +129,15 @@ pub fn render_human(runtime: &str, model: &str, report: &PlanReport, derivation:
     }
     if !report.verified_on.is_empty() {
         out.push_str(&format!("  verified: {runtime} {} on this provider\n", report.verified_on.join(", ")));
+    }
+    if let Some(delivery) = &report.delivery {
+        out.push_str(&format!("  delivery: {}\n", delivery.reason));
+    }
+    if let Some(proxied) = proxied {
+        out.push_str(&format!("  proxy sends: the {} secret {} as {}\n", proxied.origin.as_str(), proxied.key, proxied.sent_as));
+    }
+    if let Some(credential) = &report.credential {
+        out.push_str(&format!("  parity:   the runtime sends {} from {} as {}\n", credential.from, credential.via, credential.sent_as));
     }
 
     let mut env = table(&["ENV", "ORIGIN", "VALUE"]);

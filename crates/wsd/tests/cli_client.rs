@@ -57,6 +57,10 @@ fn the_seed_scenario_from_the_command_line() {
     let org = cli.json(&["org", "create", "acme"])["id"].as_str().unwrap().to_owned();
     let out = cli.run(&["org", "list"], None);
     assert!(stdout(&out).contains("acme"), "{}", stdout(&out));
+    assert_eq!(cli.json(&["org", "delivery", &org, "proxy"])["credential_delivery"], "proxy");
+    assert!(stdout(&cli.run(&["org", "show", &org], None)).contains("proxy"));
+    assert_eq!(cli.json(&["org", "delivery", &org, "default"])["credential_delivery"], serde_json::Value::Null);
+    assert_eq!(cli.run(&["org", "delivery", &org, "sometimes"], None).status.code(), Some(2));
 
     for key in ["CLAUDE_CODE_OAUTH_TOKEN", "MINIMAX_API_KEY"] {
         let out = cli.run(&["secret", "set", "--org", &org, key], Some(&format!("{CANARY}\n")));

@@ -54,7 +54,10 @@ fn plan_json_for_the_minimax_seed_case() {
     assert_no_canary(&out);
     let v = json(&out);
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["decisions", "delivery", "env", "error", "files", "ok", "provider", "routing", "verified_on", "warnings"]);
+    assert_eq!(
+        keys,
+        ["credential", "decisions", "delivery", "env", "error", "files", "ok", "provider", "routing", "verified_on", "warnings"]
+    );
     assert_eq!(v["verified_on"], serde_json::json!(["2.1.197", "2.1.332"]));
     assert_eq!(v["ok"], true);
     assert_eq!(v["routing"], "byok");
@@ -148,6 +151,41 @@ fn human_output_shows_routing_provider_and_decisions_without_values() {
     let out = wsd(&["plan", "--runtime", "claude-code", "--model", "MiniMax-M2.7", "--org-secret", &oauth()]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stdout).contains("REFUSED  MISSING_BYOK_CREDENTIAL"));
+}
+
+#[test]
+fn credential_delivery_proxy_shows_the_projection_and_the_parity_result() {
+    let base = ["plan", "--runtime", "claude-code", "--model", "MiniMax-M2.7", "--credential-delivery", "proxy"];
+    let proxied = |extra: &[&str]| {
+        let mut args: Vec<String> = base.map(String::from).to_vec();
+        args.extend(["--org-secret".to_owned(), minimax(), "--org-secret".to_owned(), oauth()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        wsd(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let out = proxied(&["--platform-proxy", "http://127.0.0.1:8080/llm"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_no_canary(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "kept in wsd and sent by its proxy",
+        "proxy sends: the org secret MINIMAX_API_KEY as Authorization: Bearer",
+        "parity:   the runtime sends the usage token from ANTHROPIC_AUTH_TOKEN as Authorization: Bearer",
+        "http://127.0.0.1:8080/llm/anthropic",
+    ] {
+        assert!(stdout.contains(needle), "{needle:?} not in\n{stdout}");
+    }
+    let v = json(&proxied(&["--platform-proxy", "http://127.0.0.1:8080/llm", "--json"]));
+    assert_eq!(v["delivery"]["delivery"], "proxy");
+    assert_eq!(v["env"]["ANTHROPIC_AUTH_TOKEN"]["from"], "WSD_LLM_USAGE_TOKEN");
+    assert!(v["env"].get("MINIMAX_API_KEY").is_none(), "{v}");
+    assert_eq!(v["credential"]["via"], "ANTHROPIC_AUTH_TOKEN");
+    // Without a proxy to keep the key behind, refused.
+    let out = proxied(&["--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(json(&out)["error"]["code"], "CREDENTIAL_PROXY_UNAVAILABLE");
+    let out = wsd(&["plan", "--runtime", "codex", "--model", "gpt-5.5", "--credential-delivery", "sometimes"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("neither `direct` nor `proxy`"), "{}", text(&out));
 }
 
 #[test]

@@ -29,7 +29,7 @@ pub use output::{
     Action, CredentialUse, Decision, EntryOrigin, EnvEntry, EnvValue, FileContent, MODEL_ENV, PROXY_BASE_URL_ENV, Plan, PlanFile,
     PlannedDelivery, ProxiedCredential, Routing, USAGE_TOKEN_ENV,
 };
-pub use report::{EnvReport, ErrorReport, FileReport, PlanReport};
+pub use report::{CredentialReport, EnvReport, ErrorReport, FileReport, PlanReport};
 
 use crate::derive::{Derivation, derive_with};
 use crate::env_key::{EnvKey, join_keys};

@@ -33,6 +33,17 @@ pub struct ErrorReport {
     pub message: String,
 }
 
+/// The one credential the runtime sends, as the parity check found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialReport {
+    /// Where the runtime reads it: an env var, or a file in its home.
+    pub via: String,
+    /// How it travels (`x-api-key`, `Authorization: Bearer` …).
+    pub sent_as: String,
+    /// Where its value comes from (`the org secret K`, `the usage token`).
+    pub from: String,
+}
+
 /// A plan or a refusal, as one JSON object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanReport {
@@ -41,6 +52,8 @@ pub struct PlanReport {
     pub provider: Option<String>,
     /// How the credential reaches the provider: through wsd's proxy or held by the workspace.
     pub delivery: Option<PlannedDelivery>,
+    /// What the runtime sends, proven by the parity check.
+    pub credential: Option<CredentialReport>,
     pub env: BTreeMap<String, EnvReport>,
     pub files: Vec<FileReport>,
     pub decisions: Vec<Decision>,
@@ -85,6 +98,11 @@ impl PlanReport {
             routing: Some(plan.routing),
             provider: Some(plan.provider.clone()),
             delivery: Some(plan.delivery.clone()),
+            credential: plan.credential.as_ref().map(|used| CredentialReport {
+                via: used.via.to_string(),
+                sent_as: used.sent_as.clone(),
+                from: used.value.describe(),
+            }),
             env,
             files,
             decisions: plan.decisions.clone(),
@@ -102,6 +120,7 @@ impl PlanReport {
             routing,
             provider,
             delivery: None,
+            credential: None,
             env: BTreeMap::new(),
             files: Vec::new(),
             decisions: Vec::new(),
