@@ -14,6 +14,8 @@
 # USD budget, both far above what a run spends) and rate limits, so every request is
 # admitted through a reservation; WSD_BENCH_MODES="plain stream" runs only those answers;
 # WSD_BENCH_DATABASE_URL=postgres://… runs wsd on that (empty) database instead of SQLite.
+# WSD_BENCH_ROUTING=byok makes the workspace a BYOK one on the org's own MiniMax key with
+# credential delivery `proxy` (the key stays in wsd; the proxy opens and sends it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_TO_RUN=${1:-10}
@@ -63,7 +65,14 @@ for _ in $(seq 100); do grep -q "wsd listening" "$DATA/stdout" 2>/dev/null && gr
 export WSD_URL=http://127.0.0.1:$PORT WSD_TOKEN=$ADMIN
 printf 'bench-platform-minimax-key' | "$WSD" secret set --platform MINIMAX_API_KEY >/dev/null
 ORG=$("$WSD" org create bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-WS=$("$WSD" ws create --org "$ORG" --name bench --runtime claude-code --model minimax/MiniMax-M2.7 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+PROXY_MODEL=minimax/MiniMax-M2.7
+if [ "${WSD_BENCH_ROUTING:-platform}" = byok ]; then
+    printf 'bench-org-minimax-key' | "$WSD" secret set --org "$ORG" MINIMAX_API_KEY >/dev/null
+    "$WSD" org delivery "$ORG" proxy >/dev/null
+    PROXY_MODEL=MiniMax-M2.7
+    echo "bench-proxy: a BYOK workspace, its org's key delivered through the proxy"
+fi
+WS=$("$WSD" ws create --org "$ORG" --name bench --runtime claude-code --model "$PROXY_MODEL" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 "$WSD" ws provision --org "$ORG" "$WS" >/dev/null
 TOKEN_FILE=""
 for _ in $(seq 100); do
@@ -95,18 +104,18 @@ LUA
 }
 script direct-plain MiniMax-M2.7 false bench-platform-minimax-key
 script direct-stream MiniMax-M2.7 true bench-platform-minimax-key
-script proxy-plain minimax/MiniMax-M2.7 false "$USAGE_TOKEN"
-script proxy-stream minimax/MiniMax-M2.7 true "$USAGE_TOKEN"
+script proxy-plain "$PROXY_MODEL" false "$USAGE_TOKEN"
+script proxy-stream "$PROXY_MODEL" true "$USAGE_TOKEN"
 script direct-split MiniMax-M2.7 true bench-platform-minimax-key "$SHORT" ',"split":true'
-script proxy-split minimax/MiniMax-M2.7 true "$USAGE_TOKEN" "$SHORT" ',"split":true'
+script proxy-split "$PROXY_MODEL" true "$USAGE_TOKEN" "$SHORT" ',"split":true'
 script direct-large MiniMax-M2.7 false bench-platform-minimax-key "$CONVERSATION"
-script proxy-large minimax/MiniMax-M2.7 false "$USAGE_TOKEN" "$CONVERSATION"
+script proxy-large "$PROXY_MODEL" false "$USAGE_TOKEN" "$CONVERSATION"
 DIRECT_URL=http://127.0.0.1:$FAKE_PORT/anthropic/v1/messages
 PROXY_URL=http://127.0.0.1:$PORT/llm/anthropic/v1/messages
 
 # A first proxied call must succeed, or nothing below means anything.
 STATUS=$(curl -s -o "$DATA/first" -w '%{http_code}' -H "x-api-key: $USAGE_TOKEN" -H 'content-type: application/json' \
-    -d '{"model":"minimax/MiniMax-M2.7","max_tokens":8,"messages":[]}' "$PROXY_URL")
+    -d "{\"model\":\"$PROXY_MODEL\",\"max_tokens\":8,\"messages\":[]}" "$PROXY_URL")
 [ "$STATUS" = 200 ] || { echo "bench-proxy: the proxy answered $STATUS: $(cat "$DATA/first")" >&2; exit 1; }
 for name in direct-plain proxy-plain direct-split proxy-split direct-large proxy-large; do  # each script's body is valid JSON
     python3 -c 'import json,re,sys; json.loads(re.search(r"wrk.body = \x27(.*)\x27", open(sys.argv[1]).read()).group(1))' "$DATA/$name.lua" \

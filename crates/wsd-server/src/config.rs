@@ -412,6 +412,7 @@ upstream_timeout_seconds = 120
         let defaults = ConfigFile::parse("").unwrap();
         assert_eq!(documented.policy.max_running_workspaces_per_org, defaults.policy.max_running_workspaces_per_org);
         assert_eq!(documented.policy.preflight_timeout_seconds, defaults.policy.preflight_timeout_seconds);
+        assert_eq!(documented.policy.credential_delivery, defaults.policy.credential_delivery);
         assert_eq!(documented.proxy_settings(), defaults.proxy_settings());
         assert_eq!(documented.server.limits(), defaults.server.limits());
         let process = documented.backends.process.clone().unwrap();

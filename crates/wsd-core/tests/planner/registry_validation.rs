@@ -551,3 +551,23 @@ fn a_runtime_says_what_its_cli_needs_beside_it() {
     let blank = with("    display_name: Agent\n", "    display_name: Agent\n    requires: '  '\n");
     assert_eq!(Registry::from_yaml(&blank).unwrap().runtime("agent").unwrap().requires, None);
 }
+
+/// The header a provider takes its key in: the one its runtimes send its `auth_token_env`
+/// in, else the protocol's usual one.
+#[test]
+fn each_provider_takes_its_key_in_the_header_its_runtimes_send_it_in() {
+    use wsd_core::registry::{KeyHeader, Protocol};
+    let registry = Registry::embedded().unwrap();
+    let provider = |name: &str| registry.provider(name).unwrap().clone();
+    // claude-code sends ANTHROPIC_AUTH_TOKEN as a bearer token, ANTHROPIC_API_KEY as x-api-key.
+    assert_eq!(registry.key_header(&provider("minimax"), Protocol::Anthropic), KeyHeader::Bearer);
+    assert_eq!(registry.key_header(&provider("moonshot"), Protocol::Anthropic), KeyHeader::Bearer);
+    assert_eq!(registry.key_header(&provider("anthropic-api"), Protocol::Anthropic), KeyHeader::ApiKey);
+    assert_eq!(registry.key_header(&provider("openai-api"), Protocol::Openai), KeyHeader::Bearer);
+    assert_eq!(registry.key_header(&provider("minimax"), Protocol::Openai), KeyHeader::Bearer);
+    // A provider whose token no runtime sends: the protocol's usual header.
+    let unsent = wsd_core::registry::Provider { auth_token_env: None, ..provider("minimax") };
+    assert_eq!(registry.key_header(&unsent, Protocol::Anthropic), KeyHeader::ApiKey);
+    assert_eq!(registry.key_header(&unsent, Protocol::Openai), KeyHeader::Bearer);
+    assert_eq!((KeyHeader::Bearer.as_str(), KeyHeader::ApiKey.as_str()), ("Authorization: Bearer", "x-api-key"));
+}
