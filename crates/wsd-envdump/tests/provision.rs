@@ -360,6 +360,28 @@ async fn fake_minimax(seen: Arc<std::sync::Mutex<Vec<(String, String, bool)>>>) 
     format!("http://{address}")
 }
 
+/// A provider on 127.0.0.1 that answers OpenAI Responses calls and records, for each, the
+/// bearer key it was sent and the model.
+async fn fake_openai(seen: Arc<std::sync::Mutex<Vec<(String, String)>>>) -> String {
+    let app = axum::Router::new().route(
+        "/v1/responses",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                let body: Value = serde_json::from_str(&body).unwrap();
+                let key = headers.get("authorization").and_then(|v| v.to_str().unwrap().strip_prefix("Bearer ")).unwrap_or_default();
+                seen.lock().unwrap().push((key.to_owned(), body["model"].as_str().unwrap_or_default().to_owned()));
+                axum::Json(json!({"id": "resp_e2e", "object": "response", "status": "completed", "output": [],
+                    "usage": {"input_tokens": 12, "output_tokens": 3, "total_tokens": 15}}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{address}")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_platform_workspace_calls_the_proxy_with_its_env_and_is_metered() {
     let seen = Arc::default();
@@ -607,10 +629,11 @@ const WORKSPACE_MINIMAX: &str = "canary-proxied-workspace-minimax-19be";
 const ORG_OPENAI: &str = "canary-proxied-org-openai-e7d3";
 const ROTATED_MINIMAX: &str = "canary-proxied-rotated-minimax-4c81";
 
-/// The workspace's own call: the answer `wsd-llm-call` wrote, removed once read.
-async fn call_answer(world: &World) -> String {
+/// The workspace's own call: the answer `wsd-llm-call` wrote to `.dumps/NAME`, removed once
+/// read.
+async fn call_answer(world: &World, name: &str) -> String {
     for _ in 0..400 {
-        if let Some(path) = world.outputs("call").into_iter().next() {
+        if let Some(path) = world.outputs(name).into_iter().next() {
             let answer = std::fs::read_to_string(&path).unwrap();
             std::fs::remove_file(&path).unwrap();
             return answer;
@@ -641,15 +664,29 @@ async fn a_proxy_delivered_workspace_holds_no_vendor_key_and_its_calls_carry_the
         "minimax".to_owned(),
         wsd_core::registry::ProviderOverride { base_url_anthropic: Some(format!("{fake}/anthropic")), base_url_openai: None },
     )]);
+    let openai_seen = Arc::default();
+    let openai = fake_openai(Arc::clone(&openai_seen)).await;
+    let overrides = BTreeMap::from([
+        overrides.into_iter().next().unwrap(),
+        (
+            "openai-api".to_owned(),
+            wsd_core::registry::ProviderOverride { base_url_anthropic: None, base_url_openai: Some(format!("{openai}/v1")) },
+        ),
+    ]);
     let registry = Registry::embedded().unwrap().with_overrides(&overrides).unwrap();
     // Claude Code: dump what the workspace holds, make its call, and once told (a file
-    // `.go` in its home) a second one; Codex: dump and stay.
+    // `.go` in its home) a second one; Codex: dump, make its call from its config file, stay.
     let (envdump, call) = (env!("CARGO_BIN_EXE_wsd-envdump"), env!("CARGO_BIN_EXE_wsd-llm-call"));
     let script = r#""$0" .dumps/claude-code && "$1" .dumps/call && while [ ! -e .go ]; do sleep 0.05; done; exec "$1" .dumps/call"#;
     let claude = ["/bin/sh", "-c", script, envdump, call];
     let commands = BTreeMap::from([
         ("claude-code".to_owned(), claude.map(str::to_owned).to_vec()),
-        ("codex".to_owned(), vec![envdump.to_owned(), ".dumps/codex".to_owned(), "60".to_owned()]),
+        (
+            "codex".to_owned(),
+            ["/bin/sh", "-c", r#""$0" .dumps/codex && "$1" .dumps/codex-call codex && exec sleep 60"#, envdump, call]
+                .map(str::to_owned)
+                .to_vec(),
+        ),
     ]);
     let world = World::build("proxied", registry, Some(commands)).await;
     let org = world.org(&[("MINIMAX_API_KEY", ORG_MINIMAX), ("OPENAI_API_KEY", ORG_OPENAI), ("DATABASE_URL", "postgres://db")]).await;
@@ -672,7 +709,7 @@ async fn a_proxy_delivered_workspace_holds_no_vendor_key_and_its_calls_carry_the
     holds_none(&env, &files, &all);
     assert!(env.contains_key("ANTHROPIC_AUTH_TOKEN") && env.contains_key("DATABASE_URL"), "{env:?}");
     assert!(!env.contains_key("MINIMAX_API_KEY"), "{env:?}");
-    let answer = call_answer(&world).await;
+    let answer = call_answer(&world, "call").await;
     assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("msg_e2e"), "{answer}");
     assert!(!all.iter().any(|c| answer.contains(c)), "{answer}");
     assert_eq!(seen.lock().unwrap().drain(..).collect::<Vec<_>>(), [(ORG_MINIMAX.to_owned(), "MiniMax-M2.7".to_owned(), false)]);
@@ -684,7 +721,7 @@ async fn a_proxy_delivered_workspace_holds_no_vendor_key_and_its_calls_carry_the
         .await;
     world.call(Method::POST, &provision, None).await;
     world.dump("claude-code").await;
-    assert!(call_answer(&world).await.starts_with("HTTP/1.1 200"));
+    assert!(call_answer(&world, "call").await.starts_with("HTTP/1.1 200"));
     world
         .call(Method::PUT, &format!("/v1/orgs/{org}/workspaces/{id}/secrets/MINIMAX_API_KEY"), Some(json!({"value": ROTATED_MINIMAX})))
         .await;
@@ -692,7 +729,7 @@ async fn a_proxy_delivered_workspace_holds_no_vendor_key_and_its_calls_carry_the
     for home in std::fs::read_dir(&world.root).unwrap().flatten() {
         std::fs::write(home.path().join("home/.go"), "").unwrap();
     }
-    assert!(call_answer(&world).await.starts_with("HTTP/1.1 200"));
+    assert!(call_answer(&world, "call").await.starts_with("HTTP/1.1 200"));
     let keys: Vec<String> = seen.lock().unwrap().drain(..).map(|(key, _, _)| key).collect();
     assert_eq!(keys, [WORKSPACE_MINIMAX.to_owned(), ROTATED_MINIMAX.to_owned()]);
 
@@ -752,6 +789,9 @@ async fn a_proxy_delivered_workspace_holds_no_vendor_key_and_its_calls_carry_the
     holds_none(&env, &files, &all);
     assert!(!env.contains_key("OPENAI_API_KEY") && !env.contains_key("CODEX_API_KEY"), "{env:?}");
     assert!(files.contains_key(".codex/config.toml") && !files.contains_key(".codex/auth.json"), "{files:?}");
+    let answer = call_answer(&world, "codex-call").await;
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("resp_e2e"), "{answer}");
+    assert_eq!(*openai_seen.lock().unwrap(), [(ORG_OPENAI.to_owned(), "gpt-5.5".to_owned())]);
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", pid_of(&running))).unwrap();
     assert!(!all.iter().any(|c| String::from_utf8_lossy(&cmdline).contains(c)));
     world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{codex}/stop"), None).await;

@@ -88,10 +88,20 @@ pub fn usage(connection: Connection, command: UsageCommand) -> Result<(), Failur
                     return Ok(());
                 }
                 println!("from {} to {}", format_utc(value["from"].as_i64().unwrap_or(0)), format_utc(value["to"].as_i64().unwrap_or(0)));
-                let mut t =
-                    table(&["WORKSPACE", "PROVIDER", "MODEL", "REQUESTS", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "COST (USD)"]);
+                let mut t = table(&[
+                    "WORKSPACE",
+                    "PROVIDER",
+                    "MODEL",
+                    "KEY",
+                    "REQUESTS",
+                    "INPUT",
+                    "OUTPUT",
+                    "CACHE READ",
+                    "CACHE WRITE",
+                    "COST (USD)",
+                ]);
                 for row in value["usage"].as_array().into_iter().flatten() {
-                    let own = ["workspace_id", "provider", "model"].map(|field| row[field].as_str().unwrap_or("-").to_owned());
+                    let own = ["workspace_id", "provider", "model", "routing"].map(|field| row[field].as_str().unwrap_or("-").to_owned());
                     t.add_row(own.into_iter().chain(totals(row)).collect::<Vec<_>>());
                 }
                 println!("{t}");
@@ -111,13 +121,24 @@ pub fn usage(connection: Connection, command: UsageCommand) -> Result<(), Failur
                     println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
                     return Ok(());
                 }
-                let mut t =
-                    table(&["AT (UTC)", "WORKSPACE", "MODEL", "STATUS", "INPUT", "OUTPUT", "COST (USD)", "LATENCY MS", "REQUEST ID"]);
+                let mut t = table(&[
+                    "AT (UTC)",
+                    "WORKSPACE",
+                    "MODEL",
+                    "KEY",
+                    "STATUS",
+                    "INPUT",
+                    "OUTPUT",
+                    "COST (USD)",
+                    "LATENCY MS",
+                    "REQUEST ID",
+                ]);
                 for row in value["requests"].as_array().into_iter().flatten() {
                     t.add_row(vec![
                         format_utc(row["at"].as_i64().unwrap_or(0)),
                         row["workspace_id"].as_str().unwrap_or("-").to_owned(),
                         row["model"].as_str().unwrap_or("-").to_owned(),
+                        row["routing"].as_str().unwrap_or("-").to_owned(),
                         number(&row["status"]),
                         number(&row["input_tokens"]),
                         number(&row["output_tokens"]),

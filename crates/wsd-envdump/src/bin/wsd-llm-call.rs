@@ -1,8 +1,13 @@
-//! `wsd-llm-call OUT`: makes one Anthropic Messages call the way Claude Code does, from its
-//! environment only — `ANTHROPIC_BASE_URL`, the key in `ANTHROPIC_AUTH_TOKEN` (bearer) or
-//! `ANTHROPIC_API_KEY` (`x-api-key`), `ANTHROPIC_CUSTOM_HEADERS`, `ANTHROPIC_MODEL` — and
-//! writes the answer's status line and body to `OUT.<pid>`. Plain HTTP/1.1 over a socket,
-//! so it needs nothing but the standard library.
+//! `wsd-llm-call OUT [codex]`: makes one model call the way a runtime does, from what the
+//! workspace was given only, and writes the answer's status line and body to `OUT.<pid>`.
+//!
+//! - By default, as Claude Code does, an Anthropic Messages call from the environment:
+//!   `ANTHROPIC_BASE_URL`, the key in `ANTHROPIC_AUTH_TOKEN` (bearer) or `ANTHROPIC_API_KEY`
+//!   (`x-api-key`), `ANTHROPIC_CUSTOM_HEADERS`, `ANTHROPIC_MODEL`.
+//! - With `codex`, as Codex does, a Responses call from `~/.codex/config.toml`: the model, its
+//!   provider's `base_url`, and the key from the env var its `env_key` names (bearer).
+//!
+//! Plain HTTP/1.1 over a socket, so it needs nothing but the standard library.
 #![allow(clippy::disallowed_methods)]
 
 use std::io::{Read, Write};
@@ -26,11 +31,15 @@ fn json_string(text: &str) -> String {
     out
 }
 
-fn main() {
-    let out = std::env::args().nth(1).expect("usage: wsd-llm-call OUT");
-    let base = env("ANTHROPIC_BASE_URL").expect("ANTHROPIC_BASE_URL is not set");
-    let rest = base.strip_prefix("http://").expect("ANTHROPIC_BASE_URL must be http:// here");
-    let (authority, path) = rest.split_once('/').map_or((rest, String::new()), |(a, p)| (a, format!("/{p}")));
+/// What to send: the base URL, the request path under it, headers and body.
+struct Call {
+    base: String,
+    path: &'static str,
+    headers: String,
+    body: String,
+}
+
+fn claude_code() -> Call {
     let credential = match (env("ANTHROPIC_AUTH_TOKEN"), env("ANTHROPIC_API_KEY")) {
         (Some(token), _) => format!("authorization: Bearer {token}\r\n"),
         (None, Some(key)) => format!("x-api-key: {key}\r\n"),
@@ -39,12 +48,51 @@ fn main() {
     let custom: String =
         env("ANTHROPIC_CUSTOM_HEADERS").map(|h| h.lines().map(|l| format!("{}\r\n", l.trim())).collect()).unwrap_or_default();
     let model = env("ANTHROPIC_MODEL").expect("ANTHROPIC_MODEL is not set");
-    let body = format!(r#"{{"model":{},"max_tokens":16,"messages":[{{"role":"user","content":"hello"}}]}}"#, json_string(&model));
+    Call {
+        base: env("ANTHROPIC_BASE_URL").expect("ANTHROPIC_BASE_URL is not set"),
+        path: "/v1/messages",
+        headers: format!("{credential}{custom}anthropic-version: 2023-06-01\r\n"),
+        body: format!(r#"{{"model":{},"max_tokens":16,"messages":[{{"role":"user","content":"hello"}}]}}"#, json_string(&model)),
+    }
+}
+
+/// The value of the first `name = "value"` line of a TOML file (the few lines wsd writes).
+fn toml_value(text: &str, name: &str) -> String {
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(name)?.trim_start().strip_prefix('=')?.trim().strip_prefix('"')?.strip_suffix('"').map(str::to_owned)
+        })
+        .unwrap_or_else(|| panic!("~/.codex/config.toml names no {name}"))
+}
+
+fn codex() -> Call {
+    let home = env("HOME").expect("HOME is not set");
+    let config = std::fs::read_to_string(format!("{home}/.codex/config.toml")).expect("read ~/.codex/config.toml");
+    let key_env = toml_value(&config, "env_key");
+    let key = env(&key_env).unwrap_or_else(|| panic!("{key_env}, which the config names, is not set"));
+    let model = toml_value(&config, "model");
+    Call {
+        base: toml_value(&config, "base_url"),
+        path: "/responses",
+        headers: format!("authorization: Bearer {key}\r\n"),
+        body: format!(r#"{{"model":{},"input":"hello"}}"#, json_string(&model)),
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let out = args.next().expect("usage: wsd-llm-call OUT [codex]");
+    let call = if args.next().as_deref() == Some("codex") { codex() } else { claude_code() };
+    let rest = call.base.strip_prefix("http://").expect("the base URL must be http:// here");
+    let (authority, base_path) = rest.split_once('/').map_or((rest, String::new()), |(a, p)| (a, format!("/{p}")));
     let request = format!(
-        "POST {path}/v1/messages HTTP/1.1\r\nhost: {authority}\r\n{credential}{custom}anthropic-version: 2023-06-01\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
+        "POST {base_path}{} HTTP/1.1\r\nhost: {authority}\r\n{}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+        call.path,
+        call.headers,
+        call.body.len(),
+        call.body
     );
-    let mut socket = TcpStream::connect(authority).expect("connect to ANTHROPIC_BASE_URL");
+    let mut socket = TcpStream::connect(authority).expect("connect to the base URL");
     socket.write_all(request.as_bytes()).expect("send the request");
     let mut response = Vec::new();
     socket.read_to_end(&mut response).expect("read the answer");
