@@ -21,7 +21,10 @@ cd "$(dirname "$0")/.."
 SECONDS_TO_RUN=${1:-10}
 command -v wrk >/dev/null || { echo "bench-proxy: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 
-cargo build --release --locked -p wsd -p wsd-server --bin wsd --example fake_provider --quiet
+# Two builds: one build of both would compile wsd with the features wsd-server's
+# dev-dependencies turn on (the example needs them), a slower binary than the one users run.
+cargo build --release --locked -p wsd --bin wsd --quiet
+cargo build --release --locked -p wsd-server --example fake_provider --quiet
 # WSD_BENCH_BIN: another build of wsd to measure with the same load (an A/B comparison).
 WSD=${WSD_BENCH_BIN:-$PWD/target/release/wsd}
 FAKE=$PWD/target/release/examples/fake_provider

@@ -3,7 +3,8 @@
 # every case of a pair the registry claims verified must do exactly what its plan says, or
 # this fails. OpenClaw takes about twelve seconds a case; its providers are all reached the
 # same way (a provider wsd defines in its config file), so CI runs one of each surface —
-# Anthropic (minimax), OpenAI (openai-api) — and the platform. Its full matrix:
+# Anthropic (minimax), OpenAI (openai-api) — the platform, and minimax with credential
+# delivery `proxy`. Its full matrix:
 # `wsd runtime verify openclaw`.
 #
 #   scripts/verify-runtimes.sh [WSD_BINARY]
@@ -16,6 +17,6 @@ for runtime in claude-code codex hermes; do
     echo "== wsd runtime verify $runtime"
     "$WSD" runtime verify "$runtime" --timeout 60 || status=1
 done
-echo "== wsd runtime verify openclaw --only minimax,openai-api,platform"
-"$WSD" runtime verify openclaw --only minimax,openai-api,platform --timeout 60 || status=1
+echo "== wsd runtime verify openclaw --only minimax,openai-api,platform,\"minimax via proxy\""
+"$WSD" runtime verify openclaw --only "minimax,openai-api,platform,minimax via proxy" --timeout 60 || status=1
 exit $status

@@ -2,7 +2,10 @@
 //! runtime declares, a workspace with the right key among stray org credentials, and one
 //! with every credential the profile says the runtime does not read set on the workspace
 //! (kept there by design; a CLI that reads one of them sends a credential the plan did not
-//! choose); for the platform, a workspace among stray org credentials.
+//! choose); for a provider whose key wsd's proxy can send (any but a subscription login),
+//! the first workspace again with credential delivery `proxy` (the CLI must send its usage
+//! token to wsd's proxy, nothing else anywhere); for the platform, a workspace among stray
+//! org credentials.
 
 use std::collections::BTreeSet;
 
@@ -20,6 +23,9 @@ pub struct Case {
     pub platform: bool,
     pub org: Vec<String>,
     pub workspace: Vec<String>,
+    /// Planned with credential delivery `proxy`: the key stays in wsd.
+    #[serde(default)]
+    pub proxied: bool,
 }
 
 /// A provider of the runtime no case covers, and why.
@@ -68,6 +74,7 @@ pub fn cases(registry: &Registry, runtime: &Runtime) -> (Vec<Case>, Vec<Uncovere
                 platform: true,
                 org: names(&strays),
                 workspace: Vec::new(),
+                proxied: false,
             });
             continue;
         }
@@ -89,7 +96,19 @@ pub fn cases(registry: &Registry, runtime: &Runtime) -> (Vec<Case>, Vec<Uncovere
             platform: false,
             org: org.clone(),
             workspace: Vec::new(),
+            proxied: false,
         });
+        if provider.auth_mode != AuthMode::Oauth {
+            cases.push(Case {
+                label: format!("{} via proxy", provider.name),
+                provider: provider.name.clone(),
+                model: model.clone(),
+                platform: false,
+                org: org.clone(),
+                workspace: Vec::new(),
+                proxied: true,
+            });
+        }
         // Credentials the profile says the runtime does not read, set where the planner keeps
         // them: on the workspace.
         let unread: Vec<String> = registry
@@ -107,6 +126,7 @@ pub fn cases(registry: &Registry, runtime: &Runtime) -> (Vec<Case>, Vec<Uncovere
                 platform: false,
                 org,
                 workspace: unread,
+                proxied: false,
             });
         }
     }
@@ -146,6 +166,11 @@ mod tests {
         );
         let platform = cases.iter().find(|c| c.platform).unwrap();
         assert_eq!(platform.model, "anthropic/claude-opus-4-7");
+        // Each key the proxy can send gets its proxy-delivery case; a subscription login none.
+        let proxied = cases.iter().find(|c| c.label == "minimax via proxy").unwrap();
+        assert!(proxied.proxied && proxied.org == minimax.org && !minimax.proxied, "{proxied:?}");
+        assert!(!labels.contains(&"anthropic-oauth via proxy"), "{labels:?}");
+        assert_eq!(cases.iter().filter(|c| c.proxied).count(), cases.iter().filter(|c| !c.platform && !c.label.contains(" + ")).count() - 1);
         let codex = registry.runtime("codex").unwrap();
         let (_, uncovered) = super::cases(&registry, codex);
         assert!(uncovered.iter().any(|u| u.provider == "openai-subscription" && u.reason.contains("login file")), "{uncovered:?}");

@@ -9,7 +9,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use wsd_core::plan::{EnvValue, FileContent, PlatformSettings, Policy, SecretNames, WorkspaceId, WorkspaceSpec};
+use wsd_core::plan::{
+    CredentialDelivery, DeliveryChoice, DeliverySetBy, EnvValue, FileContent, PlatformSettings, Policy, SecretNames, WorkspaceId,
+    WorkspaceSpec,
+};
 use wsd_core::registry::ProviderOverride;
 use wsd_core::{EnvKey, Registry};
 
@@ -105,7 +108,10 @@ pub async fn run_case(registry: &Registry, runtime: &str, case: &Case, command: 
         id: WorkspaceId::new("verify").expect("a valid id"),
         runtime: runtime.to_owned(),
         model: case.model.clone(),
-        delivery: Default::default(),
+        delivery: match case.proxied {
+            true => DeliveryChoice { delivery: CredentialDelivery::Proxy, set_by: DeliverySetBy::Org },
+            false => DeliveryChoice::default(),
+        },
     };
     let platform = PlatformSettings { proxy_base_url: format!("http://{}/p/platform/llm", world.addr) };
     let policy = Policy { allow_unverified: true, ..Policy::default() };
