@@ -85,13 +85,17 @@ async fn a_true_profile_holds_and_a_false_one_is_caught_naming_the_case() {
     let labels: Vec<&str> = report.results.iter().map(|r| r.case.label.as_str()).collect();
     // Every credential of the registry is one the truthful profile says the CLI reads: no
     // workspace strays to try.
-    assert_eq!(labels, ["vendor-a", "platform"], "{rendered}");
+    assert_eq!(labels, ["vendor-a", "vendor-a via proxy", "platform"], "{rendered}");
     let Outcome::Ran { verdict, .. } = &report.results[0].outcome else { panic!("{rendered}") };
     assert_eq!(verdict.calls.len(), 1, "{rendered}");
     assert!(verdict.calls[0].contains("/p/vendor-a/anthropic/v1/messages · the org secret VENDOR_A_KEY · a-1"), "{rendered}");
+    // With credential delivery `proxy` the CLI sends its usage token to wsd's proxy, and the
+    // vendor's key nowhere.
     let Outcome::Ran { verdict, .. } = &report.results[1].outcome else { panic!("{rendered}") };
+    assert!(verdict.pass && verdict.calls[0].contains("/p/platform/llm/anthropic/v1/messages · the usage token · a-1"), "{rendered}");
+    let Outcome::Ran { verdict, .. } = &report.results[2].outcome else { panic!("{rendered}") };
     assert!(verdict.pass && verdict.calls[0].contains("the usage token · p/m-1"), "{rendered}");
-    assert!(rendered.ends_with("2 passed, 0 failed\n"), "{rendered}");
+    assert!(rendered.ends_with("3 passed, 0 failed\n"), "{rendered}");
 
     // The same CLI described as reading only ANTHROPIC_API_KEY: the plan puts the key
     // there and keeps the workspace's ANTHROPIC_AUTH_TOKEN, which the CLI sends instead.
@@ -102,6 +106,7 @@ async fn a_true_profile_holds_and_a_false_one_is_caught_naming_the_case() {
     assert!(rendered.contains("MISMATCH vendor-a + workspace strays"), "{rendered}");
     assert!(rendered.contains("sent the workspace secret ANTHROPIC_AUTH_TOKEN to http://127.0.0.1:"), "{rendered}");
     assert!(rendered.contains("without the org secret VENDOR_A_KEY in x-api-key"), "{rendered}");
-    assert!(rendered.ends_with("2 passed, 1 failed\n"), "{rendered}");
+    // With proxy delivery no tenant credential stays to be sent instead: that case holds.
+    assert!(rendered.ends_with("3 passed, 1 failed\n"), "{rendered}");
     let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("wsd-verify-test-{}", std::process::id())));
 }
