@@ -990,3 +990,74 @@ async fn a_hostile_provider_cannot_grow_wsd_or_its_ledger() {
     let usage = s.api.get(&format!("/v1/orgs/{}/usage", s.org), ADMIN).await;
     assert_eq!(usage.status.as_u16(), 200, "{}", usage.body);
 }
+
+const ORG_KEY: &str = "canary-proxy-org-minimax-key-3e9a";
+
+/// A BYOK workspace whose org chose credential delivery `proxy`: its calls go out on the
+/// org's key (never the platform's, whatever model they name), an echoing provider hands
+/// that key to no one, the org's budgets hold, and every row says `byok`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_delivered_byok_workspace_calls_on_its_orgs_key_under_its_budgets() {
+    let s = setup().await;
+    s.api.put(&format!("/v1/orgs/{}/secrets/MINIMAX_API_KEY", s.org), ADMIN, json!({"value": ORG_KEY})).await;
+    let byok = s.api.workspace(&s.org, "own-key", "claude-code", "MiniMax-M2.7").await;
+    let route = wsd_store::ProxiedRoute {
+        provider: "minimax".into(),
+        key: wsd_core::EnvKey::new("MINIMAX_API_KEY").unwrap(),
+        origin: wsd_core::plan::SecretOrigin::Org,
+    };
+    let (_, token) = s.api.state.store.create_usage_token(&s.org, &byok, Some(&route), "test").await.unwrap();
+    let token = token.expose().to_owned();
+    let call = |body: Value| {
+        let request = s.api.client.post(format!("{}/llm/anthropic/v1/messages", s.api.base)).bearer_auth(&token).json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            let (status, echoed) = (response.status().as_u16(), response.headers().get("x-echo").is_some());
+            let text = response.text().await.unwrap();
+            assert!(!text.contains(ORG_KEY) && !text.contains(PLATFORM_KEY), "a key in a response: {text}");
+            (status, text, echoed)
+        }
+    };
+    let ask = |model: &str, behave: &str| json!({"model": model, "behave": behave, "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+
+    let (status, text, _) = call(ask("MiniMax-M2.7", "")).await;
+    assert_eq!(status, 200, "{text}");
+    // A platform model's name changes nothing: the org's key, the model as sent.
+    let (status, _, _) = call(ask("minimax/MiniMax-M2.7", "")).await;
+    assert_eq!(status, 200);
+    let sent: Vec<(String, String)> = s
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, credential, body)| (credential.clone(), body["model"].as_str().unwrap().to_owned()))
+        .collect();
+    let org_key = format!("bearer:{ORG_KEY}");
+    assert_eq!(sent, [(org_key.clone(), "MiniMax-M2.7".to_owned()), (org_key, "minimax/MiniMax-M2.7".to_owned())]);
+
+    // A provider that echoes the key it was sent: scrubbed from the body, its header dropped.
+    let (status, text, echoed) = call(ask("MiniMax-M2.7", "echo-key")).await;
+    assert_eq!((status, echoed), (401, false), "{text}");
+    assert!(text.contains("[redacted]"), "{text}");
+
+    // The org's budgets apply to its own key's traffic.
+    let r = s
+        .api
+        .put(&format!("/v1/orgs/{}/budgets", s.org), ADMIN, json!({"workspace": byok, "unit": "tokens", "period": "day", "limit": 5}))
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    let (status, text, _) = call(ask("MiniMax-M2.7", "")).await;
+    assert_eq!(status, 402, "{text}");
+    assert!(text.contains("BUDGET_EXCEEDED"), "{text}");
+    assert_eq!(s.seen.lock().unwrap().len(), 3, "the refused call never went upstream");
+
+    let rows = requests(&s, 4).await;
+    let marks: Vec<(&str, &str, i64)> =
+        rows.iter().map(|r| (r["routing"].as_str().unwrap(), r["workspace_id"].as_str().unwrap(), r["status"].as_i64().unwrap())).collect();
+    assert_eq!(
+        marks,
+        [("byok", byok.as_str(), 402), ("byok", byok.as_str(), 401), ("byok", byok.as_str(), 200), ("byok", byok.as_str(), 200)]
+    );
+    assert_no_key_in_log(&s);
+    assert!(!String::from_utf8_lossy(&support::log().lock().unwrap()).contains(ORG_KEY), "the org's key in the log");
+}
