@@ -1,7 +1,7 @@
 //! Several `wsd serve` processes on one PostgreSQL database, as an operator runs them behind
 //! a balancer (here the test spreads the requests itself): one budget holds across all of
-//! them under concurrent streamed calls, and a usage token revoked through one is refused
-//! by the others within a second.
+//! them under concurrent streamed calls, and a platform key removed or set, or a usage token
+//! revoked, through one is seen by the others within a second.
 
 mod support;
 
@@ -185,6 +185,22 @@ claude-code = ["sh", "-c", "printf %s \"$WSD_LLM_USAGE_TOKEN\" > \"$HOME/usage-t
     assert_eq!(api(&replicas[2], reqwest::Method::PUT, &format!("/v1/orgs/{org}/budgets"), Some(budget)).await.0, 200);
     for replica in &replicas[1..] {
         assert_eq!(call(replica, &token, &body).await, 200);
+    }
+
+    // So does a platform key's removal and its return, though each replica keeps a key it
+    // read for 5 s.
+    let secret = "/v1/platform/secrets/MINIMAX_API_KEY";
+    for (method, value, expected) in
+        [(reqwest::Method::DELETE, None, 502), (reqwest::Method::PUT, Some(json!({"value": "canary-replica-key-2"})), 200)]
+    {
+        let (status, _) = api(&replicas[0], method, secret, value).await;
+        assert!(status == 200 || status == 204, "{status}");
+        let changed = Instant::now();
+        for replica in &replicas[1..] {
+            while call(replica, &token, &body).await != expected {
+                assert!(changed.elapsed() < Duration::from_secs(1), "replica {} missed the platform key's change", replica.address);
+            }
+        }
     }
     let (status, _) = api(&replicas[0], reqwest::Method::POST, &format!("/v1/orgs/{org}/workspaces/{ws}/stop"), None).await;
     assert_eq!(status, 200);
