@@ -207,51 +207,44 @@ fn from_row((id, org_id, workspace_id, unit, period, limit, updated_at): BudgetR
     Ok(BudgetLimit { id, org_id, workspace_id, unit: BudgetUnit::parse(&unit)?, period: BudgetPeriod::parse(&period)?, limit, updated_at })
 }
 
-/// Recorded use of a budget's scope and unit from a day on (`$1` org, `$2` first day, `$3`
-/// the workspace of a workspace budget).
-fn spent_sql(unit: BudgetUnit, workspace: bool) -> &'static str {
-    match (unit, workspace) {
-        (BudgetUnit::Tokens, false) => "SELECT CAST(SUM(tokens) AS BIGINT) FROM usage_daily WHERE org_id = $1 AND day >= $2",
-        (BudgetUnit::Usd, false) => "SELECT CAST(SUM(cost_micros) AS BIGINT) FROM usage_daily WHERE org_id = $1 AND day >= $2",
-        (BudgetUnit::Tokens, true) => {
-            "SELECT CAST(SUM(tokens) AS BIGINT) FROM usage_daily_workspace WHERE org_id = $1 AND day >= $2 AND workspace_id = $3"
-        }
-        (BudgetUnit::Usd, true) => {
-            "SELECT CAST(SUM(cost_micros) AS BIGINT) FROM usage_daily_workspace WHERE org_id = $1 AND day >= $2 AND workspace_id = $3"
-        }
-    }
-}
+/// Where each budget of org `$1` stands, in one statement: its recorded use since its
+/// window's first day (`$2`, `$3`, `$4`: today's, this week's and this month's), and what
+/// live reservations (`$5`: now) hold of its scope and unit. `$6`: only the budgets that
+/// apply to that workspace (the org's and its own); NULL: every budget of the org.
+const STANDINGS_SQL: &str = "SELECT b.id,
+    CAST(CASE WHEN b.workspace_id IS NULL THEN
+        (SELECT SUM(CASE WHEN b.unit = 'tokens' THEN d.tokens ELSE d.cost_micros END) FROM usage_daily d
+         WHERE d.org_id = b.org_id AND d.day >= CASE b.period WHEN 'day' THEN $2 WHEN 'week' THEN $3 ELSE $4 END)
+    ELSE
+        (SELECT SUM(CASE WHEN b.unit = 'tokens' THEN d.tokens ELSE d.cost_micros END) FROM usage_daily_workspace d
+         WHERE d.org_id = b.org_id AND d.workspace_id = b.workspace_id
+           AND d.day >= CASE b.period WHEN 'day' THEN $2 WHEN 'week' THEN $3 ELSE $4 END)
+    END AS BIGINT) AS spent,
+    CAST((SELECT SUM(CASE WHEN b.unit = 'tokens' THEN r.tokens ELSE r.cost_micros END) FROM budget_reservations r
+          WHERE r.org_id = b.org_id AND (b.workspace_id IS NULL OR r.workspace_id = b.workspace_id) AND r.expires_at > $5)
+         AS BIGINT) AS reserved
+    FROM budget_limits b
+    WHERE b.org_id = $1 AND ($6 IS NULL OR b.workspace_id IS NULL OR b.workspace_id = $6)
+    ORDER BY b.id";
 
-/// Live reservations of a scope (`$1` org, `$2` workspace or NULL, `$3` now).
-fn reserved_sql(unit: BudgetUnit) -> &'static str {
-    match unit {
-        BudgetUnit::Tokens => {
-            "SELECT CAST(SUM(tokens) AS BIGINT) FROM budget_reservations WHERE org_id = $1 AND ($2 IS NULL OR workspace_id = $2) AND expires_at > $3"
-        }
-        BudgetUnit::Usd => {
-            "SELECT CAST(SUM(cost_micros) AS BIGINT) FROM budget_reservations WHERE org_id = $1 AND ($2 IS NULL OR workspace_id = $2) AND expires_at > $3"
-        }
-    }
-}
-
-/// The standing of each budget, read inside `$conn` (a transaction or a pool).
+/// The standing of each of `budgets` (of org `$org`, those that apply to `$workspace` or
+/// every one), read in one statement inside `$conn` (a transaction or a connection).
 macro_rules! standings_of {
-    ($conn:expr, $budgets:expr, $now:expr) => {{
+    ($conn:expr, $budgets:expr, $org:expr, $workspace:expr, $now:expr) => {{
+        let first_day = |period: BudgetPeriod| period.start($now).div_euclid(DAY_MS);
+        let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(STANDINGS_SQL)
+            .bind($org)
+            .bind(first_day(BudgetPeriod::Day))
+            .bind(first_day(BudgetPeriod::Week))
+            .bind(first_day(BudgetPeriod::Month))
+            .bind($now)
+            .bind($workspace)
+            .fetch_all(&mut *$conn)
+            .await?;
         let mut standings = Vec::with_capacity($budgets.len());
         for budget in $budgets {
-            let workspace = budget.workspace_id.as_deref();
-            let first_day = budget.period.start($now).div_euclid(DAY_MS);
-            let spent = sqlx::query_scalar(spent_sql(budget.unit, workspace.is_some())).bind(&budget.org_id).bind(first_day);
-            let spent: Option<i64> = match workspace {
-                Some(workspace) => spent.bind(workspace).fetch_one(&mut *$conn).await?,
-                None => spent.fetch_one(&mut *$conn).await?,
-            };
-            let reserved: Option<i64> = sqlx::query_scalar(reserved_sql(budget.unit))
-                .bind(&budget.org_id)
-                .bind(workspace)
-                .bind($now)
-                .fetch_one(&mut *$conn)
-                .await?;
+            // A budget set since the list was read has no row here: it is read next time.
+            let Some((_, spent, reserved)) = rows.iter().find(|(id, _, _)| *id == budget.id) else { continue };
             let (spent, reserved) = (spent.unwrap_or(0), reserved.unwrap_or(0));
             let mut standing = BudgetStanding { remaining: 0, resets_at: budget.period.end($now), spent, reserved, budget };
             standing.recount();
@@ -367,7 +360,7 @@ impl Store {
         let budgets = self.list_budgets(org).await?;
         let standings = on_read!(self, |pool| {
             let mut conn = pool.acquire().await?;
-            standings_of!(conn, budgets, now)
+            standings_of!(conn, budgets, org, None::<&str>, now)
         });
         Ok(standings)
     }
@@ -390,7 +383,7 @@ impl Store {
                 return Ok(Admission::Admitted { reservation: None, standings: Vec::new() });
             }
             let budgets = rows.into_iter().map(from_row).collect::<Result<Vec<_>>>()?;
-            let mut standings = standings_of!(tx, budgets, now);
+            let mut standings = standings_of!(tx, budgets, org, Some(workspace), now);
             if let Some(refusal) = budget_refusal(&standings, estimate) {
                 tx.commit().await?;
                 refusal

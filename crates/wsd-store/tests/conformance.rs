@@ -720,3 +720,84 @@ async fn credential_delivery_and_proxied_usage_tokens(db: &TestDb) {
     assert!(store.append_usage(&[row("someone-else", 1)]).await.is_err());
 }
 conformance!(credential_delivery_and_proxied_usage_tokens);
+
+/// Each budget's standing counts its own window (UTC day, ISO week, month), scope (the org,
+/// or one workspace) and unit (tokens, micro-dollars), from the daily totals and the live
+/// reservations, and admission reads the budgets of the org and of the workspace only.
+async fn standings_count_each_budgets_window_scope_and_unit(db: &TestDb) {
+    use wsd_store::{Admission, BudgetPeriod, BudgetUnit, Estimate, NewBudget, UsageRecord};
+    const DAY: i64 = 86_400_000;
+    let store = open(db, Keyring::generate()).await.unwrap();
+    let org = store.create_org("acme", "admin").await.unwrap();
+    let a = store.create_workspace(&org.id, &ws("a", "opus"), "admin").await.unwrap().id;
+    let b = store.create_workspace(&org.id, &ws("b", "opus"), "admin").await.unwrap().id;
+    // Wednesday 2026-11-18, noon UTC: the week began on Monday the 16th, the month on the 1st.
+    let now = 1_795_003_200_000;
+    let row = |workspace: &str, at: i64, tokens: i64, cost: i64| UsageRecord {
+        at,
+        org_id: org.id.clone(),
+        workspace_id: workspace.to_owned(),
+        provider: "minimax".into(),
+        model: "MiniMax-M2.7".into(),
+        input_tokens: tokens,
+        output_tokens: 0,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
+        status: 200,
+        latency_ms: 1,
+        request_id: "r".into(),
+        routing: "platform".into(),
+        cost_micros: Some(cost),
+        reservation: None,
+    };
+    store
+        .append_usage(&[
+            row(&a, now, 1, 10),              // today
+            row(&a, now - DAY, 2, 20),        // Tuesday: this week
+            row(&b, now - 2 * DAY, 4, 40),    // Monday: this week
+            row(&a, now - 3 * DAY, 8, 80),    // last Sunday: this month
+            row(&b, now - 20 * DAY, 16, 160), // October
+        ])
+        .await
+        .unwrap();
+    let budget =
+        |workspace: Option<&str>, unit, period| NewBudget { workspace_id: workspace.map(str::to_owned), unit, period, limit: 1_000_000 };
+    for (workspace, unit, period) in [
+        (None, BudgetUnit::Tokens, BudgetPeriod::Day),
+        (None, BudgetUnit::Tokens, BudgetPeriod::Week),
+        (None, BudgetUnit::Usd, BudgetPeriod::Month),
+        (Some(a.as_str()), BudgetUnit::Tokens, BudgetPeriod::Week),
+        (Some(a.as_str()), BudgetUnit::Usd, BudgetPeriod::Month),
+        (Some(b.as_str()), BudgetUnit::Tokens, BudgetPeriod::Month),
+    ] {
+        store.put_budget(&org.id, &budget(workspace, unit, period), "admin").await.unwrap();
+    }
+    // A live reservation of each workspace, and an expired one that no longer counts.
+    for (workspace, tokens, cost, expires) in [(&a, 100, 1_000, now + DAY), (&b, 200, 2_000, now + DAY), (&a, 400, 4_000, now - 1)] {
+        let admitted = store.reserve(&org.id, workspace, Estimate { tokens, cost_micros: Some(cost) }, now - 2, expires).await.unwrap();
+        assert!(matches!(admitted, Admission::Admitted { .. }), "{admitted:?}");
+    }
+    let standings = store.budget_standings(&org.id, now).await.unwrap();
+    let mut seen: Vec<(Option<String>, BudgetUnit, BudgetPeriod, i64, i64)> =
+        standings.iter().map(|s| (s.budget.workspace_id.clone(), s.budget.unit, s.budget.period, s.spent, s.reserved)).collect();
+    seen.sort_by_key(|(w, u, p, ..)| (w.clone(), u.as_str(), p.as_str()));
+    let mut expected = vec![
+        (None, BudgetUnit::Tokens, BudgetPeriod::Day, 1, 300),
+        (None, BudgetUnit::Tokens, BudgetPeriod::Week, 1 + 2 + 4, 300),
+        (None, BudgetUnit::Usd, BudgetPeriod::Month, 10 + 20 + 40 + 80, 3_000),
+        (Some(a.clone()), BudgetUnit::Tokens, BudgetPeriod::Week, 1 + 2, 100),
+        (Some(a.clone()), BudgetUnit::Usd, BudgetPeriod::Month, 10 + 20 + 80, 1_000),
+        (Some(b.clone()), BudgetUnit::Tokens, BudgetPeriod::Month, 4, 200),
+    ];
+    expected.sort_by_key(|(w, u, p, ..)| (w.clone(), u.as_str(), p.as_str()));
+    assert_eq!(seen, expected);
+    // Admission of workspace b reads the org's budgets and b's, never a's.
+    let Admission::Admitted { standings, .. } =
+        store.reserve(&org.id, &b, Estimate { tokens: 1, cost_micros: Some(1) }, now, now + DAY).await.unwrap()
+    else {
+        panic!("refused")
+    };
+    assert_eq!(standings.len(), 4);
+    assert!(standings.iter().all(|s| s.budget.workspace_id.as_deref() != Some(a.as_str())));
+}
+conformance!(standings_count_each_budgets_window_scope_and_unit);
