@@ -69,7 +69,17 @@ pub async fn check(
     let Some(credential) = &plan.credential else {
         return Err(refuse(code::PREFLIGHT_FAILED, "the plan names no credential to check".into(), provider_name));
     };
-    if let CredentialSource::File(path) = &credential.via {
+    // With credential delivery `proxy` the runtime sends its usage token; the key to check
+    // is the one wsd's proxy will send, in the header the proxy sends it in.
+    let (value, sent_as, via) = match &plan.delivery.proxied {
+        Some(proxied) => (
+            EnvValue::Secret { key: proxied.key.clone(), origin: proxied.origin },
+            proxied.sent_as.as_str(),
+            format!("{} (kept in wsd, sent by its proxy)", proxied.key),
+        ),
+        None => (credential.value.clone(), credential.sent_as.as_str(), credential.via.to_string()),
+    };
+    if let (None, CredentialSource::File(path)) = (&plan.delivery.proxied, &credential.via) {
         return Err(refuse(
             code::PREFLIGHT_UNSUPPORTED,
             format!(
@@ -78,7 +88,7 @@ pub async fn check(
             provider_name,
         ));
     }
-    let Some(secret) = value_of(store, org, workspace, &credential.value).await? else {
+    let Some(secret) = value_of(store, org, workspace, &value).await? else {
         return Err(refuse(code::PREFLIGHT_FAILED, "the credential to check has no stored value".into(), provider_name));
     };
     // Only the provider's registered endpoint (or the operator's override of it) is ever
@@ -102,15 +112,11 @@ pub async fn check(
         Protocol::Anthropic => preflight.client.get(format!("{base}/v1/models")).header("anthropic-version", "2023-06-01"),
         Protocol::Openai => preflight.client.get(format!("{base}/models")),
     };
-    request = if credential.sent_as.starts_with("x-api-key") {
-        request.header("x-api-key", secret.expose())
-    } else {
-        request.bearer_auth(secret.expose())
-    };
-    if credential.sent_as.contains("OAuth") {
+    request =
+        if sent_as.starts_with("x-api-key") { request.header("x-api-key", secret.expose()) } else { request.bearer_auth(secret.expose()) };
+    if sent_as.contains("OAuth") {
         request = request.header("anthropic-beta", "oauth-2025-04-20");
     }
-    let via = credential.via.to_string();
     match request.send().await {
         Ok(response) if response.status().is_success() => Ok(()),
         Ok(response) if matches!(response.status().as_u16(), 401 | 403) => Err(refuse(

@@ -146,6 +146,19 @@ async fn an_anthropic_api_key_is_checked_as_x_api_key_and_platform_models_are_no
     let calls = seen.lock().unwrap().len();
     api.workspace(&org, "p", "claude-code", "anthropic/claude-opus-4-7").await;
     assert_eq!(seen.lock().unwrap().len(), calls, "a platform-managed workspace has no key of its own to check");
+
+    // With credential delivery `proxy` the workspace would send its usage token: the key
+    // checked is the org's, in the header the proxy sends it in.
+    let r = api.put(&format!("/v1/orgs/{org}/credential-delivery"), ADMIN, json!({"credential_delivery": "proxy"})).await;
+    assert_eq!(r.status, Status::OK, "{}", r.body);
+    api.workspace(&org, "proxied", "claude-code", "claude-opus-4-7").await;
+    assert_eq!(seen.lock().unwrap().last().unwrap(), &("/anthropic/v1/models".to_owned(), "x-api-key".to_owned(), GOOD_KEY.to_owned()));
+    api.secret(&org, "ANTHROPIC_API_KEY", BAD_KEY).await;
+    let r = api
+        .post(&format!("/v1/orgs/{org}/workspaces"), ADMIN, json!({"name": "bad", "runtime": "claude-code", "model": "claude-opus-4-7"}))
+        .await;
+    assert_eq!(r.body["error"]["code"], "INVALID_BYOK_CREDENTIAL", "{}", r.body);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("kept in wsd"), "{}", r.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
