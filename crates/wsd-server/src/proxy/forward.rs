@@ -223,7 +223,7 @@ async fn prepare(
                     StatusCode::BAD_GATEWAY,
                     code::PROXIED_KEY_MISSING,
                     format!(
-                        "the {} secret {} that this workspace's calls to provider `{}` are sent with is no longer set; set it again",
+                        "the {} secret {} that this workspace's calls to provider `{}` are sent with is no longer set; set it again, or provision the workspace again to plan with the secrets it has",
                         proxied.origin.as_str(),
                         proxied.key,
                         proxied.provider
