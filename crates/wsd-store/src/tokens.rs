@@ -92,9 +92,7 @@ impl Store {
         name: &str,
         actor: &str,
     ) -> Result<(Token, SecretValue)> {
-        let plaintext = generate_token();
-        let token = self.insert_token(kind, org, workspace, name, &plaintext, actor).await?;
-        Ok((token, plaintext))
+        self.mint(kind, org, workspace, name, None, actor).await
     }
 
     /// Mints a workspace's usage token; `proxied`: it stands for the org's own key, which
@@ -106,8 +104,21 @@ impl Store {
         proxied: Option<&ProxiedRoute>,
         actor: &str,
     ) -> Result<(Token, SecretValue)> {
+        self.mint(TokenKind::Usage, Some(org), Some(workspace), "usage", proxied, actor).await
+    }
+
+    /// A fresh token, stored, with its plaintext.
+    async fn mint(
+        &self,
+        kind: TokenKind,
+        org: Option<&str>,
+        workspace: Option<&str>,
+        name: &str,
+        proxied: Option<&ProxiedRoute>,
+        actor: &str,
+    ) -> Result<(Token, SecretValue)> {
         let plaintext = generate_token();
-        let token = self.insert_token_row(TokenKind::Usage, Some(org), Some(workspace), "usage", &plaintext, proxied, actor).await?;
+        let token = self.insert_token_row(kind, org, workspace, name, &plaintext, proxied, actor).await?;
         Ok((token, plaintext))
     }
 

@@ -20,6 +20,27 @@ fn same(ring: &Keyring) -> Keyring {
     Keyring::parse(&ring.render()).unwrap()
 }
 
+/// A ledger row of a platform call to MiniMax: `input` tokens in, none out, costing `cost`.
+fn usage(org: &str, workspace: &str, at: i64, input: i64, cost: Option<i64>) -> wsd_store::UsageRecord {
+    wsd_store::UsageRecord {
+        at,
+        org_id: org.to_owned(),
+        workspace_id: workspace.to_owned(),
+        provider: "minimax".into(),
+        model: "MiniMax-M2.7".into(),
+        input_tokens: input,
+        output_tokens: 0,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
+        status: 200,
+        latency_ms: 1,
+        request_id: "r".into(),
+        routing: "platform".into(),
+        cost_micros: cost,
+        reservation: None,
+    }
+}
+
 fn ws<'a>(name: &'a str, model: &'a str) -> NewWorkspace<'a> {
     NewWorkspace { name, runtime: "claude-code", model }
 }
@@ -693,23 +714,7 @@ async fn credential_delivery_and_proxied_usage_tokens(db: &TestDb) {
     let (_, platform) = store.create_usage_token(&org.id, &a.id, None, "admin").await.unwrap();
     assert_eq!(store.authenticate_token(platform.expose()).await.unwrap().unwrap().proxied, None);
 
-    let row = |routing: &str, input: i64| UsageRecord {
-        at: 1_000,
-        org_id: org.id.clone(),
-        workspace_id: a.id.clone(),
-        provider: "minimax".into(),
-        model: "MiniMax-M2.7".into(),
-        input_tokens: input,
-        output_tokens: 0,
-        cache_read_tokens: 0,
-        cache_write_tokens: 0,
-        status: 200,
-        latency_ms: 1,
-        request_id: "r".into(),
-        routing: routing.into(),
-        cost_micros: None,
-        reservation: None,
-    };
+    let row = |routing: &str, input: i64| UsageRecord { routing: routing.into(), ..usage(&org.id, &a.id, 1_000, input, None) };
     store.append_usage(&[row("byok", 5), row("platform", 7), row("byok", 11)]).await.unwrap();
     let requests = store.usage_requests(&org.id, None, 10).await.unwrap();
     assert_eq!(requests.iter().map(|r| r.routing.as_str()).collect::<Vec<_>>(), ["byok", "platform", "byok"]);
@@ -725,7 +730,7 @@ conformance!(credential_delivery_and_proxied_usage_tokens);
 /// or one workspace) and unit (tokens, micro-dollars), from the daily totals and the live
 /// reservations, and admission reads the budgets of the org and of the workspace only.
 async fn standings_count_each_budgets_window_scope_and_unit(db: &TestDb) {
-    use wsd_store::{Admission, BudgetPeriod, BudgetUnit, Estimate, NewBudget, UsageRecord};
+    use wsd_store::{Admission, BudgetPeriod, BudgetUnit, Estimate, NewBudget};
     const DAY: i64 = 86_400_000;
     let store = open(db, Keyring::generate()).await.unwrap();
     let org = store.create_org("acme", "admin").await.unwrap();
@@ -733,23 +738,7 @@ async fn standings_count_each_budgets_window_scope_and_unit(db: &TestDb) {
     let b = store.create_workspace(&org.id, &ws("b", "opus"), "admin").await.unwrap().id;
     // Wednesday 2026-11-18, noon UTC: the week began on Monday the 16th, the month on the 1st.
     let now = 1_795_003_200_000;
-    let row = |workspace: &str, at: i64, tokens: i64, cost: i64| UsageRecord {
-        at,
-        org_id: org.id.clone(),
-        workspace_id: workspace.to_owned(),
-        provider: "minimax".into(),
-        model: "MiniMax-M2.7".into(),
-        input_tokens: tokens,
-        output_tokens: 0,
-        cache_read_tokens: 0,
-        cache_write_tokens: 0,
-        status: 200,
-        latency_ms: 1,
-        request_id: "r".into(),
-        routing: "platform".into(),
-        cost_micros: Some(cost),
-        reservation: None,
-    };
+    let row = |workspace: &str, at: i64, tokens: i64, cost: i64| usage(&org.id, workspace, at, tokens, Some(cost));
     store
         .append_usage(&[
             row(&a, now, 1, 10),              // today

@@ -82,12 +82,13 @@ impl Vendor {
     }
 }
 
-/// Every vendor, by the model namespace it serves (`minimax` in `minimax/MiniMax-M2.7`),
-/// and every provider by its name.
+/// Every provider but the platform by its name, and the provider serving each model
+/// namespace (`minimax` in `minimax/MiniMax-M2.7`).
 #[derive(Debug, Default)]
 pub(super) struct Vendors {
-    by_namespace: HashMap<String, Vendor>,
     by_provider: HashMap<String, Vendor>,
+    /// Namespace → provider name.
+    by_namespace: HashMap<String, String>,
 }
 
 impl Vendors {
@@ -96,7 +97,7 @@ impl Vendors {
         for provider in registry.providers().iter().filter(|p| !p.platform) {
             // The registry holds each `upstream_vendor` once.
             if let Some(namespace) = &provider.upstream_vendor {
-                vendors.by_namespace.insert(namespace.clone(), Vendor::new(registry, provider));
+                vendors.by_namespace.insert(namespace.clone(), provider.name.clone());
             }
             vendors.by_provider.insert(provider.name.clone(), Vendor::new(registry, provider));
         }
@@ -122,7 +123,7 @@ impl Vendors {
                 format!("model `{model}` has no namespace; use vendor/model, e.g. anthropic/claude-opus-4-7"),
             )
         })?;
-        let vendor = self.by_namespace.get(namespace).ok_or_else(|| {
+        let vendor = self.by_namespace.get(namespace).and_then(|name| self.by_provider.get(name)).ok_or_else(|| {
             ApiError::bad_request(code::UNKNOWN_MODEL_NAMESPACE, format!("no provider serves the model namespace `{namespace}`"))
         })?;
         Ok((vendor, vendor_model))
