@@ -6,6 +6,7 @@
 //! nothing of other workspaces and nothing of wsd, and everything it starts is the
 //! backend's to end (`stop` leaves no process of the workspace behind).
 
+mod docker;
 mod process;
 
 use std::future::Future;
@@ -14,6 +15,7 @@ use std::pin::Pin;
 
 use wsd_core::SecretValue;
 
+pub use docker::{DockerBackend, DockerOptions, LABEL_OWNER, LABEL_WORKSPACE};
 pub use process::{BwrapOptions, DEFAULT_PATH, DEFAULT_READ_ONLY, ProcessBackend, ProcessOptions, Sandbox};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -58,6 +60,12 @@ pub struct Confinement {
 #[derive(Debug)]
 pub struct Launch {
     pub workspace_id: String,
+    /// Its org and the hash of its plan: recorded where the backend can (container labels).
+    pub org_id: String,
+    pub plan_hash: String,
+    /// The runtime: which image a container backend runs.
+    pub runtime: String,
+    /// The command; empty runs a container image's own.
     pub argv: Vec<String>,
     /// The exact environment (values redacted in `Debug`).
     pub env: Vec<(String, SecretValue)>,
@@ -97,6 +105,15 @@ pub enum BackendError {
     Start { command: String, reason: String },
     #[error("unknown instance `{0}`")]
     UnknownInstance(String),
+    /// The backend cannot be reached (a container engine that does not answer).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The image a runtime is configured to run is not in the engine.
+    #[error("the image `{0}` is not in the container engine: build or pull it there first")]
+    ImageMissing(String),
+    /// Nothing says what to run for this runtime on this backend.
+    #[error("{0}")]
+    NotConfigured(String),
     #[error("{0}")]
     Io(String),
 }
@@ -117,7 +134,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn stop<'a>(&'a self, workspace_id: &'a str, instance: &'a str) -> BoxFuture<'a, Result<(), BackendError>>;
     /// Removes everything a workspace left: its home, its files, its log. Call after `stop`.
     fn remove<'a>(&'a self, workspace_id: &'a str) -> BoxFuture<'a, Result<(), BackendError>>;
-    fn status<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, InstanceStatus>;
+    /// What became of an instance; an error when the backend cannot tell (its engine is
+    /// unreachable), never a guess.
+    fn status<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<InstanceStatus, BackendError>>;
     /// The last `tail` lines of a workspace's output.
     fn logs<'a>(&'a self, workspace_id: &'a str, tail: usize) -> BoxFuture<'a, Result<String, BackendError>>;
     /// At start: takes over the instances a previous run of wsd started and the store

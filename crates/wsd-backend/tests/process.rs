@@ -61,6 +61,9 @@ fn backend(name: &str, mode: Mode) -> ProcessBackend {
 fn launch(id: &str, argv: &[&str]) -> Launch {
     Launch {
         workspace_id: id.into(),
+        org_id: "org_test".into(),
+        plan_hash: "0".into(),
+        runtime: "test".into(),
         argv: argv.iter().map(|s| s.to_string()).collect(),
         env: vec![("GREETING".into(), SecretValue::new("hello"))],
         files: vec![],
@@ -82,7 +85,7 @@ fn pid_of(instance: &str) -> u32 {
 
 async fn wait_exit(backend: &ProcessBackend, instance: &str) -> InstanceStatus {
     for _ in 0..500 {
-        let status = backend.status(instance).await;
+        let status = backend.status(instance).await.unwrap();
         if status != InstanceStatus::Running {
             return status;
         }
@@ -163,7 +166,7 @@ async fn attack(mode: Mode) -> String {
     let report = backend.logs("attacker", 100).await.unwrap();
     assert!(report.ends_with("done"), "{report}");
     if mode == Mode::Sandboxed {
-        assert_eq!(backend.status(&victim).await, InstanceStatus::Running, "the victim still runs");
+        assert_eq!(backend.status(&victim).await.unwrap(), InstanceStatus::Running, "the victim still runs");
     }
     backend.stop("victim", &victim).await.unwrap();
     report
@@ -308,13 +311,13 @@ async fn a_restarted_wsd_adopts_what_it_records_and_ends_what_it_does_not() {
     let recorded = vec![("w-kept".to_owned(), kept.clone()), ("w-gone".to_owned(), "process:1:1".to_owned())];
     assert_eq!(second.reconcile(&recorded).await, Reconciled { adopted: 1, gone: 1, ended: 1 });
     wait_for("the stray sandbox to end", || processes_with(&b).is_empty() && processes_with(&c).is_empty()).await;
-    assert_ne!(second.status(&stray).await, InstanceStatus::Running);
-    assert_eq!(second.status(&kept).await, InstanceStatus::Running);
+    assert_ne!(second.status(&stray).await.unwrap(), InstanceStatus::Running);
+    assert_eq!(second.status(&kept).await.unwrap(), InstanceStatus::Running);
     second.stop("w-kept", &kept).await.unwrap();
-    assert_eq!(second.status(&kept).await, InstanceStatus::Exited { code: None });
+    assert_eq!(second.status(&kept).await.unwrap(), InstanceStatus::Exited { code: None });
     // A pid reused by another process is not mistaken for the workspace.
     assert_eq!(second.status(&format!("process:{}:1", pid_of(&kept))).await, InstanceStatus::Exited { code: None });
-    assert_eq!(second.status("garbage").await, InstanceStatus::Missing);
+    assert_eq!(second.status("garbage").await.unwrap(), InstanceStatus::Missing);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,7 +362,7 @@ async fn sigterm_is_sent_first_and_sigkill_after_the_grace_period() {
         let started = std::time::Instant::now();
         backend.stop("w4", &stubborn).await.unwrap();
         assert!(started.elapsed() >= Duration::from_millis(500), "SIGKILL waits for the grace period ({mode:?})");
-        assert_ne!(backend.status(&stubborn).await, InstanceStatus::Running);
+        assert_ne!(backend.status(&stubborn).await.unwrap(), InstanceStatus::Running);
     }
 }
 

@@ -286,18 +286,18 @@ impl Backend for ProcessBackend {
         Box::pin(async move { self.dir(workspace_id)?.remove().map_err(|e| BackendError::Io(format!("cannot remove the workspace: {e}"))) })
     }
 
-    fn status<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, InstanceStatus> {
+    fn status<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<InstanceStatus, BackendError>> {
         Box::pin(async move {
             match self.exits.lock().unwrap_or_else(|e| e.into_inner()).get(instance) {
-                Some(Some(code)) => return InstanceStatus::Exited { code: *code },
-                Some(None) => return InstanceStatus::Running,
+                Some(Some(code)) => return Ok(InstanceStatus::Exited { code: *code }),
+                Some(None) => return Ok(InstanceStatus::Running),
                 None => {}
             }
-            match parse_instance(instance) {
+            Ok(match parse_instance(instance) {
                 None => InstanceStatus::Missing,
                 Some(_) if runs(instance) => InstanceStatus::Running,
                 Some(_) => InstanceStatus::Exited { code: None },
-            }
+            })
         })
     }
 
