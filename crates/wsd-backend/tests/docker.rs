@@ -27,7 +27,8 @@ fn image() -> String {
 
 fn options(owner: &str) -> DockerOptions {
     let engine = wsd_testengine::engine();
-    let mut options = DockerOptions::new(&engine.host, std::env::temp_dir().join(format!("wsd-docker-logs-{owner}-{}", std::process::id())));
+    let mut options =
+        DockerOptions::new(&engine.host, std::env::temp_dir().join(format!("wsd-docker-logs-{owner}-{}", std::process::id())));
     options.owner = owner.into();
     options.images.insert("test".into(), image());
     options.grace = Duration::from_secs(1);
@@ -45,7 +46,10 @@ fn launch(id: &str, script: &str) -> Launch {
         env: vec![("SECRET_KEY".into(), SecretValue::new(CANARY_ENV)), ("GREETING".into(), SecretValue::new("hello"))],
         files: vec![LaunchFile { path: ".config/tool/credentials.json".into(), content: SecretValue::new(CANARY_FILE) }],
         host_uid: None,
-        confinement: Confinement { network: Network::Host, limits: Limits { memory_mib: Some(256), processes: Some(64), open_files: Some(512) } },
+        confinement: Confinement {
+            network: Network::Host,
+            limits: Limits { memory_mib: Some(256), processes: Some(64), open_files: Some(512) },
+        },
     }
 }
 
@@ -68,7 +72,8 @@ async fn output_until(backend: &DockerBackend, id: &str, marker: &str) -> String
 
 async fn containers_of(owner: &str) -> Vec<String> {
     let filters = HashMap::from([("label", vec![format!("{LABEL_OWNER}={owner}")])]);
-    let list = engine_client().list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build())).await.unwrap();
+    let list =
+        engine_client().list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build())).await.unwrap();
     list.into_iter().filter_map(|c| c.id).collect()
 }
 

@@ -316,7 +316,7 @@ async fn a_restarted_wsd_adopts_what_it_records_and_ends_what_it_does_not() {
     second.stop("w-kept", &kept).await.unwrap();
     assert_eq!(second.status(&kept).await.unwrap(), InstanceStatus::Exited { code: None });
     // A pid reused by another process is not mistaken for the workspace.
-    assert_eq!(second.status(&format!("process:{}:1", pid_of(&kept))).await, InstanceStatus::Exited { code: None });
+    assert_eq!(second.status(&format!("process:{}:1", pid_of(&kept))).await.unwrap(), InstanceStatus::Exited { code: None });
     assert_eq!(second.status("garbage").await.unwrap(), InstanceStatus::Missing);
 }
 

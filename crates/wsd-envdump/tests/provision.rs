@@ -456,7 +456,7 @@ async fn a_starting_server_takes_over_the_workspaces_left_running() {
     }
     assert_eq!(wsd_server::adopt_running(&world.state).await.unwrap(), taken(2, 0));
     // One of them ends while no wsd watches: it is not taken over.
-    let backend = &world.state.runner.as_ref().unwrap().backend;
+    let backend = &world.state.runner.as_ref().unwrap().placements[0].backend;
     backend.stop(&ids[0], &instances[0]).await.unwrap();
     assert_eq!(wsd_server::adopt_running(&world.state).await.unwrap(), taken(1, 1));
     backend.stop(&ids[1], &instances[1]).await.unwrap();
@@ -498,8 +498,18 @@ async fn concurrent_provisions_of_one_workspace_leave_exactly_one_instance() {
     }
     // Each provision replaced the one before: one sandbox runs, the last one recorded.
     // A sandbox's outer process is the one in wsd's own pid namespace.
+    // (While bubblewrap sets a sandbox up its process is briefly not dumpable, and its
+    // namespace cannot be read: the count is taken once every sandbox can be seen.)
     let ns = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
-    let sandboxes: Vec<u32> = processes_with(&marker).into_iter().filter(|pid| ns(*pid) == ns(std::process::id())).collect();
+    let mut sandboxes = Vec::new();
+    for _ in 0..100 {
+        let found = processes_with(&marker);
+        sandboxes = found.iter().copied().filter(|pid| ns(*pid) == ns(std::process::id())).collect();
+        if found.iter().all(|pid| ns(*pid).is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (_, shown) = world.call(Method::GET, &format!("/v1/orgs/{org}/workspaces/{id}"), None).await;
     let recorded = shown["instance_id"].as_str().unwrap();
     assert!(instances.contains(&recorded.to_owned()));

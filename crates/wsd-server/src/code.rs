@@ -40,9 +40,11 @@ codes! {
     // Workspaces.
     QUOTA_EXCEEDED: "The org runs as many workspaces as `[policy] max_running_workspaces_per_org` allows.",
     NO_BACKEND: "This server runs no backend for workspaces.",
-    BACKEND_UNAVAILABLE: "The backend cannot run workspaces (its sandbox cannot be set up); the message says why.",
+    BACKEND_UNAVAILABLE: "The backend cannot run workspaces (its sandbox cannot be set up, or its container engine does not answer); the message says why.",
     NO_RUNTIME_COMMAND: "No command is configured for the workspace's runtime.",
     BACKEND_START_FAILED: "The backend could not start the workspace.",
+    BACKEND_IMAGE_MISSING: "The image a runtime is configured to run is not in the container engine; the message names it.",
+    NO_RUNTIME_IMAGE: "No container image is configured for the workspace's runtime ([backends.docker.images]).",
     BACKEND_STOP_FAILED: "The backend could not stop the workspace.",
     BACKEND_REMOVE_FAILED: "The backend could not remove what the workspace left.",
     BACKEND_LOGS_FAILED: "The backend could not read the workspace's output.",

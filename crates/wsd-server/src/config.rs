@@ -123,7 +123,133 @@ pub struct RegistrySection {
 pub struct BackendsSection {
     #[serde(default)]
     pub restart_on_change: bool,
+    /// Where workspaces run unless their runtime says otherwise.
+    #[serde(default)]
+    pub default: BackendKind,
+    /// Runtimes that run elsewhere than the default, e.g. `codex = "docker"`.
+    #[serde(default)]
+    pub runtimes: BTreeMap<String, BackendKind>,
     pub process: Option<ProcessSection>,
+    pub docker: Option<DockerSection>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    #[default]
+    Process,
+    Docker,
+}
+
+impl BackendsSection {
+    /// Whether any runtime runs on `kind`.
+    pub fn uses(&self, kind: BackendKind) -> bool {
+        self.default == kind || self.runtimes.values().any(|k| *k == kind)
+    }
+}
+
+/// `[backends.docker]`: containers on an engine that speaks the Docker Engine API.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerSection {
+    /// The engine: `unix:///var/run/docker.sock`, `tcp://host:2375`. Default: `DOCKER_HOST`,
+    /// then `unix:///var/run/docker.sock`.
+    pub socket: Option<String>,
+    /// This deployment's name in container names and labels (default `wsd`); two wsd
+    /// deployments on one engine need two names.
+    pub owner: Option<String>,
+    /// The image per runtime; a runtime without one cannot run in a container.
+    #[serde(default)]
+    pub images: BTreeMap<String, String>,
+    /// argv per runtime; without one, the image's own command runs.
+    #[serde(default)]
+    pub commands: BTreeMap<String, Vec<String>>,
+    /// `uid:gid` the agent runs as (numeric; default `1000:1000`, never root unless said).
+    pub user: Option<String>,
+    /// The agent's home (default `/home/agent`).
+    pub home: Option<String>,
+    /// Where the workspace's persistent volume is mounted (default `<home>/work`).
+    pub work_dir: Option<String>,
+    /// Network mode of a workspace (`bridge`, the default; `host`; `none`; a network name).
+    pub network: Option<String>,
+    /// A read-only root filesystem, with a private `/tmp`.
+    #[serde(default)]
+    pub read_only_root: bool,
+    /// Memory per container, MiB (0: no limit).
+    pub memory_mib: Option<u64>,
+    /// Processes and threads at once, per container (0: no limit).
+    pub processes: Option<u64>,
+    /// CPUs per container, e.g. 1.5.
+    pub cpus: Option<f64>,
+    /// How long a stop waits after SIGTERM before the engine kills (default 10).
+    pub stop_grace_seconds: Option<u64>,
+    /// What containers are told to call instead of `[platform] proxy_base_url`, when they
+    /// reach wsd by another name (e.g. `http://host.docker.internal:8080/llm`).
+    pub proxy_base_url: Option<String>,
+}
+
+impl DockerSection {
+    /// The engine's address: configured, else `docker_host` (`DOCKER_HOST`), else the
+    /// usual socket.
+    pub fn socket(&self, docker_host: Option<&str>) -> String {
+        self.socket
+            .clone()
+            .or_else(|| docker_host.filter(|h| !h.is_empty()).map(str::to_owned))
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
+    }
+
+    /// The agent's `(uid, gid)`.
+    pub fn user(&self) -> Result<(u32, u32), ConfigError> {
+        let Some(user) = &self.user else { return Ok((1000, 1000)) };
+        let parsed = match user.split_once(':') {
+            Some((uid, gid)) => uid.parse().ok().zip(gid.parse().ok()),
+            None => user.parse().ok().map(|uid| (uid, uid)),
+        };
+        parsed.ok_or_else(|| ConfigError::DockerUser(user.clone()))
+    }
+
+    /// The backend's options (`log_dir`: where stopped containers' last output is kept).
+    pub fn options(&self, log_dir: PathBuf, docker_host: Option<&str>) -> Result<wsd_backend::DockerOptions, ConfigError> {
+        let mut options = wsd_backend::DockerOptions::new(self.socket(docker_host), log_dir);
+        if let Some(owner) = &self.owner {
+            options.owner.clone_from(owner);
+        }
+        options.images = self.images.clone();
+        options.user = self.user()?;
+        if let Some(home) = &self.home {
+            options.home.clone_from(home);
+            options.work_dir = format!("{}/work", home.trim_end_matches('/'));
+        }
+        if let Some(work_dir) = &self.work_dir {
+            options.work_dir.clone_from(work_dir);
+        }
+        if let Some(network) = &self.network {
+            options.network.clone_from(network);
+        }
+        options.read_only_root = self.read_only_root;
+        options.cpus = self.cpus;
+        if let Some(grace) = self.stop_grace_seconds {
+            options.grace = std::time::Duration::from_secs(grace);
+        }
+        Ok(options)
+    }
+
+    /// Every runtime's confinement in a container: the network as configured (`none`
+    /// when the mode is `none`) and the section's limits.
+    pub fn confinement(&self) -> wsd_backend::Confinement {
+        let limit = |value: Option<u64>, default: u64| match value.unwrap_or(default) {
+            0 => None,
+            n => Some(n),
+        };
+        wsd_backend::Confinement {
+            network: if self.network.as_deref() == Some("none") { wsd_backend::Network::None } else { wsd_backend::Network::Host },
+            limits: wsd_backend::Limits {
+                memory_mib: limit(self.memory_mib, DEFAULT_MEMORY_MIB),
+                processes: limit(self.processes, DEFAULT_PROCESSES),
+                open_files: None,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -313,6 +439,14 @@ pub enum ConfigError {
     ZeroServerLimit,
     #[error("backends.process.uid_range: [{0}, {1}] must be a range of uids above 0, first <= last")]
     UidRange(u32, u32),
+    #[error("backends.docker.user: `{0}` must be numeric `uid:gid` (e.g. `1000:1000`)")]
+    DockerUser(String),
+    #[error("backends.docker.owner: `{0}` must be 1 to 32 of a-z, 0-9 and `-`")]
+    DockerOwner(String),
+    #[error("backends.docker.proxy_base_url: `{0}` is not an http(s) URL")]
+    DockerProxyUrl(String),
+    #[error("backends: `{0}` runs on docker, which needs a [backends.docker] section")]
+    DockerMissing(String),
 }
 
 impl ConfigFile {
@@ -337,7 +471,51 @@ impl ConfigFile {
         {
             return Err(ConfigError::UidRange(first, last));
         }
+        config.check_docker()?;
         Ok(config)
+    }
+
+    fn check_docker(&self) -> Result<(), ConfigError> {
+        let backends = &self.backends;
+        let Some(docker) = &backends.docker else {
+            return match backends.uses(BackendKind::Docker) {
+                true => Err(ConfigError::DockerMissing(if backends.default == BackendKind::Docker {
+                    "the default".to_owned()
+                } else {
+                    backends
+                        .runtimes
+                        .iter()
+                        .find(|(_, k)| **k == BackendKind::Docker)
+                        .map(|(r, _)| format!("runtime {r}"))
+                        .unwrap_or_default()
+                })),
+                false => Ok(()),
+            };
+        };
+        docker.user()?;
+        if let Some(owner) = &docker.owner
+            && (owner.is_empty() || owner.len() > 32 || !owner.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+        {
+            return Err(ConfigError::DockerOwner(owner.clone()));
+        }
+        if let Some(url) = &docker.proxy_base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::DockerProxyUrl(url.clone()));
+        }
+        Ok(())
+    }
+
+    /// The runtimes whose workspaces are told another proxy URL than the platform's: those
+    /// that run in containers, when `[backends.docker] proxy_base_url` is set.
+    pub fn runtime_platform_settings(&self, runtimes: impl Iterator<Item = String>) -> BTreeMap<String, PlatformSettings> {
+        let (Some(_), Some(url)) = (&self.platform, self.backends.docker.as_ref().and_then(|d| d.proxy_base_url.as_ref())) else {
+            return BTreeMap::new();
+        };
+        runtimes
+            .filter(|runtime| self.backends.runtimes.get(runtime).copied().unwrap_or(self.backends.default) == BackendKind::Docker)
+            .map(|runtime| (runtime, PlatformSettings { proxy_base_url: url.clone() }))
+            .collect()
     }
 
     pub fn platform_settings(&self) -> Option<PlatformSettings> {
@@ -423,6 +601,12 @@ upstream_timeout_seconds = 120
         let wsd_backend::Sandbox::Bwrap(bwrap) = process.sandbox() else { panic!("the documented sandbox is bwrap") };
         let wsd_backend::Sandbox::Bwrap(default_bwrap) = default_process.sandbox() else { panic!() };
         assert_eq!((bwrap.program, bwrap.read_only), (default_bwrap.program, default_bwrap.read_only));
+        let docker = documented.backends.docker.clone().unwrap();
+        let dir = std::path::PathBuf::from("/logs");
+        let (options, default_options) = (docker.options(dir.clone(), None).unwrap(), DockerSection::default().options(dir, None).unwrap());
+        assert_eq!(format!("{options:?}"), format!("{default_options:?}"));
+        assert_eq!(docker.confinement(), DockerSection::default().confinement());
+        assert_eq!(documented.backends.default, BackendKind::Process);
         let registry = wsd_core::Registry::embedded().unwrap().with_prices(&documented.prices).unwrap();
         let shipped = wsd_core::Registry::embedded().unwrap();
         assert_eq!(registry.prices().get("MiniMax-M2.7"), shipped.prices().get("MiniMax-M2.7"), "the example restates a shipped price");
@@ -496,5 +680,53 @@ memory_mib = 0
         let claude = process.confinement("claude-code");
         assert_eq!((claude.network, claude.limits.memory_mib), (wsd_backend::Network::Host, Some(DEFAULT_MEMORY_MIB)));
         assert_eq!(config.policy.max_running_workspaces_per_org, 0);
+    }
+
+    #[test]
+    fn runtimes_move_to_containers_with_safe_defaults() {
+        let config = ConfigFile::parse(
+            r#"
+[platform]
+proxy_base_url = "http://127.0.0.1:8080/llm"
+[backends]
+runtimes = { codex = "docker" }
+[backends.docker]
+socket = "unix:///run/podman/podman.sock"
+proxy_base_url = "http://host.containers.internal:8080/llm"
+memory_mib = 2048
+[backends.docker.images]
+codex = "registry.example/agents/codex:0.171"
+"#,
+        )
+        .unwrap();
+        let docker = config.backends.docker.clone().unwrap();
+        assert!(config.backends.uses(BackendKind::Docker) && config.backends.uses(BackendKind::Process));
+        let options = docker.options("/tmp/logs".into(), Some("unix:///elsewhere.sock")).unwrap();
+        assert_eq!(options.host, "unix:///run/podman/podman.sock", "the section's socket wins over DOCKER_HOST");
+        assert_eq!((options.user, options.home.as_str(), options.network.as_str()), ((1000, 1000), "/home/agent", "bridge"));
+        assert_eq!(options.images["codex"], "registry.example/agents/codex:0.171");
+        let confinement = docker.confinement();
+        assert_eq!((confinement.limits.memory_mib, confinement.limits.processes), (Some(2048), Some(DEFAULT_PROCESSES)));
+        let platforms = config.runtime_platform_settings(["codex".to_owned(), "claude-code".to_owned()].into_iter());
+        assert_eq!(platforms.keys().collect::<Vec<_>>(), ["codex"], "only runtimes in containers reach the proxy by another URL");
+        assert_eq!(platforms["codex"].proxy_base_url, "http://host.containers.internal:8080/llm");
+        assert_eq!(DockerSection::default().socket(None), "unix:///var/run/docker.sock");
+        assert_eq!(DockerSection::default().socket(Some("tcp://10.0.0.2:2375")), "tcp://10.0.0.2:2375");
+
+        for (text, error) in [
+            ("[backends]\ndefault = \"docker\"\n", "needs a [backends.docker] section"),
+            ("[backends.runtimes]\ncodex = \"docker\"\n", "runtime codex"),
+            ("[backends.docker]\nuser = \"agent\"\n", "must be numeric"),
+            ("[backends.docker]\nowner = \"Team A\"\n", "backends.docker.owner"),
+            ("[backends.docker]\nproxy_base_url = \"host:8080\"\n", "not an http(s) URL"),
+            ("[backends.docker]\nimage = \"x\"\n", "unknown field"),
+        ] {
+            let e = ConfigFile::parse(text).unwrap_err().to_string();
+            assert!(e.contains(error), "{text}: {e}");
+        }
+        assert_eq!(
+            ConfigFile::parse("[backends.docker]\nuser = \"1001:1002\"\n").unwrap().backends.docker.unwrap().user().unwrap(),
+            (1001, 1002)
+        );
     }
 }

@@ -39,7 +39,7 @@ use axum::routing::{delete, get, post, put};
 use crate::error::ApiError;
 pub use crate::lifecycle::adopt_running;
 use crate::routes::{audit, operations, orgs, registry, secrets, usage, workspaces};
-pub use crate::state::{AppState, Runner};
+pub use crate::state::{AppState, Confinements, Placement, Runner};
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

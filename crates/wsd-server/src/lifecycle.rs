@@ -18,7 +18,7 @@ use wsd_store::{LastError, NewAuditEvent, ProxiedRoute, Workspace, WorkspaceSecr
 use crate::code;
 use crate::error::{ApiError, ApiResult};
 use crate::service;
-use crate::state::{AppState, Runner};
+use crate::state::{AppState, Placement, Runner};
 
 /// The hash of the plan a workspace runs with: it changes when its plan would.
 pub fn plan_hash(plan: &Plan) -> String {
@@ -27,17 +27,33 @@ pub fn plan_hash(plan: &Plan) -> String {
 }
 
 fn runner(state: &AppState) -> ApiResult<&Runner> {
-    let runner = state.runner.as_ref().ok_or_else(|| {
+    state.runner.as_ref().ok_or_else(|| {
         ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, code::NO_BACKEND, "this server has no backend to run workspaces")
-    })?;
-    if let Some(reason) = &runner.unavailable {
-        return Err(ApiError::new(
+    })
+}
+
+fn available(placement: &Placement) -> ApiResult<&Placement> {
+    match &placement.unavailable {
+        Some(reason) => Err(ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             code::BACKEND_UNAVAILABLE,
-            format!("the {} backend cannot run workspaces: {reason}", runner.backend.name()),
-        ));
+            format!("the {} backend cannot run workspaces: {reason}", placement.backend.name()),
+        )),
+        None => Ok(placement),
     }
-    Ok(runner)
+}
+
+/// A backend's failure as the API answers it: an engine that does not answer is 503, a
+/// missing image or runtime configuration 422, anything else `otherwise` (502).
+pub fn backend_error(e: wsd_backend::BackendError, otherwise: &'static str) -> ApiError {
+    use axum::http::StatusCode;
+    use wsd_backend::BackendError;
+    match e {
+        BackendError::Unavailable(reason) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code::BACKEND_UNAVAILABLE, reason),
+        e @ BackendError::ImageMissing(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code::BACKEND_IMAGE_MISSING, e.to_string()),
+        BackendError::NotConfigured(reason) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code::NO_RUNTIME_IMAGE, reason),
+        e => ApiError::new(StatusCode::BAD_GATEWAY, otherwise, e.to_string()),
+    }
 }
 
 fn workspace_key(id: &str) -> String {
@@ -93,6 +109,7 @@ pub async fn provision(state: &AppState, org: &str, id: &str, actor: &str) -> Ap
         _ => Some(runner.locks.lock(&format!("org/{org}")).await),
     };
     let workspace = state.store.get_workspace(org, id).await?;
+    let placement = available(runner.placement_for(&workspace.runtime))?;
     check_quota(state, runner, &workspace).await?;
     stop_instance(runner, &workspace).await?;
     let secrets = match state.store.load_workspace_secrets(org, id).await {
@@ -104,14 +121,15 @@ pub async fn provision(state: &AppState, org: &str, id: &str, actor: &str) -> Ap
         Ok(plan) => plan,
         Err(refusal) => return Err(fail(state, &workspace, refusal.into()).await),
     };
-    let Some(argv) = runner.commands.get(&workspace.runtime).filter(|a| !a.is_empty()) else {
+    let argv = placement.commands.get(&workspace.runtime).filter(|a| !a.is_empty()).cloned().unwrap_or_default();
+    if argv.is_empty() && !placement.command_optional {
         let error = ApiError::new(
             axum::http::StatusCode::UNPROCESSABLE_ENTITY,
             code::NO_RUNTIME_COMMAND,
-            format!("no command is configured for runtime `{}` ([backends.process.commands])", workspace.runtime),
+            format!("no command is configured for runtime `{}` ([backends.{}.commands])", workspace.runtime, placement.backend.name()),
         );
         return Err(fail(state, &workspace, error).await);
-    };
+    }
 
     // A fresh usage token per provision; the previous ones stop working. With proxy
     // delivery it stands for the planned secret, which the proxy sends to the provider.
@@ -145,28 +163,36 @@ pub async fn provision(state: &AppState, org: &str, id: &str, actor: &str) -> Ap
         })
         .collect::<ApiResult<Vec<_>>>()?;
 
-    let host_uid = match runner.backend.host_uids() {
+    let host_uid = match placement.backend.host_uids() {
         Some(range) => Some(state.store.assign_host_uid(org, id, range).await?),
         None => None,
     };
-    let confinement = runner.confinement.confinement(&workspace.runtime);
-    let launch = Launch { workspace_id: id.to_owned(), argv: argv.clone(), env, files, host_uid, confinement };
-    let instance = match runner.backend.start(launch).await {
+    let hash = plan_hash(&plan);
+    let launch = Launch {
+        workspace_id: id.to_owned(),
+        org_id: org.to_owned(),
+        plan_hash: hash.clone(),
+        runtime: workspace.runtime.clone(),
+        argv,
+        env,
+        files,
+        host_uid,
+        confinement: placement.confinement.of(&workspace.runtime),
+    };
+    let instance = match placement.backend.start(launch).await {
         Ok(instance) => instance,
         Err(e) => {
             // Nothing of a failed start stays usable: its usage token goes too.
             if usage.is_some() {
                 revoke_usage_tokens(state, &workspace, actor).await?;
             }
-            let error = ApiError::new(axum::http::StatusCode::BAD_GATEWAY, code::BACKEND_START_FAILED, e.to_string());
-            return Err(fail(state, &workspace, error).await);
+            return Err(fail(state, &workspace, backend_error(e, code::BACKEND_START_FAILED)).await);
         }
     };
-    let hash = plan_hash(&plan);
     let running = WorkspaceState {
         status: WorkspaceStatus::Running,
         last_error: None,
-        backend: Some(runner.backend.name()),
+        backend: Some(placement.backend.name()),
         instance_id: Some(&instance),
         plan_hash: Some(&hash),
     };
@@ -188,7 +214,7 @@ pub async fn provision(state: &AppState, org: &str, id: &str, actor: &str) -> Ap
     };
     if let Err(e) = audited {
         // Never leave a process wsd does not know it runs.
-        let _ = runner.backend.stop(id, &instance).await;
+        let _ = placement.backend.stop(id, &instance).await;
         return Err(e.into());
     }
     Ok(state.store.get_workspace(org, id).await?)
@@ -202,11 +228,8 @@ async fn revoke_usage_tokens(state: &AppState, workspace: &Workspace, actor: &st
 
 async fn stop_instance(runner: &Runner, workspace: &Workspace) -> ApiResult<()> {
     if let Some(instance) = &workspace.instance_id {
-        runner
-            .backend
-            .stop(&workspace.id, instance)
-            .await
-            .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_GATEWAY, code::BACKEND_STOP_FAILED, e.to_string()))?;
+        let placement = runner.placement_of(workspace);
+        placement.backend.stop(&workspace.id, instance).await.map_err(|e| backend_error(e, code::BACKEND_STOP_FAILED))?;
     }
     Ok(())
 }
@@ -250,11 +273,14 @@ pub async fn delete(state: &AppState, org: &str, id: &str, actor: &str) -> ApiRe
     stop_instance(runner, &workspace).await?;
     state.store.delete_workspace(org, id, actor).await?;
     state.proxy.gate.forget_usage_tokens();
-    runner
-        .backend
-        .remove(id)
-        .await
-        .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_GATEWAY, code::BACKEND_REMOVE_FAILED, e.to_string()))
+    // What it left where it ran, and where its runtime runs now (a failed start there).
+    let recorded = runner.placement_of(&workspace);
+    let current = runner.placement_for(&workspace.runtime);
+    recorded.backend.remove(id).await.map_err(|e| backend_error(e, code::BACKEND_REMOVE_FAILED))?;
+    if !std::ptr::eq(recorded, current) {
+        current.backend.remove(id).await.map_err(|e| backend_error(e, code::BACKEND_REMOVE_FAILED))?;
+    }
+    Ok(())
 }
 
 /// At start: takes over every workspace a previous run of wsd left running on this
@@ -263,15 +289,20 @@ pub async fn delete(state: &AppState, org: &str, id: &str, actor: &str) -> ApiRe
 /// meanwhile are reported as exited when next read.
 pub async fn adopt_running(state: &AppState) -> Result<wsd_backend::Reconciled, wsd_store::StoreError> {
     let Some(runner) = &state.runner else { return Ok(wsd_backend::Reconciled::default()) };
-    let recorded: Vec<(String, String)> = state
-        .store
-        .running_workspaces()
-        .await?
-        .into_iter()
-        .filter(|w| w.backend.as_deref() == Some(runner.backend.name()))
-        .filter_map(|w| Some((w.id, w.instance_id?)))
-        .collect();
-    Ok(runner.backend.reconcile(&recorded).await)
+    let running = state.store.running_workspaces().await?;
+    let mut total = wsd_backend::Reconciled::default();
+    for placement in &runner.placements {
+        let recorded: Vec<(String, String)> = running
+            .iter()
+            .filter(|w| w.backend.as_deref() == Some(placement.backend.name()))
+            .filter_map(|w| Some((w.id.clone(), w.instance_id.clone()?)))
+            .collect();
+        let outcome = placement.backend.reconcile(&recorded).await;
+        total.adopted += outcome.adopted;
+        total.gone += outcome.gone;
+        total.ended += outcome.ended;
+    }
+    Ok(total)
 }
 
 /// A workspace as the API shows it: as stored, with its status made true (a process that
@@ -291,11 +322,16 @@ pub struct WorkspaceView {
 
 pub async fn observe(state: &AppState, mut workspace: Workspace) -> ApiResult<WorkspaceView> {
     let mut exit_code = None;
-    if let (Some(runner), Some(instance), WorkspaceStatus::Running) = (&state.runner, &workspace.instance_id, workspace.status)
-        && let wsd_backend::InstanceStatus::Exited { code } = runner.backend.status(instance).await
-    {
-        workspace.status = WorkspaceStatus::Stopped;
-        exit_code = Some(code);
+    if let (Some(runner), Some(instance), WorkspaceStatus::Running) = (&state.runner, &workspace.instance_id, workspace.status) {
+        match runner.placement_of(&workspace).backend.status(instance).await {
+            Ok(wsd_backend::InstanceStatus::Exited { code }) => {
+                workspace.status = WorkspaceStatus::Stopped;
+                exit_code = Some(code);
+            }
+            Ok(_) => {}
+            // What the store records stands until the backend can say otherwise.
+            Err(e) => tracing::warn!(workspace = %workspace.id, error = %e, "cannot read a workspace's status from its backend"),
+        }
     }
     let stale = match (&workspace.plan_hash, workspace.status) {
         (Some(hash), WorkspaceStatus::Running) => {

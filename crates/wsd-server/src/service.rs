@@ -20,7 +20,7 @@ pub fn plan_names(
 ) -> ApiResult<Result<Plan, PlanError>> {
     let id = WorkspaceId::new(id).map_err(|_| ApiError::bad_request(code::INVALID_ID, "invalid workspace id"))?;
     let spec = WorkspaceSpec { id, runtime: runtime.to_owned(), model: model.to_owned(), delivery: state.delivery(delivery) };
-    let result = wsd_core::plan(&state.registry, &spec, names, state.platform.as_ref(), &state.policy);
+    let result = wsd_core::plan(&state.registry, &spec, names, state.platform_for(runtime), &state.policy);
     state.metrics.record_plan(result.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code().as_str()));
     Ok(result)
 }

@@ -24,6 +24,8 @@ pub struct AppState {
     pub registry: Registry,
     pub store: Arc<Store>,
     pub platform: Option<PlatformSettings>,
+    /// Runtimes whose workspaces reach the proxy by another URL (those in containers).
+    pub runtime_platform: std::collections::BTreeMap<String, PlatformSettings>,
     pub policy: Policy,
     pub metrics: Arc<Metrics>,
     /// API callers by their bearer token.
@@ -41,40 +43,110 @@ pub struct AppState {
     pub default_delivery: CredentialDelivery,
 }
 
-/// A backend, the argv it runs per runtime and how each runtime is confined.
+/// A backend with what it runs per runtime and how each runtime is confined on it.
+#[derive(Debug)]
+pub struct Placement {
+    pub backend: Arc<dyn wsd_backend::Backend>,
+    /// argv per runtime.
+    pub commands: std::collections::BTreeMap<String, Vec<String>>,
+    /// Whether a runtime without a configured command can run (a container image's own).
+    pub command_optional: bool,
+    /// Network and resource limits per runtime.
+    pub confinement: Confinements,
+    /// Why this backend cannot start workspaces (its sandbox could not be set up).
+    pub unavailable: Option<String>,
+}
+
+impl Placement {
+    /// A backend that runs only configured commands, with the default confinement.
+    pub fn new(backend: Arc<dyn wsd_backend::Backend>, commands: std::collections::BTreeMap<String, Vec<String>>) -> Self {
+        Self {
+            backend,
+            commands,
+            command_optional: false,
+            confinement: Confinements::from_process(&crate::config::ProcessSection::default()),
+            unavailable: None,
+        }
+    }
+}
+
+/// The confinement of each runtime: its own where configured, else the default.
+#[derive(Debug, Clone, Default)]
+pub struct Confinements {
+    pub default: wsd_backend::Confinement,
+    pub runtimes: std::collections::BTreeMap<String, wsd_backend::Confinement>,
+}
+
+impl Confinements {
+    pub fn from_process(section: &crate::config::ProcessSection) -> Self {
+        Self {
+            // A runtime with no settings of its own.
+            default: section.confinement("\0"),
+            runtimes: section.runtimes.keys().map(|runtime| (runtime.clone(), section.confinement(runtime))).collect(),
+        }
+    }
+
+    pub fn of(&self, runtime: &str) -> wsd_backend::Confinement {
+        self.runtimes.get(runtime).copied().unwrap_or(self.default)
+    }
+}
+
+/// The backends workspaces run on, which runtime runs where, and the lifecycle's rules.
 #[derive(Debug)]
 pub struct Runner {
-    pub backend: Arc<dyn wsd_backend::Backend>,
-    pub commands: std::collections::BTreeMap<String, Vec<String>>,
+    /// By backend name; the first is the default.
+    pub placements: Vec<Placement>,
+    /// `[backends.runtimes]`: runtimes that run on another backend than the default.
+    pub runtime_backends: std::collections::BTreeMap<String, &'static str>,
     /// `[backends] restart_on_change`: restart a running workspace when a secret change
     /// changes its plan.
     pub restart_on_change: bool,
-    /// Network and resource limits per runtime (`[backends.process]`).
-    pub confinement: crate::config::ProcessSection,
     /// `[policy] max_running_workspaces_per_org` (0: no limit).
     pub max_running_per_org: u64,
-    /// Why this backend cannot start workspaces (its sandbox could not be set up).
-    pub unavailable: Option<String>,
     /// One lifecycle step at a time per workspace, and per org while a quota is checked.
     pub locks: crate::locks::KeyedLocks,
 }
 
 impl Runner {
-    /// A runner with the default confinement and quota.
+    /// A runner of one backend with the default confinement and quota.
     pub fn new(backend: Arc<dyn wsd_backend::Backend>, commands: std::collections::BTreeMap<String, Vec<String>>) -> Self {
+        Self::of(vec![Placement::new(backend, commands)])
+    }
+
+    /// A runner of these backends (the first is the default).
+    pub fn of(placements: Vec<Placement>) -> Self {
         Self {
-            backend,
-            commands,
+            placements,
+            runtime_backends: std::collections::BTreeMap::new(),
             restart_on_change: false,
-            confinement: crate::config::ProcessSection::default(),
             max_running_per_org: crate::config::PolicySection::default().max_running_workspaces_per_org,
-            unavailable: None,
             locks: crate::locks::KeyedLocks::default(),
         }
+    }
+
+    /// Where `runtime` runs now.
+    pub fn placement_for(&self, runtime: &str) -> &Placement {
+        self.runtime_backends.get(runtime).and_then(|name| self.named(name)).unwrap_or(&self.placements[0])
+    }
+
+    /// The backend called `name`, when this server runs it.
+    pub fn named(&self, name: &str) -> Option<&Placement> {
+        self.placements.iter().find(|p| p.backend.name() == name)
+    }
+
+    /// Where a workspace's recorded instance runs: the backend that started it, or where
+    /// its runtime runs now when nothing was started.
+    pub fn placement_of(&self, workspace: &wsd_store::Workspace) -> &Placement {
+        workspace.backend.as_deref().and_then(|name| self.named(name)).unwrap_or_else(|| self.placement_for(&workspace.runtime))
     }
 }
 
 impl AppState {
+    /// The platform settings a workspace of `runtime` is planned with.
+    pub fn platform_for(&self, runtime: &str) -> Option<&PlatformSettings> {
+        self.platform.as_ref().map(|platform| self.runtime_platform.get(runtime).unwrap_or(platform))
+    }
+
     /// A state with the proxy on its default settings.
     pub fn new(registry: Registry, store: Store, platform: Option<PlatformSettings>, policy: Policy) -> Self {
         let store = Arc::new(store);
@@ -86,6 +158,7 @@ impl AppState {
             registry,
             store,
             platform,
+            runtime_platform: std::collections::BTreeMap::new(),
             policy,
             metrics,
             plan_inputs: TtlCache::new(PLAN_INPUT_TTL, 10_000),

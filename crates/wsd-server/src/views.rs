@@ -104,8 +104,12 @@ pub struct LogLines {
 pub struct Health {
     /// Always `ok`: the process answers.
     pub status: &'static str,
-    /// Where workspaces run; absent when this server runs none.
+    /// Where workspaces run by default; absent when this server runs none.
     pub backend: Option<BackendHealth>,
+    /// Every backend this server runs, the default first.
+    pub backends: Vec<BackendHealth>,
+    /// Runtimes that run on another backend than the default (`[backends.runtimes]`).
+    pub runtimes: std::collections::BTreeMap<String, &'static str>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -5,6 +5,7 @@ mod admin_token;
 mod audit_cmd;
 mod client;
 mod client_cmd;
+mod container_backend;
 mod input;
 mod keys_cmd;
 mod limits_cmd;

@@ -12,7 +12,7 @@ use crate::Failure;
 /// "none"`, each workspace as its own uid when wsd runs as root. A sandbox that cannot be
 /// set up leaves the backend unavailable (provisioning answers 503 with the reason); the
 /// rest of the server runs.
-pub fn runner(config: &ConfigFile, data_dir: &std::path::Path) -> Result<wsd_server::Runner, Failure> {
+pub fn placement(config: &ConfigFile, data_dir: &std::path::Path) -> Result<wsd_server::Placement, Failure> {
     let process = config.backends.process.clone().unwrap_or_default();
     let root = process.root.clone().unwrap_or_else(|| data_dir.join("workspaces"));
     let host_uids = process.host_uids(nix::unistd::geteuid().is_root());
@@ -51,12 +51,10 @@ pub fn runner(config: &ConfigFile, data_dir: &std::path::Path) -> Result<wsd_ser
         (None, wsd_server::config::SandboxKind::Bwrap) => {}
     }
     tracing::info!(isolation = %wsd_backend::Backend::isolation(&backend), "process backend");
-    let mut runner = wsd_server::Runner::new(Arc::new(backend), process.commands.clone());
-    runner.restart_on_change = config.backends.restart_on_change;
-    runner.max_running_per_org = config.policy.max_running_workspaces_per_org;
-    runner.confinement = process;
-    runner.unavailable = unavailable;
-    Ok(runner)
+    let mut placement = wsd_server::Placement::new(Arc::new(backend), process.commands.clone());
+    placement.confinement = wsd_server::Confinements::from_process(&process);
+    placement.unavailable = unavailable;
+    Ok(placement)
 }
 
 /// The first directory above `root` that other uids cannot traverse.

@@ -33,6 +33,10 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "WSD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
+    /// The container engine, when `[backends.docker] socket` does not name one
+    /// (`unix:///var/run/docker.sock` when neither does).
+    #[arg(long, env = "DOCKER_HOST", value_name = "URL")]
+    docker_host: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -75,7 +79,8 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         let mut state = AppState::new(registry, store, config.platform_settings(), config.planner_policy())
             .with_proxy_settings(&config.proxy_settings())
             .map_err(Failure::Usage)?;
-        state.runner = Some(crate::process_backend::runner(&config, &args.store.data_dir)?);
+        state.runtime_platform = config.runtime_platform_settings(state.registry.runtimes().map(|r| r.name.clone()));
+        state.runner = Some(crate::container_backend::runner(&config, &args.store.data_dir, args.docker_host.as_deref()).await?);
         state.default_delivery = config.policy.credential_delivery;
         if config.policy.preflight {
             let timeout = std::time::Duration::from_secs(config.policy.preflight_timeout_seconds.max(1));

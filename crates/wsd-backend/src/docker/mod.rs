@@ -22,12 +22,10 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::errors::Error as EngineError;
-use bollard::models::{
-    ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest,
-};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 
@@ -232,10 +230,7 @@ impl DockerBackend {
 
     async fn start_container(&self, engine: &Docker, launch: Launch) -> Result<String, BackendError> {
         let image = self.options.images.get(&launch.runtime).ok_or_else(|| {
-            BackendError::NotConfigured(format!(
-                "no image is configured for runtime `{}` ([backends.docker.images])",
-                launch.runtime
-            ))
+            BackendError::NotConfigured(format!("no image is configured for runtime `{}` ([backends.docker.images])", launch.runtime))
         })?;
         match engine.inspect_image(image).await {
             Ok(_) => {}
@@ -316,7 +311,10 @@ fn connect(host: &str) -> Result<Docker, String> {
 
 /// Percent-encodes a query value (the engine's filters are JSON).
 fn percent_encode(value: &str) -> String {
-    value.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    value
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }
 
 fn last_lines(text: &str, tail: usize) -> String {
@@ -364,7 +362,8 @@ impl Backend for DockerBackend {
             }
             // Its output outlives it, capped; the container (and the plan's files in it) goes.
             if let Some(text) = self.engine_logs(engine, instance, None).await?
-                && let Err(e) = std::fs::create_dir_all(&self.options.log_dir).and_then(|()| std::fs::write(self.log_file(workspace_id), text))
+                && let Err(e) =
+                    std::fs::create_dir_all(&self.options.log_dir).and_then(|()| std::fs::write(self.log_file(workspace_id), text))
             {
                 tracing::warn!(workspace = workspace_id, error = %e, "could not keep a stopped container's output");
             }

@@ -19,13 +19,15 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> ([(axum::http::Heade
 /// The process is up; says how workspaces are isolated, and whether they can run at all.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process is up, with its backend's isolation", body = Health)))]
 pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<Health> {
-    let backend = state.runner.as_ref().map(|runner| BackendHealth {
-        name: runner.backend.name(),
-        isolation: runner.backend.isolation(),
-        available: runner.unavailable.is_none(),
-        unavailable_reason: runner.unavailable.clone(),
-    });
-    Json(Health { status: "ok", backend })
+    let health = |placement: &crate::state::Placement| BackendHealth {
+        name: placement.backend.name(),
+        isolation: placement.backend.isolation(),
+        available: placement.unavailable.is_none(),
+        unavailable_reason: placement.unavailable.clone(),
+    };
+    let backends: Vec<BackendHealth> = state.runner.iter().flat_map(|runner| runner.placements.iter().map(health)).collect();
+    let runtimes = state.runner.as_ref().map(|r| r.runtime_backends.iter().map(|(k, v)| (k.clone(), *v)).collect()).unwrap_or_default();
+    Json(Health { status: "ok", backend: state.runner.as_ref().map(|runner| health(&runner.placements[0])), backends, runtimes })
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "the database answers", body = Ready), (status = 503, description = "it does not", body = ErrorBody)))]

@@ -183,12 +183,13 @@ pub async fn logs(
     if !(1..=10_000).contains(&tail) {
         return Err(ApiError::bad_request(code::INVALID_QUERY, "tail must be 1 to 10000"));
     }
-    state.store.get_workspace(&org, &id).await?;
+    let workspace = state.store.get_workspace(&org, &id).await?;
     let Some(runner) = &state.runner else { return Err(ApiError::not_found("backend")) };
     let text = runner
+        .placement_of(&workspace)
         .backend
         .logs(&id, tail)
         .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, code::BACKEND_LOGS_FAILED, e.to_string()))?;
+        .map_err(|e| crate::lifecycle::backend_error(e, code::BACKEND_LOGS_FAILED))?;
     Ok(Json(LogLines { lines: text.lines().map(str::to_owned).collect() }))
 }
