@@ -158,6 +158,26 @@ async fn stop_removes_the_container_with_its_credentials_the_work_persists_and_d
     assert_eq!(backend.logs("ws_persist", 10).await.unwrap(), "");
 }
 
+/// With a read-only root filesystem the plan's files still arrive (before the start), and
+/// the agent can write only to its work volume and `/tmp`.
+#[cfg_attr(not(wsd_test_engine), ignore = "Podman is not installed (apt-get install podman runc busybox-static)")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_root_still_gets_the_plans_files() {
+    let mut opts = options("readonly");
+    opts.read_only_root = true;
+    let backend = DockerBackend::new(opts);
+    let script = "cat $HOME/.config/tool/credentials.json; echo; echo x > /etc/x 2>/dev/null && echo etc-writable; \
+                  echo x > $HOME/x 2>/dev/null && echo home-writable; echo x > /tmp/x && echo tmp-writable; \
+                  echo x > x && echo work-writable; echo ready; sleep 300";
+    let instance = backend.start(launch("ws_readonly", script)).await.unwrap();
+    let out = output_until(&backend, "ws_readonly", "ready").await;
+    assert!(out.contains(CANARY_FILE), "{out}");
+    assert!(!out.contains("etc-writable") && !out.contains("home-writable"), "{out}");
+    assert!(out.contains("tmp-writable") && out.contains("work-writable"), "{out}");
+    backend.stop("ws_readonly", &instance).await.unwrap();
+    backend.remove("ws_readonly").await.unwrap();
+}
+
 #[cfg_attr(not(wsd_test_engine), ignore = "Podman is not installed (apt-get install podman runc busybox-static)")]
 #[tokio::test(flavor = "multi_thread")]
 async fn an_exit_is_reported_with_its_code() {
