@@ -97,7 +97,7 @@ fn build_rootfs(rootfs: &Path, binaries: &[&Path]) -> Result<(), String> {
     }
     std::fs::set_permissions(rootfs.join("tmp"), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).map_err(|e| e.to_string())?;
     std::fs::copy(BUSYBOX, bin.join("busybox")).map_err(|e| e.to_string())?;
-    for applet in ["sh", "cat", "env", "sleep", "ls", "id", "kill", "pkill", "ps", "stat", "wc", "echo", "true", "tr", "grep", "sort"] {
+    for applet in ["sh", "cat", "env", "sleep", "ls", "id", "mount", "kill", "pkill", "ps", "stat", "wc", "echo", "true", "tr", "grep", "sort"] {
         std::os::unix::fs::symlink("busybox", bin.join(applet)).map_err(|e| e.to_string())?;
     }
     std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nagent:x:1000:1000::/home/agent:/bin/sh\n")
@@ -130,11 +130,15 @@ fn start() -> Result<Engine, String> {
     let tag = listener.local_addr().map_err(|e| e.to_string())?.port();
     let dir = std::env::temp_dir().join(format!("wsd-testengine-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    std::fs::write(
-        dir.join("containers.conf"),
-        "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n",
-    )
-    .map_err(|e| e.to_string())?;
+    // The engine's state of its own too (`tmp_dir`, by default `/run/libpod`, is shared by
+    // every Podman on the machine: two test processes' services would see each other's
+    // exit files).
+    let conf = format!(
+        "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n\
+         [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\ntmp_dir = \"{}\"\n",
+        dir.join("tmp").display()
+    );
+    std::fs::write(dir.join("containers.conf"), conf).map_err(|e| e.to_string())?;
     let socket = dir.join("podman.sock");
     let engine = Engine { host: format!("unix://{}", socket.display()), dir: dir.clone() };
     let mut service = engine.podman();

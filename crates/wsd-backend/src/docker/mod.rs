@@ -95,6 +95,9 @@ pub struct DockerBackend {
     engine: Result<Docker, String>,
 }
 
+/// How often a removal the engine refuses while it tears a container down is retried.
+const REMOVE_ATTEMPTS: u64 = 5;
+
 /// How long one call to the engine may take (a stop waits the grace period besides).
 const ENGINE_TIMEOUT_SECONDS: u64 = 60;
 
@@ -205,13 +208,22 @@ impl DockerBackend {
         }
     }
 
-    /// Removes a container, whatever its state; one that is not there is fine.
+    /// Removes a container, whatever its state; one that is not there is fine. An engine
+    /// still tearing the container down answers 500 (Podman: "device or resource busy"):
+    /// asked again a few times before that counts as a failure.
     async fn remove_container(&self, engine: &Docker, container: &str) -> Result<(), BackendError> {
-        let options = RemoveContainerOptionsBuilder::new().force(true).build();
-        match engine.remove_container(container, Some(options)).await {
-            Ok(()) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(self.error("remove the container", e)),
+        let mut attempt = 0;
+        loop {
+            let options = RemoveContainerOptionsBuilder::new().force(true).build();
+            match engine.remove_container(container, Some(options)).await {
+                Ok(()) => return Ok(()),
+                Err(e) if is_not_found(&e) => return Ok(()),
+                Err(EngineError::DockerResponseServerError { status_code: 500, .. }) if attempt < REMOVE_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                Err(e) => return Err(self.error("remove the container", e)),
+            }
         }
     }
 
