@@ -198,6 +198,8 @@ impl DockerBackend {
         };
         ContainerCreateBody {
             image: Some(image.to_owned()),
+            // What the engine's own stop waits too (a forced removal, the engine's shutdown).
+            stop_timeout: i64::try_from(self.options.grace.as_secs()).ok(),
             cmd: (!launch.argv.is_empty()).then(|| launch.argv.clone()),
             env: Some(env),
             user: Some(format!("{}:{}", self.options.user.0, self.options.user.1)),
@@ -206,6 +208,14 @@ impl DockerBackend {
             host_config: Some(host_config),
             ..Default::default()
         }
+    }
+
+    /// Ends a container at once (SIGKILL) and removes it: for what nothing records, where a
+    /// grace period would only hold up wsd's start or a provision.
+    async fn end_container(&self, engine: &Docker, container: &str) -> Result<(), BackendError> {
+        // Not running, or not there: the removal says which.
+        let _ = engine.kill_container(container, None::<bollard::query_parameters::KillContainerOptions>).await;
+        self.remove_container(engine, container).await
     }
 
     /// Removes a container, whatever its state; one that is not there is fine. An engine
@@ -251,7 +261,7 @@ impl DockerBackend {
         }
         let name = self.container_name(&launch.workspace_id);
         // One container per workspace: whatever a failed earlier attempt left goes first.
-        self.remove_container(engine, &name).await?;
+        self.end_container(engine, &name).await?;
         self.ensure_volume(engine, &launch).await?;
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
         let created = engine
@@ -460,7 +470,7 @@ impl Backend for DockerBackend {
                     found.insert(id);
                     outcome.adopted += 1;
                 } else {
-                    match self.remove_container(engine, &id).await {
+                    match self.end_container(engine, &id).await {
                         Ok(()) => outcome.ended += 1,
                         Err(e) => tracing::error!(container = %id, error = %e, "cannot remove a container nothing records"),
                     }
