@@ -61,15 +61,23 @@ def sandbox_memory():
                 status = f.read()
         except OSError:
             continue
+        pss = next((int(l.split()[1]) for l in status.splitlines() if l.startswith("Pss:")), 0)
         if data and any(a.startswith(data.encode()) for a in argv) or argv[:2] == [b"sleep", b"3600"]:
             procs += 1
-            rss += next((int(l.split()[1]) for l in status.splitlines() if l.startswith("Pss:")), 0)
+            rss += pss
+        elif argv[0].endswith(b"conmon"):
+            # A container engine's monitor, one per container.
+            monitors[0] += 1
+            monitors[1] += pss
     return procs, rss
 
 
 provision = run_all("provision")
 print(f"provisioned {count} workspaces in {provision:.2f} s ({count / provision:.0f}/s)")
+monitors = [0, 0]
 procs, rss = sandbox_memory()
 print(f"idle workspaces: {procs} processes, {rss / 1024:.0f} MiB in all (PSS; {rss / count:.0f} KiB per workspace)")
+if monitors[0]:
+    print(f"container monitors (conmon): {monitors[0]}, {monitors[1] / 1024:.0f} MiB in all (PSS; {monitors[1] / count:.0f} KiB per workspace)")
 stop = run_all("stop")
 print(f"stopped {count} workspaces in {stop:.2f} s ({count / stop:.0f}/s)")
