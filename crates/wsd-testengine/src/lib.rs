@@ -97,7 +97,9 @@ fn build_rootfs(rootfs: &Path, binaries: &[&Path]) -> Result<(), String> {
     }
     std::fs::set_permissions(rootfs.join("tmp"), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).map_err(|e| e.to_string())?;
     std::fs::copy(BUSYBOX, bin.join("busybox")).map_err(|e| e.to_string())?;
-    for applet in ["sh", "cat", "env", "sleep", "ls", "id", "mount", "kill", "pkill", "ps", "stat", "wc", "echo", "true", "tr", "grep", "sort"] {
+    for applet in
+        ["sh", "cat", "env", "sleep", "ls", "id", "mount", "kill", "pkill", "ps", "stat", "wc", "echo", "true", "tr", "grep", "sort"]
+    {
         std::os::unix::fs::symlink("busybox", bin.join(applet)).map_err(|e| e.to_string())?;
     }
     std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nagent:x:1000:1000::/home/agent:/bin/sh\n")

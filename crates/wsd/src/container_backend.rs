@@ -34,10 +34,7 @@ pub async fn placement(
 /// Every configured backend, the default first, and which runtimes run elsewhere.
 pub async fn runner(config: &ConfigFile, data_dir: &std::path::Path, docker_host: Option<&str>) -> Result<wsd_server::Runner, Failure> {
     let backends = &config.backends;
-    let mut placements = Vec::new();
-    if backends.uses(BackendKind::Process) || backends.docker.is_none() {
-        placements.push(crate::process_backend::placement(config, data_dir)?);
-    }
+    let mut placements = vec![crate::process_backend::placement(config, data_dir, backends.uses(BackendKind::Process))?];
     if let Some(docker) = placement(config, data_dir, docker_host).await? {
         placements.push(docker);
     }

@@ -12,7 +12,11 @@ use crate::Failure;
 /// "none"`, each workspace as its own uid when wsd runs as root. A sandbox that cannot be
 /// set up leaves the backend unavailable (provisioning answers 503 with the reason); the
 /// rest of the server runs.
-pub fn placement(config: &ConfigFile, data_dir: &std::path::Path) -> Result<wsd_server::Placement, Failure> {
+///
+/// `used`: whether any runtime runs on it. One no runtime uses still stops, observes and
+/// adopts what it started before the operator moved every runtime elsewhere; it says
+/// nothing about a sandbox it will not be asked to set up.
+pub fn placement(config: &ConfigFile, data_dir: &std::path::Path, used: bool) -> Result<wsd_server::Placement, Failure> {
     let process = config.backends.process.clone().unwrap_or_default();
     let root = process.root.clone().unwrap_or_else(|| data_dir.join("workspaces"));
     let host_uids = process.host_uids(nix::unistd::geteuid().is_root());
@@ -38,6 +42,7 @@ pub fn placement(config: &ConfigFile, data_dir: &std::path::Path) -> Result<wsd_
         None => backend.probe().err(),
     };
     match (&unavailable, process.sandbox) {
+        _ if !used => {}
         (Some(reason), _) => {
             tracing::error!(%reason, "workspaces cannot run: the sandbox cannot be set up; fix it, or set [backends.process] sandbox = \"none\" to run them unsandboxed");
             println!("wsd: workspaces cannot run: {reason}");
@@ -50,7 +55,9 @@ pub fn placement(config: &ConfigFile, data_dir: &std::path::Path) -> Result<wsd_
         }
         (None, wsd_server::config::SandboxKind::Bwrap) => {}
     }
-    tracing::info!(isolation = %wsd_backend::Backend::isolation(&backend), "process backend");
+    if used {
+        tracing::info!(isolation = %wsd_backend::Backend::isolation(&backend), "process backend");
+    }
     let mut placement = wsd_server::Placement::new(Arc::new(backend), process.commands.clone());
     placement.confinement = wsd_server::Confinements::from_process(&process);
     placement.unavailable = unavailable;
