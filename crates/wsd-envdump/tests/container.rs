@@ -24,6 +24,9 @@ use wsd_store::keyfile::KeySource;
 use wsd_store::keyring::Keyring;
 use wsd_store::{Store, StoreOptions, TokenKind};
 
+mod support;
+use support::{fake_minimax, sha};
+
 const ADMIN: &str = "wsd_container-test-admin";
 const PLATFORM_MINIMAX: &str = "canary-container-platform-minimax-6e1d";
 
@@ -31,11 +34,6 @@ struct World {
     base: String,
     client: reqwest::Client,
     state: Arc<AppState>,
-}
-
-fn sha(value: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(value.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The image every test runs: busybox and the two helpers.
@@ -118,26 +116,6 @@ impl World {
     }
 }
 
-/// A provider on 127.0.0.1 that answers Anthropic Messages calls with usage, recording the
-/// bearer key each carried.
-async fn fake_minimax(seen: Arc<std::sync::Mutex<Vec<String>>>) -> String {
-    let app = axum::Router::new().route(
-        "/anthropic/v1/messages",
-        axum::routing::post(move |headers: axum::http::HeaderMap| {
-            let seen = seen.clone();
-            async move {
-                let key = headers.get("authorization").and_then(|v| v.to_str().ok()?.strip_prefix("Bearer ")).unwrap_or_default();
-                seen.lock().unwrap().push(key.to_owned());
-                axum::Json(json!({"id": "msg_container", "content": [], "usage": {"input_tokens": 21, "output_tokens": 8}}))
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{address}")
-}
-
 /// The env the engine adds besides the plan's, `HOME` (which the backend sets), and what
 /// the shell running the test script exports to its children (`PWD`, `SHLVL`). The
 /// backend's own tests read a container's first process's env, where the shell adds none.
@@ -179,8 +157,9 @@ async fn a_platform_workspace_in_a_container_runs_its_plan_and_is_metered() {
     for line in out.lines().filter(|l| l.starts_with("file ") && !l.contains(" .dumps/")) {
         assert_eq!(line.split(' ').nth(2), Some("600"), "{line}");
     }
-    assert!(out.contains("HTTP/1.1 200") && out.contains("msg_container"), "{out}");
-    assert_eq!(*seen.lock().unwrap(), [PLATFORM_MINIMAX.to_owned()]);
+    assert!(out.contains("HTTP/1.1 200") && out.contains("msg_e2e"), "{out}");
+    // Upstream got the platform's key and the vendor's model id, and no wsd attribution.
+    assert_eq!(*seen.lock().unwrap(), [(PLATFORM_MINIMAX.to_owned(), "MiniMax-M2.7".to_owned(), false)]);
 
     let mut rows = Vec::new();
     for _ in 0..100 {
@@ -192,7 +171,7 @@ async fn a_platform_workspace_in_a_container_runs_its_plan_and_is_metered() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!((rows[0]["workspace_id"].as_str(), rows[0]["input_tokens"].as_i64()), (Some(id.as_str()), Some(21)));
+    assert_eq!((rows[0]["workspace_id"].as_str(), rows[0]["input_tokens"].as_i64()), (Some(id.as_str()), Some(31)));
 
     let (status, _) = world.call(Method::POST, &format!("/v1/orgs/{org}/workspaces/{id}/stop"), None).await;
     assert_eq!(status, StatusCode::OK);
