@@ -240,6 +240,14 @@ async fn failures_name_their_cause_and_leave_nothing_behind() {
     let error = backend.start(launch_missing_command).await.unwrap_err();
     assert!(matches!(error, BackendError::Start { .. }), "{error:?}");
     assert!(containers_of(owner).await.is_empty(), "a failed start removes its container");
+    assert!(volumes_of(owner).await.is_empty(), "and the volume it made");
+    // A workspace that ran before keeps its work through a failed start.
+    let instance = backend.start(launch("ws_fail", "echo kept > note; sleep 300")).await.unwrap();
+    backend.stop("ws_fail", &instance).await.unwrap();
+    let mut broken = launch("ws_fail", "");
+    broken.argv = vec!["/no/such/program".into()];
+    assert!(backend.start(broken).await.is_err());
+    assert_eq!(volumes_of(owner).await.len(), 1, "the work volume of a workspace that ran stays");
     backend.remove("ws_fail").await.unwrap();
 
     let mut down = options("down");

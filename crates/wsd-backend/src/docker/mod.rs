@@ -237,16 +237,28 @@ impl DockerBackend {
         }
     }
 
-    async fn ensure_volume(&self, engine: &Docker, launch: &Launch) -> Result<(), BackendError> {
-        let request = VolumeCreateRequest {
-            name: Some(self.volume_name(&launch.workspace_id)),
-            labels: Some(self.labels(launch)),
-            ..Default::default()
-        };
+    /// The workspace's volume, made when it is not there yet: whether this call made it.
+    async fn ensure_volume(&self, engine: &Docker, launch: &Launch) -> Result<bool, BackendError> {
+        let name = self.volume_name(&launch.workspace_id);
+        match engine.inspect_volume(&name).await {
+            Ok(_) => return Ok(false),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(self.error("inspect the workspace's volume", e)),
+        }
+        let request = VolumeCreateRequest { name: Some(name), labels: Some(self.labels(launch)), ..Default::default() };
         match engine.create_volume(request).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_conflict(&e) => Ok(()),
+            Ok(_) => Ok(true),
+            Err(e) if is_conflict(&e) => Ok(false),
             Err(e) => Err(self.error("create the workspace's volume", e)),
+        }
+    }
+
+    async fn remove_volume(&self, engine: &Docker, workspace_id: &str) -> Result<(), BackendError> {
+        let options = RemoveVolumeOptionsBuilder::new().force(true).build();
+        match engine.remove_volume(&self.volume_name(workspace_id), Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(self.error("remove the workspace's volume", e)),
         }
     }
 
@@ -262,7 +274,7 @@ impl DockerBackend {
         let name = self.container_name(&launch.workspace_id);
         // One container per workspace: whatever a failed earlier attempt left goes first.
         self.end_container(engine, &name).await?;
-        self.ensure_volume(engine, &launch).await?;
+        let new_volume = self.ensure_volume(engine, &launch).await?;
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
         let created = engine
             .create_container(Some(options), self.create_body(&launch, image))
@@ -285,10 +297,14 @@ impl DockerBackend {
         match started {
             Ok(()) => Ok(created.id),
             Err(e) => {
-                // Nothing half-made stays: the container goes (the volume holds the
-                // workspace's work and stays until the workspace is deleted).
-                if let Err(cleanup) = self.remove_container(engine, &created.id).await {
-                    tracing::warn!(container = %created.id, error = %cleanup, "could not remove a container that failed to start");
+                // Nothing half-made stays: the container goes, and the volume when this
+                // start made it (one from before holds the workspace's work).
+                let mut cleanup = self.remove_container(engine, &created.id).await;
+                if new_volume && cleanup.is_ok() {
+                    cleanup = self.remove_volume(engine, &launch.workspace_id).await;
+                }
+                if let Err(cleanup) = cleanup {
+                    tracing::warn!(container = %created.id, error = %cleanup, "could not remove what a failed start made");
                 }
                 Err(e)
             }
@@ -397,12 +413,7 @@ impl Backend for DockerBackend {
         Box::pin(async move {
             let engine = self.engine()?;
             self.remove_container(engine, &self.container_name(workspace_id)).await?;
-            let options = RemoveVolumeOptionsBuilder::new().force(true).build();
-            match engine.remove_volume(&self.volume_name(workspace_id), Some(options)).await {
-                Ok(()) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(self.error("remove the workspace's volume", e)),
-            }
+            self.remove_volume(engine, workspace_id).await?;
             match std::fs::remove_file(self.log_file(workspace_id)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BackendError::Io(e.to_string())),
                 _ => Ok(()),
