@@ -131,10 +131,15 @@ impl Authenticator {
         let Some(presented) = presented else {
             return Err(ApiError::unauthenticated("send `Authorization: Bearer <token>`"));
         };
+        self.caller_by_hash(wsd_store::token_hash(presented)).await
+    }
+
+    /// The caller an API token names, by the token's hash (what a console session keeps).
+    pub async fn caller_by_hash(&self, hash: Vec<u8>) -> Result<Caller, ApiError> {
         // A live token of another kind (a workspace's usage token) is no API caller.
         let mut other_kind = false;
         let load = async {
-            Ok::<_, wsd_store::StoreError>(match self.store.authenticate_token(presented).await? {
+            Ok::<_, wsd_store::StoreError>(match self.store.authenticate_token_hash(&hash).await? {
                 Some(token) if token.kind == TokenKind::Admin => Some(Caller::Admin { token_id: token.id }),
                 Some(token) if token.kind == TokenKind::Org => token.org_id.map(|org_id| Caller::Org { token_id: token.id, org_id }),
                 Some(_) => {
@@ -144,7 +149,7 @@ impl Authenticator {
                 None => None,
             })
         };
-        match self.tokens.get_or_try_load(wsd_store::token_hash(presented), load).await? {
+        match self.tokens.get_or_try_load(hash.clone(), load).await? {
             Some(caller) => Ok(caller),
             None => {
                 self.failed(if other_kind { "usage_token_on_api" } else { "unknown_or_revoked" }).await;

@@ -43,6 +43,7 @@ codes! {
     BACKEND_UNAVAILABLE: "The backend cannot run workspaces (its sandbox cannot be set up, or its container engine does not answer); the message says why.",
     NO_RUNTIME_COMMAND: "No command is configured for the workspace's runtime.",
     BACKEND_START_FAILED: "The backend could not start the workspace.",
+    CSRF_REJECTED: "A console form without this session's CSRF token (or a sign-in form from another page load) is refused.",
     BACKEND_IMAGE_MISSING: "The image a runtime is configured to run is not in the container engine; the message names it.",
     NO_RUNTIME_IMAGE: "No container image is configured for the workspace's runtime ([backends.docker.images]).",
     BACKEND_STOP_FAILED: "The backend could not stop the workspace.",

@@ -12,6 +12,7 @@ mod cache;
 pub mod changes;
 pub mod code;
 pub mod config;
+pub mod console;
 pub mod error;
 mod json;
 mod lifecycle;
@@ -24,6 +25,7 @@ pub mod proxy;
 pub mod registry_view;
 mod routes;
 mod service;
+pub mod sessions;
 pub mod state;
 #[cfg(test)]
 mod test_support;
@@ -141,6 +143,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/platform/secrets", get(secrets::list_platform))
         .route("/v1/platform/secrets/{key}", put(secrets::put_platform).delete(secrets::delete_platform))
         .route("/admin/workspaces/{id}/llm-billing-mode", get(workspaces::admin_billing))
+        .merge(console::routes())
         .fallback(|| async { ApiError::not_found("endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, code::METHOD_NOT_ALLOWED, "this endpoint does not take that method")

@@ -39,6 +39,8 @@ pub struct AppState {
     pub runner: Option<Runner>,
     /// The metering proxy, with its own state.
     pub proxy: Arc<Proxy>,
+    /// The web console's open sessions.
+    pub console: crate::sessions::Sessions,
     /// `[policy] credential_delivery`: for orgs that chose none.
     pub default_delivery: CredentialDelivery,
 }
@@ -158,6 +160,7 @@ impl AppState {
             registry,
             store,
             platform,
+            console: crate::sessions::Sessions::default(),
             runtime_platform: std::collections::BTreeMap::new(),
             policy,
             metrics,

@@ -197,15 +197,20 @@ impl Store {
     /// The live token whose plaintext is `presented`, with its last use recorded; `None`
     /// for an unknown or revoked token.
     pub async fn authenticate_token(&self, presented: &str) -> Result<Option<Token>> {
-        let presented_hash = token_hash(presented);
+        self.authenticate_token_hash(&token_hash(presented)).await
+    }
+
+    /// [`Store::authenticate_token`] by the token's hash: for a session that keeps the hash
+    /// of the token it was opened with, never the token.
+    pub async fn authenticate_token_hash(&self, presented_hash: &[u8]) -> Result<Option<Token>> {
         let row: Option<TokenRow> = on_read!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1")))
-                .bind(&presented_hash)
+                .bind(presented_hash)
                 .fetch_optional(pool)
                 .await?
         });
         let Some(row) = row else { return Ok(None) };
-        if !bool::from(row.token_hash.ct_eq(&presented_hash)) || row.revoked_at.is_some() {
+        if !bool::from(row.token_hash.as_slice().ct_eq(presented_hash)) || row.revoked_at.is_some() {
             return Ok(None);
         }
         // Last use is kept to the minute: a token in steady use costs no write per request.

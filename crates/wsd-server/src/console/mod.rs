@@ -1,0 +1,246 @@
+//! The web console, served by wsd itself at `/console` (and `/`): server-rendered pages, no
+//! script, one stylesheet embedded in the binary, nothing fetched from elsewhere.
+//!
+//! Sign-in exchanges an API token for a session (`session.rs`); every page then acts as that
+//! token would through the API — the same tenancy (another org's workspace is 404), the
+//! same lifecycle functions. Every form carries the session's CSRF token, the sign-in form
+//! a token bound to a cookie of its own. Every answer carries a strict Content-Security-
+//! Policy (`default-src 'none'`, styles from this origin only, no frames, forms only to this
+//! origin), `no-store` and `nosniff`.
+
+mod pages;
+pub mod session;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::Markup;
+
+use session::{ConsoleSession, SESSION_COOKIE, SESSION_LIFETIME, SIGN_IN_COOKIE};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::lifecycle;
+use crate::state::AppState;
+
+const STYLE: &str = include_str!("style.css");
+
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The console's routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/console/workspaces") }))
+        .route("/console", get(|| async { Redirect::to("/console/workspaces") }))
+        .route("/console/style.css", get(style))
+        .route("/console/sign-in", get(sign_in_page).post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console/workspaces", get(workspaces))
+        .route("/console/orgs/{org}/workspaces/{id}", get(workspace))
+        .route("/console/orgs/{org}/workspaces/{id}/{action}", post(workspace_action))
+        .layer(axum::middleware::map_response(secure_headers))
+}
+
+async fn secure_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+async fn style() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], STYLE).into_response()
+}
+
+fn page(status: StatusCode, markup: Markup) -> Response {
+    (status, Html(markup.into_string())).into_response()
+}
+
+/// An API error as a page a person reads, with its code.
+fn error_page(session: Option<&ConsoleSession>, error: &ApiError) -> Response {
+    let signed_in = session.map(|s| (&s.caller, s.csrf.as_str()));
+    page(error.status, pages::error(signed_in, error.status.as_u16(), error.code, &error.message))
+}
+
+async fn sign_in_page(headers: HeaderMap) -> Response {
+    let token = session::random();
+    let cookie = session::set_cookie(&headers, SIGN_IN_COOKIE, &token, Duration::from_secs(600));
+    let mut response = page(StatusCode::OK, pages::sign_in(&token, None));
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+#[derive(serde::Deserialize)]
+struct SignInForm {
+    form: String,
+    token: String,
+}
+
+async fn sign_in(State(state): State<Arc<AppState>>, headers: HeaderMap, axum::Form(form): axum::Form<SignInForm>) -> Response {
+    let bound = session::cookie(&headers, SIGN_IN_COOKIE).is_some_and(|expected| session::same_token(expected, &form.form));
+    if !bound {
+        return page(
+            StatusCode::FORBIDDEN,
+            pages::error(None, 403, "CSRF_REJECTED", "the sign-in form expired or came from elsewhere; load it again"),
+        );
+    }
+    let hash = wsd_store::token_hash(form.token.trim());
+    if state.auth.caller_by_hash(hash.clone()).await.is_err() {
+        let token = session::random();
+        let mut response = page(StatusCode::UNAUTHORIZED, pages::sign_in(&token, Some("That token is not a valid org or admin token.")));
+        if let Ok(value) = HeaderValue::from_str(&session::set_cookie(&headers, SIGN_IN_COOKIE, &token, Duration::from_secs(600))) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+        return response;
+    }
+    let (id, _) = state.console.open(hash, Instant::now());
+    let mut response = Redirect::to("/console/workspaces").into_response();
+    for cookie in [
+        session::set_cookie(&headers, SESSION_COOKIE, &id, SESSION_LIFETIME),
+        session::set_cookie(&headers, SIGN_IN_COOKIE, "", Duration::ZERO),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+#[derive(serde::Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// The refusal of a form without the session's CSRF token; `None` when it has it.
+fn refuse_forged(session: &ConsoleSession, form: &CsrfForm) -> Option<Response> {
+    if session::same_token(&session.csrf, &form.csrf) {
+        return None;
+    }
+    let error = ApiError::new(StatusCode::FORBIDDEN, crate::code::CSRF_REJECTED, "the form is not this session's; load the page again");
+    Some(error_page(Some(session), &error))
+}
+
+async fn sign_out(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    session: ConsoleSession,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    if let Some(refused) = refuse_forged(&session, &form) {
+        return refused;
+    }
+    state.console.close(&session.id);
+    let mut response = Redirect::to("/console/sign-in").into_response();
+    if let Ok(value) = HeaderValue::from_str(&session::set_cookie(&headers, SESSION_COOKIE, "", Duration::ZERO)) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// The orgs a caller sees: its own, or every org for the admin token.
+async fn visible_orgs(state: &AppState, caller: &Caller) -> Result<Vec<wsd_store::Org>, ApiError> {
+    Ok(match caller.org_limit() {
+        Some(org) => vec![state.store.get_org(org).await?],
+        None => state.store.list_orgs().await?,
+    })
+}
+
+async fn workspaces(State(state): State<Arc<AppState>>, session: ConsoleSession, Query(filters): Query<pages::Filters>) -> Response {
+    let rows = async {
+        let mut rows = Vec::new();
+        let mut total = 0;
+        for org in visible_orgs(&state, &session.caller).await? {
+            for workspace in state.store.list_workspaces(&org.id).await? {
+                total += 1;
+                let keep = filters.status.as_deref().filter(|s| !s.is_empty()).is_none_or(|s| s == workspace.status.as_str())
+                    && filters.runtime.as_deref().filter(|r| !r.is_empty()).is_none_or(|r| r == workspace.runtime)
+                    && filters.q.as_deref().filter(|q| !q.is_empty()).is_none_or(|q| workspace.name.contains(q));
+                if !keep {
+                    continue;
+                }
+                let view = lifecycle::observe(&state, workspace).await?;
+                let input = state.store.plan_input(&org.id, &view.workspace.id).await?;
+                let plan =
+                    crate::service::plan_names(&state, &view.workspace.id, &input.runtime, &input.model, &input.names, input.delivery)?;
+                let (provider, routing, refused) = match &plan {
+                    Ok(plan) => (Some(plan.provider.clone()), Some(format!("{:?}", plan.routing).to_lowercase()), None),
+                    Err(e) => (None, None, Some(e.code().as_str().to_owned())),
+                };
+                rows.push(pages::Row {
+                    workspace: view.workspace,
+                    org_name: org.name.clone(),
+                    provider,
+                    routing,
+                    refused,
+                    stale: view.stale,
+                });
+            }
+        }
+        Ok::<_, ApiError>((rows, total))
+    }
+    .await;
+    match rows {
+        Ok((rows, total)) => page(StatusCode::OK, pages::workspaces(&session.caller, &session.csrf, &rows, &filters, total)),
+        Err(e) => error_page(Some(&session), &e),
+    }
+}
+
+async fn workspace(State(state): State<Arc<AppState>>, session: ConsoleSession, Path((org, id)): Path<(String, String)>) -> Response {
+    let shown = async {
+        session.caller.require_org(&org)?;
+        let workspace = state.store.get_workspace(&org, &id).await?;
+        let view = lifecycle::observe(&state, workspace).await?;
+        let input = state.store.plan_input(&org, &id).await?;
+        let plan = crate::service::plan_names(&state, &id, &input.runtime, &input.model, &input.names, input.delivery)?;
+        let report = wsd_core::PlanReport::new(&plan);
+        let logs = match &state.runner {
+            Some(runner) => runner.placement_of(&view.workspace).backend.logs(&id, 40).await.unwrap_or_default(),
+            None => String::new(),
+        };
+        let logs: Vec<String> = logs.lines().map(str::to_owned).collect();
+        Ok::<_, ApiError>(pages::workspace(&session.caller, &session.csrf, &view.workspace, view.stale, &report, &logs))
+    }
+    .await;
+    match shown {
+        Ok(markup) => page(StatusCode::OK, markup),
+        Err(e) => error_page(Some(&session), &e),
+    }
+}
+
+async fn workspace_action(
+    State(state): State<Arc<AppState>>,
+    session: ConsoleSession,
+    Path((org, id, action)): Path<(String, String, String)>,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    if let Some(refused) = refuse_forged(&session, &form) {
+        return refused;
+    }
+    let actor = format!("{} (console)", session.caller.actor());
+    let done = async {
+        session.caller.require_org(&org)?;
+        match action.as_str() {
+            "provision" | "restart" => lifecycle::provision(&state, &org, &id, &actor).await.map(drop),
+            "stop" => lifecycle::stop(&state, &org, &id, &actor).await.map(drop),
+            _ => Err(ApiError::not_found("endpoint")),
+        }
+    }
+    .await;
+    match done {
+        Ok(()) => Redirect::to(&format!("/console/orgs/{org}/workspaces/{id}")).into_response(),
+        Err(e) => error_page(Some(&session), &e),
+    }
+}

@@ -1,0 +1,277 @@
+//! The console's pages, rendered on the server (`maud`: every value is HTML-escaped unless
+//! marked otherwise, and nothing here marks one). No script; one stylesheet of its own.
+
+use maud::{DOCTYPE, Markup, html};
+use wsd_core::PlanReport;
+use wsd_store::Workspace;
+
+use crate::auth::Caller;
+
+/// One page: the header with the signed-in user and a sign-out form, then `body`.
+pub fn layout(title: &str, signed_in: Option<(&Caller, &str)>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · wsd" }
+                link rel="stylesheet" href="/console/style.css";
+            }
+            body {
+                header {
+                    a.brand href="/console/workspaces" { "wsd" }
+                    @if let Some((caller, csrf)) = signed_in {
+                        nav { a href="/console/workspaces" { "Workspaces" } }
+                        span.who { (who(caller)) }
+                        form.inline method="post" action="/console/sign-out" {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+fn who(caller: &Caller) -> String {
+    match caller {
+        Caller::Admin { .. } => "operator (admin token)".into(),
+        Caller::Org { org_id, .. } => format!("org {org_id}"),
+    }
+}
+
+pub fn sign_in(form_token: &str, error: Option<&str>) -> Markup {
+    layout(
+        "Sign in",
+        None,
+        html! {
+            h1 { "Sign in" }
+            p { "Paste an API token: an org token shows that org, the admin token every org. "
+                "The token is exchanged for a session; it is not kept in the browser." }
+            @if let Some(error) = error { p.error role="alert" { (error) } }
+            form method="post" action="/console/sign-in" {
+                input type="hidden" name="form" value=(form_token);
+                label for="token" { "API token" }
+                input #token type="password" name="token" autocomplete="off" required;
+                button type="submit" { "Sign in" }
+            }
+        },
+    )
+}
+
+/// A workspace's row: the workspace and what its current plan says (provider, routing),
+/// or the code of its refusal.
+#[derive(Debug)]
+pub struct Row {
+    pub workspace: Workspace,
+    pub org_name: String,
+    pub provider: Option<String>,
+    pub routing: Option<String>,
+    pub refused: Option<String>,
+    pub stale: Option<bool>,
+}
+
+/// The filters of the workspaces page.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Filters {
+    pub status: Option<String>,
+    pub runtime: Option<String>,
+    pub q: Option<String>,
+}
+
+pub fn workspaces(caller: &Caller, csrf: &str, rows: &[Row], filters: &Filters, total: usize) -> Markup {
+    let value = |v: &Option<String>| v.clone().unwrap_or_default();
+    layout(
+        "Workspaces",
+        Some((caller, csrf)),
+        html! {
+            h1 { "Workspaces" }
+            form.filters method="get" action="/console/workspaces" {
+                label { "Name " input type="search" name="q" value=(value(&filters.q)); }
+                label { "Status "
+                    select name="status" {
+                        @for status in ["", "created", "running", "stopped", "failed"] {
+                            option value=(status) selected[filters.status.as_deref().unwrap_or_default() == status] {
+                                @if status.is_empty() { "any" } @else { (status) }
+                            }
+                        }
+                    }
+                }
+                label { "Runtime " input type="text" name="runtime" value=(value(&filters.runtime)); }
+                button type="submit" { "Filter" }
+            }
+            @if total == 0 {
+                section.empty {
+                    p { "No workspaces yet." }
+                    p { "Create one with " code { "wsd ws create --org ORG --name NAME --runtime claude-code --model MODEL" }
+                        " or " code { "POST /v1/orgs/{org}/workspaces" } "; its plan is checked before it is made." }
+                }
+            } @else if rows.is_empty() {
+                p.empty { "No workspace matches these filters (" (total) " in all)." }
+            } @else {
+                table {
+                    thead { tr { th { "Name" } th { "Org" } th { "Runtime" } th { "Model" } th { "Provider" } th { "Routing" }
+                        th { "Status" } th { "Plan" } th { "Backend" } th { "Last change (UTC)" } } }
+                    tbody {
+                        @for row in rows {
+                            tr {
+                                td { a href=(format!("/console/orgs/{}/workspaces/{}", row.workspace.org_id, row.workspace.id)) { (row.workspace.name) } }
+                                td { (row.org_name) }
+                                td { (row.workspace.runtime) }
+                                td { code { (row.workspace.model) } }
+                                td { (row.provider.as_deref().unwrap_or("—")) }
+                                td { (row.routing.as_deref().unwrap_or("—")) }
+                                td { span class=(format!("status {}", row.workspace.status.as_str())) { (row.workspace.status.as_str()) } }
+                                td {
+                                    @if let Some(code) = &row.refused { span.refused { "refused: " code { (code) } } }
+                                    @else if row.stale == Some(true) { span.stale { "stale" } }
+                                    @else if row.stale == Some(false) { "current" }
+                                    @else { "—" }
+                                }
+                                td { (row.workspace.backend.as_deref().unwrap_or("—")) }
+                                td { (timestamp(row.workspace.updated_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM`.
+pub fn timestamp(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}", rest / 3600, rest % 3600 / 60)
+}
+
+/// A workspace: its plan explained, its actions, its last output.
+pub fn workspace(caller: &Caller, csrf: &str, workspace: &Workspace, stale: Option<bool>, plan: &PlanReport, logs: &[String]) -> Markup {
+    let base = format!("/console/orgs/{}/workspaces/{}", workspace.org_id, workspace.id);
+    layout(
+        &workspace.name,
+        Some((caller, csrf)),
+        html! {
+            p.crumbs { a href="/console/workspaces" { "Workspaces" } " / " (workspace.name) }
+            h1 { (workspace.name) }
+            dl.facts {
+                dt { "Runtime" } dd { (workspace.runtime) }
+                dt { "Model" } dd { code { (workspace.model) } }
+                dt { "Status" } dd { span class=(format!("status {}", workspace.status.as_str())) { (workspace.status.as_str()) }
+                    @if stale == Some(true) { " " span.stale { "stale: its plan would now differ; restart to apply" } } }
+                dt { "Backend" } dd { (workspace.backend.as_deref().unwrap_or("—")) }
+                @if let Some(error) = &workspace.last_error {
+                    dt { "Last error" } dd.error { code { (error.code) } " " (error.message) }
+                }
+            }
+            section.actions {
+                @for (action, label) in [("provision", "Provision"), ("restart", "Restart"), ("stop", "Stop")] {
+                    form.inline method="post" action=(format!("{base}/{action}")) {
+                        input type="hidden" name="csrf" value=(csrf);
+                        button type="submit" { (label) }
+                    }
+                }
+            }
+            h2 { "Plan" }
+            @if let Some(error) = &plan.error {
+                section.refusal role="alert" {
+                    p { "The plan is refused: " code { (error.code.as_str()) } }
+                    p { (error.message) }
+                    p.hint { (hint(error.code.as_str())) }
+                }
+            } @else {
+                dl.facts {
+                    dt { "Provider" } dd { (plan.provider.as_deref().unwrap_or("—")) }
+                    dt { "Routing" } dd { (plan.routing.map(|r| format!("{r:?}").to_lowercase()).unwrap_or_default()) }
+                    @if let Some(delivery) = &plan.delivery {
+                        dt { "Credential delivery" } dd { (delivery.delivery.as_str()) " — " (delivery.reason) }
+                    }
+                    @if let Some(credential) = &plan.credential {
+                        dt { "The one credential" } dd { (credential.from) ", read from " code { (credential.via) } ", sent as " code { (credential.sent_as) } }
+                        dt { "Parity" } dd { "proven: the runtime sends exactly this credential to this provider" }
+                    }
+                    @if !plan.verified_on.is_empty() {
+                        dt { "Verified on" } dd { (plan.verified_on.join(", ")) }
+                    }
+                }
+                @if !plan.warnings.is_empty() {
+                    ul.warnings { @for warning in &plan.warnings { li { (warning) } } }
+                }
+                h3 { "Environment" }
+                table {
+                    thead { tr { th { "Name" } th { "Origin" } th { "From" } } }
+                    tbody {
+                        @for (name, entry) in &plan.env {
+                            tr { td { code { (name) } } td { (entry.origin.as_str()) }
+                                td { @if let Some(from) = &entry.from { (from) } @else if let Some(value) = &entry.value { code { (value) } } } }
+                        }
+                    }
+                }
+                @if !plan.files.is_empty() {
+                    h3 { "Files written into the home" }
+                    ul { @for file in &plan.files { li { code { (file.path) } @if let Some(from) = &file.from { " (from " (from) ")" } } } }
+                }
+            }
+            h3 { "Decisions" }
+            table {
+                thead { tr { th { "Key" } th { "Origin" } th { "Action" } th { "Why" } } }
+                tbody {
+                    @for decision in &plan.decisions {
+                        tr class=(decision.action.as_str()) {
+                            td { code { (decision.key.as_str()) } } td { (decision.origin.as_str()) }
+                            td { (decision.action.as_str()) } td { (decision.reason.to_string()) }
+                        }
+                    }
+                }
+            }
+            h2 { "Last output" }
+            @if logs.is_empty() { p.empty { "Nothing yet." } } @else { pre.logs { @for line in logs { (line) "\n" } } }
+        },
+    )
+}
+
+/// What to do about a refusal, by its code.
+fn hint(code: &str) -> &'static str {
+    match code {
+        "MISSING_BYOK_CREDENTIAL" => "Set the provider's key (the message names it) as an org secret, or as this workspace's own.",
+        "UNREGISTERED_MODEL_FOR_RUNTIME" | "MODEL_REQUIRED" => {
+            "Switch the workspace to a model its runtime runs (`wsd registry derive --runtime R --model M` says which)."
+        }
+        "AMBIGUOUS_PROVIDER" => "Name the provider in the model (`provider/model`), or keep only one provider's key.",
+        "PROTECTED_ENV_KEY" | "FORBIDDEN_TENANT_ENV_KEY" => "Delete the secret the message names: no tenant may set it.",
+        "MISSING_PLATFORM_PROXY" | "CREDENTIAL_PROXY_UNAVAILABLE" => {
+            "The operator sets [platform] proxy_base_url; until then use a model of your own provider with your key."
+        }
+        _ => "The message says what is missing; docs/error-codes.md says what each code means.",
+    }
+}
+
+/// An error a person reads: what happened, its code, and the way back.
+pub fn error(caller: Option<(&Caller, &str)>, status: u16, code: &str, message: &str) -> Markup {
+    layout(
+        "Error",
+        caller,
+        html! {
+            h1 { "Something went wrong" }
+            section.refusal role="alert" {
+                p { "HTTP " (status) " · " code { (code) } }
+                p { (message) }
+            }
+            p { a href="/console/workspaces" { "Back to the workspaces" } }
+        },
+    )
+}

@@ -1,0 +1,201 @@
+//! The web console over loopback, as a browser without script would use it: cookies kept by
+//! hand, redirects not followed, every page read as HTML.
+#![allow(clippy::disallowed_methods)]
+
+mod support;
+
+use reqwest::StatusCode;
+use support::{ADMIN, Api, Backend, Options};
+
+const CANARY: &str = "canary-console-minimax-key-4f2e";
+
+struct Browser {
+    base: String,
+    client: reqwest::Client,
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    headers: reqwest::header::HeaderMap,
+    html: String,
+}
+
+impl Browser {
+    fn new(api: &Api) -> Self {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Browser { base: api.base.clone(), client, cookies: Default::default() }
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let cookie: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let request = if cookie.is_empty() { request } else { request.header("cookie", cookie.join("; ")) };
+        let response = request.send().await.unwrap();
+        for set in response.headers().get_all("set-cookie") {
+            let set = set.to_str().unwrap();
+            let (pair, _) = set.split_once(';').unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() || set.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let status = response.status();
+        let location = response.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+        let headers = response.headers().clone();
+        let html = response.text().await.unwrap();
+        assert!(!html.contains(CANARY), "a secret value in a page: {html}");
+        Page { status, location, headers, html }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let request = self.client.get(format!("{}{path}", self.base));
+        self.send(request).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let encode = |v: &str| -> String {
+            v.bytes()
+                .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+                .collect()
+        };
+        let body: Vec<String> = form.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+        let request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.join("&"));
+        self.send(request).await
+    }
+
+    /// Signs in with `token` through the sign-in form.
+    async fn sign_in(&mut self, token: &str) -> Page {
+        let form = self.get("/console/sign-in").await;
+        let bound = hidden(&form.html, "form");
+        self.post("/console/sign-in", &[("form", &bound), ("token", token)]).await
+    }
+}
+
+/// The value of the hidden input `name` in a page.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} in {html}")) + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+async fn server(label: &str) -> Api {
+    let root = std::env::temp_dir().join(format!("wsd-console-{label}-{}", std::process::id()));
+    support::start_with(Backend::Sqlite, label, false, None, Options { runner: Some(root), ..Options::default() }).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_org_signs_in_sees_its_workspaces_and_plans_acts_and_signs_out() {
+    let api = server("console-org").await;
+    let acme = api.org("acme").await;
+    api.secret(&acme, "MINIMAX_API_KEY", CANARY).await;
+    let alpha = api.workspace(&acme, "alpha", "claude-code", "MiniMax-M2.7").await;
+    let other = api.org("other").await;
+    api.secret(&other, "MINIMAX_API_KEY", "canary-console-other-key-19a3").await;
+    let beta = api.workspace(&other, "beta", "claude-code", "MiniMax-M2.7").await;
+    let token = api.org_token(&acme).await;
+    let mut browser = Browser::new(&api);
+
+    let page = browser.get("/console/workspaces").await;
+    assert_eq!((page.status, page.location.as_deref()), (StatusCode::SEE_OTHER, Some("/console/sign-in")));
+    let form = browser.get("/console/sign-in").await;
+    let csp = form.headers.get("content-security-policy").unwrap().to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("form-action 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(form.headers.get("cache-control").unwrap(), "no-store");
+
+    // A sign-in form that this browser did not load is refused (no login CSRF).
+    let forged = browser.post("/console/sign-in", &[("form", "forged"), ("token", &token)]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let wrong = browser.sign_in("wsd_not-a-token").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.html.contains("not a valid"));
+
+    let signed_in = browser.sign_in(&token).await;
+    assert_eq!((signed_in.status, signed_in.location.as_deref()), (StatusCode::SEE_OTHER, Some("/console/workspaces")));
+    let set = signed_in.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).find(|c| c.starts_with("wsd_session=")).unwrap();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    assert!(!set.contains(&token), "the cookie holds a session id, never the token");
+
+    let list = browser.get("/console/workspaces").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.html.contains(">alpha<") && list.html.contains("minimax") && list.html.contains("byok"), "{}", list.html);
+    assert!(!list.html.contains("beta"), "another org's workspace is listed");
+    let filtered = browser.get("/console/workspaces?status=running").await;
+    assert!(!filtered.html.contains(">alpha<") && filtered.html.contains("No workspace matches"));
+
+    // Another org's workspace is not found, as through the API.
+    assert_eq!(browser.get(&format!("/console/orgs/{other}/workspaces/{beta}")).await.status, StatusCode::NOT_FOUND);
+
+    let page = browser.get(&format!("/console/orgs/{acme}/workspaces/{alpha}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    for shown in ["MINIMAX_API_KEY", "kept", "ANTHROPIC_AUTH_TOKEN", "Authorization: Bearer", "Decisions", "Parity"] {
+        assert!(page.html.contains(shown), "{shown} is not on the workspace page: {}", page.html);
+    }
+    let csrf = hidden(&page.html, "csrf");
+
+    // A form without the session's CSRF token does nothing.
+    let forged = browser.post(&format!("/console/orgs/{acme}/workspaces/{alpha}/provision"), &[("csrf", "forged")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(forged.html.contains("CSRF_REJECTED"));
+    let ws = api.get(&format!("/v1/orgs/{acme}/workspaces/{alpha}"), ADMIN).await;
+    assert_eq!(ws.body["status"], "created");
+    let done = browser.post(&format!("/console/orgs/{acme}/workspaces/{alpha}/provision"), &[("csrf", &csrf)]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+    let ws = api.get(&format!("/v1/orgs/{acme}/workspaces/{alpha}"), ADMIN).await;
+    assert_eq!(ws.body["status"], "running");
+    let stopped = browser.post(&format!("/console/orgs/{acme}/workspaces/{alpha}/stop"), &[("csrf", &csrf)]).await;
+    assert_eq!(stopped.status, StatusCode::SEE_OTHER);
+
+    let forged = browser.post("/console/sign-out", &[("csrf", "forged")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let session = browser.cookies["wsd_session"].clone();
+    let out = browser.post("/console/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!((out.status, out.location.as_deref()), (StatusCode::SEE_OTHER, Some("/console/sign-in")));
+    assert!(!browser.cookies.contains_key("wsd_session"));
+    browser.cookies.insert("wsd_session".into(), session);
+    assert_eq!(browser.get("/console/workspaces").await.status, StatusCode::SEE_OTHER, "a closed session stays closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_explained_names_are_escaped_and_a_revoked_token_ends_its_session() {
+    let api = server("console-refusal").await;
+    let acme = api.org("acme").await;
+    api.secret(&acme, "MINIMAX_API_KEY", CANARY).await;
+    let odd = api.workspace(&acme, "<b>bold</b>&co", "claude-code", "MiniMax-M2.7").await;
+    assert_eq!(api.delete(&format!("/v1/orgs/{acme}/secrets/MINIMAX_API_KEY"), ADMIN).await.status, StatusCode::NO_CONTENT);
+    let token = api.org_token(&acme).await;
+    let mut browser = Browser::new(&api);
+    browser.sign_in(&token).await;
+
+    let list = browser.get("/console/workspaces").await;
+    assert!(list.html.contains("&lt;b&gt;bold&lt;/b&gt;&amp;co") && !list.html.contains("<b>bold"), "{}", list.html);
+    assert!(list.html.contains("MISSING_BYOK_CREDENTIAL"), "the refused plan shows its code: {}", list.html);
+    let page = browser.get(&format!("/console/orgs/{acme}/workspaces/{odd}")).await;
+    assert!(page.html.contains("MISSING_BYOK_CREDENTIAL") && page.html.contains("Set the provider"), "{}", page.html);
+    let csrf = hidden(&page.html, "csrf");
+    let refused = browser.post(&format!("/console/orgs/{acme}/workspaces/{odd}/provision"), &[("csrf", &csrf)]).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.html.contains("MISSING_BYOK_CREDENTIAL"));
+
+    // The admin token revokes the org token: its session ends with it.
+    let tokens = api.get(&format!("/v1/orgs/{acme}/tokens"), ADMIN).await;
+    let id = tokens.body["tokens"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(api.delete(&format!("/v1/orgs/{acme}/tokens/{id}"), ADMIN).await.status, StatusCode::NO_CONTENT);
+    let after = browser.get("/console/workspaces").await;
+    assert_eq!((after.status, after.location.as_deref()), (StatusCode::SEE_OTHER, Some("/console/sign-in")));
+
+    // The admin token sees every org.
+    let mut operator = Browser::new(&api);
+    operator.sign_in(ADMIN).await;
+    let other = api.org("other").await;
+    api.secret(&other, "MINIMAX_API_KEY", "canary-console-other-key-19a3").await;
+    api.workspace(&other, "gamma", "claude-code", "MiniMax-M2.7").await;
+    let all = operator.get("/console/workspaces").await;
+    assert!(all.html.contains(">gamma<") && all.html.contains("bold"), "{}", all.html);
+}
