@@ -199,3 +199,47 @@ async fn refusals_are_explained_names_are_escaped_and_a_revoked_token_ends_its_s
     let all = operator.get("/console/workspaces").await;
     assert!(all.html.contains(">gamma<") && all.html.contains("bold"), "{}", all.html);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_set_listed_by_name_and_deleted_after_a_question() {
+    let api = server("console-secrets").await;
+    let acme = api.org("acme").await;
+    let other = api.org("other").await;
+    let token = api.org_token(&acme).await;
+    let mut browser = Browser::new(&api);
+    browser.sign_in(&token).await;
+
+    let page = browser.get(&format!("/console/orgs/{acme}/secrets")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains("No org secret yet"), "{}", page.html);
+    assert!(page.html.contains("type=\"password\" name=\"value\""), "the value is typed into a password field");
+    let csrf = hidden(&page.html, "csrf");
+    let path = format!("/console/orgs/{acme}/secrets");
+
+    let forged = browser.post(&path, &[("csrf", "forged"), ("key", "MINIMAX_API_KEY"), ("value", CANARY)]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let bad = browser.post(&path, &[("csrf", &csrf), ("key", "LD_PRELOAD"), ("value", CANARY)]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.html.contains("PROTECTED_ENV_KEY"), "{}", bad.html);
+    let set = browser.post(&path, &[("csrf", &csrf), ("key", "MINIMAX_API_KEY"), ("value", CANARY)]).await;
+    assert_eq!((set.status, set.location.as_deref()), (StatusCode::SEE_OTHER, Some(path.as_str())));
+    let listed = browser.get(&path).await;
+    assert!(listed.html.contains("MINIMAX_API_KEY"), "{}", listed.html);
+    let secrets = api.get(&format!("/v1/orgs/{acme}/secrets"), ADMIN).await;
+    assert_eq!(secrets.body["secrets"][0]["key"], "MINIMAX_API_KEY", "set through the console, seen through the API");
+
+    // Another org's secrets are not found.
+    assert_eq!(browser.get(&format!("/console/orgs/{other}/secrets")).await.status, StatusCode::NOT_FOUND);
+    let theirs = browser.post(&format!("/console/orgs/{other}/secrets"), &[("csrf", &csrf), ("key", "X_KEY"), ("value", "x")]).await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+
+    let question = browser.get(&format!("{path}/MINIMAX_API_KEY/delete")).await;
+    assert_eq!(question.status, StatusCode::OK);
+    assert!(question.html.contains("Delete") && question.html.contains("Cancel"));
+    let kept = api.get(&format!("/v1/orgs/{acme}/secrets"), ADMIN).await;
+    assert_eq!(kept.body["secrets"].as_array().unwrap().len(), 1, "asking deletes nothing");
+    let deleted = browser.post(&format!("{path}/MINIMAX_API_KEY/delete"), &[("csrf", &csrf)]).await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    let gone = api.get(&format!("/v1/orgs/{acme}/secrets"), ADMIN).await;
+    assert!(gone.body["secrets"].as_array().unwrap().is_empty());
+}

@@ -41,6 +41,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/console/sign-in", get(sign_in_page).post(sign_in))
         .route("/console/sign-out", post(sign_out))
         .route("/console/workspaces", get(workspaces))
+        .route("/console/orgs", get(orgs))
+        .route("/console/orgs/{org}/secrets", get(secrets).post(set_secret))
+        .route("/console/orgs/{org}/secrets/{key}/delete", get(confirm_delete).post(delete_secret))
         .route("/console/orgs/{org}/workspaces/{id}", get(workspace))
         .route("/console/orgs/{org}/workspaces/{id}/{action}", post(workspace_action))
         .layer(axum::middleware::map_response(secure_headers))
@@ -241,6 +244,96 @@ async fn workspace_action(
     .await;
     match done {
         Ok(()) => Redirect::to(&format!("/console/orgs/{org}/workspaces/{id}")).into_response(),
+        Err(e) => error_page(Some(&session), &e),
+    }
+}
+
+async fn orgs(State(state): State<Arc<AppState>>, session: ConsoleSession) -> Response {
+    match visible_orgs(&state, &session.caller).await {
+        Ok(orgs) => page(StatusCode::OK, pages::orgs(&session.caller, &session.csrf, &orgs)),
+        Err(e) => error_page(Some(&session), &e),
+    }
+}
+
+async fn secrets(State(state): State<Arc<AppState>>, session: ConsoleSession, Path(org): Path<String>) -> Response {
+    let shown = async {
+        session.caller.require_org(&org)?;
+        let org = state.store.get_org(&org).await?;
+        let secrets = state.store.list_secrets(wsd_store::SecretOwner::Org { org: &org.id }).await?;
+        Ok::<_, ApiError>(pages::secrets(&session.caller, &session.csrf, &org, &secrets))
+    }
+    .await;
+    match shown {
+        Ok(markup) => page(StatusCode::OK, markup),
+        Err(e) => error_page(Some(&session), &e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct SecretForm {
+    #[serde(default)]
+    csrf: String,
+    key: String,
+    /// Redacted from the moment it is parsed.
+    value: crate::routes::secrets::SecretText,
+}
+
+async fn set_secret(
+    State(state): State<Arc<AppState>>,
+    session: ConsoleSession,
+    Path(org): Path<String>,
+    axum::Form(form): axum::Form<SecretForm>,
+) -> Response {
+    if let Some(refused) = refuse_forged(&session, &CsrfForm { csrf: form.csrf }) {
+        return refused;
+    }
+    let done = async {
+        session.caller.require_org(&org)?;
+        state.store.get_org(&org).await?;
+        let actor = format!("{} (console)", session.caller.actor());
+        crate::routes::secrets::put_org_secret(&state, &org, form.key.trim(), form.value.value(), &actor).await
+    }
+    .await;
+    match done {
+        Ok(_) => Redirect::to(&format!("/console/orgs/{org}/secrets")).into_response(),
+        Err(e) => error_page(Some(&session), &e),
+    }
+}
+
+async fn confirm_delete(State(state): State<Arc<AppState>>, session: ConsoleSession, Path((org, key)): Path<(String, String)>) -> Response {
+    let shown = async {
+        session.caller.require_org(&org)?;
+        let org = state.store.get_org(&org).await?;
+        let secrets = state.store.list_secrets(wsd_store::SecretOwner::Org { org: &org.id }).await?;
+        if !secrets.iter().any(|s| s.key.as_str() == key) {
+            return Err(ApiError::not_found("secret"));
+        }
+        Ok::<_, ApiError>(pages::confirm_delete(&session.caller, &session.csrf, &org, &key))
+    }
+    .await;
+    match shown {
+        Ok(markup) => page(StatusCode::OK, markup),
+        Err(e) => error_page(Some(&session), &e),
+    }
+}
+
+async fn delete_secret(
+    State(state): State<Arc<AppState>>,
+    session: ConsoleSession,
+    Path((org, key)): Path<(String, String)>,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    if let Some(refused) = refuse_forged(&session, &form) {
+        return refused;
+    }
+    let done = async {
+        session.caller.require_org(&org)?;
+        let actor = format!("{} (console)", session.caller.actor());
+        crate::routes::secrets::delete_org_secret(&state, &org, &key, &actor).await
+    }
+    .await;
+    match done {
+        Ok(()) => Redirect::to(&format!("/console/orgs/{org}/secrets")).into_response(),
         Err(e) => error_page(Some(&session), &e),
     }
 }

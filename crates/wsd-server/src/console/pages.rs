@@ -22,7 +22,14 @@ pub fn layout(title: &str, signed_in: Option<(&Caller, &str)>, body: Markup) -> 
                 header {
                     a.brand href="/console/workspaces" { "wsd" }
                     @if let Some((caller, csrf)) = signed_in {
-                        nav { a href="/console/workspaces" { "Workspaces" } }
+                        nav {
+                            a href="/console/workspaces" { "Workspaces" }
+                            @if let Some(org) = caller.org_limit() {
+                                " " a href=(format!("/console/orgs/{org}/secrets")) { "Secrets" }
+                            } @else {
+                                " " a href="/console/orgs" { "Orgs" }
+                            }
+                        }
                         span.who { (who(caller)) }
                         form.inline method="post" action="/console/sign-out" {
                             input type="hidden" name="csrf" value=(csrf);
@@ -272,6 +279,90 @@ pub fn error(caller: Option<(&Caller, &str)>, status: u16, code: &str, message: 
                 p { (message) }
             }
             p { a href="/console/workspaces" { "Back to the workspaces" } }
+        },
+    )
+}
+
+/// An org's secrets: names, scope, key version and when set; a form to set or replace one
+/// (the value in a password field) and a delete button per secret that asks first.
+pub fn secrets(caller: &Caller, csrf: &str, org: &wsd_store::Org, secrets: &[wsd_store::SecretMeta]) -> Markup {
+    let base = format!("/console/orgs/{}/secrets", org.id);
+    layout(
+        "Secrets",
+        Some((caller, csrf)),
+        html! {
+            h1 { "Secrets of " (org.name) }
+            p.hint { "Values are stored encrypted and never shown again; a workspace gets exactly those its plan keeps." }
+            @if secrets.is_empty() {
+                p.empty { "No org secret yet. Set your provider's key below (e.g. " code { "MINIMAX_API_KEY" } ")." }
+            } @else {
+                table {
+                    thead { tr { th { "Name" } th { "Scope" } th { "Key version" } th { "Set (UTC)" } th { "Replaced (UTC)" } th {} } }
+                    tbody {
+                        @for secret in secrets {
+                            tr {
+                                td { code { (secret.key.as_str()) } }
+                                td { "org" }
+                                td { (secret.key_version) }
+                                td { (timestamp(secret.created_at)) }
+                                td { (timestamp(secret.updated_at)) }
+                                td { a href=(format!("{base}/{}/delete", secret.key.as_str())) { "Delete…" } }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Set or replace a secret" }
+            form.stacked method="post" action=(base) {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="key" { "Name" }
+                input #key type="text" name="key" required pattern="[A-Z_][A-Z0-9_]*" placeholder="MINIMAX_API_KEY";
+                label for="value" { "Value" }
+                input #value type="password" name="value" required autocomplete="off";
+                button type="submit" { "Save" }
+            }
+        },
+    )
+}
+
+/// The question before a secret is deleted.
+pub fn confirm_delete(caller: &Caller, csrf: &str, org: &wsd_store::Org, key: &str) -> Markup {
+    let base = format!("/console/orgs/{}/secrets", org.id);
+    layout(
+        "Delete a secret",
+        Some((caller, csrf)),
+        html! {
+            h1 { "Delete " code { (key) } "?" }
+            p { "Workspaces of " (org.name) " whose plan keeps it lose it at their next start; a workspace that needs it is then refused with its code." }
+            form.inline method="post" action=(format!("{base}/{key}/delete")) {
+                input type="hidden" name="csrf" value=(csrf);
+                button.danger type="submit" { "Delete" }
+            }
+            " " a href=(base) { "Cancel" }
+        },
+    )
+}
+
+/// The orgs an operator sees, with links to each one's secrets.
+pub fn orgs(caller: &Caller, csrf: &str, orgs: &[wsd_store::Org]) -> Markup {
+    layout(
+        "Orgs",
+        Some((caller, csrf)),
+        html! {
+            h1 { "Orgs" }
+            @if orgs.is_empty() {
+                p.empty { "No org yet: " code { "wsd org create NAME" } "." }
+            } @else {
+                table {
+                    thead { tr { th { "Name" } th { "Id" } th { "Created (UTC)" } th {} } }
+                    tbody {
+                        @for org in orgs {
+                            tr { td { (org.name) } td { code { (org.id) } } td { (timestamp(org.created_at)) }
+                                td { a href=(format!("/console/orgs/{}/secrets", org.id)) { "Secrets" } } }
+                        }
+                    }
+                }
+            }
         },
     )
 }

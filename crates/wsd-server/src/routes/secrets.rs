@@ -34,6 +34,12 @@ pub struct PutSecret {
 /// A secret value as it arrives: held redacted from the moment it is parsed.
 pub struct SecretText(SecretValue);
 
+impl SecretText {
+    pub fn value(&self) -> &SecretValue {
+        &self.0
+    }
+}
+
 impl<'de> Deserialize<'de> for SecretText {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         String::deserialize(deserializer).map(|s| SecretText(SecretValue::new(s)))
@@ -79,14 +85,28 @@ pub async fn put_org(
     Path(KeyPath { key }): Path<KeyPath>,
     ApiJson(body): ApiJson<PutSecret>,
 ) -> ApiResult<Json<SecretMeta>> {
-    let key = parse_tenant_key(&key)?;
-    check_value(&body.value.0)?;
+    Ok(Json(put_org_secret(&state, &org, &key, &body.value.0, &caller.actor()).await?))
+}
+
+/// Sets an org secret as the API does (the KEY and value checked, the org's running
+/// workspaces restarted when configured): for the API and the console.
+pub(crate) async fn put_org_secret(state: &Arc<AppState>, org: &str, key: &str, value: &SecretValue, actor: &str) -> ApiResult<SecretMeta> {
+    let key = parse_tenant_key(key)?;
+    check_value(value)?;
     if state.policy.is_forbidden_for_org(&key) {
         return Err(PlanError::ForbiddenTenantEnvKey { keys: vec![key] }.into());
     }
-    let meta = state.store.put_secret(SecretOwner::Org { org: &org }, &key, &body.value.0, &caller.actor()).await?;
-    lifecycle::restart_if_changed(&state, &org, None, &caller.actor());
-    Ok(Json(meta))
+    let meta = state.store.put_secret(SecretOwner::Org { org }, &key, value, actor).await?;
+    lifecycle::restart_if_changed(state, org, None, actor);
+    Ok(meta)
+}
+
+/// Deletes an org secret as the API does: for the API and the console.
+pub(crate) async fn delete_org_secret(state: &Arc<AppState>, org: &str, key: &str, actor: &str) -> ApiResult<()> {
+    let key = parse_key(key)?;
+    state.store.delete_secret(SecretOwner::Org { org }, &key, actor).await?;
+    lifecycle::restart_if_changed(state, org, None, actor);
+    Ok(())
 }
 
 #[utoipa::path(delete, path = "/v1/orgs/{org}/secrets/{key}", tag = "secrets", params(("org" = String, Path), ("key" = String, Path)), responses((status = 204, description = "deleted"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
@@ -95,9 +115,7 @@ pub async fn delete_org(
     OrgScope { caller, org }: OrgScope,
     Path(KeyPath { key }): Path<KeyPath>,
 ) -> ApiResult<StatusCode> {
-    let key = parse_key(&key)?;
-    state.store.delete_secret(SecretOwner::Org { org: &org }, &key, &caller.actor()).await?;
-    lifecycle::restart_if_changed(&state, &org, None, &caller.actor());
+    delete_org_secret(&state, &org, &key, &caller.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
