@@ -5,6 +5,7 @@
 mod support;
 
 use reqwest::StatusCode;
+use serde_json::json;
 use support::{ADMIN, Api, Backend, Options};
 
 const CANARY: &str = "canary-console-minimax-key-4f2e";
@@ -242,4 +243,51 @@ async fn secrets_are_set_listed_by_name_and_deleted_after_a_question() {
     assert_eq!(deleted.status, StatusCode::SEE_OTHER);
     let gone = api.get(&format!("/v1/orgs/{acme}/secrets"), ADMIN).await;
     assert!(gone.body["secrets"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_shows_tokens_and_cost_by_day_workspace_and_model_and_the_budgets() {
+    let api = server("console-usage").await;
+    let acme = api.org("acme").await;
+    api.secret(&acme, "MINIMAX_API_KEY", CANARY).await;
+    let alpha = api.workspace(&acme, "alpha", "claude-code", "MiniMax-M2.7").await;
+    let record = |model: &str, tokens: i64, cost: Option<i64>, days_ago: i64| wsd_store::UsageRecord {
+        at: wsd_store::now_ms() - days_ago * 86_400_000,
+        org_id: acme.clone(),
+        workspace_id: alpha.clone(),
+        provider: "minimax".into(),
+        model: model.into(),
+        input_tokens: tokens,
+        output_tokens: 7,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
+        status: 200,
+        latency_ms: 42,
+        request_id: "req".into(),
+        routing: "byok".into(),
+        cost_micros: cost,
+        reservation: None,
+    };
+    let rows =
+        [record("MiniMax-M2.7", 1000, Some(1_234_500), 0), record("MiniMax-M2.7", 500, Some(500_000), 2), record("in-house", 93, None, 1)];
+    api.state.store.append_usage(&rows).await.unwrap();
+    let budget = json!({"unit": "tokens", "period": "month", "limit": 10_000});
+    assert_eq!(api.put(&format!("/v1/orgs/{acme}/budgets"), ADMIN, budget).await.status, StatusCode::OK);
+    let mut browser = Browser::new(&api);
+    browser.sign_in(&api.org_token(&acme).await).await;
+
+    let page = browser.get(&format!("/console/orgs/{acme}/usage?days=7")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    let html = &page.html;
+    assert!(html.contains("3 metered requests, 1614 tokens"), "{html}");
+    assert_eq!(html.matches("<rect ").count(), 7, "one bar a day of the window");
+    assert!(html.contains(": 1007 tokens") && html.contains(": 100 tokens") && html.contains(": 507 tokens"), "{html}");
+    assert!(html.contains("$1.7345"), "the priced requests' cost: {html}");
+    assert!(html.contains("unknown (no price)"), "an unpriced model's cost is unknown, never 0: {html}");
+    assert!(html.contains("alpha") && html.contains("in-house (minimax)"), "{html}");
+    assert!(html.contains("the org, tokens per month") && html.contains("<meter"), "the budget and where it stands: {html}");
+    assert!(html.contains("42 ms"), "the latest requests: {html}");
+
+    let other = api.org("other").await;
+    assert_eq!(browser.get(&format!("/console/orgs/{other}/usage")).await.status, StatusCode::NOT_FOUND);
 }

@@ -42,6 +42,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/console/sign-out", post(sign_out))
         .route("/console/workspaces", get(workspaces))
         .route("/console/orgs", get(orgs))
+        .route("/console/orgs/{org}/usage", get(usage))
         .route("/console/orgs/{org}/secrets", get(secrets).post(set_secret))
         .route("/console/orgs/{org}/secrets/{key}/delete", get(confirm_delete).post(delete_secret))
         .route("/console/orgs/{org}/workspaces/{id}", get(workspace))
@@ -334,6 +335,90 @@ async fn delete_secret(
     .await;
     match done {
         Ok(()) => Redirect::to(&format!("/console/orgs/{org}/secrets")).into_response(),
+        Err(e) => error_page(Some(&session), &e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct UsageQuery {
+    days: Option<u32>,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+async fn usage(
+    State(state): State<Arc<AppState>>,
+    session: ConsoleSession,
+    Path(org): Path<String>,
+    Query(query): Query<UsageQuery>,
+) -> Response {
+    let shown = async {
+        session.caller.require_org(&org)?;
+        let org = state.store.get_org(&org).await?;
+        let days = query.days.unwrap_or(30).clamp(1, 366);
+        let to = wsd_store::now_ms() + 1;
+        let first_day = to.div_euclid(DAY_MS) - i64::from(days) + 1;
+        let from = first_day * DAY_MS;
+        let (summary, daily, latest, mut standings, workspaces) = tokio::try_join!(
+            state.store.usage_summary(&org.id, from, to),
+            state.store.usage_by_day(&org.id, from, to),
+            state.store.usage_requests(&org.id, None, 25),
+            state.store.budget_standings(&org.id, wsd_store::now_ms()),
+            state.store.list_workspaces(&org.id),
+        )?;
+        state.proxy.overlay_budgets(&org.id, &mut standings);
+        let names: std::collections::HashMap<&str, &str> = workspaces.iter().map(|w| (w.id.as_str(), w.name.as_str())).collect();
+        let name = |id: &str| names.get(id).map_or_else(|| format!("{id} (deleted)"), |n| (*n).to_owned());
+        let by_day = (0..i64::from(days))
+            .map(|i| {
+                let day = first_day + i;
+                let found = daily.iter().find(|d| d.day == day);
+                let date = pages::timestamp(day * DAY_MS)[..10].to_owned();
+                (date, found.map_or(0, |d| d.totals.input_tokens + d.totals.output_tokens), found.and_then(|d| d.totals.cost_micros))
+            })
+            .collect();
+        let group = |key: &dyn Fn(&wsd_store::UsageSummary) -> String| {
+            let mut groups: std::collections::BTreeMap<String, (i64, i64, Option<i64>, i64)> = Default::default();
+            for row in &summary {
+                let entry = groups.entry(key(row)).or_insert((0, 0, None, 0));
+                entry.0 += row.totals.requests;
+                entry.1 += row.totals.input_tokens + row.totals.output_tokens;
+                // Priced requests add up; a group with none priced has no cost (never 0).
+                entry.2 = match (entry.2, row.totals.cost_micros) {
+                    (Some(a), Some(b)) => Some(a.saturating_add(b)),
+                    (a, b) => a.or(b),
+                };
+                entry.3 += row.totals.unpriced_requests;
+            }
+            let mut rows: Vec<_> = groups.into_iter().map(|(k, (r, t, c, u))| (k, r, t, c, u)).collect();
+            rows.sort_by(|a, b| b.2.cmp(&a.2));
+            rows
+        };
+        let usage = pages::Usage {
+            days,
+            by_day,
+            by_workspace: group(&|row| name(&row.workspace_id)),
+            by_model: group(&|row| format!("{} ({})", row.model, row.provider)),
+            latest: latest
+                .into_iter()
+                .map(|r| {
+                    let n = name(&r.workspace_id);
+                    (r, n)
+                })
+                .collect(),
+            budgets: standings
+                .into_iter()
+                .map(|s| {
+                    let scope = s.budget.workspace_id.as_deref().map_or_else(|| "the org".to_owned(), |w| format!("workspace {}", name(w)));
+                    (s, scope)
+                })
+                .collect(),
+        };
+        Ok::<_, ApiError>(pages::usage(&session.caller, &session.csrf, &org, &usage))
+    }
+    .await;
+    match shown {
+        Ok(markup) => page(StatusCode::OK, markup),
         Err(e) => error_page(Some(&session), &e),
     }
 }

@@ -26,6 +26,7 @@ pub fn layout(title: &str, signed_in: Option<(&Caller, &str)>, body: Markup) -> 
                             a href="/console/workspaces" { "Workspaces" }
                             @if let Some(org) = caller.org_limit() {
                                 " " a href=(format!("/console/orgs/{org}/secrets")) { "Secrets" }
+                                " " a href=(format!("/console/orgs/{org}/usage")) { "Usage" }
                             } @else {
                                 " " a href="/console/orgs" { "Orgs" }
                             }
@@ -358,7 +359,124 @@ pub fn orgs(caller: &Caller, csrf: &str, orgs: &[wsd_store::Org]) -> Markup {
                     tbody {
                         @for org in orgs {
                             tr { td { (org.name) } td { code { (org.id) } } td { (timestamp(org.created_at)) }
-                                td { a href=(format!("/console/orgs/{}/secrets", org.id)) { "Secrets" } } }
+                                td { a href=(format!("/console/orgs/{}/secrets", org.id)) { "Secrets" } " "
+                                    a href=(format!("/console/orgs/{}/usage", org.id)) { "Usage" } } }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// Micro-dollars as dollars; an unknown price says so, never 0.
+fn cost(micros: Option<i64>, unpriced: i64) -> String {
+    match (micros, unpriced) {
+        (Some(m), 0) => format!("${}.{:04}", m / 1_000_000, (m % 1_000_000) / 100),
+        (Some(m), n) => format!("${}.{:04} + {n} unpriced", m / 1_000_000, (m % 1_000_000) / 100),
+        (None, _) => "unknown (no price)".to_owned(),
+    }
+}
+
+/// What the usage page shows.
+#[derive(Debug)]
+pub struct Usage {
+    pub days: u32,
+    /// Every day of the window, oldest first: (date, tokens, cost).
+    pub by_day: Vec<(String, i64, Option<i64>)>,
+    /// (name, requests, tokens, cost, unpriced), most tokens first.
+    pub by_workspace: Vec<(String, i64, i64, Option<i64>, i64)>,
+    pub by_model: Vec<(String, i64, i64, Option<i64>, i64)>,
+    pub latest: Vec<(wsd_store::UsageRecord, String)>,
+    pub budgets: Vec<(wsd_store::BudgetStanding, String)>,
+}
+
+/// Tokens by day as bars: an inline SVG (no script, no style attribute).
+fn day_chart(days: &[(String, i64, Option<i64>)]) -> Markup {
+    let (width, height) = (760.0_f64, 160.0_f64);
+    let max = days.iter().map(|d| d.1).max().unwrap_or(0).max(1) as f64;
+    let slot = width / days.len().max(1) as f64;
+    html! {
+        svg.chart viewBox=(format!("0 0 {width} {}", height + 18.0)) width="100%" role="img" aria-label="tokens by day" {
+            @for (i, (date, tokens, _)) in days.iter().enumerate() {
+                @let h = (*tokens as f64 / max * height).max(if *tokens > 0 { 1.0 } else { 0.0 });
+                rect x=(format!("{:.1}", i as f64 * slot + 1.0)) y=(format!("{:.1}", height - h)) width=(format!("{:.1}", (slot - 2.0).max(1.0)))
+                    height=(format!("{h:.1}")) fill="#1f5fbf" { title { (date) ": " (tokens) " tokens" } }
+            }
+            @if let (Some(first), Some(last)) = (days.first(), days.last()) {
+                text x="0" y=(height + 14.0) font-size="11" fill="#5d6773" { (first.0) }
+                text x=(width) y=(height + 14.0) font-size="11" fill="#5d6773" text-anchor="end" { (last.0) }
+            }
+        }
+    }
+}
+
+fn breakdown(title: &str, rows: &[(String, i64, i64, Option<i64>, i64)]) -> Markup {
+    let max = rows.iter().map(|r| r.2).max().unwrap_or(0).max(1);
+    html! {
+        h3 { (title) }
+        @if rows.is_empty() { p.empty { "No metered requests in this window." } } @else {
+            table {
+                thead { tr { th { "Name" } th { "Requests" } th { "Tokens" } th {} th { "Cost" } } }
+                tbody {
+                    @for (name, requests, tokens, micros, unpriced) in rows {
+                        tr { td { (name) } td { (requests) } td { (tokens) }
+                            td { meter min="0" max=(max) value=(tokens) { (tokens) } } td { (cost(*micros, *unpriced)) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn usage(caller: &Caller, csrf: &str, org: &wsd_store::Org, usage: &Usage) -> Markup {
+    let total_tokens: i64 = usage.by_day.iter().map(|d| d.1).sum();
+    let total_requests: i64 = usage.by_workspace.iter().map(|r| r.1).sum();
+    layout(
+        "Usage",
+        Some((caller, csrf)),
+        html! {
+            h1 { "Usage of " (org.name) }
+            form.filters method="get" action=(format!("/console/orgs/{}/usage", org.id)) {
+                label { "Window "
+                    select name="days" {
+                        @for days in [1_u32, 7, 30, 90] {
+                            option value=(days) selected[days == usage.days] { "last " (days) " day" @if days > 1 { "s" } }
+                        }
+                    }
+                }
+                button type="submit" { "Show" }
+            }
+            p { (total_requests) " metered requests, " (total_tokens) " tokens (input and output) in the last " (usage.days) " days." }
+            h2 { "Tokens by day (UTC)" }
+            (day_chart(&usage.by_day))
+            (breakdown("By workspace", &usage.by_workspace))
+            (breakdown("By model", &usage.by_model))
+            h2 { "Budgets" }
+            @if usage.budgets.is_empty() { p.empty { "No budget: the operator sets them (" code { "wsd budget set" } ")." } } @else {
+                table {
+                    thead { tr { th { "Scope" } th { "Limit" } th { "Spent" } th { "Reserved" } th { "Remaining" } th {} th { "Resets (UTC)" } } }
+                    tbody {
+                        @for (standing, scope) in &usage.budgets {
+                            @let unit = standing.budget.unit.as_str();
+                            tr { td { (scope) ", " (unit) " per " (standing.budget.period.as_str()) }
+                                td { (standing.budget.limit) } td { (standing.spent) } td { (standing.reserved) } td { (standing.remaining) }
+                                td { meter min="0" max=(standing.budget.limit.max(1)) value=(standing.spent + standing.reserved) {} }
+                                td { (timestamp(standing.resets_at)) } }
+                        }
+                    }
+                }
+                p.hint { "USD budgets are in micro-dollars (10⁻⁶ USD)." }
+            }
+            h2 { "Latest requests" }
+            @if usage.latest.is_empty() { p.empty { "None yet." } } @else {
+                table {
+                    thead { tr { th { "At (UTC)" } th { "Workspace" } th { "Model" } th { "Routing" } th { "Status" } th { "Latency" } th { "Tokens in / out" } th { "Cost" } } }
+                    tbody {
+                        @for (record, workspace) in &usage.latest {
+                            tr { td { (timestamp(record.at)) } td { (workspace) } td { code { (record.model) } } td { (record.routing) }
+                                td { (record.status) } td { (record.latency_ms) " ms" } td { (record.input_tokens) " / " (record.output_tokens) }
+                                td { (cost(record.cost_micros, i64::from(record.cost_micros.is_none()))) } }
                         }
                     }
                 }
