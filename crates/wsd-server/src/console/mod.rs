@@ -391,7 +391,7 @@ async fn usage(
                 entry.3 += row.totals.unpriced_requests;
             }
             let mut rows: Vec<_> = groups.into_iter().map(|(k, (r, t, c, u))| (k, r, t, c, u)).collect();
-            rows.sort_by(|a, b| b.2.cmp(&a.2));
+            rows.sort_by_key(|row| std::cmp::Reverse(row.2));
             rows
         };
         let usage = pages::Usage {
