@@ -184,6 +184,27 @@ async fn refusals_are_explained_names_are_escaped_and_a_revoked_token_ends_its_s
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(refused.html.contains("MISSING_BYOK_CREDENTIAL"));
 
+    // A workspace is created from the console, or refused with the reason.
+    let csrf = hidden(&browser.get("/console/workspaces").await.html, "csrf");
+    let form = [("csrf", csrf.as_str()), ("org", acme.as_str()), ("name", "gpt"), ("runtime", "codex"), ("model", "openai-api/gpt-5.5")];
+    let refused = browser.post("/console/workspaces", &form).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.html.contains("MISSING_BYOK_CREDENTIAL")
+            && refused.html.contains("OPENAI_API_KEY")
+            && refused.html.contains("Set the provider"),
+        "{}",
+        refused.html
+    );
+    api.secret(&acme, "OPENAI_API_KEY", "canary-console-openai-key-2b8d").await;
+    let created = browser.post("/console/workspaces", &form).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.html);
+    assert!(created.location.unwrap().starts_with(&format!("/console/orgs/{acme}/workspaces/")));
+    let forged = browser
+        .post("/console/workspaces", &[("csrf", "x"), ("org", &acme), ("name", "n"), ("runtime", "codex"), ("model", "gpt-5.5")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
     // The admin token revokes the org token: its session ends with it.
     let tokens = api.get(&format!("/v1/orgs/{acme}/tokens"), ADMIN).await;
     let id = tokens.body["tokens"][0]["id"].as_str().unwrap().to_owned();

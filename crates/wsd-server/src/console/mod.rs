@@ -40,7 +40,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/console/style.css", get(style))
         .route("/console/sign-in", get(sign_in_page).post(sign_in))
         .route("/console/sign-out", post(sign_out))
-        .route("/console/workspaces", get(workspaces))
+        .route("/console/workspaces", get(workspaces).post(create_workspace))
         .route("/console/orgs", get(orgs))
         .route("/console/orgs/{org}/usage", get(usage))
         .route("/console/orgs/{org}/secrets", get(secrets).post(set_secret))
@@ -196,9 +196,13 @@ async fn workspaces(State(state): State<Arc<AppState>>, session: ConsoleSession,
         Ok::<_, ApiError>((rows, total))
     }
     .await;
-    match rows {
-        Ok((rows, total)) => page(StatusCode::OK, pages::workspaces(&session.caller, &session.csrf, &rows, &filters, total)),
-        Err(e) => error_page(Some(&session), &e),
+    let orgs = visible_orgs(&state, &session.caller).await;
+    match (rows, orgs) {
+        (Ok((rows, total)), Ok(orgs)) => {
+            let create = pages::CreateForm { orgs: &orgs, runtimes: state.registry.runtimes().map(|r| r.name.clone()).collect() };
+            page(StatusCode::OK, pages::workspaces(&session.caller, &session.csrf, &rows, &filters, total, &create))
+        }
+        (Err(e), _) | (_, Err(e)) => error_page(Some(&session), &e),
     }
 }
 
@@ -419,6 +423,36 @@ async fn usage(
     .await;
     match shown {
         Ok(markup) => page(StatusCode::OK, markup),
+        Err(e) => error_page(Some(&session), &e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct CreateForm {
+    #[serde(default)]
+    csrf: String,
+    org: String,
+    name: String,
+    runtime: String,
+    model: String,
+}
+
+async fn create_workspace(
+    State(state): State<Arc<AppState>>,
+    session: ConsoleSession,
+    axum::Form(form): axum::Form<CreateForm>,
+) -> Response {
+    if let Some(refused) = refuse_forged(&session, &CsrfForm { csrf: form.csrf.clone() }) {
+        return refused;
+    }
+    let done = async {
+        session.caller.require_org(&form.org)?;
+        let actor = format!("{} (console)", session.caller.actor());
+        crate::routes::workspaces::create_workspace(&state, &form.org, form.name.trim(), &form.runtime, form.model.trim(), &actor).await
+    }
+    .await;
+    match done {
+        Ok(workspace) => Redirect::to(&format!("/console/orgs/{}/workspaces/{}", workspace.org_id, workspace.id)).into_response(),
         Err(e) => error_page(Some(&session), &e),
     }
 }

@@ -90,7 +90,14 @@ pub struct Filters {
     pub q: Option<String>,
 }
 
-pub fn workspaces(caller: &Caller, csrf: &str, rows: &[Row], filters: &Filters, total: usize) -> Markup {
+/// Where a new workspace can be made: the orgs it may belong to and the registry's runtimes.
+#[derive(Debug)]
+pub struct CreateForm<'a> {
+    pub orgs: &'a [wsd_store::Org],
+    pub runtimes: Vec<String>,
+}
+
+pub fn workspaces(caller: &Caller, csrf: &str, rows: &[Row], filters: &Filters, total: usize, create: &CreateForm<'_>) -> Markup {
     let value = |v: &Option<String>| v.clone().unwrap_or_default();
     layout(
         "Workspaces",
@@ -111,11 +118,31 @@ pub fn workspaces(caller: &Caller, csrf: &str, rows: &[Row], filters: &Filters, 
                 label { "Runtime " input type="text" name="runtime" value=(value(&filters.runtime)); }
                 button type="submit" { "Filter" }
             }
+            details.create open[total == 0] {
+                summary { "New workspace" }
+                form.stacked method="post" action="/console/workspaces" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    @if create.orgs.len() == 1 {
+                        input type="hidden" name="org" value=(create.orgs[0].id);
+                    } @else {
+                        label for="org" { "Org" }
+                        select #org name="org" { @for org in create.orgs { option value=(org.id) { (org.name) } } }
+                    }
+                    label for="name" { "Name" }
+                    input #name type="text" name="name" required;
+                    label for="runtime" { "Runtime" }
+                    select #runtime name="runtime" { @for runtime in &create.runtimes { option value=(runtime) { (runtime) } } }
+                    label for="model" { "Model" }
+                    input #model type="text" name="model" required placeholder="MiniMax-M2.7, minimax/MiniMax-M2.7, gpt-5.5 …";
+                    button type="submit" { "Create" }
+                    p.hint { "Its plan is checked first: a workspace whose plan would be refused is not made, and the refusal says why." }
+                }
+            }
             @if total == 0 {
                 section.empty {
                     p { "No workspaces yet." }
-                    p { "Create one with " code { "wsd ws create --org ORG --name NAME --runtime claude-code --model MODEL" }
-                        " or " code { "POST /v1/orgs/{org}/workspaces" } "; its plan is checked before it is made." }
+                    p { "Create one above, with " code { "wsd ws create --org ORG --name NAME --runtime claude-code --model MODEL" }
+                        " or with " code { "POST /v1/orgs/{org}/workspaces" } "; its plan is checked before it is made." }
                 }
             } @else if rows.is_empty() {
                 p.empty { "No workspace matches these filters (" (total) " in all)." }
@@ -268,16 +295,17 @@ fn hint(code: &str) -> &'static str {
     }
 }
 
-/// An error a person reads: what happened, its code, and the way back.
+/// An error a person reads: what happened, its code, what to do, and the way back.
 pub fn error(caller: Option<(&Caller, &str)>, status: u16, code: &str, message: &str) -> Markup {
     layout(
         "Error",
         caller,
         html! {
-            h1 { "Something went wrong" }
+            h1 { @if status == 422 { "Refused" } @else { "Something went wrong" } }
             section.refusal role="alert" {
                 p { "HTTP " (status) " · " code { (code) } }
                 p { (message) }
+                p.hint { (hint(code)) }
             }
             p { a href="/console/workspaces" { "Back to the workspaces" } }
         },

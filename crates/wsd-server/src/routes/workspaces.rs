@@ -48,14 +48,26 @@ pub async fn create(
     OrgScope { caller, org }: OrgScope,
     ApiJson(body): ApiJson<CreateWorkspace>,
 ) -> ApiResult<(StatusCode, Json<Workspace>)> {
-    check_name("workspace", &body.name)?;
-    check_model(&body.model)?;
-    state.store.get_org(&org).await?;
-    // A workspace whose plan would be refused is never created.
-    service::validate(&state, &org, None, &body.runtime, &body.model).await?;
-    let new = NewWorkspace { name: &body.name, runtime: &body.runtime, model: &body.model };
-    let workspace = state.store.create_workspace(&org, &new, &caller.actor()).await?;
+    let workspace = create_workspace(&state, &org, &body.name, &body.runtime, &body.model, &caller.actor()).await?;
     Ok((StatusCode::CREATED, Json(workspace)))
+}
+
+/// Creates a workspace as the API does: its name and model checked, and never one whose
+/// plan would be refused. For the API and the console.
+pub(crate) async fn create_workspace(
+    state: &AppState,
+    org: &str,
+    name: &str,
+    runtime: &str,
+    model: &str,
+    actor: &str,
+) -> ApiResult<Workspace> {
+    check_name("workspace", name)?;
+    check_model(model)?;
+    state.store.get_org(org).await?;
+    service::validate(state, org, None, runtime, model).await?;
+    let new = NewWorkspace { name, runtime, model };
+    Ok(state.store.create_workspace(org, &new, actor).await?)
 }
 
 #[utoipa::path(get, path = "/v1/orgs/{org}/workspaces", tag = "workspaces", params(("org" = String, Path)), responses((status = 200, description = "the workspaces", body = WorkspaceList), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
