@@ -4,6 +4,8 @@
 //! logs is captured, so tests can check that no secret value reaches the log.
 #![allow(dead_code, clippy::disallowed_methods)]
 
+pub mod webdriver;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
