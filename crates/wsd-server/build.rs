@@ -3,6 +3,8 @@
 //! WebDriver is installed or `WSD_TEST_REQUIRE_BROWSER=1` asks, so that a missing browser
 //! fails them; otherwise ignored, with the reason.
 
+#![allow(clippy::disallowed_methods)]
+
 fn main() {
     wsd_testdb::build_script();
     println!("cargo::rustc-check-cfg=cfg(wsd_test_browser)");
