@@ -38,6 +38,7 @@ fingerprint() {
 export PROPTEST_CASES="${PROPTEST_CASES:-200}"
 run() { cargo mutants --package wsd-core --jobs 2 --no-shuffle "$@"; }
 
+# Taken before the run: what is recorded is what was tested, whatever changes meanwhile.
 case "${1:-}" in
     --in-diff) exec cargo mutants --package wsd-core --jobs 2 --no-shuffle "$@" ;;
     --unless-verified)
@@ -49,8 +50,11 @@ case "${1:-}" in
         echo "mutants: wsd-core or what its tests depend on changed since the recorded full run: testing every mutant"
         run
         ;;
-    "") run ;;
+    "")
+        current=$(fingerprint)
+        run
+        ;;
     *) echo "usage: scripts/mutants.sh [--unless-verified | --in-diff FILE]" >&2; exit 2 ;;
 esac
-fingerprint > "$RECORD"
-echo "mutants: every mutant caught; recorded fingerprint $(cat "$RECORD") in $RECORD"
+echo "$current" > "$RECORD"
+echo "mutants: every mutant caught; recorded fingerprint $current in $RECORD"
