@@ -348,4 +348,35 @@ impl Store {
         let delivery = delivery.as_deref().map(crate::orgs::delivery_from).transpose()?;
         Ok(PlanInput { runtime, model, names, delivery })
     }
+
+    /// The planner's input of every workspace of `org`, by workspace id, in three reads
+    /// (the org, its secret names, its workspaces' secret names) whatever their number: for
+    /// pages that list an org's workspaces with their plans.
+    pub async fn plan_inputs(&self, org: &str) -> Result<std::collections::BTreeMap<String, PlanInput>> {
+        let delivery = self.get_org(org).await?.credential_delivery;
+        let org_keys: Vec<(String,)> =
+            on_read!(self, |pool| sqlx::query_as("SELECT key FROM org_secrets WHERE org_id = $1").bind(org).fetch_all(pool).await?);
+        let workspace_keys: Vec<(String, String)> =
+            on_read!(self, |pool| sqlx::query_as("SELECT workspace_id, key FROM workspace_secrets WHERE org_id = $1")
+                .bind(org)
+                .fetch_all(pool)
+                .await?);
+        let org_names =
+            org_keys.iter().map(|(k,)| EnvKey::new(k).map_err(|_| corrupt_key(k))).collect::<Result<std::collections::BTreeSet<_>>>()?;
+        let mut inputs: std::collections::BTreeMap<String, PlanInput> = self
+            .list_workspaces(org)
+            .await?
+            .into_iter()
+            .map(|w| {
+                let names = wsd_core::plan::SecretNames { org: org_names.clone(), workspace: Default::default() };
+                (w.id, PlanInput { runtime: w.runtime, model: w.model, names, delivery })
+            })
+            .collect();
+        for (workspace, key) in workspace_keys {
+            if let Some(input) = inputs.get_mut(&workspace) {
+                input.names.workspace.insert(EnvKey::new(&key).map_err(|_| corrupt_key(&key))?);
+            }
+        }
+        Ok(inputs)
+    }
 }

@@ -143,6 +143,21 @@ async fn secrets_load_with_provenance(db: &TestDb) {
     assert_eq!((input.runtime.as_str(), input.model.as_str()), ("claude-code", "MiniMax-M2.7"));
     assert_eq!((input.names.org, input.names.workspace), (loaded.names.org.clone(), loaded.names.workspace.clone()));
     assert!(matches!(store.plan_input(&foreign.id, &w.id).await, Err(StoreError::NotFound { what: "workspace" })));
+    // The org-wide read says for each workspace what the one-workspace read says.
+    let bare = store.create_workspace(&org.id, &NewWorkspace { name: "bare", runtime: "codex", model: "gpt-5.5" }, "alice").await.unwrap();
+    let all = store.plan_inputs(&org.id).await.unwrap();
+    assert_eq!(all.len(), store.list_workspaces(&org.id).await.unwrap().len());
+    for id in [&w.id, &bare.id] {
+        let one = store.plan_input(&org.id, id).await.unwrap();
+        let many = &all[id];
+        assert_eq!(
+            (&many.runtime, &many.model, &many.names.org, &many.names.workspace, many.delivery),
+            (&one.runtime, &one.model, &one.names.org, &one.names.workspace, one.delivery)
+        );
+    }
+    assert!(all[&bare.id].names.workspace.is_empty() && !all[&w.id].names.workspace.is_empty());
+    assert!(store.plan_inputs(&foreign.id).await.unwrap().is_empty());
+    store.delete_workspace(&org.id, &bare.id, "alice").await.unwrap();
     store.delete_secret(ws_owner, &key("MINIMAX_API_KEY"), "alice").await.unwrap();
     assert!(matches!(store.delete_secret(ws_owner, &key("MINIMAX_API_KEY"), "alice").await, Err(StoreError::NotFound { .. })));
     assert!(store.load_workspace_secrets(&org.id, &w.id).await.unwrap().names.workspace.is_empty());

@@ -167,30 +167,27 @@ async fn workspaces(State(state): State<Arc<AppState>>, session: ConsoleSession,
         let mut rows = Vec::new();
         let mut total = 0;
         for org in visible_orgs(&state, &session.caller).await? {
+            // Every workspace's plan input in three reads, not one per workspace.
+            let inputs = state.store.plan_inputs(&org.id).await?;
             for workspace in state.store.list_workspaces(&org.id).await? {
                 total += 1;
                 let keep = filters.status.as_deref().filter(|s| !s.is_empty()).is_none_or(|s| s == workspace.status.as_str())
                     && filters.runtime.as_deref().filter(|r| !r.is_empty()).is_none_or(|r| r == workspace.runtime)
                     && filters.q.as_deref().filter(|q| !q.is_empty()).is_none_or(|q| workspace.name.contains(q));
-                if !keep {
-                    continue;
-                }
-                let view = lifecycle::observe(&state, workspace).await?;
-                let input = state.store.plan_input(&org.id, &view.workspace.id).await?;
-                let plan =
-                    crate::service::plan_names(&state, &view.workspace.id, &input.runtime, &input.model, &input.names, input.delivery)?;
+                let Some(input) = inputs.get(&workspace.id).filter(|_| keep) else { continue };
+                let plan = crate::service::plan_names(&state, &workspace.id, &input.runtime, &input.model, &input.names, input.delivery)?;
                 let (provider, routing, refused) = match &plan {
                     Ok(plan) => (Some(plan.provider.clone()), Some(format!("{:?}", plan.routing).to_lowercase()), None),
                     Err(e) => (None, None, Some(e.code().as_str().to_owned())),
                 };
-                rows.push(pages::Row {
-                    workspace: view.workspace,
-                    org_name: org.name.clone(),
-                    provider,
-                    routing,
-                    refused,
-                    stale: view.stale,
-                });
+                // As `GET …/workspaces/{id}` says it: whether a running one's plan would differ.
+                let stale = match (&workspace.plan_hash, workspace.status) {
+                    (Some(hash), wsd_store::WorkspaceStatus::Running) => {
+                        Some(plan.as_ref().map(|p| lifecycle::plan_hash(p) != *hash).unwrap_or(true))
+                    }
+                    _ => None,
+                };
+                rows.push(pages::Row { workspace, org_name: org.name.clone(), provider, routing, refused, stale });
             }
         }
         Ok::<_, ApiError>((rows, total))
