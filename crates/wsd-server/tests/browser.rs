@@ -146,6 +146,15 @@ async fn a_person_uses_the_console_in_a_browser() {
     browser.open(&format!("{base}/console/workspaces")).await;
     assert!(browser.url().await.ends_with("/console/sign-in"), "signed out for good");
 
+    // The operator's page, with the admin token.
+    browser.type_into("#token", ADMIN).await;
+    browser.click("form[action='/console/sign-in'] button").await;
+    browser.open(&format!("{base}/console/orgs")).await;
+    let operations = browser.source_with("Platform keys").await;
+    assert!(operations.contains("acme") && operations.contains("other") && operations.contains("Backends"), "{operations}");
+    browser.screenshot(&shot("operations")).await;
+    pages.push(operations);
+
     for page in &pages {
         for canary in [CANARY, TYPED, "canary-browser-other-key-55e0"] {
             assert!(!page.contains(canary), "a secret value in a page: {page}");

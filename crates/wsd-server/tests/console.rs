@@ -212,9 +212,22 @@ async fn refusals_are_explained_names_are_escaped_and_a_revoked_token_ends_its_s
     let after = browser.get("/console/workspaces").await;
     assert_eq!((after.status, after.location.as_deref()), (StatusCode::SEE_OTHER, Some("/console/sign-in")));
 
-    // The admin token sees every org.
+    // The operator's page is the admin token's only.
+    let mut org_user = Browser::new(&api);
+    org_user.sign_in(&api.org_token(&acme).await).await;
+    assert_eq!(org_user.get("/console/orgs").await.status, StatusCode::FORBIDDEN);
+
+    // The admin token sees every org, the platform keys by name, runtimes and backends.
     let mut operator = Browser::new(&api);
     operator.sign_in(ADMIN).await;
+    api.put("/v1/platform/secrets/MINIMAX_API_KEY", ADMIN, json!({"value": CANARY})).await;
+    let ops = operator.get("/console/orgs").await;
+    assert_eq!(ops.status, StatusCode::OK);
+    let held = ops.html.split("MINIMAX_API_KEY").nth(1).unwrap_or_default();
+    assert!(held.trim_start_matches("</code></td><td>").starts_with("<span class=\"status running\">present"), "{}", ops.html);
+    assert!(ops.html.contains("OPENAI_API_KEY</code></td><td><span class=\"status failed\">missing"), "{}", ops.html);
+    assert!(ops.html.contains("claude-code") && ops.html.contains("2.1.332"), "runtimes with their verified versions: {}", ops.html);
+    assert!(ops.html.contains("acme") && ops.html.contains("process"), "{}", ops.html);
     let other = api.org("other").await;
     api.secret(&other, "MINIMAX_API_KEY", "canary-console-other-key-19a3").await;
     api.workspace(&other, "gamma", "claude-code", "MiniMax-M2.7").await;

@@ -251,8 +251,43 @@ async fn workspace_action(
 }
 
 async fn orgs(State(state): State<Arc<AppState>>, session: ConsoleSession) -> Response {
-    match visible_orgs(&state, &session.caller).await {
-        Ok(orgs) => page(StatusCode::OK, pages::orgs(&session.caller, &session.csrf, &orgs)),
+    let shown = async {
+        session.caller.require_admin()?;
+        let orgs = state.store.list_orgs().await?;
+        let held: std::collections::BTreeSet<String> =
+            state.store.list_secrets(wsd_store::SecretOwner::Platform).await?.into_iter().map(|m| m.key.to_string()).collect();
+        let registry = &state.registry;
+        let platform_keys = registry
+            .providers()
+            .iter()
+            // Providers the proxy can send a key to (subscription logins are the user's own).
+            .filter(|p| matches!(p.auth_mode, wsd_core::registry::AuthMode::ApiKey | wsd_core::registry::AuthMode::AnthropicCompatible))
+            .filter(|p| p.base_url_anthropic.is_some() || p.base_url_openai.is_some())
+            .filter_map(|p| p.auth_env.first().map(|key| (p.name.clone(), key.to_string(), held.contains(key.as_str()))))
+            .collect();
+        let runtimes = registry
+            .runtimes()
+            .map(|runtime| {
+                let providers = runtime
+                    .providers
+                    .iter()
+                    .map(|native| (registry.providers()[native.provider].name.clone(), native.verified_on.clone()))
+                    .collect();
+                (runtime.name.clone(), providers)
+            })
+            .collect();
+        let backends = state
+            .runner
+            .iter()
+            .flat_map(|runner| runner.placements.iter())
+            .map(|p| (p.backend.name().to_owned(), p.backend.isolation(), p.unavailable.clone()))
+            .collect();
+        let ops = pages::Operations { platform_keys, runtimes, backends };
+        Ok::<_, ApiError>(pages::orgs(&session.caller, &session.csrf, &orgs, &ops))
+    }
+    .await;
+    match shown {
+        Ok(markup) => page(StatusCode::OK, markup),
         Err(e) => error_page(Some(&session), &e),
     }
 }

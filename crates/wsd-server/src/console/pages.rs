@@ -372,10 +372,22 @@ pub fn confirm_delete(caller: &Caller, csrf: &str, org: &wsd_store::Org, key: &s
     )
 }
 
-/// The orgs an operator sees, with links to each one's secrets.
-pub fn orgs(caller: &Caller, csrf: &str, orgs: &[wsd_store::Org]) -> Markup {
+/// What an operator sees beside the orgs.
+#[derive(Debug)]
+pub struct Operations {
+    /// (provider, the key's name, whether the platform holds it).
+    pub platform_keys: Vec<(String, String, bool)>,
+    /// (runtime, [(provider, CLI versions it was verified on)]).
+    pub runtimes: Vec<(String, Vec<(String, Vec<String>)>)>,
+    /// (backend, isolation, why it cannot run workspaces).
+    pub backends: Vec<(String, String, Option<String>)>,
+}
+
+/// The operator's page: orgs, platform keys present or missing (names only), the registry's
+/// runtimes with the CLI versions each pair was verified on, the backends' health.
+pub fn orgs(caller: &Caller, csrf: &str, orgs: &[wsd_store::Org], ops: &Operations) -> Markup {
     layout(
-        "Orgs",
+        "Operations",
         Some((caller, csrf)),
         html! {
             h1 { "Orgs" }
@@ -390,6 +402,39 @@ pub fn orgs(caller: &Caller, csrf: &str, orgs: &[wsd_store::Org]) -> Markup {
                                 td { a href=(format!("/console/orgs/{}/secrets", org.id)) { "Secrets" } " "
                                     a href=(format!("/console/orgs/{}/usage", org.id)) { "Usage" } } }
                         }
+                    }
+                }
+            }
+            h2 { "Platform keys" }
+            p.hint { "What platform-routed calls to each provider are sent with (platform secrets; names only): "
+                code { "wsd secret set --platform NAME" } "." }
+            table {
+                thead { tr { th { "Provider" } th { "Key" } th { "Held" } } }
+                tbody {
+                    @for (provider, key, held) in &ops.platform_keys {
+                        tr { td { (provider) } td { code { (key) } } td { @if *held { span.status.running { "present" } } @else { span.status.failed { "missing" } } } }
+                    }
+                }
+            }
+            h2 { "Runtimes" }
+            table {
+                thead { tr { th { "Runtime" } th { "Provider" } th { "Verified on (CLI versions)" } } }
+                tbody {
+                    @for (runtime, providers) in &ops.runtimes {
+                        @for (provider, versions) in providers {
+                            tr { td { (runtime) } td { (provider) }
+                                td { @if versions.is_empty() { span.refused { "never verified" } } @else { (versions.join(", ")) } } }
+                        }
+                    }
+                }
+            }
+            h2 { "Backends" }
+            table {
+                thead { tr { th { "Backend" } th { "Isolation" } th { "Health" } } }
+                tbody {
+                    @for (name, isolation, unavailable) in &ops.backends {
+                        tr { td { (name) } td { (isolation) }
+                            td { @if let Some(reason) = unavailable { span.refused { "cannot run workspaces: " (reason) } } @else { "available" } } }
                     }
                 }
             }
