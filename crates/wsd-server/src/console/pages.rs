@@ -372,13 +372,16 @@ pub fn confirm_delete(caller: &Caller, csrf: &str, org: &wsd_store::Org, key: &s
     )
 }
 
+/// A provider of a runtime and the CLI versions the pair was verified on.
+pub type VerifiedPair = (String, Vec<String>);
+
 /// What an operator sees beside the orgs.
 #[derive(Debug)]
 pub struct Operations {
     /// (provider, the key's name, whether the platform holds it).
     pub platform_keys: Vec<(String, String, bool)>,
-    /// (runtime, [(provider, CLI versions it was verified on)]).
-    pub runtimes: Vec<(String, Vec<(String, Vec<String>)>)>,
+    /// Each runtime with its providers.
+    pub runtimes: Vec<(String, Vec<VerifiedPair>)>,
     /// (backend, isolation, why it cannot run workspaces).
     pub backends: Vec<(String, String, Option<String>)>,
 }
