@@ -87,7 +87,7 @@ async fn main() {
     println!("usage_summary {summary:?}, usage_by_day {by_day:?}, budget_standings {standings:?}, usage_requests {latest:?}");
 
     let state = Arc::new(AppState::new(Registry::embedded().unwrap(), store, None, Policy::default()));
-    let (session, _) = state.console.open(wsd_store::token_hash(token), Instant::now());
+    let (session, _) = state.console.open(&org.id, wsd_store::token_hash(token), Instant::now());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = wsd_server::router(state.clone());

@@ -13,9 +13,13 @@ use sha2::{Digest, Sha256};
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// The most sessions kept at once.
 pub const MAX_SESSIONS: usize = 10_000;
+/// The most sessions one owner (an org, or the operators) keeps at once: no tenant can sign
+/// in often enough to push another's sessions out.
+pub const MAX_SESSIONS_PER_OWNER: usize = 100;
 
 #[derive(Debug)]
 struct Entry {
+    owner: String,
     token_hash: Vec<u8>,
     csrf: String,
     expires: Instant,
@@ -37,10 +41,17 @@ pub fn random() -> String {
 }
 
 impl Sessions {
-    /// Opens a session for the token of `token_hash`: (session id, CSRF token).
-    pub fn open(&self, token_hash: Vec<u8>, now: Instant) -> (String, String) {
+    /// Opens a session of `owner` (an org's id, or `admin`) for the token of `token_hash`:
+    /// (session id, CSRF token). Past its owner's bound, the owner's oldest session goes.
+    pub fn open(&self, owner: &str, token_hash: Vec<u8>, now: Instant) -> (String, String) {
         let (id, csrf) = (random(), random());
         let mut sessions = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let owned = sessions.values().filter(|s| s.owner == owner).count();
+        if owned >= MAX_SESSIONS_PER_OWNER
+            && let Some(oldest) = sessions.iter().filter(|(_, s)| s.owner == owner).min_by_key(|(_, s)| s.expires).map(|(k, _)| k.clone())
+        {
+            sessions.remove(&oldest);
+        }
         if sessions.len() >= MAX_SESSIONS {
             sessions.retain(|_, s| s.expires > now);
         }
@@ -49,7 +60,7 @@ impl Sessions {
         {
             sessions.remove(&oldest);
         }
-        sessions.insert(hash(&id), Entry { token_hash, csrf: csrf.clone(), expires: now + SESSION_LIFETIME });
+        sessions.insert(hash(&id), Entry { owner: owner.to_owned(), token_hash, csrf: csrf.clone(), expires: now + SESSION_LIFETIME });
         (id, csrf)
     }
 
@@ -88,12 +99,12 @@ mod tests {
     fn a_session_is_found_by_its_id_until_it_expires_or_closes() {
         let sessions = Sessions::default();
         let now = Instant::now();
-        let (id, csrf) = sessions.open(vec![1, 2, 3], now);
+        let (id, csrf) = sessions.open("org-a", vec![1, 2, 3], now);
         assert_eq!(sessions.get(&id, now), Some((vec![1, 2, 3], csrf.clone())));
         assert_eq!(sessions.get("another", now), None);
         assert_eq!(sessions.get(&id, now + SESSION_LIFETIME), None, "expired");
         assert!(sessions.is_empty(), "an expired session is dropped when met");
-        let (id, _) = sessions.open(vec![4], now);
+        let (id, _) = sessions.open("org-a", vec![4], now);
         sessions.close(&id);
         assert_eq!(sessions.get(&id, now), None);
     }
@@ -102,11 +113,25 @@ mod tests {
     fn sessions_are_bounded_and_the_oldest_goes_first() {
         let sessions = Sessions::default();
         let start = Instant::now();
-        let (first, _) = sessions.open(vec![0], start);
+        let (first, _) = sessions.open("org-0", vec![0], start);
         for i in 1..MAX_SESSIONS + 5 {
-            sessions.open(vec![1], start + Duration::from_millis(i as u64));
+            sessions.open(&format!("org-{}", i % 200), vec![1], start + Duration::from_millis(i as u64));
         }
         assert_eq!(sessions.len(), MAX_SESSIONS);
         assert_eq!(sessions.get(&first, start), None);
+    }
+
+    #[test]
+    fn one_owner_cannot_push_out_anothers_sessions() {
+        let sessions = Sessions::default();
+        let start = Instant::now();
+        let (theirs, _) = sessions.open("victim", vec![9], start);
+        let (first, _) = sessions.open("noisy", vec![1], start);
+        for i in 1..MAX_SESSIONS * 2 {
+            sessions.open("noisy", vec![1], start + Duration::from_millis(i as u64));
+        }
+        assert_eq!(sessions.len(), MAX_SESSIONS_PER_OWNER + 1);
+        assert!(sessions.get(&theirs, start).is_some(), "the other owner's session stays");
+        assert_eq!(sessions.get(&first, start), None, "the noisy owner's oldest went");
     }
 }

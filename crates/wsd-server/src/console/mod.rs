@@ -101,15 +101,15 @@ async fn sign_in(State(state): State<Arc<AppState>>, headers: HeaderMap, axum::F
         );
     }
     let hash = wsd_store::token_hash(form.token.trim());
-    if state.auth.caller_by_hash(hash.clone()).await.is_err() {
+    let Ok(caller) = state.auth.caller_by_hash(hash.clone()).await else {
         let token = session::random();
         let mut response = page(StatusCode::UNAUTHORIZED, pages::sign_in(&token, Some("That token is not a valid org or admin token.")));
         if let Ok(value) = HeaderValue::from_str(&session::set_cookie(&headers, SIGN_IN_COOKIE, &token, Duration::from_secs(600))) {
             response.headers_mut().append(header::SET_COOKIE, value);
         }
         return response;
-    }
-    let (id, _) = state.console.open(hash, Instant::now());
+    };
+    let (id, _) = state.console.open(caller.org_limit().unwrap_or("admin"), hash, Instant::now());
     let mut response = Redirect::to("/console/workspaces").into_response();
     for cookie in [
         session::set_cookie(&headers, SESSION_COOKIE, &id, SESSION_LIFETIME),
