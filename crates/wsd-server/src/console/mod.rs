@@ -70,6 +70,14 @@ fn page(status: StatusCode, markup: Markup) -> Response {
     (status, Html(markup.into_string())).into_response()
 }
 
+/// A page, or the error that kept it from being made.
+fn shown_or_error(session: &ConsoleSession, shown: Result<Markup, ApiError>) -> Response {
+    match shown {
+        Ok(markup) => page(StatusCode::OK, markup),
+        Err(e) => error_page(Some(session), &e),
+    }
+}
+
 /// An API error as a page a person reads, with its code.
 fn error_page(session: Option<&ConsoleSession>, error: &ApiError) -> Response {
     let signed_in = session.map(|s| (&s.caller, s.csrf.as_str()));
@@ -219,10 +227,7 @@ async fn workspace(State(state): State<Arc<AppState>>, session: ConsoleSession, 
         Ok::<_, ApiError>(pages::workspace(&session.caller, &session.csrf, &view.workspace, view.stale, &report, &logs))
     }
     .await;
-    match shown {
-        Ok(markup) => page(StatusCode::OK, markup),
-        Err(e) => error_page(Some(&session), &e),
-    }
+    shown_or_error(&session, shown)
 }
 
 async fn workspace_action(
@@ -286,10 +291,7 @@ async fn orgs(State(state): State<Arc<AppState>>, session: ConsoleSession) -> Re
         Ok::<_, ApiError>(pages::orgs(&session.caller, &session.csrf, &orgs, &ops))
     }
     .await;
-    match shown {
-        Ok(markup) => page(StatusCode::OK, markup),
-        Err(e) => error_page(Some(&session), &e),
-    }
+    shown_or_error(&session, shown)
 }
 
 async fn secrets(State(state): State<Arc<AppState>>, session: ConsoleSession, Path(org): Path<String>) -> Response {
@@ -300,10 +302,7 @@ async fn secrets(State(state): State<Arc<AppState>>, session: ConsoleSession, Pa
         Ok::<_, ApiError>(pages::secrets(&session.caller, &session.csrf, &org, &secrets))
     }
     .await;
-    match shown {
-        Ok(markup) => page(StatusCode::OK, markup),
-        Err(e) => error_page(Some(&session), &e),
-    }
+    shown_or_error(&session, shown)
 }
 
 #[derive(serde::Deserialize)]
@@ -348,10 +347,7 @@ async fn confirm_delete(State(state): State<Arc<AppState>>, session: ConsoleSess
         Ok::<_, ApiError>(pages::confirm_delete(&session.caller, &session.csrf, &org, &key))
     }
     .await;
-    match shown {
-        Ok(markup) => page(StatusCode::OK, markup),
-        Err(e) => error_page(Some(&session), &e),
-    }
+    shown_or_error(&session, shown)
 }
 
 async fn delete_secret(
@@ -453,10 +449,7 @@ async fn usage(
         Ok::<_, ApiError>(pages::usage(&session.caller, &session.csrf, &org, &usage))
     }
     .await;
-    match shown {
-        Ok(markup) => page(StatusCode::OK, markup),
-        Err(e) => error_page(Some(&session), &e),
-    }
+    shown_or_error(&session, shown)
 }
 
 #[derive(serde::Deserialize)]
