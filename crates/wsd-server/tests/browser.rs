@@ -53,11 +53,13 @@ async fn a_person_uses_the_console_in_a_browser() {
     let mut pages = Vec::new();
 
     browser.open(&format!("{base}/console/workspaces")).await;
-    assert!(browser.url().await.ends_with("/console/sign-in"), "not signed in: sent to the sign-in page");
+    let url = browser.url_ending("/console/sign-in").await;
+    assert!(url.ends_with("/console/sign-in"), "{url}");
     browser.screenshot(&shot("sign-in")).await;
     browser.type_into("#token", &token).await;
     browser.click("form[action='/console/sign-in'] button").await;
-    assert!(browser.url().await.ends_with("/console/workspaces"), "{}", browser.url().await);
+    let url = browser.url_ending("/console/workspaces").await;
+    assert!(url.ends_with("/console/workspaces"), "{url}");
     let list = browser.source_with("alpha").await;
     assert!(list.contains("alpha") && list.contains("beta") && !list.contains("theirs"), "{list}");
     browser.screenshot(&shot("workspaces")).await;
@@ -142,13 +144,17 @@ async fn a_person_uses_the_console_in_a_browser() {
 
     browser.open(&format!("{base}/console/workspaces")).await;
     browser.click("form[action='/console/sign-out'] button").await;
-    assert!(browser.url().await.ends_with("/console/sign-in"));
+    let url = browser.url_ending("/console/sign-in").await;
+    assert!(url.ends_with("/console/sign-in"), "{url}");
     browser.open(&format!("{base}/console/workspaces")).await;
-    assert!(browser.url().await.ends_with("/console/sign-in"), "signed out for good");
+    let url = browser.url_ending("/console/sign-in").await;
+    assert!(url.ends_with("/console/sign-in"), "{url}");
 
     // The operator's page, with the admin token.
     browser.type_into("#token", ADMIN).await;
     browser.click("form[action='/console/sign-in'] button").await;
+    let url = browser.url_ending("/console/workspaces").await;
+    assert!(url.ends_with("/console/workspaces"), "{url}");
     browser.open(&format!("{base}/console/orgs")).await;
     let operations = browser.source_with("Platform keys").await;
     assert!(operations.contains("acme") && operations.contains("other") && operations.contains("Backends"), "{operations}");

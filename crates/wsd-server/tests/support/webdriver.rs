@@ -66,6 +66,20 @@ impl Browser {
         self.call(reqwest::Method::GET, "/url", None).await.as_str().unwrap().to_owned()
     }
 
+    /// Whether the current URL comes to end with `suffix` (after a click's navigation has
+    /// finished; at most 10 s): the URL it ends up at.
+    pub async fn url_ending(&self, suffix: &str) -> String {
+        let mut url = String::new();
+        for _ in 0..200 {
+            url = self.url().await;
+            if url.ends_with(suffix) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        url
+    }
+
     /// The page as the browser holds it now.
     pub async fn source(&self) -> String {
         self.call(reqwest::Method::GET, "/source", None).await.as_str().unwrap().to_owned()
