@@ -7,8 +7,16 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 
-/// The engine's JSON answer to `GET path` (status and body).
+/// How long one read may take: an engine that accepts and then says nothing must not hold a
+/// request of wsd's (a workspace's status) forever.
+const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The engine's JSON answer to `GET path` (status and body), within [`TIMEOUT`].
 pub async fn get(host: &str, path: &str) -> Result<(u16, serde_json::Value), String> {
+    tokio::time::timeout(TIMEOUT, read(host, path)).await.unwrap_or_else(|_| Err(format!("no answer within {} s", TIMEOUT.as_secs())))
+}
+
+async fn read(host: &str, path: &str) -> Result<(u16, serde_json::Value), String> {
     let request = hyper::Request::get(path).header("host", "engine").body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
     let response = if let Some(address) = host.strip_prefix("tcp://").or_else(|| host.strip_prefix("http://")) {
         let stream = tokio::net::TcpStream::connect(address.trim_end_matches('/')).await.map_err(|e| e.to_string())?;
