@@ -186,6 +186,7 @@ pub struct Store {
     pub(crate) db: Db,
     keyring: RwLock<Arc<Keyring>>,
     key_source: KeySource,
+    pub(crate) summaries: crate::usage::SummaryCache,
 }
 
 impl std::fmt::Debug for Store {
@@ -223,7 +224,12 @@ impl Store {
             Backend::Sqlite => open_sqlite(&options).await?,
             Backend::Postgres => open_postgres(&options).await?,
         };
-        let store = Store { db, keyring: RwLock::new(Arc::new(options.keyring)), key_source: options.key_source };
+        let store = Store {
+            db,
+            keyring: RwLock::new(Arc::new(options.keyring)),
+            key_source: options.key_source,
+            summaries: Default::default(),
+        };
         store.migrate().await?;
         store.check_canary().await?;
         Ok(store)
@@ -354,6 +360,13 @@ impl Store {
 /// The known plaintext of the canary row.
 pub(crate) const CANARY_PLAINTEXT: &str = "wsd vault canary v1";
 
+/// Rows a reader's SQLite thread may step ahead of the task that takes them: a report of a
+/// thousand rows then costs a few thread hand-offs rather than one per fifty rows.
+const SQLITE_ROW_BUFFER: usize = 1024;
+
+/// How much of the database file readers map (a bound, not an allocation).
+const SQLITE_MMAP_BYTES: u64 = 1 << 30;
+
 async fn open_sqlite(options: &StoreOptions) -> Result<Db> {
     let invalid = |e: sqlx::Error| StoreError::InvalidDatabaseUrl(format!("invalid SQLite URL: {e}"));
     let connect = SqliteConnectOptions::from_str(&options.url).map_err(invalid)?;
@@ -372,7 +385,12 @@ async fn open_sqlite(options: &StoreOptions) -> Result<Db> {
         _ => StoreError::Database(e),
     };
     let write = SqlitePoolOptions::new().max_connections(1).connect_with(connect.clone()).await.map_err(missing)?;
-    let read = SqlitePoolOptions::new().max_connections(options.max_connections.max(1)).connect_with(connect).await?;
+    // Readers map the file rather than copy each page into a private cache per connection:
+    // reports that scan thousands of rows then cost no read call per page.
+    let read = SqlitePoolOptions::new()
+        .max_connections(options.max_connections.max(1))
+        .connect_with(connect.pragma("mmap_size", SQLITE_MMAP_BYTES.to_string()).row_buffer_size(SQLITE_ROW_BUFFER))
+        .await?;
     Ok(Db::Sqlite { read, write })
 }
 

@@ -523,6 +523,100 @@ async fn budgets_and_usage_sums(db: &TestDb) {
 }
 conformance!(budgets_and_usage_sums);
 
+/// Usage reports read whole days from the rollups and partial days from the ledger; over
+/// any range they must equal the ledger's rows in that range, summed.
+async fn usage_reports_equal_the_ledger_summed(db: &TestDb) {
+    use std::collections::BTreeMap;
+    const DAY: i64 = 86_400_000;
+    let store = open(db, Keyring::generate()).await.unwrap();
+    let org = store.create_org("acme", "admin").await.unwrap();
+    let other = store.create_org("globex", "admin").await.unwrap();
+    // A fixed pseudo-random walk over four days: three workspaces, two models, both
+    // routings, a third of the costs unknown, several rows per millisecond at the edges.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n) as i64
+    };
+    let mut records = Vec::new();
+    for i in 0..600 {
+        let at = match i % 5 {
+            0 => next(4) * DAY,
+            1 => next(4) * DAY + DAY - 1,
+            _ => next(4 * DAY as u64),
+        };
+        let mut r = usage(&org.id, ["w1", "w2", "w3"][next(3) as usize], at, next(5_000), [None, Some(next(9_000)), Some(next(100))][next(3) as usize]);
+        r.output_tokens = next(700);
+        r.cache_read_tokens = next(50);
+        r.cache_write_tokens = next(20);
+        r.model = ["MiniMax-M2.7", "MiniMax-M2.5"][next(2) as usize].into();
+        r.routing = ["platform", "byok"][next(2) as usize].into();
+        records.push(r);
+    }
+    for batch in records.chunks(97) {
+        store.append_usage(batch).await.unwrap();
+    }
+    store.append_usage(&[usage(&other.id, "w1", DAY + 5, 1_000_000, Some(1))]).await.unwrap();
+
+    type Totals = (i64, i64, i64, i64, i64, Option<i64>, i64);
+    let add = |t: &mut Totals, r: &wsd_store::UsageRecord| {
+        t.0 += 1;
+        t.1 += r.input_tokens;
+        t.2 += r.output_tokens;
+        t.3 += r.cache_read_tokens;
+        t.4 += r.cache_write_tokens;
+        if let Some(cost) = r.cost_micros {
+            t.5 = Some(t.5.unwrap_or(0) + cost);
+        } else {
+            t.6 += 1;
+        }
+    };
+    let of = |t: &wsd_store::UsageTotals| -> Totals {
+        (t.requests, t.input_tokens, t.output_tokens, t.cache_read_tokens, t.cache_write_tokens, t.cost_micros, t.unpriced_requests)
+    };
+    let ranges = [
+        (0, 4 * DAY),
+        (0, 10 * DAY),
+        (DAY, 3 * DAY),
+        (DAY - 1, 3 * DAY + 1),
+        (DAY + 1, 3 * DAY - 1),
+        (DAY + 1, DAY + 2),
+        (DAY + 7_000, 2 * DAY + 9_000),
+        (2 * DAY, 2 * DAY),
+        (3 * DAY - 1, 3 * DAY),
+        (3 * DAY, 3 * DAY + 1),
+        (123_456, 3 * DAY + 654_321),
+    ];
+    for (from, to) in ranges {
+        let within: Vec<_> = records.iter().filter(|r| r.at >= from && r.at < to).collect();
+        let mut by_key = BTreeMap::<(String, String, String, String), Totals>::new();
+        let mut by_day = BTreeMap::<i64, Totals>::new();
+        for r in &within {
+            add(by_key.entry((r.workspace_id.clone(), r.provider.clone(), r.model.clone(), r.routing.clone())).or_default(), r);
+            add(by_day.entry(r.at / DAY).or_default(), r);
+        }
+        let summary: BTreeMap<_, _> = store
+            .usage_summary(&org.id, from, to)
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| ((s.workspace_id.clone(), s.provider.clone(), s.model.clone(), s.routing.clone()), of(&s.totals)))
+            .collect();
+        assert_eq!(summary, by_key, "summary of [{from}, {to})");
+        let days: BTreeMap<_, _> = store.usage_by_day(&org.id, from, to).await.unwrap().iter().map(|d| (d.day, of(&d.totals))).collect();
+        assert_eq!(days, by_day, "days of [{from}, {to})");
+    }
+    // A request stored late into a day already summed is in the next report.
+    let whole = || async { store.usage_summary(&org.id, 0, 4 * DAY).await.unwrap().iter().map(|s| s.totals.requests).sum::<i64>() };
+    assert_eq!(whole().await, 600);
+    store.append_usage(&[usage(&org.id, "w2", DAY + 5, 1, None)]).await.unwrap();
+    assert_eq!(whole().await, 601);
+    assert_eq!(whole().await, 601);
+}
+conformance!(usage_reports_equal_the_ledger_summed);
+
 async fn host_uids_are_assigned_once_and_never_shared(db: &TestDb) {
     let store = std::sync::Arc::new(open(db, Keyring::generate()).await.unwrap());
     let org = store.create_org("acme", "admin").await.unwrap();
