@@ -280,6 +280,62 @@ async fn secrets_are_set_listed_by_name_and_deleted_after_a_question() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_s_own_secrets_are_set_on_its_page_and_override_the_org_s() {
+    let api = server("console-workspace-secrets").await;
+    let acme = api.org("acme").await;
+    let other = api.org("other").await;
+    api.secret(&acme, "MINIMAX_API_KEY", CANARY).await;
+    let alpha = api.workspace(&acme, "alpha", "claude-code", "MiniMax-M2.7").await;
+    let beta = api.workspace(&acme, "beta", "claude-code", "MiniMax-M2.7").await;
+    api.secret(&other, "MINIMAX_API_KEY", "other-org-key").await;
+    let theirs = api.workspace(&other, "theirs", "claude-code", "MiniMax-M2.7").await;
+    let token = api.org_token(&acme).await;
+    let mut browser = Browser::new(&api);
+    browser.sign_in(&token).await;
+
+    let page_path = format!("/console/orgs/{acme}/workspaces/{alpha}");
+    let page = browser.get(&page_path).await;
+    assert!(page.html.contains("the workspace has the org&#39;s secrets") || page.html.contains("the workspace has the org's secrets"), "{}", page.html);
+    let csrf = hidden(&page.html, "csrf");
+    let path = format!("{page_path}/secrets");
+
+    let forged = browser.post(&path, &[("csrf", "forged"), ("key", "MINIMAX_API_KEY"), ("value", CANARY)]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let set = browser.post(&path, &[("csrf", &csrf), ("key", "MINIMAX_API_KEY"), ("value", &format!("{CANARY}-alpha"))]).await;
+    assert_eq!((set.status, set.location.as_deref()), (StatusCode::SEE_OTHER, Some(page_path.as_str())), "{}", set.html);
+    let page = browser.get(&page_path).await;
+    assert!(page.html.contains(&format!("{path}/MINIMAX_API_KEY/delete")), "listed with a way to delete it: {}", page.html);
+    assert!(page.html.contains("(console)"), "who set it: {}", page.html);
+    // The plan now takes the workspace's own key over the org's.
+    let plan = api.get(&format!("/v1/orgs/{acme}/workspaces/{alpha}/plan"), ADMIN).await;
+    assert!(plan.body.to_string().contains("overridden"), "{}", plan.body);
+    let listed = api.get(&format!("/v1/orgs/{acme}/workspaces/{alpha}/secrets"), ADMIN).await;
+    assert_eq!(listed.body["secrets"][0]["key"], "MINIMAX_API_KEY");
+    assert!(listed.body["secrets"][0]["updated_by"].as_str().unwrap().ends_with("(console)"), "{}", listed.body);
+    let siblings = api.get(&format!("/v1/orgs/{acme}/workspaces/{beta}/secrets"), ADMIN).await;
+    assert!(siblings.body["secrets"].as_array().unwrap().is_empty(), "another workspace keeps only the org's");
+
+    // Another org's workspace is not found, to set or to delete.
+    let foreign = format!("/console/orgs/{other}/workspaces/{theirs}/secrets");
+    assert_eq!(browser.post(&foreign, &[("csrf", &csrf), ("key", "X_KEY"), ("value", "x")]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(browser.get(&format!("{foreign}/X_KEY/delete")).await.status, StatusCode::NOT_FOUND);
+    let mixed = format!("/console/orgs/{acme}/workspaces/{theirs}/secrets");
+    assert_eq!(browser.post(&mixed, &[("csrf", &csrf), ("key", "X_KEY"), ("value", "x")]).await.status, StatusCode::NOT_FOUND);
+    assert!(api.get(&format!("/v1/orgs/{other}/workspaces/{theirs}/secrets"), ADMIN).await.body["secrets"].as_array().unwrap().is_empty());
+
+    let question = browser.get(&format!("{path}/MINIMAX_API_KEY/delete")).await;
+    assert_eq!(question.status, StatusCode::OK);
+    assert!(question.html.contains("workspace alpha") && question.html.contains(&page_path), "{}", question.html);
+    assert_eq!(browser.post(&format!("{path}/MINIMAX_API_KEY/delete"), &[("csrf", "forged")]).await.status, StatusCode::FORBIDDEN);
+    let deleted = browser.post(&format!("{path}/MINIMAX_API_KEY/delete"), &[("csrf", &csrf)]).await;
+    assert_eq!((deleted.status, deleted.location.as_deref()), (StatusCode::SEE_OTHER, Some(page_path.as_str())));
+    let gone = api.get(&format!("/v1/orgs/{acme}/workspaces/{alpha}/secrets"), ADMIN).await;
+    assert!(gone.body["secrets"].as_array().unwrap().is_empty());
+    let org_kept = api.get(&format!("/v1/orgs/{acme}/secrets"), ADMIN).await;
+    assert_eq!(org_kept.body["secrets"][0]["key"], "MINIMAX_API_KEY", "the org's secret of the same name stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_shows_tokens_and_cost_by_day_workspace_and_model_and_the_budgets() {
     let api = server("console-usage").await;
     let acme = api.org("acme").await;

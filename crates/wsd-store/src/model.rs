@@ -101,6 +101,9 @@ pub struct SecretMeta {
     pub key_version: u32,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Who set the current value, as the audit log names the actor; `None` for a value set
+    /// before wsd recorded it.
+    pub updated_by: Option<String>,
 }
 
 /// Which secret a write or delete addresses.

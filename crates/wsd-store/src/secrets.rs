@@ -30,6 +30,7 @@ struct MetaRow {
     key_version: i64,
     created_at: i64,
     updated_at: i64,
+    updated_by: Option<String>,
 }
 
 fn corrupt_key(key: &str) -> StoreError {
@@ -43,6 +44,7 @@ impl MetaRow {
             key_version: crate::error::key_version(self.key_version)?,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            updated_by: self.updated_by,
         })
     }
 }
@@ -100,22 +102,25 @@ fn parent_check(owner: SecretOwner<'_>) -> Option<(&'static str, &'static str)> 
 }
 
 /// Writes or replaces a sealed value: the owner's ids, then key, key version, nonce,
-/// ciphertext and the time; answers the secret's first creation time.
+/// ciphertext, the time and the actor; answers the secret's first creation time.
 fn upsert_sql(owner: SecretOwner<'_>) -> &'static str {
     match owner {
         SecretOwner::Org { .. } => {
-            "INSERT INTO org_secrets (org_id, key, key_version, nonce, ciphertext, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
-             ON CONFLICT (org_id, key) DO UPDATE SET key_version = excluded.key_version, nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at
+            "INSERT INTO org_secrets (org_id, key, key_version, nonce, ciphertext, created_at, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
+             ON CONFLICT (org_id, key) DO UPDATE SET key_version = excluded.key_version, nonce = excluded.nonce, ciphertext = excluded.ciphertext,
+                updated_at = excluded.updated_at, updated_by = excluded.updated_by
              RETURNING created_at"
         }
         SecretOwner::Workspace { .. } => {
-            "INSERT INTO workspace_secrets (org_id, workspace_id, key, key_version, nonce, ciphertext, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-             ON CONFLICT (workspace_id, key) DO UPDATE SET key_version = excluded.key_version, nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at
+            "INSERT INTO workspace_secrets (org_id, workspace_id, key, key_version, nonce, ciphertext, created_at, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)
+             ON CONFLICT (workspace_id, key) DO UPDATE SET key_version = excluded.key_version, nonce = excluded.nonce, ciphertext = excluded.ciphertext,
+                updated_at = excluded.updated_at, updated_by = excluded.updated_by
              RETURNING created_at"
         }
         SecretOwner::Platform => {
-            "INSERT INTO platform_secrets (key, key_version, nonce, ciphertext, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
-             ON CONFLICT (key) DO UPDATE SET key_version = excluded.key_version, nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at
+            "INSERT INTO platform_secrets (key, key_version, nonce, ciphertext, created_at, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $5, $6)
+             ON CONFLICT (key) DO UPDATE SET key_version = excluded.key_version, nonce = excluded.nonce, ciphertext = excluded.ciphertext,
+                updated_at = excluded.updated_at, updated_by = excluded.updated_by
              RETURNING created_at"
         }
     }
@@ -151,12 +156,12 @@ impl Store {
                 upsert = upsert.bind(id);
             }
             let created_at =
-                upsert.bind(key.as_str()).bind(version).bind(&sealed.nonce).bind(&sealed.ciphertext).bind(now).fetch_one(&mut *tx).await?;
+                upsert.bind(key.as_str()).bind(version).bind(&sealed.nonce).bind(&sealed.ciphertext).bind(now).bind(actor).fetch_one(&mut *tx).await?;
             append_audit!(tx, &event, pool);
             tx.commit().await?;
             created_at
         });
-        Ok(SecretMeta { key: key.clone(), key_version: sealed.key_version, created_at, updated_at: now })
+        Ok(SecretMeta { key: key.clone(), key_version: sealed.key_version, created_at, updated_at: now, updated_by: Some(actor.to_owned()) })
     }
 
     /// Deletes a secret; `NotFound` when there is none.
@@ -203,14 +208,14 @@ impl Store {
     pub async fn list_secrets(&self, owner: SecretOwner<'_>) -> Result<Vec<SecretMeta>> {
         let rows: Vec<MetaRow> = on_read!(self, |pool| match owner {
             SecretOwner::Org { org } => {
-                sqlx::query_as("SELECT key, key_version, created_at, updated_at FROM org_secrets WHERE org_id = $1 ORDER BY key")
+                sqlx::query_as("SELECT key, key_version, created_at, updated_at, updated_by FROM org_secrets WHERE org_id = $1 ORDER BY key")
                     .bind(org)
                     .fetch_all(pool)
                     .await?
             }
             SecretOwner::Workspace { org, workspace } => {
                 sqlx::query_as(
-                    "SELECT key, key_version, created_at, updated_at FROM workspace_secrets WHERE org_id = $1 AND workspace_id = $2 ORDER BY key",
+                    "SELECT key, key_version, created_at, updated_at, updated_by FROM workspace_secrets WHERE org_id = $1 AND workspace_id = $2 ORDER BY key",
                 )
                 .bind(org)
                 .bind(workspace)
@@ -218,7 +223,7 @@ impl Store {
                 .await?
             }
             SecretOwner::Platform => {
-                sqlx::query_as("SELECT key, key_version, created_at, updated_at FROM platform_secrets ORDER BY key").fetch_all(pool).await?
+                sqlx::query_as("SELECT key, key_version, created_at, updated_at, updated_by FROM platform_secrets ORDER BY key").fetch_all(pool).await?
             }
         });
         rows.into_iter().map(MetaRow::into_meta).collect()

@@ -112,9 +112,10 @@ async fn secrets_load_with_provenance(db: &TestDb) {
         .unwrap();
     // Replacing keeps created_at and moves updated_at.
     let first = store.put_secret(org_owner, &key("DATABASE_URL"), &SecretValue::new("one"), "admin").await.unwrap();
-    let second = store.put_secret(org_owner, &key("DATABASE_URL"), &SecretValue::new("two"), "admin").await.unwrap();
+    let second = store.put_secret(org_owner, &key("DATABASE_URL"), &SecretValue::new("two"), "bob").await.unwrap();
     assert_eq!(first.created_at, second.created_at);
     assert!(second.updated_at >= first.updated_at);
+    assert_eq!((first.updated_by.as_deref(), second.updated_by.as_deref()), (Some("admin"), Some("bob")), "who set the value");
 
     let loaded = store.load_workspace_secrets(&org.id, &w.id).await.unwrap();
     let names = |set: &std::collections::BTreeSet<EnvKey>| set.iter().map(|k| k.to_string()).collect::<Vec<_>>();
@@ -127,7 +128,9 @@ async fn secrets_load_with_provenance(db: &TestDb) {
 
     let listed: Vec<String> = store.list_secrets(org_owner).await.unwrap().iter().map(|m| m.key.to_string()).collect();
     assert_eq!(listed, ["CLAUDE_CODE_OAUTH_TOKEN", "DATABASE_URL", "MINIMAX_API_KEY"]);
-    assert_eq!(store.list_secrets(ws_owner).await.unwrap().len(), 1);
+    assert_eq!(store.list_secrets(ws_owner).await.unwrap()[0].updated_by.as_deref(), Some("alice"));
+    let by: Vec<Option<String>> = store.list_secrets(org_owner).await.unwrap().into_iter().map(|m| m.updated_by).collect();
+    assert_eq!(by, [Some("admin".to_owned()), Some("bob".to_owned()), Some("admin".to_owned())]);
 
     // Writes to another org's workspace, or to a missing org, are refused.
     let foreign = store.create_org("globex", "admin").await.unwrap();
@@ -165,7 +168,7 @@ async fn secrets_load_with_provenance(db: &TestDb) {
     store.put_secret(SecretOwner::Platform, &key("ANTHROPIC_API_KEY"), &SecretValue::new("platform-key"), "operator").await.unwrap();
     assert_eq!(store.get_platform_secret(&key("ANTHROPIC_API_KEY")).await.unwrap().unwrap().expose(), "platform-key");
     assert!(store.get_platform_secret(&key("NONE")).await.unwrap().is_none());
-    assert_eq!(store.list_secrets(SecretOwner::Platform).await.unwrap().len(), 1);
+    assert_eq!(store.list_secrets(SecretOwner::Platform).await.unwrap()[0].updated_by.as_deref(), Some("operator"));
 }
 conformance!(secrets_load_with_provenance);
 

@@ -332,7 +332,7 @@ pub fn secret(connection: Connection, command: SecretCommand) -> Result<(), Fail
                 if connection.json {
                     print_json(&value)
                 } else {
-                    print_rows(&value, "secrets", &["key", "key_version", "created_at", "updated_at"])
+                    print_rows(&value, "secrets", &["key", "key_version", "created_at", "updated_at", "updated_by"])
                 }
             }
             SecretCommand::Delete { scope, key } => {

@@ -9,6 +9,7 @@
 //! origin), `no-store` and `nosniff`.
 
 mod pages;
+mod secrets;
 pub mod session;
 
 use std::sync::Arc;
@@ -43,9 +44,17 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/console/workspaces", get(workspaces).post(create_workspace))
         .route("/console/orgs", get(orgs))
         .route("/console/orgs/{org}/usage", get(usage))
-        .route("/console/orgs/{org}/secrets", get(secrets).post(set_secret))
-        .route("/console/orgs/{org}/secrets/{key}/delete", get(confirm_delete).post(delete_secret))
+        .route("/console/orgs/{org}/secrets", get(secrets::org_secrets).post(secrets::set_org_secret))
+        .route(
+            "/console/orgs/{org}/secrets/{key}/delete",
+            get(secrets::confirm_delete_org_secret).post(secrets::delete_org_secret),
+        )
         .route("/console/orgs/{org}/workspaces/{id}", get(workspace))
+        .route("/console/orgs/{org}/workspaces/{id}/secrets", post(secrets::set_workspace_secret))
+        .route(
+            "/console/orgs/{org}/workspaces/{id}/secrets/{key}/delete",
+            get(secrets::confirm_delete_workspace_secret).post(secrets::delete_workspace_secret),
+        )
         .route("/console/orgs/{org}/workspaces/{id}/{action}", post(workspace_action))
         .layer(axum::middleware::map_response(secure_headers))
 }
@@ -224,7 +233,9 @@ async fn workspace(State(state): State<Arc<AppState>>, session: ConsoleSession, 
             None => String::new(),
         };
         let logs: Vec<String> = logs.lines().map(str::to_owned).collect();
-        Ok::<_, ApiError>(pages::workspace(&session.caller, &session.csrf, &view.workspace, view.stale, &report, &logs))
+        let secrets = state.store.list_secrets(wsd_store::SecretOwner::Workspace { org: &org, workspace: &id }).await?;
+        let shown = pages::WorkspacePage { workspace: &view.workspace, stale: view.stale, plan: &report, secrets: &secrets, logs: &logs };
+        Ok::<_, ApiError>(pages::workspace(&session.caller, &session.csrf, &shown))
     }
     .await;
     shown_or_error(&session, shown)
@@ -292,83 +303,6 @@ async fn orgs(State(state): State<Arc<AppState>>, session: ConsoleSession) -> Re
     }
     .await;
     shown_or_error(&session, shown)
-}
-
-async fn secrets(State(state): State<Arc<AppState>>, session: ConsoleSession, Path(org): Path<String>) -> Response {
-    let shown = async {
-        session.caller.require_org(&org)?;
-        let org = state.store.get_org(&org).await?;
-        let secrets = state.store.list_secrets(wsd_store::SecretOwner::Org { org: &org.id }).await?;
-        Ok::<_, ApiError>(pages::secrets(&session.caller, &session.csrf, &org, &secrets))
-    }
-    .await;
-    shown_or_error(&session, shown)
-}
-
-#[derive(serde::Deserialize)]
-struct SecretForm {
-    #[serde(default)]
-    csrf: String,
-    key: String,
-    /// Redacted from the moment it is parsed.
-    value: crate::routes::secrets::SecretText,
-}
-
-async fn set_secret(
-    State(state): State<Arc<AppState>>,
-    session: ConsoleSession,
-    Path(org): Path<String>,
-    axum::Form(form): axum::Form<SecretForm>,
-) -> Response {
-    if let Some(refused) = refuse_forged(&session, &CsrfForm { csrf: form.csrf }) {
-        return refused;
-    }
-    let done = async {
-        session.caller.require_org(&org)?;
-        state.store.get_org(&org).await?;
-        let actor = format!("{} (console)", session.caller.actor());
-        crate::routes::secrets::put_org_secret(&state, &org, form.key.trim(), form.value.value(), &actor).await
-    }
-    .await;
-    match done {
-        Ok(_) => Redirect::to(&format!("/console/orgs/{org}/secrets")).into_response(),
-        Err(e) => error_page(Some(&session), &e),
-    }
-}
-
-async fn confirm_delete(State(state): State<Arc<AppState>>, session: ConsoleSession, Path((org, key)): Path<(String, String)>) -> Response {
-    let shown = async {
-        session.caller.require_org(&org)?;
-        let org = state.store.get_org(&org).await?;
-        let secrets = state.store.list_secrets(wsd_store::SecretOwner::Org { org: &org.id }).await?;
-        if !secrets.iter().any(|s| s.key.as_str() == key) {
-            return Err(ApiError::not_found("secret"));
-        }
-        Ok::<_, ApiError>(pages::confirm_delete(&session.caller, &session.csrf, &org, &key))
-    }
-    .await;
-    shown_or_error(&session, shown)
-}
-
-async fn delete_secret(
-    State(state): State<Arc<AppState>>,
-    session: ConsoleSession,
-    Path((org, key)): Path<(String, String)>,
-    axum::Form(form): axum::Form<CsrfForm>,
-) -> Response {
-    if let Some(refused) = refuse_forged(&session, &form) {
-        return refused;
-    }
-    let done = async {
-        session.caller.require_org(&org)?;
-        let actor = format!("{} (console)", session.caller.actor());
-        crate::routes::secrets::delete_org_secret(&state, &org, &key, &actor).await
-    }
-    .await;
-    match done {
-        Ok(()) => Redirect::to(&format!("/console/orgs/{org}/secrets")).into_response(),
-        Err(e) => error_page(Some(&session), &e),
-    }
 }
 
 #[derive(serde::Deserialize)]

@@ -195,7 +195,20 @@ pub fn timestamp(ms: i64) -> String {
 }
 
 /// A workspace: its plan explained, its actions, its last output.
-pub fn workspace(caller: &Caller, csrf: &str, workspace: &Workspace, stale: Option<bool>, plan: &PlanReport, logs: &[String]) -> Markup {
+/// What a workspace's page shows.
+pub struct WorkspacePage<'a> {
+    pub workspace: &'a Workspace,
+    /// Whether its plan would now differ from the running one; `None` when not running.
+    pub stale: Option<bool>,
+    pub plan: &'a PlanReport,
+    /// Its own secrets (names and metadata).
+    pub secrets: &'a [wsd_store::SecretMeta],
+    /// The last lines of its output.
+    pub logs: &'a [String],
+}
+
+pub fn workspace(caller: &Caller, csrf: &str, page: &WorkspacePage<'_>) -> Markup {
+    let WorkspacePage { workspace, stale, plan, secrets, logs } = *page;
     let base = format!("/console/orgs/{}/workspaces/{}", workspace.org_id, workspace.id);
     layout(
         &workspace.name,
@@ -273,6 +286,12 @@ pub fn workspace(caller: &Caller, csrf: &str, workspace: &Workspace, stale: Opti
                     }
                 }
             }
+            h2 { "This workspace's secrets" }
+            p.hint { "They override the org's secrets of the same name, for this workspace only." }
+            @if secrets.is_empty() { p.empty { "None: the workspace has the org's secrets its plan keeps." } } @else {
+                (secret_table(secrets, &format!("{base}/secrets")))
+            }
+            (secret_form(csrf, &format!("{base}/secrets"), "ANTHROPIC_API_KEY"))
             h2 { "Last output" }
             @if logs.is_empty() { p.empty { "Nothing yet." } } @else { pre.logs { @for line in logs { (line) "\n" } } }
         },
@@ -321,53 +340,68 @@ pub fn secrets(caller: &Caller, csrf: &str, org: &wsd_store::Org, secrets: &[wsd
         Some((caller, csrf)),
         html! {
             h1 { "Secrets of " (org.name) }
-            p.hint { "Values are stored encrypted and never shown again; a workspace gets exactly those its plan keeps." }
+            p.hint { "Values are stored encrypted and never shown again; a workspace gets exactly those its plan keeps. A workspace's own secrets are on its page." }
+            h2 { "Org secrets" }
             @if secrets.is_empty() {
                 p.empty { "No org secret yet. Set your provider's key below (e.g. " code { "MINIMAX_API_KEY" } ")." }
             } @else {
-                table {
-                    thead { tr { th { "Name" } th { "Scope" } th { "Key version" } th { "Set (UTC)" } th { "Replaced (UTC)" } th {} } }
-                    tbody {
-                        @for secret in secrets {
-                            tr {
-                                td { code { (secret.key.as_str()) } }
-                                td { "org" }
-                                td { (secret.key_version) }
-                                td { (timestamp(secret.created_at)) }
-                                td { (timestamp(secret.updated_at)) }
-                                td { a href=(format!("{base}/{}/delete", secret.key.as_str())) { "Delete…" } }
-                            }
-                        }
-                    }
-                }
+                (secret_table(secrets, &base))
             }
-            h2 { "Set or replace a secret" }
-            form.stacked method="post" action=(base) {
-                input type="hidden" name="csrf" value=(csrf);
-                label for="key" { "Name" }
-                input #key type="text" name="key" required pattern="[A-Z_][A-Z0-9_]*" placeholder="MINIMAX_API_KEY";
-                label for="value" { "Value" }
-                input #value type="password" name="value" required autocomplete="off";
-                button type="submit" { "Save" }
-            }
+            (secret_form(csrf, &base, "MINIMAX_API_KEY"))
         },
     )
 }
 
-/// The question before a secret is deleted.
-pub fn confirm_delete(caller: &Caller, csrf: &str, org: &wsd_store::Org, key: &str) -> Markup {
-    let base = format!("/console/orgs/{}/secrets", org.id);
+/// Secrets' names and metadata, each with a link to delete it (under `base`).
+fn secret_table(secrets: &[wsd_store::SecretMeta], base: &str) -> Markup {
+    html! {
+        table {
+            thead { tr { th { "Name" } th { "Key version" } th { "Set (UTC)" } th { "Replaced (UTC)" } th { "By" } th {} } }
+            tbody {
+                @for secret in secrets {
+                    tr {
+                        td { code { (secret.key.as_str()) } }
+                        td { (secret.key_version) }
+                        td { (timestamp(secret.created_at)) }
+                        td { (timestamp(secret.updated_at)) }
+                        td { (secret.updated_by.as_deref().unwrap_or("—")) }
+                        td { a href=(format!("{base}/{}/delete", secret.key.as_str())) { "Delete…" } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The form that sets or replaces a secret: the value through a password field.
+fn secret_form(csrf: &str, action: &str, example: &str) -> Markup {
+    html! {
+        h3 { "Set or replace a secret" }
+        form.stacked method="post" action=(action) {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="key" { "Name" }
+            input #key type="text" name="key" required pattern="[A-Z_][A-Z0-9_]*" placeholder=(example);
+            label for="value" { "Value" }
+            input #value type="password" name="value" required autocomplete="off";
+            button type="submit" { "Save" }
+        }
+    }
+}
+
+/// The question before a secret of `holder` (e.g. "org acme") is deleted; the form posts
+/// to `action`, cancelling returns to `back`.
+pub fn confirm_delete(caller: &Caller, csrf: &str, holder: &str, key: &str, action: &str, back: &str) -> Markup {
     layout(
         "Delete a secret",
         Some((caller, csrf)),
         html! {
             h1 { "Delete " code { (key) } "?" }
-            p { "Workspaces of " (org.name) " whose plan keeps it lose it at their next start; a workspace that needs it is then refused with its code." }
-            form.inline method="post" action=(format!("{base}/{key}/delete")) {
+            p { "It is the secret of " (holder) ". Workspaces whose plan keeps it lose it at their next start; a workspace that needs it is then refused with its code." }
+            form.inline method="post" action=(action) {
                 input type="hidden" name="csrf" value=(csrf);
                 button.danger type="submit" { "Delete" }
             }
-            " " a href=(base) { "Cancel" }
+            " " a href=(back) { "Cancel" }
         },
     )
 }

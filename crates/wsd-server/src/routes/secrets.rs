@@ -132,12 +132,32 @@ pub async fn put_workspace(
     Path(IdKeyPath { id: workspace, key }): Path<IdKeyPath>,
     ApiJson(body): ApiJson<PutSecret>,
 ) -> ApiResult<Json<SecretMeta>> {
-    let key = parse_tenant_key(&key)?;
-    check_value(&body.value.0)?;
-    let owner = SecretOwner::Workspace { org: &org, workspace: &workspace };
-    let meta = state.store.put_secret(owner, &key, &body.value.0, &caller.actor()).await?;
-    lifecycle::restart_if_changed(&state, &org, Some(&workspace), &caller.actor());
-    Ok(Json(meta))
+    Ok(Json(put_workspace_secret(&state, &org, &workspace, &key, &body.value.0, &caller.actor()).await?))
+}
+
+/// Sets a workspace secret as the API does (the KEY and value checked, the workspace
+/// restarted when configured): for the API and the console.
+pub(crate) async fn put_workspace_secret(
+    state: &Arc<AppState>,
+    org: &str,
+    workspace: &str,
+    key: &str,
+    value: &SecretValue,
+    actor: &str,
+) -> ApiResult<SecretMeta> {
+    let key = parse_tenant_key(key)?;
+    check_value(value)?;
+    let meta = state.store.put_secret(SecretOwner::Workspace { org, workspace }, &key, value, actor).await?;
+    lifecycle::restart_if_changed(state, org, Some(workspace), actor);
+    Ok(meta)
+}
+
+/// Deletes a workspace secret as the API does: for the API and the console.
+pub(crate) async fn delete_workspace_secret(state: &Arc<AppState>, org: &str, workspace: &str, key: &str, actor: &str) -> ApiResult<()> {
+    let key = parse_key(key)?;
+    state.store.delete_secret(SecretOwner::Workspace { org, workspace }, &key, actor).await?;
+    lifecycle::restart_if_changed(state, org, Some(workspace), actor);
+    Ok(())
 }
 
 #[utoipa::path(delete, path = "/v1/orgs/{org}/workspaces/{id}/secrets/{key}", tag = "secrets", params(("org" = String, Path), ("id" = String, Path), ("key" = String, Path)), responses((status = 204, description = "deleted"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "not found (or another org's)", body = ErrorBody)))]
@@ -146,9 +166,7 @@ pub async fn delete_workspace(
     OrgScope { caller, org }: OrgScope,
     Path(IdKeyPath { id: workspace, key }): Path<IdKeyPath>,
 ) -> ApiResult<StatusCode> {
-    let key = parse_key(&key)?;
-    state.store.delete_secret(SecretOwner::Workspace { org: &org, workspace: &workspace }, &key, &caller.actor()).await?;
-    lifecycle::restart_if_changed(&state, &org, Some(&workspace), &caller.actor());
+    delete_workspace_secret(&state, &org, &workspace, &key, &caller.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
