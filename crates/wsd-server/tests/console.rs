@@ -295,7 +295,11 @@ async fn a_workspace_s_own_secrets_are_set_on_its_page_and_override_the_org_s() 
 
     let page_path = format!("/console/orgs/{acme}/workspaces/{alpha}");
     let page = browser.get(&page_path).await;
-    assert!(page.html.contains("the workspace has the org&#39;s secrets") || page.html.contains("the workspace has the org's secrets"), "{}", page.html);
+    assert!(
+        page.html.contains("the workspace has the org&#39;s secrets") || page.html.contains("the workspace has the org's secrets"),
+        "{}",
+        page.html
+    );
     let csrf = hidden(&page.html, "csrf");
     let path = format!("{page_path}/secrets");
 

@@ -81,16 +81,6 @@ pub(crate) trait Dialect {
     /// list joined with commas (`$1` workspace, `$2` org).
     const PLAN_INPUT: &'static str;
 
-    /// The budgets that apply to a request (`$1` org, `$2` workspace), inside the admission's
-    /// write transaction. PostgreSQL locks them (`FOR UPDATE`): admissions of one org through
-    /// any wsd process wait for each other. SQLite's write transaction is exclusive already.
-    const BUDGETS_FOR_ADMISSION: &'static str;
-
-    /// Run first in a transaction whose writes may be lost in a crash without harm (budget
-    /// reservations: they expire, and a crash ends their requests anyway): PostgreSQL then
-    /// does not wait for the disk at commit. Empty: nothing to run.
-    const EPHEMERAL_WRITE: &'static str;
-
     /// Starts a write transaction. On SQLite it takes the write lock up front (`BEGIN
     /// IMMEDIATE`), so that a transaction that reads before it writes (the audit head) waits
     /// for another process's writer (`wsd keys rotate`) instead of failing on a lock upgrade.
@@ -113,22 +103,10 @@ macro_rules! plan_input_sql {
 
 const AUDIT_HEAD: &str = "SELECT last_seq, last_hash FROM audit_head WHERE id = 1";
 
-macro_rules! budgets_for_admission_sql {
-    ($suffix:literal) => {
-        concat!(
-            "SELECT id, org_id, workspace_id, unit, period, limit_value, updated_at FROM budget_limits
-             WHERE org_id = $1 AND (workspace_id IS NULL OR workspace_id = $2) ORDER BY id",
-            $suffix
-        )
-    };
-}
-
 impl Dialect for SqlitePool {
     type Db = sqlx::Sqlite;
     const AUDIT_HEAD: &'static str = AUDIT_HEAD;
     const PLAN_INPUT: &'static str = plan_input_sql!("group_concat");
-    const BUDGETS_FOR_ADMISSION: &'static str = budgets_for_admission_sql!("");
-    const EPHEMERAL_WRITE: &'static str = "";
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.begin_with("BEGIN IMMEDIATE").await
@@ -139,8 +117,6 @@ impl Dialect for PgPool {
     type Db = sqlx::Postgres;
     const AUDIT_HEAD: &'static str = "SELECT last_seq, last_hash FROM audit_head WHERE id = 1 FOR UPDATE";
     const PLAN_INPUT: &'static str = plan_input_sql!("string_agg");
-    const BUDGETS_FOR_ADMISSION: &'static str = budgets_for_admission_sql!(" FOR UPDATE");
-    const EPHEMERAL_WRITE: &'static str = "SET LOCAL synchronous_commit TO OFF";
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
         self.begin().await
@@ -150,16 +126,6 @@ impl Dialect for PgPool {
 /// `D`'s SQL for the audit head, named by a pool of it.
 pub(crate) fn audit_head_sql<D: Dialect>(_pool: &D) -> &'static str {
     D::AUDIT_HEAD
-}
-
-/// `D`'s statement for a transaction whose writes may be lost in a crash, named by a pool.
-pub(crate) fn ephemeral_write_sql<D: Dialect>(_pool: &D) -> &'static str {
-    D::EPHEMERAL_WRITE
-}
-
-/// `D`'s budgets-for-admission query, named by a pool of it.
-pub(crate) fn budgets_for_admission_sql<D: Dialect>(_pool: &D) -> &'static str {
-    D::BUDGETS_FOR_ADMISSION
 }
 
 /// `D`'s plan-input query, named by a pool of it.
@@ -224,12 +190,8 @@ impl Store {
             Backend::Sqlite => open_sqlite(&options).await?,
             Backend::Postgres => open_postgres(&options).await?,
         };
-        let store = Store {
-            db,
-            keyring: RwLock::new(Arc::new(options.keyring)),
-            key_source: options.key_source,
-            summaries: Default::default(),
-        };
+        let store =
+            Store { db, keyring: RwLock::new(Arc::new(options.keyring)), key_source: options.key_source, summaries: Default::default() };
         store.migrate().await?;
         store.check_canary().await?;
         Ok(store)

@@ -155,13 +155,26 @@ impl Store {
             for id in owner_ids(owner) {
                 upsert = upsert.bind(id);
             }
-            let created_at =
-                upsert.bind(key.as_str()).bind(version).bind(&sealed.nonce).bind(&sealed.ciphertext).bind(now).bind(actor).fetch_one(&mut *tx).await?;
+            let created_at = upsert
+                .bind(key.as_str())
+                .bind(version)
+                .bind(&sealed.nonce)
+                .bind(&sealed.ciphertext)
+                .bind(now)
+                .bind(actor)
+                .fetch_one(&mut *tx)
+                .await?;
             append_audit!(tx, &event, pool);
             tx.commit().await?;
             created_at
         });
-        Ok(SecretMeta { key: key.clone(), key_version: sealed.key_version, created_at, updated_at: now, updated_by: Some(actor.to_owned()) })
+        Ok(SecretMeta {
+            key: key.clone(),
+            key_version: sealed.key_version,
+            created_at,
+            updated_at: now,
+            updated_by: Some(actor.to_owned()),
+        })
     }
 
     /// Deletes a secret; `NotFound` when there is none.
@@ -208,10 +221,12 @@ impl Store {
     pub async fn list_secrets(&self, owner: SecretOwner<'_>) -> Result<Vec<SecretMeta>> {
         let rows: Vec<MetaRow> = on_read!(self, |pool| match owner {
             SecretOwner::Org { org } => {
-                sqlx::query_as("SELECT key, key_version, created_at, updated_at, updated_by FROM org_secrets WHERE org_id = $1 ORDER BY key")
-                    .bind(org)
-                    .fetch_all(pool)
-                    .await?
+                sqlx::query_as(
+                    "SELECT key, key_version, created_at, updated_at, updated_by FROM org_secrets WHERE org_id = $1 ORDER BY key",
+                )
+                .bind(org)
+                .fetch_all(pool)
+                .await?
             }
             SecretOwner::Workspace { org, workspace } => {
                 sqlx::query_as(
@@ -223,7 +238,9 @@ impl Store {
                 .await?
             }
             SecretOwner::Platform => {
-                sqlx::query_as("SELECT key, key_version, created_at, updated_at, updated_by FROM platform_secrets ORDER BY key").fetch_all(pool).await?
+                sqlx::query_as("SELECT key, key_version, created_at, updated_at, updated_by FROM platform_secrets ORDER BY key")
+                    .fetch_all(pool)
+                    .await?
             }
         });
         rows.into_iter().map(MetaRow::into_meta).collect()

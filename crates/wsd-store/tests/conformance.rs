@@ -550,7 +550,13 @@ async fn usage_reports_equal_the_ledger_summed(db: &TestDb) {
             1 => next(4) * DAY + DAY - 1,
             _ => next(4 * DAY as u64),
         };
-        let mut r = usage(&org.id, ["w1", "w2", "w3"][next(3) as usize], at, next(5_000), [None, Some(next(9_000)), Some(next(100))][next(3) as usize]);
+        let mut r = usage(
+            &org.id,
+            ["w1", "w2", "w3"][next(3) as usize],
+            at,
+            next(5_000),
+            [None, Some(next(9_000)), Some(next(100))][next(3) as usize],
+        );
         r.output_tokens = next(700);
         r.cache_read_tokens = next(50);
         r.cache_write_tokens = next(20);
@@ -700,6 +706,40 @@ async fn corrupt_rows_are_errors_never_defaults(db: &TestDb) {
     assert_eq!(store.list_secrets(SecretOwner::Org { org: &org.id }).await.unwrap_err().code(), "STORAGE_ERROR");
 }
 conformance!(corrupt_rows_are_errors_never_defaults);
+
+/// Many admissions at once through many connections, all against one budget: exactly as
+/// many as fit are admitted, however their transactions interleave.
+async fn admissions_through_many_connections_never_pass_the_limit(db: &TestDb) {
+    use wsd_store::{Admission, BudgetPeriod, BudgetUnit, Estimate, NewBudget};
+    let store = std::sync::Arc::new(support::open_with(db, Keyring::generate(), 32).await.unwrap());
+    let org = store.create_org("acme", "admin").await.unwrap();
+    let a = store.create_workspace(&org.id, &ws("a", "opus"), "admin").await.unwrap().id;
+    let budget = NewBudget { workspace_id: None, unit: BudgetUnit::Tokens, period: BudgetPeriod::Day, limit: 150 };
+    store.put_budget(&org.id, &budget, "admin").await.unwrap();
+    let now = wsd_store::now_ms();
+    for round in 0..3 {
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(300));
+        let attempts: Vec<_> = (0..300)
+            .map(|_| {
+                let (store, org, a, start) = (store.clone(), org.id.clone(), a.clone(), start.clone());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    store.reserve(&org, &a, Estimate { tokens: 1, cost_micros: None }, now, now + 60_000).await.unwrap()
+                })
+            })
+            .collect();
+        let mut admitted = 0;
+        for attempt in attempts {
+            if let Admission::Admitted { .. } = attempt.await.unwrap() {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, if round == 0 { 150 } else { 0 }, "round {round}");
+    }
+    let standing = &store.budget_standings(&org.id, now).await.unwrap()[0];
+    assert_eq!((standing.reserved, standing.remaining), (150, 0));
+}
+conformance!(admissions_through_many_connections_never_pass_the_limit);
 
 /// Admission under budgets holds under concurrency: spent + reserved + estimate never
 /// passes a limit, whatever the number of requests at once; a request's ledger row releases

@@ -45,10 +45,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/console/orgs", get(orgs))
         .route("/console/orgs/{org}/usage", get(usage))
         .route("/console/orgs/{org}/secrets", get(secrets::org_secrets).post(secrets::set_org_secret))
-        .route(
-            "/console/orgs/{org}/secrets/{key}/delete",
-            get(secrets::confirm_delete_org_secret).post(secrets::delete_org_secret),
-        )
+        .route("/console/orgs/{org}/secrets/{key}/delete", get(secrets::confirm_delete_org_secret).post(secrets::delete_org_secret))
         .route("/console/orgs/{org}/workspaces/{id}", get(workspace))
         .route("/console/orgs/{org}/workspaces/{id}/secrets", post(secrets::set_workspace_secret))
         .route(

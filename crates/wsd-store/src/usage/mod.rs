@@ -20,7 +20,14 @@ type ModelDay<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, i64);
 fn daily_sums(records: &[UsageRecord]) -> BTreeMap<ModelDay<'_>, UsageTotals> {
     let mut sums = BTreeMap::<ModelDay<'_>, UsageTotals>::new();
     for r in records {
-        let key = (r.org_id.as_str(), r.workspace_id.as_str(), r.provider.as_str(), r.model.as_str(), r.routing.as_str(), r.at.div_euclid(DAY_MS));
+        let key = (
+            r.org_id.as_str(),
+            r.workspace_id.as_str(),
+            r.provider.as_str(),
+            r.model.as_str(),
+            r.routing.as_str(),
+            r.at.div_euclid(DAY_MS),
+        );
         sums.entry(key).or_default().absorb(&UsageTotals::of(r));
     }
     sums

@@ -52,8 +52,12 @@ pub async fn postgres_db(label: &str) -> TestDb {
 }
 
 pub async fn open(db: &TestDb, keyring: Keyring) -> Result<Store, wsd_store::StoreError> {
-    Store::open(StoreOptions { url: db.url.clone(), create_sqlite: false, keyring, key_source: KeySource::Inline, max_connections: 4 })
-        .await
+    open_with(db, keyring, 4).await
+}
+
+/// [`open`] with a pool of `max_connections`.
+pub async fn open_with(db: &TestDb, keyring: Keyring, max_connections: u32) -> Result<Store, wsd_store::StoreError> {
+    Store::open(StoreOptions { url: db.url.clone(), create_sqlite: false, keyring, key_source: KeySource::Inline, max_connections }).await
 }
 
 /// Runs raw SQL against a test database, as an attacker with database access would.
