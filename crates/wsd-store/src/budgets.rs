@@ -211,7 +211,8 @@ fn from_row((id, org_id, workspace_id, unit, period, limit, updated_at): BudgetR
 
 /// Where each budget of org `$1` stands, in one statement: its recorded use since its
 /// window's first day (`$2`, `$3`, `$4`: today's, this week's and this month's), and what
-/// live reservations (`$5`: now) hold of its scope and unit. `$6`: only the budgets that
+/// live reservations hold of its scope and unit: the running totals of `budget_reserved`,
+/// less the reservations past their expiry (`$5`: now) not yet swept away. `$6`: only the budgets that
 /// apply to that workspace (the org's and its own); NULL: every budget of the org.
 const STANDINGS_SQL: &str = "SELECT b.id,
     CAST(CASE WHEN b.workspace_id IS NULL THEN
@@ -222,8 +223,10 @@ const STANDINGS_SQL: &str = "SELECT b.id,
          WHERE d.org_id = b.org_id AND d.workspace_id = b.workspace_id
            AND d.day >= CASE b.period WHEN 'day' THEN $2 WHEN 'week' THEN $3 ELSE $4 END)
     END AS BIGINT) AS spent,
-    CAST((SELECT SUM(CASE WHEN b.unit = 'tokens' THEN r.tokens ELSE r.cost_micros END) FROM budget_reservations r
-          WHERE r.org_id = b.org_id AND (b.workspace_id IS NULL OR r.workspace_id = b.workspace_id) AND r.expires_at > $5)
+    CAST(COALESCE((SELECT SUM(CASE WHEN b.unit = 'tokens' THEN t.tokens ELSE t.cost_micros END) FROM budget_reserved t
+          WHERE t.org_id = b.org_id AND (b.workspace_id IS NULL OR t.workspace_id = b.workspace_id)), 0)
+       - COALESCE((SELECT SUM(CASE WHEN b.unit = 'tokens' THEN r.tokens ELSE r.cost_micros END) FROM budget_reservations r
+          WHERE r.org_id = b.org_id AND (b.workspace_id IS NULL OR r.workspace_id = b.workspace_id) AND r.expires_at <= $5), 0)
          AS BIGINT) AS reserved
     FROM budget_limits b
     WHERE b.org_id = $1 AND ($6 IS NULL OR b.workspace_id IS NULL OR b.workspace_id = $6)
@@ -379,6 +382,10 @@ impl Store {
     }
 }
 
+/// Adds (`$3` tokens, `$4` micro-dollars) to what org `$1`'s workspace `$2` holds reserved.
+const ADD_RESERVED: &str = "INSERT INTO budget_reserved AS t (org_id, workspace_id, tokens, cost_micros) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (org_id, workspace_id) DO UPDATE SET tokens = t.tokens + excluded.tokens, cost_micros = t.cost_micros + excluded.cost_micros";
+
 /// Admission on SQLite: one write transaction, which SQLite's one writer makes exclusive.
 async fn admit_on_sqlite(
     pool: &sqlx::SqlitePool,
@@ -419,6 +426,13 @@ async fn admit_on_sqlite(
     .bind(expires_at)
     .execute(&mut *tx)
     .await?;
+    sqlx::query(ADD_RESERVED)
+        .bind(org)
+        .bind(workspace)
+        .bind(estimate.tokens)
+        .bind(estimate.cost_micros.unwrap_or(0))
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     for standing in &mut standings {
         standing.hold(estimate.amount(standing.budget.unit).unwrap_or(0));

@@ -710,8 +710,9 @@ conformance!(corrupt_rows_are_errors_never_defaults);
 /// Many admissions at once through many connections, all against one budget: exactly as
 /// many as fit are admitted, however their transactions interleave.
 async fn admissions_through_many_connections_never_pass_the_limit(db: &TestDb) {
-    use wsd_store::{Admission, BudgetPeriod, BudgetUnit, Estimate, NewBudget};
+    use wsd_store::{Admission, BudgetPeriod, BudgetUnit, Estimate, NewBudget, UsageRecord};
     let store = std::sync::Arc::new(support::open_with(db, Keyring::generate(), 32).await.unwrap());
+    let mut held = Vec::new();
     let org = store.create_org("acme", "admin").await.unwrap();
     let a = store.create_workspace(&org.id, &ws("a", "opus"), "admin").await.unwrap().id;
     let budget = NewBudget { workspace_id: None, unit: BudgetUnit::Tokens, period: BudgetPeriod::Day, limit: 150 };
@@ -730,14 +731,23 @@ async fn admissions_through_many_connections_never_pass_the_limit(db: &TestDb) {
             .collect();
         let mut admitted = 0;
         for attempt in attempts {
-            if let Admission::Admitted { .. } = attempt.await.unwrap() {
+            if let Admission::Admitted { reservation: Some(id), .. } = attempt.await.unwrap() {
                 admitted += 1;
+                held.push(id);
             }
         }
         assert_eq!(admitted, if round == 0 { 150 } else { 0 }, "round {round}");
     }
     let standing = &store.budget_standings(&org.id, now).await.unwrap()[0];
     assert_eq!((standing.reserved, standing.remaining), (150, 0));
+    // Each request's ledger row releases exactly its reservation: used 0 tokens each, the
+    // whole budget is free again; a row naming a released reservation releases nothing.
+    let rows: Vec<_> = held.iter().map(|id| UsageRecord { reservation: Some(id.clone()), ..usage(&org.id, &a, now, 0, None) }).collect();
+    store.append_usage(&rows[..100]).await.unwrap();
+    assert_eq!(store.budget_standings(&org.id, now).await.unwrap()[0].reserved, 50);
+    store.append_usage(&rows).await.unwrap();
+    let standing = &store.budget_standings(&org.id, now).await.unwrap()[0];
+    assert_eq!((standing.spent, standing.reserved, standing.remaining), (0, 0, 150));
 }
 conformance!(admissions_through_many_connections_never_pass_the_limit);
 

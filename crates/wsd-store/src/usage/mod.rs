@@ -42,6 +42,20 @@ fn fold<'a, K: Ord>(sums: &BTreeMap<ModelDay<'a>, UsageTotals>, key: impl Fn(&Mo
     folded
 }
 
+/// A reservation deleted: whose it was and what it held.
+type Released = (String, String, i64, i64);
+
+/// What `released` held, per org and workspace.
+fn released_totals(released: &[Released]) -> BTreeMap<(&str, &str), (i64, i64)> {
+    let mut totals = BTreeMap::<(&str, &str), (i64, i64)>::new();
+    for (org, workspace, tokens, cost) in released {
+        let entry = totals.entry((org.as_str(), workspace.as_str())).or_default();
+        entry.0 = entry.0.saturating_add(*tokens);
+        entry.1 = entry.1.saturating_add(*cost);
+    }
+    totals
+}
+
 /// Rows per INSERT statement: 14 parameters each stays far below both databases' limits.
 const ROWS_PER_STATEMENT: usize = 256;
 
@@ -147,17 +161,34 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            // Reservations that outlived their request (wsd stopped in between) go.
-            sqlx::query("DELETE FROM budget_reservations WHERE expires_at <= $1").bind(crate::db::now_ms()).execute(&mut *tx).await?;
-            // The requests' real use replaces what they held at admission.
+            // Reservations that outlived their request (wsd stopped in between) go, and the
+            // requests' real use replaces what they held at admission; what each released
+            // leaves the running totals (a reservation already swept is released once).
+            let mut released: Vec<Released> = sqlx::query_as(
+                "DELETE FROM budget_reservations WHERE expires_at <= $1 RETURNING org_id, workspace_id, tokens, cost_micros",
+            )
+            .bind(crate::db::now_ms())
+            .fetch_all(&mut *tx)
+            .await?;
             for chunk in records.iter().filter_map(|r| r.reservation.as_deref()).collect::<Vec<_>>().chunks(ROWS_PER_STATEMENT) {
                 let mut delete = sqlx::QueryBuilder::new("DELETE FROM budget_reservations WHERE id IN (");
                 let mut ids = delete.separated(", ");
                 for id in chunk {
                     ids.push_bind(*id);
                 }
-                delete.push(")");
-                delete.build().execute(&mut *tx).await?;
+                delete.push(") RETURNING org_id, workspace_id, tokens, cost_micros");
+                released.extend(delete.build_query_as::<Released>().fetch_all(&mut *tx).await?);
+            }
+            for ((org, workspace), (tokens, cost)) in released_totals(&released) {
+                sqlx::query(
+                    "UPDATE budget_reserved SET tokens = tokens - $3, cost_micros = cost_micros - $4 WHERE org_id = $1 AND workspace_id = $2",
+                )
+                .bind(org)
+                .bind(workspace)
+                .bind(tokens)
+                .bind(cost)
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await?
         });
