@@ -71,7 +71,7 @@ async fn main() {
     println!("seeded {WORKSPACES} workspaces and {} ledger rows in {:.1} s", DAYS * REQUESTS_PER_DAY, started.elapsed().as_secs_f64());
 
     let state = Arc::new(AppState::new(Registry::embedded().unwrap(), store, None, Policy::default()));
-    let (session, _) = state.console.open(&org.id, wsd_store::token_hash(token), Instant::now());
+    let (session, _) = state.console.open(&org.id, "org bench", wsd_store::token_hash(token), Instant::now());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = wsd_server::router(state.clone());

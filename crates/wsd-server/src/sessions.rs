@@ -20,6 +20,8 @@ pub const MAX_SESSIONS_PER_OWNER: usize = 100;
 #[derive(Debug)]
 struct Entry {
     owner: String,
+    /// How the console names who signed in (`org acme`).
+    label: String,
     token_hash: Vec<u8>,
     csrf: String,
     expires: Instant,
@@ -41,9 +43,10 @@ pub fn random() -> String {
 }
 
 impl Sessions {
-    /// Opens a session of `owner` (an org's id, or `admin`) for the token of `token_hash`:
-    /// (session id, CSRF token). Past its owner's bound, the owner's oldest session goes.
-    pub fn open(&self, owner: &str, token_hash: Vec<u8>, now: Instant) -> (String, String) {
+    /// Opens a session of `owner` (an org's id, or `admin`), named `label`, for the token of
+    /// `token_hash`: (session id, CSRF token). Past its owner's bound, the owner's oldest
+    /// session goes.
+    pub fn open(&self, owner: &str, label: &str, token_hash: Vec<u8>, now: Instant) -> (String, String) {
         let (id, csrf) = (random(), random());
         let mut sessions = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let owned = sessions.values().filter(|s| s.owner == owner).count();
@@ -60,16 +63,18 @@ impl Sessions {
         {
             sessions.remove(&oldest);
         }
-        sessions.insert(hash(&id), Entry { owner: owner.to_owned(), token_hash, csrf: csrf.clone(), expires: now + SESSION_LIFETIME });
+        let entry =
+            Entry { owner: owner.to_owned(), label: label.to_owned(), token_hash, csrf: csrf.clone(), expires: now + SESSION_LIFETIME };
+        sessions.insert(hash(&id), entry);
         (id, csrf)
     }
 
-    /// The token hash and CSRF token of a live session.
-    pub fn get(&self, id: &str, now: Instant) -> Option<(Vec<u8>, String)> {
+    /// The token hash, CSRF token and label of a live session.
+    pub fn get(&self, id: &str, now: Instant) -> Option<(Vec<u8>, String, String)> {
         let mut sessions = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let key = hash(id);
         match sessions.get(&key) {
-            Some(s) if s.expires > now => Some((s.token_hash.clone(), s.csrf.clone())),
+            Some(s) if s.expires > now => Some((s.token_hash.clone(), s.csrf.clone(), s.label.clone())),
             Some(_) => {
                 sessions.remove(&key);
                 None
@@ -99,12 +104,12 @@ mod tests {
     fn a_session_is_found_by_its_id_until_it_expires_or_closes() {
         let sessions = Sessions::default();
         let now = Instant::now();
-        let (id, csrf) = sessions.open("org-a", vec![1, 2, 3], now);
-        assert_eq!(sessions.get(&id, now), Some((vec![1, 2, 3], csrf.clone())));
+        let (id, csrf) = sessions.open("org-a", "org a", vec![1, 2, 3], now);
+        assert_eq!(sessions.get(&id, now), Some((vec![1, 2, 3], csrf.clone(), "org a".to_owned())));
         assert_eq!(sessions.get("another", now), None);
         assert_eq!(sessions.get(&id, now + SESSION_LIFETIME), None, "expired");
         assert!(sessions.is_empty(), "an expired session is dropped when met");
-        let (id, _) = sessions.open("org-a", vec![4], now);
+        let (id, _) = sessions.open("org-a", "label", vec![4], now);
         sessions.close(&id);
         assert_eq!(sessions.get(&id, now), None);
     }
@@ -113,9 +118,9 @@ mod tests {
     fn sessions_are_bounded_and_the_oldest_goes_first() {
         let sessions = Sessions::default();
         let start = Instant::now();
-        let (first, _) = sessions.open("org-0", vec![0], start);
+        let (first, _) = sessions.open("org-0", "label", vec![0], start);
         for i in 1..MAX_SESSIONS + 5 {
-            sessions.open(&format!("org-{}", i % 200), vec![1], start + Duration::from_millis(i as u64));
+            sessions.open(&format!("org-{}", i % 200), "label", vec![1], start + Duration::from_millis(i as u64));
         }
         assert_eq!(sessions.len(), MAX_SESSIONS);
         assert_eq!(sessions.get(&first, start), None);
@@ -125,10 +130,10 @@ mod tests {
     fn one_owner_cannot_push_out_anothers_sessions() {
         let sessions = Sessions::default();
         let start = Instant::now();
-        let (theirs, _) = sessions.open("victim", vec![9], start);
-        let (first, _) = sessions.open("noisy", vec![1], start);
+        let (theirs, _) = sessions.open("victim", "label", vec![9], start);
+        let (first, _) = sessions.open("noisy", "label", vec![1], start);
         for i in 1..MAX_SESSIONS * 2 {
-            sessions.open("noisy", vec![1], start + Duration::from_millis(i as u64));
+            sessions.open("noisy", "label", vec![1], start + Duration::from_millis(i as u64));
         }
         assert_eq!(sessions.len(), MAX_SESSIONS_PER_OWNER + 1);
         assert!(sessions.get(&theirs, start).is_some(), "the other owner's session stays");

@@ -127,6 +127,7 @@ async fn an_org_signs_in_sees_its_workspaces_and_plans_acts_and_signs_out() {
     assert_eq!(list.status, StatusCode::OK);
     assert!(list.html.contains(">alpha<") && list.html.contains("minimax") && list.html.contains("byok"), "{}", list.html);
     assert!(!list.html.contains("beta"), "another org's workspace is listed");
+    assert!(list.html.contains("<span class=\"who\">org acme</span>"), "the header names the org: {}", list.html);
     let filtered = browser.get("/console/workspaces?status=running").await;
     assert!(!filtered.html.contains(">alpha<") && filtered.html.contains("No workspace matches"));
 

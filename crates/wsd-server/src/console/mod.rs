@@ -86,7 +86,7 @@ fn shown_or_error(session: &ConsoleSession, shown: Result<Markup, ApiError>) -> 
 
 /// An API error as a page a person reads, with its code.
 fn error_page(session: Option<&ConsoleSession>, error: &ApiError) -> Response {
-    let signed_in = session.map(|s| (&s.caller, s.csrf.as_str()));
+    let signed_in = session.map(ConsoleSession::viewer);
     page(error.status, pages::error(signed_in, error.status.as_u16(), error.code, &error.message))
 }
 
@@ -123,7 +123,14 @@ async fn sign_in(State(state): State<Arc<AppState>>, headers: HeaderMap, axum::F
         }
         return response;
     };
-    let (id, _) = state.console.open(caller.org_limit().unwrap_or("admin"), hash, Instant::now());
+    let label = match caller.org_limit() {
+        Some(org) => match state.store.get_org(org).await {
+            Ok(org) => format!("org {}", org.name),
+            Err(_) => format!("org {org}"),
+        },
+        None => "operator (admin token)".to_owned(),
+    };
+    let (id, _) = state.console.open(caller.org_limit().unwrap_or("admin"), &label, hash, Instant::now());
     let mut response = Redirect::to("/console/workspaces").into_response();
     for cookie in [
         session::set_cookie(&headers, SESSION_COOKIE, &id, SESSION_LIFETIME),
@@ -211,7 +218,7 @@ async fn workspaces(State(state): State<Arc<AppState>>, session: ConsoleSession,
     match (rows, orgs) {
         (Ok((rows, total)), Ok(orgs)) => {
             let create = pages::CreateForm { orgs: &orgs, runtimes: state.registry.runtimes().map(|r| r.name.clone()).collect() };
-            page(StatusCode::OK, pages::workspaces(&session.caller, &session.csrf, &rows, &filters, total, &create))
+            page(StatusCode::OK, pages::workspaces(session.viewer(), &rows, &filters, total, &create))
         }
         (Err(e), _) | (_, Err(e)) => error_page(Some(&session), &e),
     }
@@ -232,7 +239,7 @@ async fn workspace(State(state): State<Arc<AppState>>, session: ConsoleSession, 
         let logs: Vec<String> = logs.lines().map(str::to_owned).collect();
         let secrets = state.store.list_secrets(wsd_store::SecretOwner::Workspace { org: &org, workspace: &id }).await?;
         let shown = pages::WorkspacePage { workspace: &view.workspace, stale: view.stale, plan: &report, secrets: &secrets, logs: &logs };
-        Ok::<_, ApiError>(pages::workspace(&session.caller, &session.csrf, &shown))
+        Ok::<_, ApiError>(pages::workspace(session.viewer(), &shown))
     }
     .await;
     shown_or_error(&session, shown)
@@ -296,7 +303,7 @@ async fn orgs(State(state): State<Arc<AppState>>, session: ConsoleSession) -> Re
             .map(|p| (p.backend.name().to_owned(), p.backend.isolation(), p.unavailable.clone()))
             .collect();
         let ops = pages::Operations { platform_keys, runtimes, backends };
-        Ok::<_, ApiError>(pages::orgs(&session.caller, &session.csrf, &orgs, &ops))
+        Ok::<_, ApiError>(pages::orgs(session.viewer(), &orgs, &ops))
     }
     .await;
     shown_or_error(&session, shown)
@@ -377,7 +384,7 @@ async fn usage(
                 })
                 .collect(),
         };
-        Ok::<_, ApiError>(pages::usage(&session.caller, &session.csrf, &org, &usage))
+        Ok::<_, ApiError>(pages::usage(session.viewer(), &org, &usage))
     }
     .await;
     shown_or_error(&session, shown)

@@ -8,7 +8,16 @@ use wsd_store::Workspace;
 use crate::auth::Caller;
 
 /// One page: the header with the signed-in user and a sign-out form, then `body`.
-pub fn layout(title: &str, signed_in: Option<(&Caller, &str)>, body: Markup) -> Markup {
+/// Who looks at a page: the caller, the session's CSRF token for its forms, and how the
+/// header names them.
+#[derive(Debug, Clone, Copy)]
+pub struct Viewer<'a> {
+    pub caller: &'a Caller,
+    pub csrf: &'a str,
+    pub label: &'a str,
+}
+
+pub fn layout(title: &str, signed_in: Option<Viewer<'_>>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -21,7 +30,7 @@ pub fn layout(title: &str, signed_in: Option<(&Caller, &str)>, body: Markup) -> 
             body {
                 header {
                     a.brand href="/console/workspaces" { "wsd" }
-                    @if let Some((caller, csrf)) = signed_in {
+                    @if let Some(Viewer { caller, csrf, label }) = signed_in {
                         nav {
                             a href="/console/workspaces" { "Workspaces" }
                             @if let Some(org) = caller.org_limit() {
@@ -31,7 +40,7 @@ pub fn layout(title: &str, signed_in: Option<(&Caller, &str)>, body: Markup) -> 
                                 " " a href="/console/orgs" { "Orgs" }
                             }
                         }
-                        span.who { (who(caller)) }
+                        span.who { (label) }
                         form.inline method="post" action="/console/sign-out" {
                             input type="hidden" name="csrf" value=(csrf);
                             button type="submit" { "Sign out" }
@@ -41,13 +50,6 @@ pub fn layout(title: &str, signed_in: Option<(&Caller, &str)>, body: Markup) -> 
                 main { (body) }
             }
         }
-    }
-}
-
-fn who(caller: &Caller) -> String {
-    match caller {
-        Caller::Admin { .. } => "operator (admin token)".into(),
-        Caller::Org { org_id, .. } => format!("org {org_id}"),
     }
 }
 
@@ -97,11 +99,12 @@ pub struct CreateForm<'a> {
     pub runtimes: Vec<String>,
 }
 
-pub fn workspaces(caller: &Caller, csrf: &str, rows: &[Row], filters: &Filters, total: usize, create: &CreateForm<'_>) -> Markup {
+pub fn workspaces(viewer: Viewer<'_>, rows: &[Row], filters: &Filters, total: usize, create: &CreateForm<'_>) -> Markup {
+    let csrf = viewer.csrf;
     let value = |v: &Option<String>| v.clone().unwrap_or_default();
     layout(
         "Workspaces",
-        Some((caller, csrf)),
+        Some(viewer),
         html! {
             h1 { "Workspaces" }
             form.filters method="get" action="/console/workspaces" {
@@ -207,12 +210,13 @@ pub struct WorkspacePage<'a> {
     pub logs: &'a [String],
 }
 
-pub fn workspace(caller: &Caller, csrf: &str, page: &WorkspacePage<'_>) -> Markup {
+pub fn workspace(viewer: Viewer<'_>, page: &WorkspacePage<'_>) -> Markup {
+    let csrf = viewer.csrf;
     let WorkspacePage { workspace, stale, plan, secrets, logs } = *page;
     let base = format!("/console/orgs/{}/workspaces/{}", workspace.org_id, workspace.id);
     layout(
         &workspace.name,
-        Some((caller, csrf)),
+        Some(viewer),
         html! {
             p.crumbs { a href="/console/workspaces" { "Workspaces" } " / " (workspace.name) }
             h1 { (workspace.name) }
@@ -315,10 +319,10 @@ fn hint(code: &str) -> &'static str {
 }
 
 /// An error a person reads: what happened, its code, what to do, and the way back.
-pub fn error(caller: Option<(&Caller, &str)>, status: u16, code: &str, message: &str) -> Markup {
+pub fn error(viewer: Option<Viewer<'_>>, status: u16, code: &str, message: &str) -> Markup {
     layout(
         "Error",
-        caller,
+        viewer,
         html! {
             h1 { @if status == 422 { "Refused" } @else { "Something went wrong" } }
             section.refusal role="alert" {
@@ -333,11 +337,12 @@ pub fn error(caller: Option<(&Caller, &str)>, status: u16, code: &str, message: 
 
 /// An org's secrets: names, scope, key version and when set; a form to set or replace one
 /// (the value in a password field) and a delete button per secret that asks first.
-pub fn secrets(caller: &Caller, csrf: &str, org: &wsd_store::Org, secrets: &[wsd_store::SecretMeta]) -> Markup {
+pub fn secrets(viewer: Viewer<'_>, org: &wsd_store::Org, secrets: &[wsd_store::SecretMeta]) -> Markup {
+    let csrf = viewer.csrf;
     let base = format!("/console/orgs/{}/secrets", org.id);
     layout(
         "Secrets",
-        Some((caller, csrf)),
+        Some(viewer),
         html! {
             h1 { "Secrets of " (org.name) }
             p.hint { "Values are stored encrypted and never shown again; a workspace gets exactly those its plan keeps. A workspace's own secrets are on its page." }
@@ -390,10 +395,11 @@ fn secret_form(csrf: &str, action: &str, example: &str) -> Markup {
 
 /// The question before a secret of `holder` (e.g. "org acme") is deleted; the form posts
 /// to `action`, cancelling returns to `back`.
-pub fn confirm_delete(caller: &Caller, csrf: &str, holder: &str, key: &str, action: &str, back: &str) -> Markup {
+pub fn confirm_delete(viewer: Viewer<'_>, holder: &str, key: &str, action: &str, back: &str) -> Markup {
+    let csrf = viewer.csrf;
     layout(
         "Delete a secret",
-        Some((caller, csrf)),
+        Some(viewer),
         html! {
             h1 { "Delete " code { (key) } "?" }
             p { "It is the secret of " (holder) ". Workspaces whose plan keeps it lose it at their next start; a workspace that needs it is then refused with its code." }
@@ -422,10 +428,10 @@ pub struct Operations {
 
 /// The operator's page: orgs, platform keys present or missing (names only), the registry's
 /// runtimes with the CLI versions each pair was verified on, the backends' health.
-pub fn orgs(caller: &Caller, csrf: &str, orgs: &[wsd_store::Org], ops: &Operations) -> Markup {
+pub fn orgs(viewer: Viewer<'_>, orgs: &[wsd_store::Org], ops: &Operations) -> Markup {
     layout(
         "Operations",
-        Some((caller, csrf)),
+        Some(viewer),
         html! {
             h1 { "Orgs" }
             @if orgs.is_empty() {
@@ -539,12 +545,12 @@ fn breakdown(title: &str, rows: &[(String, i64, i64, Option<i64>, i64)]) -> Mark
     }
 }
 
-pub fn usage(caller: &Caller, csrf: &str, org: &wsd_store::Org, usage: &Usage) -> Markup {
+pub fn usage(viewer: Viewer<'_>, org: &wsd_store::Org, usage: &Usage) -> Markup {
     let total_tokens: i64 = usage.by_day.iter().map(|d| d.1).sum();
     let total_requests: i64 = usage.by_workspace.iter().map(|r| r.1).sum();
     layout(
         "Usage",
-        Some((caller, csrf)),
+        Some(viewer),
         html! {
             h1 { "Usage of " (org.name) }
             form.filters method="get" action=(format!("/console/orgs/{}/usage", org.id)) {

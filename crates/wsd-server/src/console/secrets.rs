@@ -65,7 +65,7 @@ pub(super) async fn org_secrets(State(state): State<Arc<AppState>>, session: Con
         session.caller.require_org(&org)?;
         let org = state.store.get_org(&org).await?;
         let secrets = state.store.list_secrets(SecretOwner::Org { org: &org.id }).await?;
-        Ok::<_, ApiError>(pages::secrets(&session.caller, &session.csrf, &org, &secrets))
+        Ok::<_, ApiError>(pages::secrets(session.viewer(), &org, &secrets))
     }
     .await;
     shown_or_error(&session, shown)
@@ -142,7 +142,7 @@ async fn confirm_delete(state: &AppState, session: &ConsoleSession, holder: Hold
             return Err(ApiError::not_found("secret"));
         }
         let action = format!("{}/{key}/delete", holder.base());
-        Ok(pages::confirm_delete(&session.caller, &session.csrf, &name, key, &action, &holder.page()))
+        Ok(pages::confirm_delete(session.viewer(), &name, key, &action, &holder.page()))
     }
     .await;
     shown_or_error(session, shown)

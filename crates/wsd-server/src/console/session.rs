@@ -52,6 +52,15 @@ pub struct ConsoleSession {
     pub caller: Caller,
     pub id: String,
     pub csrf: String,
+    /// How the pages name who signed in (`org acme`).
+    pub label: String,
+}
+
+impl ConsoleSession {
+    /// The session as the pages see it.
+    pub fn viewer(&self) -> super::pages::Viewer<'_> {
+        super::pages::Viewer { caller: &self.caller, csrf: &self.csrf, label: &self.label }
+    }
 }
 
 impl FromRequestParts<std::sync::Arc<AppState>> for ConsoleSession {
@@ -60,9 +69,9 @@ impl FromRequestParts<std::sync::Arc<AppState>> for ConsoleSession {
     async fn from_request_parts(parts: &mut Parts, state: &std::sync::Arc<AppState>) -> Result<Self, Self::Rejection> {
         let to_sign_in = || Redirect::to("/console/sign-in").into_response();
         let id = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(to_sign_in)?.to_owned();
-        let (token_hash, csrf) = state.console.get(&id, Instant::now()).ok_or_else(to_sign_in)?;
+        let (token_hash, csrf, label) = state.console.get(&id, Instant::now()).ok_or_else(to_sign_in)?;
         match state.auth.caller_by_hash(token_hash).await {
-            Ok(caller) => Ok(ConsoleSession { caller, id, csrf }),
+            Ok(caller) => Ok(ConsoleSession { caller, id, csrf, label }),
             Err(_) => {
                 state.console.close(&id);
                 Err(to_sign_in())
