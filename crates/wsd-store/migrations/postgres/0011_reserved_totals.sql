@@ -1,9 +1,26 @@
+-- What live reservations hold, per org and workspace, kept beside the reservations
+-- themselves: every reservation adds its estimate, its release (the request's ledger row,
+-- or its expiry swept away) subtracts it. Standings read these few rows rather than sum
+-- the reservations, whose table churns with an insert and a delete per request and would
+-- make every admission read past the rows of every request settled since the last vacuum.
+-- Reservations past their expiry and not yet swept are subtracted when standings are read.
+CREATE TABLE budget_reserved (
+    org_id        TEXT NOT NULL,
+    workspace_id  TEXT NOT NULL,
+    tokens        BIGINT NOT NULL,
+    cost_micros   BIGINT NOT NULL,
+    PRIMARY KEY (org_id, workspace_id)
+);
+INSERT INTO budget_reserved (org_id, workspace_id, tokens, cost_micros)
+    SELECT org_id, workspace_id, SUM(tokens), SUM(cost_micros) FROM budget_reservations GROUP BY org_id, workspace_id;
+
 -- Admission under budgets in one round trip. The budgets that apply are locked first, in
 -- one statement; the standings are then read by a second statement, whose snapshot is
 -- taken after the locks were granted (each statement of a volatile function takes its
 -- own), so it sees every reservation committed by the admission it waited for. The same
--- statement reserves the estimate when every budget holds. The locks are held from the
--- call to its commit, a fraction of a millisecond, rather than over five round trips.
+-- statement reserves the estimate when every budget holds, adding it to the totals above.
+-- The locks are held from the call to its commit, a fraction of a millisecond, rather than
+-- over five round trips.
 --
 -- p_cost NULL: the model has no price (no USD budget admits it). Answers one row per
 -- budget that applies (its definition, spent and reserved before this request, whether
@@ -36,8 +53,10 @@ BEGIN
                  WHERE d.org_id = b.org_id AND d.workspace_id = b.workspace_id
                    AND d.day >= CASE b.period WHEN 'day' THEN p_day WHEN 'week' THEN p_week ELSE p_month END)
             END, 0) AS BIGINT) AS spent,
-            CAST(COALESCE((SELECT SUM(CASE WHEN b.unit = 'tokens' THEN r.tokens ELSE r.cost_micros END) FROM budget_reservations r
-                  WHERE r.org_id = b.org_id AND (b.workspace_id IS NULL OR r.workspace_id = b.workspace_id) AND r.expires_at > p_now), 0)
+            CAST(COALESCE((SELECT SUM(CASE WHEN b.unit = 'tokens' THEN t.tokens ELSE t.cost_micros END) FROM budget_reserved t
+                  WHERE t.org_id = b.org_id AND (b.workspace_id IS NULL OR t.workspace_id = b.workspace_id)), 0)
+               - COALESCE((SELECT SUM(CASE WHEN b.unit = 'tokens' THEN r.tokens ELSE r.cost_micros END) FROM budget_reservations r
+                  WHERE r.org_id = b.org_id AND (b.workspace_id IS NULL OR r.workspace_id = b.workspace_id) AND r.expires_at <= p_now), 0)
                  AS BIGINT) AS reserved
         FROM budget_limits b
         WHERE b.org_id = p_org AND (b.workspace_id IS NULL OR b.workspace_id = p_workspace)
@@ -52,6 +71,12 @@ BEGIN
     held AS (
         INSERT INTO budget_reservations (id, org_id, workspace_id, tokens, cost_micros, expires_at)
         SELECT p_reservation, p_org, p_workspace, p_tokens, COALESCE(p_cost, 0), p_expires_at FROM verdict WHERE verdict.fits
+        RETURNING 1
+    ),
+    totalled AS (
+        INSERT INTO budget_reserved AS t (org_id, workspace_id, tokens, cost_micros)
+        SELECT p_org, p_workspace, p_tokens, COALESCE(p_cost, 0) FROM verdict WHERE verdict.fits
+        ON CONFLICT (org_id, workspace_id) DO UPDATE SET tokens = t.tokens + excluded.tokens, cost_micros = t.cost_micros + excluded.cost_micros
         RETURNING 1
     )
     SELECT s.id, s.org_id, s.workspace_id, s.unit, s.period, s.limit_value, s.updated_at, s.spent, s.reserved, v.fits
