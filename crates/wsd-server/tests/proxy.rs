@@ -170,11 +170,11 @@ struct Setup {
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(1);
 
 async fn setup() -> Setup {
-    setup_with(Registry::embedded().unwrap()).await
+    setup_with(Backend::Sqlite, Registry::embedded().unwrap()).await
 }
 
-/// The proxy over `registry`, with MiniMax at the fake provider.
-async fn setup_with(registry: Registry) -> Setup {
+/// The proxy over `registry` on `backend`, with MiniMax at the fake provider.
+async fn setup_with(backend: Backend, registry: Registry) -> Setup {
     let fake_state = Fake::default();
     let (seen, abandoned, headers) = (fake_state.seen.clone(), fake_state.abandoned.clone(), fake_state.headers.clone());
     let fake = fake_upstream(fake_state).await;
@@ -184,7 +184,7 @@ async fn setup_with(registry: Registry) -> Setup {
     )]);
     let registry = registry.with_overrides(&overrides).unwrap();
     let proxy = ProxySettings { connect_timeout: Duration::from_secs(1), upstream_timeout: UPSTREAM_TIMEOUT, ..ProxySettings::default() };
-    let api = start_with(Backend::Sqlite, "proxy", true, Some(registry), Options { proxy: Some(proxy), ..Options::default() }).await;
+    let api = start_with(backend, "proxy", true, Some(registry), Options { proxy: Some(proxy), ..Options::default() }).await;
     let org = api.org("acme").await;
     let workspace = api.workspace(&org, "metered", "claude-code", "minimax/MiniMax-M2.7").await;
     api.put("/v1/platform/secrets/MINIMAX_API_KEY", ADMIN, json!({"value": PLATFORM_KEY})).await;
@@ -319,7 +319,7 @@ async fn a_cost_without_a_price_is_unknown_not_zero() {
         "  MiniMax-M2.7: { input: 0.30, output: 1.20, cache_read: 0.06, cache_write: 0.375 }",
         "  MiniMax-M2.7: { input: 0.30, output: 1.20 }",
     );
-    let s = setup_with(Registry::from_yaml(&yaml).unwrap()).await;
+    let s = setup_with(Backend::Sqlite, Registry::from_yaml(&yaml).unwrap()).await;
     let message = json!({"model": "minimax/MiniMax-M2.7", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
     // The fake's plain Anthropic answer reports cached tokens; its plain chat answer none.
     assert_eq!(send(&s, "/llm/anthropic/v1/messages", message, "x-api-key").await.0, 200);
@@ -439,6 +439,24 @@ async fn standings(s: &Setup) -> Vec<Value> {
     s.api.get(&format!("/v1/orgs/{}/budgets", s.org), ADMIN).await.body["budgets"].as_array().cloned().unwrap()
 }
 
+/// Declares `$name(backend)` as a test on SQLite and one on PostgreSQL.
+macro_rules! on_both_databases {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(not(wsd_test_postgres), ignore = "no PostgreSQL server: install postgresql or set WSD_TEST_DATABASE_URL")]
+            async fn postgres() {
+                super::$name(super::Backend::Postgres).await;
+            }
+        }
+    };
+}
+
 /// Waits until no reservation is held: every admitted request's row is stored.
 async fn settled(s: &Setup) -> Vec<Value> {
     for _ in 0..200 {
@@ -453,9 +471,8 @@ async fn settled(s: &Setup) -> Vec<Value> {
 
 /// Forty requests at once against a budget that holds five of them: exactly five go
 /// upstream, the rest are refused before it, and the budget then holds what they used.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_budget_holds_under_concurrent_requests() {
-    let s = std::sync::Arc::new(setup().await);
+async fn a_budget_holds_under_concurrent_requests(backend: Backend) {
+    let s = std::sync::Arc::new(setup_with(backend, Registry::embedded().unwrap()).await);
     // Each answer takes 0.5 s (and uses 1 in, 1 out): all forty are in flight at once.
     let body = message("pause", false);
     let estimate = estimate_tokens(&body);
@@ -521,9 +538,8 @@ async fn a_budget_holds_under_concurrent_requests() {
 
 /// A USD budget stops spending within one request's estimate of its limit; a workspace's
 /// own budget applies beside the org's.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_usd_budget_stops_within_one_estimate_of_its_limit() {
-    let s = setup().await;
+async fn a_usd_budget_stops_within_one_estimate_of_its_limit(backend: Backend) {
+    let s = setup_with(backend, Registry::embedded().unwrap()).await;
     // MiniMax-M2.7: $0.30 in, $1.20 out per Mtok. Each answer uses 10 in, 5 out, 2 cache reads:
     // 3 + 6 + 0.12 → 9 µ$. The estimate: the body's tokens in, 10 out.
     let body = message("", false);
@@ -592,9 +608,8 @@ async fn rate_limits_answer_429_with_retry_after() {
 }
 
 /// A stream that breaks mid-way settles its reservation with the tokens it saw.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cut_stream_settles_its_reservation_with_the_tokens_seen() {
-    let s = setup().await;
+async fn a_cut_stream_settles_its_reservation_with_the_tokens_seen(backend: Backend) {
+    let s = setup_with(backend, Registry::embedded().unwrap()).await;
     put_budget(&s, json!({"unit": "tokens", "period": "day", "limit": 1_000_000})).await;
     let (status, body) = send(&s, "/llm/anthropic/v1/messages", message("cut", true), "x-api-key").await;
     assert_eq!(status, 200);
@@ -1061,3 +1076,6 @@ async fn a_proxy_delivered_byok_workspace_calls_on_its_orgs_key_under_its_budget
     assert_no_key_in_log(&s);
     assert!(!String::from_utf8_lossy(&support::log().lock().unwrap()).contains(ORG_KEY), "the org's key in the log");
 }
+on_both_databases!(a_budget_holds_under_concurrent_requests);
+on_both_databases!(a_usd_budget_stops_within_one_estimate_of_its_limit);
+on_both_databases!(a_cut_stream_settles_its_reservation_with_the_tokens_seen);

@@ -203,9 +203,9 @@ pub enum Admission {
     Unpriced { budget: BudgetLimit },
 }
 
-type BudgetRow = (String, String, Option<String>, String, String, i64, i64);
+pub(crate) type BudgetRow = (String, String, Option<String>, String, String, i64, i64);
 
-fn from_row((id, org_id, workspace_id, unit, period, limit, updated_at): BudgetRow) -> Result<BudgetLimit> {
+pub(crate) fn from_row((id, org_id, workspace_id, unit, period, limit, updated_at): BudgetRow) -> Result<BudgetLimit> {
     Ok(BudgetLimit { id, org_id, workspace_id, unit: BudgetUnit::parse(&unit)?, period: BudgetPeriod::parse(&period)?, limit, updated_at })
 }
 
@@ -214,7 +214,7 @@ fn from_row((id, org_id, workspace_id, unit, period, limit, updated_at): BudgetR
 /// live reservations hold of its scope and unit: the running totals of `budget_reserved`,
 /// less the reservations past their expiry (`$5`: now) not yet swept away. `$6`: only the budgets that
 /// apply to that workspace (the org's and its own); NULL: every budget of the org.
-const STANDINGS_SQL: &str = "SELECT b.id,
+pub(crate) const STANDINGS_SQL: &str = "SELECT b.id,
     CAST(CASE WHEN b.workspace_id IS NULL THEN
         (SELECT SUM(CASE WHEN b.unit = 'tokens' THEN d.tokens ELSE d.cost_micros END) FROM usage_daily d
          WHERE d.org_id = b.org_id AND d.day >= CASE b.period WHEN 'day' THEN $2 WHEN 'week' THEN $3 ELSE $4 END)
@@ -236,12 +236,12 @@ const STANDINGS_SQL: &str = "SELECT b.id,
 /// every one), read in one statement inside `$conn` (a transaction or a connection).
 macro_rules! standings_of {
     ($conn:expr, $budgets:expr, $org:expr, $workspace:expr, $now:expr) => {{
-        let first_day = |period: BudgetPeriod| period.start($now).div_euclid(DAY_MS);
-        let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(STANDINGS_SQL)
+        let first_day = |period: $crate::budgets::BudgetPeriod| period.start($now).div_euclid($crate::calendar::DAY_MS);
+        let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as($crate::budgets::STANDINGS_SQL)
             .bind($org)
-            .bind(first_day(BudgetPeriod::Day))
-            .bind(first_day(BudgetPeriod::Week))
-            .bind(first_day(BudgetPeriod::Month))
+            .bind(first_day($crate::budgets::BudgetPeriod::Day))
+            .bind(first_day($crate::budgets::BudgetPeriod::Week))
+            .bind(first_day($crate::budgets::BudgetPeriod::Month))
             .bind($now)
             .bind($workspace)
             .fetch_all(&mut *$conn)
@@ -251,13 +251,20 @@ macro_rules! standings_of {
             // A budget set since the list was read has no row here: it is read next time.
             let Some((_, spent, reserved)) = rows.iter().find(|(id, _, _)| *id == budget.id) else { continue };
             let (spent, reserved) = (spent.unwrap_or(0), reserved.unwrap_or(0));
-            let mut standing = BudgetStanding { remaining: 0, resets_at: budget.period.end($now), spent, reserved, budget };
+            let mut standing =
+                $crate::budgets::BudgetStanding { remaining: 0, resets_at: budget.period.end($now), spent, reserved, budget };
             standing.recount();
             standings.push(standing);
         }
         standings
     }};
 }
+
+pub(crate) use standings_of;
+
+/// The budgets of org `$1` that apply to its workspace `$2`: the org's and the workspace's.
+pub(crate) const BUDGETS_APPLYING: &str = "SELECT id, org_id, workspace_id, unit, period, limit_value, updated_at FROM budget_limits
+     WHERE org_id = $1 AND (workspace_id IS NULL OR workspace_id = $2) ORDER BY id";
 
 impl Store {
     /// Sets a budget: replaces the one of the same scope, unit and period, or adds it.
@@ -382,10 +389,6 @@ impl Store {
     }
 }
 
-/// Adds (`$3` tokens, `$4` micro-dollars) to what org `$1`'s workspace `$2` holds reserved.
-const ADD_RESERVED: &str = "INSERT INTO budget_reserved AS t (org_id, workspace_id, tokens, cost_micros) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (org_id, workspace_id) DO UPDATE SET tokens = t.tokens + excluded.tokens, cost_micros = t.cost_micros + excluded.cost_micros";
-
 /// Admission on SQLite: one write transaction, which SQLite's one writer makes exclusive.
 async fn admit_on_sqlite(
     pool: &sqlx::SqlitePool,
@@ -396,14 +399,7 @@ async fn admit_on_sqlite(
     expires_at: i64,
 ) -> Result<Admission> {
     let mut tx = pool.begin_write().await?;
-    let rows: Vec<BudgetRow> = sqlx::query_as(
-        "SELECT id, org_id, workspace_id, unit, period, limit_value, updated_at FROM budget_limits
-         WHERE org_id = $1 AND (workspace_id IS NULL OR workspace_id = $2) ORDER BY id",
-    )
-    .bind(org)
-    .bind(workspace)
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows: Vec<BudgetRow> = sqlx::query_as(BUDGETS_APPLYING).bind(org).bind(workspace).fetch_all(&mut *tx).await?;
     if rows.is_empty() {
         tx.commit().await?;
         return Ok(Admission::Admitted { reservation: None, standings: Vec::new() });
@@ -415,24 +411,8 @@ async fn admit_on_sqlite(
         return Ok(refusal);
     }
     let id = format!("res_{}", new_id());
-    sqlx::query(
-        "INSERT INTO budget_reservations (id, org_id, workspace_id, tokens, cost_micros, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&id)
-    .bind(org)
-    .bind(workspace)
-    .bind(estimate.tokens)
-    .bind(estimate.cost_micros.unwrap_or(0))
-    .bind(expires_at)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(ADD_RESERVED)
-        .bind(org)
-        .bind(workspace)
-        .bind(estimate.tokens)
-        .bind(estimate.cost_micros.unwrap_or(0))
-        .execute(&mut *tx)
-        .await?;
+    let amounts = crate::leases::Amounts { tokens: estimate.tokens, cost_micros: estimate.cost_micros.unwrap_or(0) };
+    crate::reservations::insert_reservation!(tx, &id, org, workspace, amounts, expires_at);
     tx.commit().await?;
     for standing in &mut standings {
         standing.hold(estimate.amount(standing.budget.unit).unwrap_or(0));

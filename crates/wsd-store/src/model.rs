@@ -235,10 +235,10 @@ pub struct UsageRecord {
     /// What the request cost in micro-dollars (10⁻⁶ USD); `None` when the price of a token
     /// class it used is unknown.
     pub cost_micros: Option<i64>,
-    /// The budget reservation made at admission, released when this row is stored.
+    /// What the row releases of the budget reservation made at admission, when it is stored.
     #[sqlx(skip)]
     #[serde(skip)]
-    pub reservation: Option<String>,
+    pub reservation: Option<crate::leases::Release>,
 }
 
 /// How many sealed values each key version holds.

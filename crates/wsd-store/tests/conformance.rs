@@ -710,7 +710,7 @@ conformance!(corrupt_rows_are_errors_never_defaults);
 /// Many admissions at once through many connections, all against one budget: exactly as
 /// many as fit are admitted, however their transactions interleave.
 async fn admissions_through_many_connections_never_pass_the_limit(db: &TestDb) {
-    use wsd_store::{Admission, BudgetPeriod, BudgetUnit, Estimate, NewBudget, UsageRecord};
+    use wsd_store::{Admission, BudgetPeriod, BudgetUnit, Estimate, NewBudget, Release, UsageRecord};
     let store = std::sync::Arc::new(support::open_with(db, Keyring::generate(), 32).await.unwrap());
     let mut held = Vec::new();
     let org = store.create_org("acme", "admin").await.unwrap();
@@ -742,7 +742,10 @@ async fn admissions_through_many_connections_never_pass_the_limit(db: &TestDb) {
     assert_eq!((standing.reserved, standing.remaining), (150, 0));
     // Each request's ledger row releases exactly its reservation: used 0 tokens each, the
     // whole budget is free again; a row naming a released reservation releases nothing.
-    let rows: Vec<_> = held.iter().map(|id| UsageRecord { reservation: Some(id.clone()), ..usage(&org.id, &a, now, 0, None) }).collect();
+    let rows: Vec<_> = held
+        .iter()
+        .map(|id| UsageRecord { reservation: Some(Release::Reservation(id.clone())), ..usage(&org.id, &a, now, 0, None) })
+        .collect();
     store.append_usage(&rows[..100]).await.unwrap();
     assert_eq!(store.budget_standings(&org.id, now).await.unwrap()[0].reserved, 50);
     store.append_usage(&rows).await.unwrap();
@@ -755,7 +758,7 @@ conformance!(admissions_through_many_connections_never_pass_the_limit);
 /// passes a limit, whatever the number of requests at once; a request's ledger row releases
 /// its reservation with what it really used; an expired reservation no longer counts.
 async fn budget_reservations_hold_under_concurrency(db: &TestDb) {
-    use wsd_store::{Admission, BudgetPeriod, BudgetUnit, Estimate, NewBudget, UsageRecord};
+    use wsd_store::{Admission, BudgetPeriod, BudgetUnit, Estimate, NewBudget, Release, UsageRecord};
     let store = std::sync::Arc::new(open(db, Keyring::generate()).await.unwrap());
     let org = store.create_org("acme", "admin").await.unwrap();
     let a = store.create_workspace(&org.id, &ws("a", "opus"), "admin").await.unwrap().id;
@@ -809,7 +812,7 @@ async fn budget_reservations_hold_under_concurrency(db: &TestDb) {
         request_id: "r".into(),
         routing: "platform".into(),
         cost_micros: Some(input * 1_000),
-        reservation: Some(reservation.to_owned()),
+        reservation: Some(Release::Reservation(reservation.to_owned())),
     };
     store.append_usage(&[row(&admitted[0], 7), row(&admitted[1], 13)]).await.unwrap();
     let standing = &store.budget_standings(&org.id, now).await.unwrap()[0];
@@ -847,6 +850,121 @@ async fn budget_reservations_hold_under_concurrency(db: &TestDb) {
     assert_eq!(store.budget_standings(&org.id, later).await.unwrap().len(), 1);
 }
 conformance!(budget_reservations_hold_under_concurrency);
+
+/// Budget slices leased to processes: a lease is a reservation like a request's, so the
+/// budget holds in the database whatever each process admits in memory within its slices;
+/// slices shrink to single requests near the limit; ledger rows draw from their lease, a
+/// lease gives back what it holds beyond its requests, and is released or expires whole.
+async fn budget_leases_hold_the_limit_and_release_exactly_once(db: &TestDb) {
+    use wsd_store::{Admission, Amounts, BudgetPeriod, BudgetUnit, Estimate, LeaseRequest, Leased, NewBudget, Release, UsageRecord};
+    let store = std::sync::Arc::new(support::open_with(db, Keyring::generate(), 16).await.unwrap());
+    let org = store.create_org("acme", "admin").await.unwrap();
+    let a = store.create_workspace(&org.id, &ws("a", "opus"), "admin").await.unwrap().id;
+    let b = store.create_workspace(&org.id, &ws("b", "opus"), "admin").await.unwrap().id;
+    let now = wsd_store::now_ms();
+    let need = Estimate { tokens: 20, cost_micros: Some(2_000) };
+    let want = Amounts { tokens: 20 * 64, cost_micros: 2_000 * 64 };
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let (org_id, a, b): (&'static str, &'static str, &'static str) = (leak(org.id.clone()), leak(a), leak(b));
+    let request = move |workspace: &'static str, lease: &'static str, returned: Option<(&'static str, Amounts)>| LeaseRequest {
+        org: org_id,
+        workspace,
+        lease,
+        returned,
+        need,
+        want,
+        now,
+        expires_at: now + 60_000,
+    };
+    // No budget: nothing leased.
+    assert_eq!(store.lease(&request(a, "lease_0", None)).await.unwrap(), Leased::Unbudgeted);
+
+    let budget = |workspace: Option<&str>, unit, limit| NewBudget {
+        workspace_id: workspace.map(str::to_owned),
+        unit,
+        period: BudgetPeriod::Day,
+        limit,
+    };
+    store.put_budget(org_id, &budget(None, BudgetUnit::Tokens, 1_000), "admin").await.unwrap();
+    store.put_budget(org_id, &budget(Some(b), BudgetUnit::Usd, 1_000_000), "admin").await.unwrap();
+    // An eighth of the headroom: 125 tokens; no USD budget applies to `a`.
+    let Leased::Granted { granted, standings } = store.lease(&request(a, "lease_a1", None)).await.unwrap() else { panic!() };
+    assert_eq!(granted, Amounts { tokens: 125, cost_micros: 0 });
+    assert_eq!((standings.len(), standings[0].reserved), (1, 0));
+    // `b` leases in both units; the org's tokens are seen reserved by the first lease.
+    let Leased::Granted { granted, standings } = store.lease(&request(b, "lease_b1", None)).await.unwrap() else { panic!() };
+    assert_eq!(granted, Amounts { tokens: 109, cost_micros: 125_000 });
+    let tokens = |standings: &[wsd_store::BudgetStanding]| {
+        let s = standings.iter().find(|s| s.budget.unit == BudgetUnit::Tokens).unwrap();
+        (s.spent, s.reserved)
+    };
+    assert_eq!(tokens(&standings), (0, 125));
+    assert_eq!(tokens(&store.budget_standings(org_id, now).await.unwrap()), (0, 234));
+    // A USD budget refuses a request without a price, as admission does.
+    let unpriced = LeaseRequest { need: Estimate { tokens: 1, cost_micros: None }, ..request(b, "lease_b0", None) };
+    assert!(matches!(store.lease(&unpriced).await.unwrap(), Leased::Refused(Admission::Unpriced { .. })));
+
+    // Rows draw what they used from their lease: spent grows by as much as reserved shrinks.
+    let row = |workspace: &str, lease: &str, used: i64| UsageRecord {
+        reservation: Some(Release::Lease { id: lease.to_owned(), drawn: Amounts { tokens: used, cost_micros: 0 }, last: false }),
+        ..usage(org_id, workspace, now, used, Some(0))
+    };
+    store.append_usage(&[row(a, "lease_a1", 30), row(a, "lease_a1", 15), row(b, "lease_b1", 9)]).await.unwrap();
+    assert_eq!(tokens(&store.budget_standings(org_id, now).await.unwrap()), (54, 180));
+    // `a` asks again, giving back what its first lease holds beyond 20 in flight: 80 − 20 = 60.
+    let given_back = Amounts { tokens: 60, cost_micros: 0 };
+    let Leased::Granted { granted, standings } = store.lease(&request(a, "lease_a2", Some(("lease_a1", given_back)))).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!((tokens(&standings), granted.tokens), ((54, 120), (1_000 - 54 - 120) / 8));
+    // The last row of a replaced lease releases it whole: 20 − 12 drawn, then the 8 left.
+    let last = UsageRecord {
+        reservation: Some(Release::Lease { id: "lease_a1".into(), drawn: Amounts { tokens: 12, cost_micros: 0 }, last: true }),
+        ..usage(org_id, a, now, 12, Some(0))
+    };
+    store.append_usage(&[last]).await.unwrap();
+    assert_eq!(tokens(&store.budget_standings(org_id, now).await.unwrap()), (66, 100 + (1_000 - 54 - 120) / 8));
+    // Released whole: what each lease still holds leaves the totals, once.
+    store.release_reservations(&["lease_a1".to_owned(), "lease_a2".to_owned(), "lease_b1".to_owned()]).await.unwrap();
+    store.release_reservations(&["lease_a1".to_owned()]).await.unwrap();
+    assert_eq!(tokens(&store.budget_standings(org_id, now).await.unwrap()), (66, 0));
+    // A row for a released lease draws nothing, and its usage counts.
+    store.append_usage(&[row(a, "lease_a1", 6)]).await.unwrap();
+    assert_eq!(tokens(&store.budget_standings(org_id, now).await.unwrap()), (72, 0));
+
+    // Near the limit slices are single requests: leases from many connections at once never
+    // hold more than the limit; each one holds exactly one request's need.
+    store.put_budget(org_id, &budget(None, BudgetUnit::Tokens, 72 + 100), "admin").await.unwrap();
+    let attempts: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            let lease = leak(format!("lease_many_{i}"));
+            tokio::spawn(async move { store.lease(&request(a, lease, None)).await.unwrap() })
+        })
+        .collect();
+    let mut granted = Vec::new();
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Leased::Granted { granted: g, .. } => granted.push(g.tokens),
+            Leased::Refused(Admission::Exceeded { standing, estimate }) => assert!(standing.spent + standing.reserved + estimate > 172),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(granted.iter().sum::<i64>(), 100, "{granted:?}");
+    assert!(granted.iter().all(|&g| g >= 20), "{granted:?}");
+    assert_eq!(tokens(&store.budget_standings(org_id, now).await.unwrap()), (72, 100));
+    // Extended, a lease outlives its first expiry; one swept away after its expiry is gone.
+    let ids: Vec<String> = (0..40).map(|i| format!("lease_many_{i}")).collect();
+    let extended = store.extend_reservations(&ids, now + 120_000).await.unwrap();
+    assert_eq!(extended.len(), 5);
+    assert_eq!(tokens(&store.budget_standings(org_id, now + 60_001).await.unwrap()), (72, 100));
+    assert_eq!(tokens(&store.budget_standings(org_id, now + 120_001).await.unwrap()), (72, 0), "expired, no longer counted");
+    assert_eq!(store.extend_reservations(&extended, now - 1).await.unwrap(), extended);
+    store.append_usage(&[usage(org_id, a, now, 0, Some(0))]).await.unwrap();
+    assert!(store.extend_reservations(&extended, now + 60_000).await.unwrap().is_empty(), "swept with the next rows");
+    assert_eq!(tokens(&store.budget_standings(org_id, now).await.unwrap()), (72, 0), "released once");
+}
+conformance!(budget_leases_hold_the_limit_and_release_exactly_once);
 
 /// An org's credential delivery, and what a proxy-delivered workspace's usage token stands
 /// for (a provider and a secret's name and origin, never a value), read back as written;

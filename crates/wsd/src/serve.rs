@@ -141,8 +141,9 @@ async fn serve(listen: SocketAddr, state: Arc<AppState>, limits: wsd_server::lis
     println!("wsd listening on http://{local}");
     let state_for_close = state.clone();
     wsd_server::listener::serve(listener, wsd_server::router(state), limits, shutdown).await;
-    // Every metered request's row is stored before the store closes.
-    state_for_close.proxy.flush().await;
+    // Every metered request's row is stored, and its budget slices released, before the
+    // store closes.
+    state_for_close.proxy.close().await;
     state_for_close.store.close().await;
     tracing::info!("wsd stopped");
     Ok(())

@@ -6,19 +6,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use wsd_core::prices::TokenCounts;
 use wsd_store::{Admission, BudgetStanding, BudgetUnit, Estimate};
 
-use super::Proxy;
 use super::gate::UsageGrant;
+use super::{Budgets, Proxy};
 use crate::code;
 use crate::error::ApiError;
 
 /// Input tokens are estimated at one per this many bytes of the request body: fewer bytes
 /// per token than any vendor's tokenizer averages on text, so the estimate is high.
 pub const BYTES_PER_INPUT_TOKEN: u64 = 3;
-
-/// How long a reservation holds if its request's ledger row never comes (wsd stopped in
-/// between): long enough for a long stream, short enough that a crash does not block a
-/// budget for long.
-pub const RESERVATION_TTL_MS: i64 = 30 * 60 * 1000;
 
 /// What a request admitted under budgets holds.
 #[derive(Debug, Default)]
@@ -50,9 +45,9 @@ pub async fn admit(proxy: &Proxy, grant: &UsageGrant, estimate: impl FnOnce() ->
     }
     let estimate = estimate();
     let now = wsd_store::now_ms();
-    let admission = match &proxy.local_budgets {
-        Some(local) => local.admit(&proxy.store, &grant.org, &grant.workspace, estimate, now).await?,
-        None => proxy.store.reserve(&grant.org, &grant.workspace, estimate, now, now + RESERVATION_TTL_MS).await?,
+    let admission = match &proxy.budgets {
+        Budgets::Local(local) => local.admit(&proxy.store, &grant.org, &grant.workspace, estimate, now).await?,
+        Budgets::Leased(leased) => leased.admit(&proxy.store, &grant.org, &grant.workspace, estimate, now).await?,
     };
     match admission {
         Admission::Admitted { reservation, standings } => Ok(Held { reservation, standings }),

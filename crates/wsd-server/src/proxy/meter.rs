@@ -257,7 +257,7 @@ impl Meter {
             routing: self.routing.as_str().to_owned(),
             // Priced by the proxy as it records the row.
             cost_micros: None,
-            reservation: self.reservation.take(),
+            reservation: self.reservation.take().map(wsd_store::Release::Reservation),
         })
     }
 }

@@ -16,6 +16,7 @@ mod dialect;
 mod endpoint;
 mod forward;
 pub mod gate;
+mod leased_budgets;
 pub mod ledger;
 mod local_budgets;
 mod meter;
@@ -34,7 +35,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use wsd_core::Registry;
 use wsd_core::registry::Protocol;
-use wsd_store::{Store, UsageRecord};
+use wsd_store::{Release, Store, UsageRecord};
 
 pub use self::upstream::{ProxySettings, UpstreamClient};
 use crate::metrics::Metrics;
@@ -58,14 +59,25 @@ pub struct Proxy {
     prices: wsd_core::prices::PriceBook,
     /// Requests and tokens per minute per workspace.
     limiter: rate::Limiter,
-    /// Budget admission in memory, on a database only this process serves (SQLite);
-    /// `None`: in the database (PostgreSQL, shared by several processes).
-    local_budgets: Option<local_budgets::LocalBudgets>,
+    /// Where budget admission is decided.
+    budgets: Budgets,
+}
+
+/// Where budget admission is decided.
+#[derive(Debug)]
+enum Budgets {
+    /// In memory, on a database only this process serves (SQLite).
+    Local(local_budgets::LocalBudgets),
+    /// From slices leased in the database (PostgreSQL, shared by several processes).
+    Leased(Arc<leased_budgets::LeasedBudgets>),
 }
 
 impl Proxy {
     pub fn new(registry: &Registry, store: Arc<Store>, metrics: Arc<Metrics>, upstream: Option<UpstreamClient>) -> Self {
-        let local_budgets = (store.backend() == wsd_store::Backend::Sqlite).then(local_budgets::LocalBudgets::default);
+        let budgets = match store.backend() {
+            wsd_store::Backend::Sqlite => Budgets::Local(local_budgets::LocalBudgets::default()),
+            wsd_store::Backend::Postgres => Budgets::Leased(Arc::default()),
+        };
         Self {
             ledger: ledger::UsageLedger::new(store.clone()),
             store,
@@ -75,7 +87,7 @@ impl Proxy {
             metrics,
             prices: registry.prices().clone(),
             limiter: rate::Limiter::default(),
-            local_budgets,
+            budgets,
         }
     }
 
@@ -84,11 +96,17 @@ impl Proxy {
     pub fn record(&self, mut record: UsageRecord) {
         record.cost_micros = self.cost(&record);
         let tokens = record.input_tokens.saturating_add(record.output_tokens);
-        // A hold in this process's memory is settled here; one in the database by the row.
-        if let (Some(local), Some(reservation)) = (&self.local_budgets, record.reservation.as_deref())
-            && local.settle(reservation, &record.workspace_id, tokens, record.cost_micros)
-        {
-            record.reservation = None;
+        // A hold in this process's memory is settled here; the row releases what the
+        // database holds for it: the request's part of a lease, or its own reservation.
+        if let Some(Release::Reservation(hold)) = &record.reservation {
+            match &self.budgets {
+                Budgets::Local(local) => {
+                    if local.settle(hold, &record.workspace_id, tokens, record.cost_micros) {
+                        record.reservation = None;
+                    }
+                }
+                Budgets::Leased(leased) => record.reservation = leased.settle(hold, tokens, record.cost_micros),
+            }
         }
         self.limiter.charge(&record.workspace_id, u64::try_from(tokens).unwrap_or(0));
         self.metrics.record_proxied(&record);
@@ -98,16 +116,18 @@ impl Proxy {
     /// Budgets or rate limits may have changed: read them again.
     pub fn forget_budgets(&self) {
         self.gate.forget_budgets();
-        if let Some(local) = &self.local_budgets {
-            local.forget();
+        match &self.budgets {
+            Budgets::Local(local) => local.forget(),
+            Budgets::Leased(leased) => leased.forget(),
         }
     }
 
     /// `standings` read from the store, as this process sees them: with what it holds in
-    /// memory for requests in flight (SQLite).
+    /// memory for requests in flight (SQLite), or without what its leases hold beyond them.
     pub fn overlay_budgets(&self, org: &str, standings: &mut [wsd_store::BudgetStanding]) {
-        if let Some(local) = &self.local_budgets {
-            local.overlay(org, standings);
+        match &self.budgets {
+            Budgets::Local(local) => local.overlay(org, standings),
+            Budgets::Leased(leased) => leased.overlay(org, standings),
         }
     }
 
@@ -131,6 +151,15 @@ impl Proxy {
     /// Waits until every ledger row recorded so far is stored (or reported lost).
     pub async fn flush(&self) {
         self.ledger.flush().await;
+    }
+
+    /// At shutdown: stores every ledger row recorded so far, then releases the budget slices
+    /// this process leased.
+    pub async fn close(&self) {
+        self.ledger.flush().await;
+        if let Budgets::Leased(leased) = &self.budgets {
+            leased.release_all(&self.store).await;
+        }
     }
 
     /// The routes under `/llm/`, on this proxy's state, for a router of any state.

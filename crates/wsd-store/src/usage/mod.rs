@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use crate::calendar::DAY_MS;
 use crate::db::{Store, on_write};
 use crate::error::Result;
+use crate::leases::{Amounts, Release};
 use crate::model::UsageRecord;
+use crate::reservations::{delete_reservations, draw_from_reservations, subtract_released};
 
 /// The key of the finest rollup: org, workspace, provider, model, routing, UTC day.
 type ModelDay<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, i64);
@@ -42,18 +44,19 @@ fn fold<'a, K: Ord>(sums: &BTreeMap<ModelDay<'a>, UsageTotals>, key: impl Fn(&Mo
     folded
 }
 
-/// A reservation deleted: whose it was and what it held.
-type Released = (String, String, i64, i64);
-
-/// What `released` held, per org and workspace.
-fn released_totals(released: &[Released]) -> BTreeMap<(&str, &str), (i64, i64)> {
-    let mut totals = BTreeMap::<(&str, &str), (i64, i64)>::new();
-    for (org, workspace, tokens, cost) in released {
-        let entry = totals.entry((org.as_str(), workspace.as_str())).or_default();
-        entry.0 = entry.0.saturating_add(*tokens);
-        entry.1 = entry.1.saturating_add(*cost);
+/// What `records` draw from each lease they were admitted under, summed per lease, and
+/// whether a row was the lease's last.
+fn lease_draws(records: &[UsageRecord]) -> BTreeMap<&str, (Amounts, bool)> {
+    let mut draws = BTreeMap::<&str, (Amounts, bool)>::new();
+    for record in records {
+        if let Some(Release::Lease { id, drawn, last }) = &record.reservation {
+            let (sum, ends) = draws.entry(id.as_str()).or_default();
+            sum.tokens = sum.tokens.saturating_add(drawn.tokens);
+            sum.cost_micros = sum.cost_micros.saturating_add(drawn.cost_micros);
+            *ends |= *last;
+        }
     }
-    totals
+    draws
 }
 
 /// Rows per INSERT statement: 14 parameters each stays far below both databases' limits.
@@ -164,32 +167,22 @@ impl Store {
             // Reservations that outlived their request (wsd stopped in between) go, and the
             // requests' real use replaces what they held at admission; what each released
             // leaves the running totals (a reservation already swept is released once).
-            let mut released: Vec<Released> = sqlx::query_as(
+            let mut released: Vec<crate::reservations::Released> = sqlx::query_as(
                 "DELETE FROM budget_reservations WHERE expires_at <= $1 RETURNING org_id, workspace_id, tokens, cost_micros",
             )
             .bind(crate::db::now_ms())
             .fetch_all(&mut *tx)
             .await?;
-            for chunk in records.iter().filter_map(|r| r.reservation.as_deref()).collect::<Vec<_>>().chunks(ROWS_PER_STATEMENT) {
-                let mut delete = sqlx::QueryBuilder::new("DELETE FROM budget_reservations WHERE id IN (");
-                let mut ids = delete.separated(", ");
-                for id in chunk {
-                    ids.push_bind(*id);
-                }
-                delete.push(") RETURNING org_id, workspace_id, tokens, cost_micros");
-                released.extend(delete.build_query_as::<Released>().fetch_all(&mut *tx).await?);
-            }
-            for ((org, workspace), (tokens, cost)) in released_totals(&released) {
-                sqlx::query(
-                    "UPDATE budget_reserved SET tokens = tokens - $3, cost_micros = cost_micros - $4 WHERE org_id = $1 AND workspace_id = $2",
-                )
-                .bind(org)
-                .bind(workspace)
-                .bind(tokens)
-                .bind(cost)
-                .execute(&mut *tx)
-                .await?;
-            }
+            let whole = records.iter().filter_map(|r| match &r.reservation {
+                Some(Release::Reservation(id)) => Some(id.as_str()),
+                _ => None,
+            });
+            released.extend(delete_reservations!(tx, whole));
+            let draws = lease_draws(records);
+            released.extend(draw_from_reservations!(tx, draws.iter().map(|(id, (drawn, _))| (*id, *drawn))));
+            // A lease whose last request this was is released whole (after what it drew).
+            released.extend(delete_reservations!(tx, draws.iter().filter(|(_, (_, last))| *last).map(|(id, _)| *id)));
+            subtract_released!(tx, &released);
             tx.commit().await?
         });
         Ok(())
