@@ -1,13 +1,8 @@
-//! Budgets and the reservations that make them hold under concurrency. A budget limits an
-//! org or one of its workspaces, in tokens or in micro-dollars, over a UTC day, ISO week or
-//! calendar month. Every request admitted under a budget reserves an estimate in the same
-//! transaction that checks spent + reserved + estimate against every budget that applies;
-//! its ledger row, stored later, replaces the estimate with what it really used (the
-//! reservation is deleted in the ledger's transaction). On PostgreSQL one call of the
-//! `wsd_admit` function takes the budget rows `FOR UPDATE`, reads the standings after the
-//! locks are granted and reserves, so admissions of one org through any number of wsd
-//! processes are serialized for one round trip each; SQLite's one writer serializes them
-//! already.
+//! Budgets and where they stand. A budget limits an org or one of its workspaces, in tokens
+//! or in micro-dollars, over a UTC day, ISO week or calendar month. A request is admitted
+//! under a budget when spent + reserved + its estimate is within the limit
+//! ([`budget_refusal`]); what requests may still spend is held by reservations (see
+//! `leases.rs` for the slices processes lease, `reservations.rs` for their release).
 
 use serde::{Deserialize, Serialize};
 
@@ -375,105 +370,6 @@ impl Store {
             standings_of!(conn, budgets, org, None::<&str>, now)
         });
         Ok(standings)
-    }
-
-    /// Admits a request of `workspace` under every budget of its org and of it: in one
-    /// write transaction, refuses it if any budget's spent + reserved + `estimate` exceeds
-    /// its limit, else reserves the estimate until `expires_at` (or until the request's
-    /// ledger row, carrying the reservation's id, is stored).
-    pub async fn reserve(&self, org: &str, workspace: &str, estimate: Estimate, now: i64, expires_at: i64) -> Result<Admission> {
-        match &self.db {
-            crate::db::Db::Postgres(pool) => admit_on_postgres(pool, org, workspace, estimate, now, expires_at).await,
-            crate::db::Db::Sqlite { write, .. } => admit_on_sqlite(write, org, workspace, estimate, now, expires_at).await,
-        }
-    }
-}
-
-/// Admission on SQLite: one write transaction, which SQLite's one writer makes exclusive.
-async fn admit_on_sqlite(
-    pool: &sqlx::SqlitePool,
-    org: &str,
-    workspace: &str,
-    estimate: Estimate,
-    now: i64,
-    expires_at: i64,
-) -> Result<Admission> {
-    let mut tx = pool.begin_write().await?;
-    let rows: Vec<BudgetRow> = sqlx::query_as(BUDGETS_APPLYING).bind(org).bind(workspace).fetch_all(&mut *tx).await?;
-    if rows.is_empty() {
-        tx.commit().await?;
-        return Ok(Admission::Admitted { reservation: None, standings: Vec::new() });
-    }
-    let budgets = rows.into_iter().map(from_row).collect::<Result<Vec<_>>>()?;
-    let mut standings = standings_of!(tx, budgets, org, Some(workspace), now);
-    if let Some(refusal) = budget_refusal(&standings, estimate) {
-        tx.commit().await?;
-        return Ok(refusal);
-    }
-    let id = format!("res_{}", new_id());
-    let amounts = crate::leases::Amounts { tokens: estimate.tokens, cost_micros: estimate.cost_micros.unwrap_or(0) };
-    crate::reservations::insert_reservation!(tx, &id, org, workspace, amounts, expires_at);
-    tx.commit().await?;
-    for standing in &mut standings {
-        standing.hold(estimate.amount(standing.budget.unit).unwrap_or(0));
-    }
-    Ok(Admission::Admitted { reservation: Some(id), standings })
-}
-
-/// A row of `wsd_admit`: a budget that applies, its spent and reserved before the request,
-/// and whether the request was admitted.
-type AdmitRow = (String, String, Option<String>, String, String, i64, i64, i64, i64, bool);
-
-/// Admission on PostgreSQL: one call of the `wsd_admit` function (migration 0011), which
-/// locks the budgets that apply, reads their standings after the locks are granted and
-/// reserves the estimate when every one holds, so that the locks are held for one round
-/// trip. The function's verdict is the one `budget_refusal` gives on the same standings;
-/// this side names the budget a refusal is about.
-async fn admit_on_postgres(
-    pool: &sqlx::PgPool,
-    org: &str,
-    workspace: &str,
-    estimate: Estimate,
-    now: i64,
-    expires_at: i64,
-) -> Result<Admission> {
-    let first_day = |period: BudgetPeriod| period.start(now).div_euclid(DAY_MS);
-    let id = format!("res_{}", new_id());
-    let rows: Vec<AdmitRow> = sqlx::query_as("SELECT * FROM wsd_admit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
-        .bind(org)
-        .bind(workspace)
-        .bind(estimate.tokens)
-        .bind(estimate.cost_micros)
-        .bind(first_day(BudgetPeriod::Day))
-        .bind(first_day(BudgetPeriod::Week))
-        .bind(first_day(BudgetPeriod::Month))
-        .bind(now)
-        .bind(&id)
-        .bind(expires_at)
-        .fetch_all(pool)
-        .await?;
-    let Some(admitted) = rows.first().map(|row| row.9) else {
-        return Ok(Admission::Admitted { reservation: None, standings: Vec::new() });
-    };
-    let mut standings = Vec::with_capacity(rows.len());
-    for (budget_id, org_id, workspace_id, unit, period, limit, updated_at, spent, reserved, _) in rows {
-        let budget = from_row((budget_id, org_id, workspace_id, unit, period, limit, updated_at))?;
-        let mut standing = BudgetStanding { remaining: 0, resets_at: budget.period.end(now), spent, reserved, budget };
-        standing.recount();
-        standings.push(standing);
-    }
-    match (admitted, budget_refusal(&standings, estimate)) {
-        (true, None) => {
-            for standing in &mut standings {
-                standing.hold(estimate.amount(standing.budget.unit).unwrap_or(0));
-            }
-            Ok(Admission::Admitted { reservation: Some(id), standings })
-        }
-        (false, Some(refusal)) => Ok(refusal),
-        // The two judges of one set of numbers disagree: refuse rather than guess.
-        (true, Some(_)) | (false, None) => Err(StoreError::Database(sqlx::Error::Protocol(format!(
-            "budget admission of org {org}: the database admitted={admitted}, its standings say otherwise"
-        )))),
     }
 }
 

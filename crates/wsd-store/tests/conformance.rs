@@ -41,6 +41,33 @@ fn usage(org: &str, workspace: &str, at: i64, input: i64, cost: Option<i64>) -> 
     }
 }
 
+/// Admits one request under the budgets that apply, as a reservation of exactly its
+/// estimate: a lease that wants no more than the request needs.
+async fn reserve(
+    store: &wsd_store::Store,
+    org: &str,
+    workspace: &str,
+    need: wsd_store::Estimate,
+    now: i64,
+    expires_at: i64,
+) -> Result<wsd_store::Admission, StoreError> {
+    use wsd_store::{Admission, Amounts, LeaseRequest, Leased};
+    let lease = format!("res_{}", uuid::Uuid::now_v7().simple());
+    let want = Amounts { tokens: need.tokens, cost_micros: need.cost_micros.unwrap_or(0) };
+    let request = LeaseRequest { org, workspace, lease: &lease, returned: None, need, want, now, expires_at };
+    Ok(match store.lease(&request).await? {
+        Leased::Unbudgeted => Admission::Admitted { reservation: None, standings: Vec::new() },
+        Leased::Granted { granted, mut standings } => {
+            assert!(granted.tokens <= want.tokens && granted.cost_micros <= want.cost_micros, "no more than it wants");
+            for standing in &mut standings {
+                standing.hold(need.amount(standing.budget.unit).unwrap_or(0));
+            }
+            Admission::Admitted { reservation: Some(lease), standings }
+        }
+        Leased::Refused(refusal) => refusal,
+    })
+}
+
 fn ws<'a>(name: &'a str, model: &'a str) -> NewWorkspace<'a> {
     NewWorkspace { name, runtime: "claude-code", model }
 }
@@ -725,7 +752,7 @@ async fn admissions_through_many_connections_never_pass_the_limit(db: &TestDb) {
                 let (store, org, a, start) = (store.clone(), org.id.clone(), a.clone(), start.clone());
                 tokio::spawn(async move {
                     start.wait().await;
-                    store.reserve(&org, &a, Estimate { tokens: 1, cost_micros: None }, now, now + 60_000).await.unwrap()
+                    reserve(&store, &org, &a, Estimate { tokens: 1, cost_micros: None }, now, now + 60_000).await.unwrap()
                 })
             })
             .collect();
@@ -766,7 +793,7 @@ async fn budget_reservations_hold_under_concurrency(db: &TestDb) {
     let now = wsd_store::now_ms();
     let estimate = |tokens: i64, cost: Option<i64>| Estimate { tokens, cost_micros: cost };
     // No budget: nothing held.
-    let free = store.reserve(&org.id, &a, estimate(20, None), now, now + 60_000).await.unwrap();
+    let free = reserve(&store, &org.id, &a, estimate(20, None), now, now + 60_000).await.unwrap();
     assert_eq!(free, Admission::Admitted { reservation: None, standings: Vec::new() });
 
     let budget = |workspace: Option<&str>, unit, limit| NewBudget {
@@ -779,7 +806,7 @@ async fn budget_reservations_hold_under_concurrency(db: &TestDb) {
     // 40 at once, 20 tokens each, against 100: exactly 5 admitted.
     let attempts = (0..40).map(|_| {
         let (store, org, a) = (store.clone(), org.id.clone(), a.clone());
-        tokio::spawn(async move { store.reserve(&org, &a, estimate(20, None), now, now + 60_000).await.unwrap() })
+        tokio::spawn(async move { reserve(&store, &org, &a, estimate(20, None), now, now + 60_000).await.unwrap() })
     });
     let mut admitted = Vec::new();
     for attempt in attempts {
@@ -817,13 +844,13 @@ async fn budget_reservations_hold_under_concurrency(db: &TestDb) {
     store.append_usage(&[row(&admitted[0], 7), row(&admitted[1], 13)]).await.unwrap();
     let standing = &store.budget_standings(&org.id, now).await.unwrap()[0];
     assert_eq!((standing.spent, standing.reserved, standing.remaining), (20, 60, 20));
-    assert!(matches!(store.reserve(&org.id, &b, estimate(20, None), now, now + 60_000).await.unwrap(), Admission::Admitted { .. }));
-    assert!(matches!(store.reserve(&org.id, &b, estimate(1, None), now, now + 60_000).await.unwrap(), Admission::Exceeded { .. }));
+    assert!(matches!(reserve(&store, &org.id, &b, estimate(20, None), now, now + 60_000).await.unwrap(), Admission::Admitted { .. }));
+    assert!(matches!(reserve(&store, &org.id, &b, estimate(1, None), now, now + 60_000).await.unwrap(), Admission::Exceeded { .. }));
     // Reservations that outlive their request (wsd stopped) expire.
     let later = now + 60_001;
     let standing = &store.budget_standings(&org.id, later).await.unwrap()[0];
     assert_eq!((standing.spent, standing.reserved), (20, 0));
-    assert!(matches!(store.reserve(&org.id, &b, estimate(80, None), later, later + 60_000).await.unwrap(), Admission::Admitted { .. }));
+    assert!(matches!(reserve(&store, &org.id, &b, estimate(80, None), later, later + 60_000).await.unwrap(), Admission::Admitted { .. }));
 
     // Every budget that applies must hold: a workspace's own, in USD, beside the org's.
     let other = store.create_org("other", "admin").await.unwrap();
@@ -832,20 +859,21 @@ async fn budget_reservations_hold_under_concurrency(db: &TestDb) {
     store.put_budget(&other.id, &budget(Some(&c), BudgetUnit::Usd, 50_000), "admin").await.unwrap();
     let foreign = store.put_budget(&org.id, &budget(Some(&c), BudgetUnit::Usd, 1), "admin").await;
     assert!(matches!(foreign, Err(StoreError::NotFound { .. })), "another org's workspace: {foreign:?}");
-    let Admission::Admitted { standings, .. } = store.reserve(&other.id, &c, estimate(100, Some(30_000)), now, now + 60_000).await.unwrap()
+    let Admission::Admitted { standings, .. } =
+        reserve(&store, &other.id, &c, estimate(100, Some(30_000)), now, now + 60_000).await.unwrap()
     else {
         panic!("within both budgets")
     };
     let usd = standings.iter().find(|s| s.budget.unit == BudgetUnit::Usd).unwrap();
     assert_eq!((usd.reserved, usd.remaining), (30_000, 20_000));
     let Admission::Exceeded { standing, estimate: over } =
-        store.reserve(&other.id, &c, estimate(100, Some(30_000)), now, now + 60_000).await.unwrap()
+        reserve(&store, &other.id, &c, estimate(100, Some(30_000)), now, now + 60_000).await.unwrap()
     else {
         panic!("over the USD budget")
     };
     assert_eq!((standing.budget.unit, over), (BudgetUnit::Usd, 30_000));
     // A model without a price cannot be admitted under a USD budget.
-    assert!(matches!(store.reserve(&other.id, &c, estimate(1, None), now, now + 60_000).await.unwrap(), Admission::Unpriced { .. }));
+    assert!(matches!(reserve(&store, &other.id, &c, estimate(1, None), now, now + 60_000).await.unwrap(), Admission::Unpriced { .. }));
     // The other org's budgets are its own.
     assert_eq!(store.budget_standings(&org.id, later).await.unwrap().len(), 1);
 }
@@ -1043,7 +1071,7 @@ async fn standings_count_each_budgets_window_scope_and_unit(db: &TestDb) {
     }
     // A live reservation of each workspace, and an expired one that no longer counts.
     for (workspace, tokens, cost, expires) in [(&a, 100, 1_000, now + DAY), (&b, 200, 2_000, now + DAY), (&a, 400, 4_000, now - 1)] {
-        let admitted = store.reserve(&org.id, workspace, Estimate { tokens, cost_micros: Some(cost) }, now - 2, expires).await.unwrap();
+        let admitted = reserve(&store, &org.id, workspace, Estimate { tokens, cost_micros: Some(cost) }, now - 2, expires).await.unwrap();
         assert!(matches!(admitted, Admission::Admitted { .. }), "{admitted:?}");
     }
     let standings = store.budget_standings(&org.id, now).await.unwrap();
@@ -1062,7 +1090,7 @@ async fn standings_count_each_budgets_window_scope_and_unit(db: &TestDb) {
     assert_eq!(seen, expected);
     // Admission of workspace b reads the org's budgets and b's, never a's.
     let Admission::Admitted { standings, .. } =
-        store.reserve(&org.id, &b, Estimate { tokens: 1, cost_micros: Some(1) }, now, now + DAY).await.unwrap()
+        reserve(&store, &org.id, &b, Estimate { tokens: 1, cost_micros: Some(1) }, now, now + DAY).await.unwrap()
     else {
         panic!("refused")
     };

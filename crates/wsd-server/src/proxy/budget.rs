@@ -104,13 +104,27 @@ pub fn standing_headers(standings: &[BudgetStanding], headers: &mut HeaderMap) {
             BudgetUnit::Tokens => tightest.remaining.to_string(),
             BudgetUnit::Usd => amount(unit, tightest.remaining).trim_start_matches('$').to_owned(),
         };
-        if let (Ok(remaining), Ok(reset)) =
-            (HeaderValue::from_str(&remaining), HeaderValue::from_str(&wsd_store::calendar::format_utc(tightest.resets_at)))
-        {
+        if let (Ok(remaining), Some(reset)) = (HeaderValue::from_str(&remaining), reset_header(tightest.resets_at)) {
             headers.insert(remaining_name, remaining);
             headers.insert(reset_name, reset);
         }
     }
+}
+
+/// The header value of a reset time: formatted once per window, as every answer within
+/// it carries the same.
+fn reset_header(resets_at: i64) -> Option<HeaderValue> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(i64, HeaderValue)>> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((at, value)) if *at == resets_at => Some(value.clone()),
+        _ => {
+            let value = HeaderValue::from_str(&wsd_store::calendar::format_utc(resets_at)).ok()?;
+            *last = Some((resets_at, value.clone()));
+            Some(value)
+        }
+    })
 }
 
 #[cfg(test)]

@@ -29,12 +29,35 @@ pub const LEASE_IDLE_MS: i64 = 1_000;
 /// How often leases are released and extended.
 const UPKEEP_EVERY: Duration = Duration::from_millis(250);
 
-type Key = (String, String);
+/// Each workspace's slot, by org and workspace: looked up without allocating.
+#[derive(Debug, Default)]
+struct Slots(HashMap<String, HashMap<String, Slot>>);
+
+impl Slots {
+    fn get_mut(&mut self, org: &str, workspace: &str) -> Option<&mut Slot> {
+        self.0.get_mut(org)?.get_mut(workspace)
+    }
+
+    fn entry(&mut self, org: &str, workspace: &str) -> &mut Slot {
+        if !self.0.contains_key(org) {
+            self.0.insert(org.to_owned(), HashMap::new());
+        }
+        let workspaces = self.0.get_mut(org).expect("inserted above");
+        if !workspaces.contains_key(workspace) {
+            workspaces.insert(workspace.to_owned(), Slot::default());
+        }
+        workspaces.get_mut(workspace).expect("inserted above")
+    }
+
+    fn all_mut(&mut self) -> impl Iterator<Item = &mut Slot> {
+        self.0.values_mut().flat_map(HashMap::values_mut)
+    }
+}
 
 /// A slice of the budgets that apply to one workspace, reserved in the database.
 #[derive(Debug)]
 struct Lease {
-    id: String,
+    id: Arc<str>,
     /// What the reservation holds, as this process counts: what was granted, less what rows
     /// drew from it and what was given back (the database holds at least this: rows that
     /// drew are stored a batch later).
@@ -99,15 +122,15 @@ impl Slot {
         lease.in_flight += 1;
         let id = lease.id.clone();
         self.last_admitted = now;
-        Some(self.held_under(id, estimate))
+        Some(self.held_under(&id, estimate))
     }
 
     /// The admission of a request of `estimate` under lease `lease`: the standings with it held.
-    fn held_under(&mut self, lease: String, estimate: Estimate) -> Admission {
+    fn held_under(&mut self, lease: &str, estimate: Estimate) -> Admission {
         for standing in &mut self.standings {
             standing.hold(estimate.amount(standing.budget.unit).unwrap_or(0));
         }
-        Admission::Admitted { reservation: Some(lease), standings: self.standings.clone() }
+        Admission::Admitted { reservation: Some(lease.to_owned()), standings: self.standings.clone() }
     }
 
     /// Makes `lease` the current one; the one it replaces drains.
@@ -118,22 +141,23 @@ impl Slot {
     }
 
     fn lease_mut(&mut self, id: &str) -> Option<&mut Lease> {
-        self.current.iter_mut().chain(self.draining.iter_mut()).find(|l| l.id == id)
+        self.current.iter_mut().chain(self.draining.iter_mut()).find(|l| &*l.id == id)
     }
 }
 
 /// What a request in flight holds.
 #[derive(Debug)]
 struct Hold {
-    key: Key,
     lease: String,
     estimate: Estimate,
 }
 
 #[derive(Debug, Default)]
 pub struct LeasedBudgets {
-    slots: Mutex<HashMap<Key, Slot>>,
+    slots: Mutex<Slots>,
     holds: Mutex<HashMap<String, Hold>>,
+    /// Names holds: unique within this process, which is where they live.
+    next_hold: std::sync::atomic::AtomicU64,
     upkeep: OnceLock<()>,
 }
 
@@ -148,12 +172,11 @@ impl LeasedBudgets {
         now: i64,
     ) -> Result<Admission, StoreError> {
         self.start_upkeep(store);
-        let key = (org.to_owned(), workspace.to_owned());
         let asking = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            let slot = slots.entry(key.clone()).or_default();
+            let slot = slots.entry(org, workspace);
             if let Some(admission) = slot.admit_here(estimate, now) {
-                return Ok(self.track(&key, admission, estimate));
+                return Ok(self.track(admission, estimate));
             }
             slot.asking.clone()
         };
@@ -161,9 +184,9 @@ impl LeasedBudgets {
         // Another request may have asked while this one waited.
         let returned = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            let slot = slots.entry(key.clone()).or_default();
+            let slot = slots.entry(org, workspace);
             if let Some(admission) = slot.admit_here(estimate, now) {
-                return Ok(self.track(&key, admission, estimate));
+                return Ok(self.track(admission, estimate));
             }
             // The current lease gives back what it holds beyond its requests and drains.
             slot.current.take().map(|mut lease| {
@@ -180,7 +203,7 @@ impl LeasedBudgets {
             org,
             workspace,
             lease: &id,
-            returned: returned.as_ref().map(|(id, amounts)| (id.as_str(), *amounts)),
+            returned: returned.as_ref().map(|(id, amounts)| (&**id, *amounts)),
             need: estimate,
             want: Amounts {
                 tokens: need.tokens.saturating_mul(LEASE_REQUESTS),
@@ -191,7 +214,7 @@ impl LeasedBudgets {
         };
         let leased = store.lease(&request).await?;
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = slots.entry(key.clone()).or_default();
+        let slot = slots.entry(org, workspace);
         slot.stale = false;
         slot.last_admitted = now;
         let admission = match leased {
@@ -206,29 +229,29 @@ impl LeasedBudgets {
             }
             Leased::Granted { granted, mut standings } => {
                 hide_unused(&slots, org, &mut standings);
-                let slot = slots.get_mut(&key).expect("the slot was just entered");
+                let slot = slots.entry(org, workspace);
                 slot.unbudgeted = false;
                 slot.standings = standings;
                 slot.replace_current(Lease {
-                    id: id.clone(),
+                    id: id.as_str().into(),
                     held: granted,
                     outstanding: need,
                     in_flight: 1,
                     expires_at: now + LEASE_TTL_MS,
                 });
-                slot.held_under(id, estimate)
+                slot.held_under(&id, estimate)
             }
         };
         drop(slots);
-        Ok(self.track(&key, admission, estimate))
+        Ok(self.track(admission, estimate))
     }
 
     /// Keeps the hold of an admitted request, named by an id of its own.
-    fn track(&self, key: &Key, admission: Admission, estimate: Estimate) -> Admission {
+    fn track(&self, admission: Admission, estimate: Estimate) -> Admission {
         match admission {
             Admission::Admitted { reservation: Some(lease), standings } => {
-                let hold = format!("hold_{}", uuid::Uuid::now_v7().simple());
-                let held = Hold { key: key.clone(), lease, estimate };
+                let hold = format!("hold_{}", self.next_hold.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+                let held = Hold { lease, estimate };
                 self.holds.lock().unwrap_or_else(|e| e.into_inner()).insert(hold.clone(), held);
                 Admission::Admitted { reservation: Some(hold), standings }
             }
@@ -239,10 +262,10 @@ impl LeasedBudgets {
     /// Settles the hold `hold` with what the request used (`tokens`, `cost_micros`): what the
     /// request's ledger row draws from its lease. `None` when the hold is not this process's,
     /// or its lease is gone (swept away after its expiry).
-    pub fn settle(&self, hold: &str, tokens: i64, cost_micros: Option<i64>) -> Option<Release> {
+    pub fn settle(&self, hold: &str, org: &str, workspace: &str, tokens: i64, cost_micros: Option<i64>) -> Option<Release> {
         let hold = self.holds.lock().unwrap_or_else(|e| e.into_inner()).remove(hold)?;
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = slots.get_mut(&hold.key)?;
+        let slot = slots.get_mut(org, workspace)?;
         let used = Amounts { tokens: tokens.max(0), cost_micros: cost_micros.unwrap_or(0).max(0) };
         for standing in &mut slot.standings {
             let unit = standing.budget.unit;
@@ -262,12 +285,12 @@ impl LeasedBudgets {
         if last {
             slot.draining.retain(|l| l.id != id);
         }
-        Some(Release::Lease { id, drawn, last })
+        Some(Release::Lease { id: id.to_string(), drawn, last })
     }
 
     /// Budgets changed: every workspace asks the database again before its next admission.
     pub fn forget(&self) {
-        for slot in self.slots.lock().unwrap_or_else(|e| e.into_inner()).values_mut() {
+        for slot in self.slots.lock().unwrap_or_else(|e| e.into_inner()).all_mut() {
             slot.stale = true;
         }
     }
@@ -285,26 +308,29 @@ impl LeasedBudgets {
         let mut extend = Vec::new();
         {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            for slot in slots.values_mut() {
+            for slot in slots.all_mut() {
                 let idle = now - slot.last_admitted >= LEASE_IDLE_MS;
                 if idle && slot.current.as_ref().is_some_and(|l| l.in_flight == 0) {
-                    released.extend(slot.current.take().map(|l| l.id));
+                    released.extend(slot.current.take().map(|l| l.id.to_string()));
                 }
                 slot.draining.retain(|l| {
                     let done = l.in_flight == 0;
                     if done {
-                        released.push(l.id.clone());
+                        released.push(l.id.to_string());
                     }
                     !done
                 });
                 for lease in slot.current.iter_mut().chain(slot.draining.iter_mut()) {
                     if lease.expires_at - now < LEASE_TTL_MS / 2 {
                         lease.expires_at = now + LEASE_TTL_MS;
-                        extend.push(lease.id.clone());
+                        extend.push(lease.id.to_string());
                     }
                 }
             }
-            slots.retain(|_, slot| slot.current.is_some() || !slot.draining.is_empty() || now - slot.last_admitted < LEASE_TTL_MS);
+            for workspaces in slots.0.values_mut() {
+                workspaces.retain(|_, slot| slot.current.is_some() || !slot.draining.is_empty() || now - slot.last_admitted < LEASE_TTL_MS);
+            }
+            slots.0.retain(|_, workspaces| !workspaces.is_empty());
         }
         if let Err(e) = store.release_reservations(&released).await {
             // Unreleased, they expire.
@@ -323,8 +349,8 @@ impl LeasedBudgets {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         for id in ids {
             tracing::warn!(lease = %id, "a budget lease expired before it was extended");
-            for slot in slots.values_mut() {
-                if slot.current.as_ref().is_some_and(|l| l.id == *id)
+            for slot in slots.all_mut() {
+                if slot.current.as_ref().is_some_and(|l| *l.id == **id)
                     && let Some(lease) = slot.current.take()
                 {
                     slot.draining.push(lease);
@@ -340,7 +366,11 @@ impl LeasedBudgets {
     pub async fn release_all(&self, store: &Store) {
         let ids: Vec<String> = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots.drain().flat_map(|(_, slot)| slot.current.into_iter().chain(slot.draining).map(|l| l.id)).collect()
+            std::mem::take(&mut slots.0)
+                .into_values()
+                .flat_map(HashMap::into_values)
+                .flat_map(|slot| slot.current.into_iter().chain(slot.draining).map(|l| l.id.to_string()))
+                .collect()
         };
         if let Err(e) = store.release_reservations(&ids).await {
             tracing::warn!(error = %e, leases = ids.len(), "budget leases not released at shutdown; they expire");
@@ -367,11 +397,8 @@ impl LeasedBudgets {
 
 /// `standings` of org `org` less what the leases of `slots` hold beyond their requests in
 /// flight.
-fn hide_unused(slots: &HashMap<Key, Slot>, org: &str, standings: &mut [BudgetStanding]) {
-    for ((slot_org, workspace), slot) in slots {
-        if slot_org != org {
-            continue;
-        }
+fn hide_unused(slots: &Slots, org: &str, standings: &mut [BudgetStanding]) {
+    for (workspace, slot) in slots.0.get(org).into_iter().flatten() {
         for lease in slot.current.iter().chain(slot.draining.iter()) {
             let unused = lease.unused();
             for standing in standings.iter_mut().filter(|s| s.applies_to(workspace)) {
@@ -473,12 +500,12 @@ mod tests {
         // Each ends having used 3: its row draws 3 from the slice; settled once.
         let mut rows = Vec::new();
         for hold in &holds {
-            let release = leased.settle(hold, 3, Some(3));
+            let release = leased.settle(hold, &org, &a, 3, Some(3));
             let Some(Release::Lease { drawn, last: false, .. }) = release.clone() else { panic!("{release:?}") };
             assert_eq!(drawn, Amounts { tokens: 3, cost_micros: 0 }, "no USD budget: no cost leased");
             rows.push(row(&org, &a, 3, release));
         }
-        assert_eq!(leased.settle(&holds[0], 3, Some(3)), None, "settled once");
+        assert_eq!(leased.settle(&holds[0], &org, &a, 3, Some(3)), None, "settled once");
         store.append_usage(&rows).await.unwrap();
         assert_eq!(reserved(&store, &org).await, (303, 2_560 - 303));
         let mut shown = store.budget_standings(&org, now).await.unwrap();
@@ -493,7 +520,7 @@ mod tests {
         // Idle, a slice with a request in flight stays; released once it has none.
         leased.upkeep(&store, now + LEASE_IDLE_MS).await;
         assert_eq!(reserved(&store, &org).await, (303, 2_560), "the emptied slice is released, the one in use kept");
-        let release = leased.settle(&hold, 10, Some(10));
+        let release = leased.settle(&hold, &org, &a, 10, Some(10));
         store.append_usage(&[row(&org, &a, 10, release)]).await.unwrap();
         leased.upkeep(&store, now + 2 * LEASE_IDLE_MS).await;
         assert_eq!(reserved(&store, &org).await, (313, 0));
@@ -509,7 +536,7 @@ mod tests {
         }
         assert!(matches!(leased.admit(&store, &org, &a, estimate(1), now).await.unwrap(), Admission::Exceeded { .. }));
         // The last request of a replaced slice releases it with its row.
-        let releases: Vec<_> = in_flight.iter().map(|hold| leased.settle(hold, 1, Some(1))).collect();
+        let releases: Vec<_> = in_flight.iter().map(|hold| leased.settle(hold, &org, &a, 1, Some(1))).collect();
         assert!(releases.iter().all(|r| matches!(r, Some(Release::Lease { last: true, .. }))), "{releases:?}");
         let rows: Vec<_> = releases.into_iter().map(|r| row(&org, &a, 1, r)).collect();
         store.append_usage(&rows).await.unwrap();
@@ -520,12 +547,12 @@ mod tests {
         store.put_budget(&org, &budget, "test").await.unwrap();
         leased.forget();
         let hold = admitted(leased.admit(&store, &org, &a, estimate(10), now).await.unwrap());
-        let id = leased.slots.lock().unwrap().values().find_map(|s| s.current.as_ref().map(|l| l.id.clone())).unwrap();
+        let id = leased.slots.lock().unwrap().all_mut().find_map(|s| s.current.as_ref().map(|l| l.id.to_string())).unwrap();
         store.release_reservations(&[id]).await.unwrap();
         leased.upkeep(&store, now + LEASE_TTL_MS).await;
-        assert!(leased.slots.lock().unwrap().values().all(|s| s.current.is_none()), "no longer admitted from");
+        assert!(leased.slots.lock().unwrap().all_mut().all(|s| s.current.is_none()), "no longer admitted from");
         assert!(
-            matches!(leased.settle(&hold, 5, Some(5)), Some(Release::Lease { drawn: Amounts { tokens: 0, cost_micros: 0 }, .. })),
+            matches!(leased.settle(&hold, &org, &a, 5, Some(5)), Some(Release::Lease { drawn: Amounts { tokens: 0, cost_micros: 0 }, .. })),
             "nothing drawn from it"
         );
         // At shutdown every slice is released.

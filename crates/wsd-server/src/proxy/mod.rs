@@ -105,7 +105,9 @@ impl Proxy {
                         record.reservation = None;
                     }
                 }
-                Budgets::Leased(leased) => record.reservation = leased.settle(hold, tokens, record.cost_micros),
+                Budgets::Leased(leased) => {
+                    record.reservation = leased.settle(hold, &record.org_id, &record.workspace_id, tokens, record.cost_micros)
+                }
             }
         }
         self.limiter.charge(&record.workspace_id, u64::try_from(tokens).unwrap_or(0));
