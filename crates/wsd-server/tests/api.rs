@@ -171,6 +171,15 @@ async fn every_endpoint_succeeds_for_its_owner(api: &Api) {
     assert!(api.get("/v1/registry/providers", &token).await.body["providers"].as_array().unwrap().len() >= 14);
     assert!(api.get("/v1/registry/runtimes", &token).await.body["runtimes"].as_array().unwrap().len() >= 4);
 
+    // Usage over any range of 64-bit times answers, the defaults saturating at the ends.
+    for range in
+        [format!("to={}", i64::MIN), format!("from={}&to={}", i64::MIN, i64::MAX), format!("from={}&to={}", i64::MAX - 1, i64::MAX)]
+    {
+        let r = api.get(&format!("/v1/orgs/{org}/usage?{range}"), &token).await;
+        assert_eq!(r.status, StatusCode::OK, "{range}: {}", r.body);
+        assert!(r.body["usage"].is_array() && r.body["days"].is_array(), "{range}: {}", r.body);
+    }
+
     assert_eq!(api.delete(&format!("/v1/orgs/{org}/tokens/{token_id}"), ADMIN).await.status, StatusCode::NO_CONTENT);
     assert_eq!(api.get(&format!("/v1/orgs/{org}"), &token).await.status, StatusCode::UNAUTHORIZED);
 }

@@ -30,8 +30,8 @@ pub async fn usage(
     ApiQuery(query): ApiQuery<UsageQuery>,
 ) -> ApiResult<Json<UsageReport>> {
     state.store.get_org(&org).await?;
-    let to = query.to.unwrap_or(wsd_store::now_ms() + 1);
-    let from = query.from.unwrap_or(to - 30 * 24 * 3600 * 1000);
+    let to = query.to.unwrap_or_else(|| wsd_store::now_ms().saturating_add(1));
+    let from = query.from.unwrap_or(to.saturating_sub(30 * 24 * 3600 * 1000));
     if from > to {
         return Err(ApiError::bad_request(code::INVALID_QUERY, "from must not be after to"));
     }
