@@ -9,7 +9,8 @@
 #
 # For each run it prints requests/s and p50/p99 latency; for runs through wsd, also wsd's
 # CPU time per request (from /proc, over the run), and a summary at the end. With
-# WSD_BENCH_PERF=FILE, perf samples wsd during the plain 64-connection run through it.
+# WSD_BENCH_PERF=FILE, perf samples wsd during the plain 64-connection run through it
+# (WSD_BENCH_PERF_CONNS=1: the one-connection run).
 # WSD_BENCH_LIMITS=on puts the workspace under budgets (an org token budget and a workspace
 # USD budget, both far above what a run spends) and rate limits, so every request is
 # admitted through a reservation; WSD_BENCH_MODES="plain stream" runs only those answers;
@@ -132,7 +133,7 @@ run() {  # NAME URL CONNECTIONS
     local threads=$(( $3 < 2 ? 1 : 2 ))
     local before after out
     before=$(cpu)
-    if [ -n "${WSD_BENCH_PERF:-}" ] && [ "$1" = proxy-plain ] && [ "$3" = 64 ]; then  # optional: sample wsd with perf
+    if [ -n "${WSD_BENCH_PERF:-}" ] && [ "$1" = proxy-plain ] && [ "$3" = "${WSD_BENCH_PERF_CONNS:-64}" ]; then  # optional: sample wsd with perf
         perf record -e cpu-clock -F 499 -g -p "$WSD_PID" -o "$WSD_BENCH_PERF" -- sleep "$SECONDS_TO_RUN" >/dev/null 2>&1 &
     fi
     out=$(wrk -t$threads -c$3 -d"${SECONDS_TO_RUN}s" --latency -s "$DATA/$1.lua" "$2")

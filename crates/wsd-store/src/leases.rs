@@ -11,8 +11,9 @@
 //! any reservation unless its process extends it, so a process that dies frees its slices.
 //!
 //! A slice is at most one [`LEASE_SHARE`]th of the least headroom of the budgets of its unit,
-//! and never less than the request that asks for it: near a limit, slices shrink to single
-//! requests and admission is exact; far from it, most admissions never reach the database.
+//! and exactly the request that asks for it when that share would not hold two: near a limit
+//! slices are single requests and admission is exact; far from it, most admissions never
+//! reach the database.
 
 use crate::budgets::{Admission, BudgetPeriod, BudgetStanding, BudgetUnit, Estimate, budget_refusal};
 use crate::calendar::DAY_MS;
@@ -85,8 +86,9 @@ pub enum Leased {
 /// The slice a lease asking `want` for a request of `need` is granted under `standings` (the
 /// budgets that apply, after what was given back); `None` when the request does not fit
 /// (`budget_refusal` says why). Per unit that a budget counts, one [`LEASE_SHARE`]th of the
-/// least headroom among that unit's budgets, at most `want` and at least `need`; nothing in
-/// a unit no budget counts.
+/// least headroom among that unit's budgets, at most `want`, when that is at least two
+/// requests' `need`; else exactly `need`, so that near a limit no slice holds more than its
+/// request and every process finds what is left. Nothing in a unit no budget counts.
 pub fn lease_grant(standings: &[BudgetStanding], need: Estimate, want: Amounts) -> Option<Amounts> {
     if budget_refusal(standings, need).is_some() {
         return None;
@@ -99,8 +101,11 @@ pub fn lease_grant(standings: &[BudgetStanding], need: Estimate, want: Amounts) 
             .min();
         match headroom {
             None => 0,
-            // Within [need, want], both i64: the cast is exact.
-            Some(headroom) => (headroom / i128::from(LEASE_SHARE)).min(i128::from(want.of(unit))).max(i128::from(need)) as i64,
+            Some(headroom) => {
+                let share = (headroom / i128::from(LEASE_SHARE)).min(i128::from(want.of(unit)));
+                // Within [2 × need, want], both i64, or exactly the need: the cast is exact.
+                if share >= 2 * i128::from(need) { share as i64 } else { need }
+            }
         }
     };
     Some(Amounts { tokens: slice(BudgetUnit::Tokens, need.tokens), cost_micros: slice(BudgetUnit::Usd, need.cost_micros.unwrap_or(0)) })
@@ -265,6 +270,11 @@ mod tests {
         // Near it, never less than the request: exactly its need.
         let near = [standing(BudgetUnit::Tokens, 100, 50, 30)];
         assert_eq!(lease_grant(&near, NEED, WANT), Some(Amounts { tokens: 20, cost_micros: 0 }));
+        // A share that would not hold two requests is exactly one: 319 / 8 = 39 < 40.
+        let two_short = [standing(BudgetUnit::Tokens, 319, 0, 0)];
+        assert_eq!(lease_grant(&two_short, NEED, WANT), Some(Amounts { tokens: 20, cost_micros: 0 }));
+        let two = [standing(BudgetUnit::Tokens, 320, 0, 0)];
+        assert_eq!(lease_grant(&two, NEED, WANT), Some(Amounts { tokens: 40, cost_micros: 0 }));
         // Both units, each on its own budgets.
         let both = [standing(BudgetUnit::Tokens, 100, 0, 0), standing(BudgetUnit::Usd, 8_000, 0, 0)];
         assert_eq!(lease_grant(&both, NEED, WANT), Some(Amounts { tokens: 20, cost_micros: 1_000 }));

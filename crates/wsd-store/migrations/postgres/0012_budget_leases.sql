@@ -3,8 +3,9 @@
 -- requests in flight); the standings are read by a statement whose snapshot is taken after
 -- the locks were granted; and when the request that asks fits every budget, a new
 -- reservation `p_lease` holds the slice. The slice, per unit that a budget counts, is one
--- `p_share`th of the least headroom among that unit's budgets, at most what is wanted and at
--- least what the request needs; nothing in a unit no budget counts. The server checks the
+-- `p_share`th of the least headroom among that unit's budgets, at most what is wanted, when
+-- that holds at least two of the asking request; else exactly what the request needs (near
+-- a limit no slice holds more than its request). Nothing in a unit no budget counts. The server checks the
 -- grant against its own reckoning of the same standings (`wsd_store::lease_grant`).
 --
 -- p_need_cost NULL: the model has no price (no USD budget admits it). p_returned NULL: no
@@ -63,12 +64,18 @@ BEGIN
                MIN(CAST(s.limit_value AS NUMERIC) - s.spent - s.reserved) FILTER (WHERE s.unit = 'usd') AS cost
         FROM standing s
     ),
+    share AS (
+        SELECT LEAST(p_want_tokens, div(h.tokens, p_share)) AS tokens, LEAST(p_want_cost, div(h.cost, p_share)) AS cost
+        FROM headroom h
+    ),
     granted AS (
         SELECT CAST(CASE WHEN h.tokens IS NULL THEN 0
-                         ELSE GREATEST(p_need_tokens, LEAST(p_want_tokens, div(h.tokens, p_share))) END AS BIGINT) AS tokens,
+                         WHEN sh.tokens >= 2 * CAST(p_need_tokens AS NUMERIC) THEN sh.tokens
+                         ELSE p_need_tokens END AS BIGINT) AS tokens,
                CAST(CASE WHEN h.cost IS NULL THEN 0
-                         ELSE GREATEST(COALESCE(p_need_cost, 0), LEAST(p_want_cost, div(h.cost, p_share))) END AS BIGINT) AS cost
-        FROM headroom h
+                         WHEN sh.cost >= 2 * CAST(COALESCE(p_need_cost, 0) AS NUMERIC) THEN sh.cost
+                         ELSE COALESCE(p_need_cost, 0) END AS BIGINT) AS cost
+        FROM headroom h, share sh
         WHERE (h.tokens IS NULL OR p_need_tokens <= h.tokens)
           AND (h.cost IS NULL OR (p_need_cost IS NOT NULL AND p_need_cost <= h.cost))
     ),
