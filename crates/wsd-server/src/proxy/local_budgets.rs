@@ -33,6 +33,8 @@ struct Org {
 pub struct LocalBudgets {
     orgs: Mutex<HashMap<String, Org>>,
     holds: Mutex<HashMap<String, Hold>>,
+    /// Names holds: unique within this process, which is where they live.
+    next_hold: std::sync::atomic::AtomicU64,
 }
 
 impl LocalBudgets {
@@ -62,7 +64,9 @@ impl LocalBudgets {
             amounts.push((standing.budget.id.clone(), amount));
         }
         let standings = known.standings.iter().filter(|s| s.applies_to(workspace)).cloned().collect();
-        let id = format!("local_{}", uuid::Uuid::now_v7().simple());
+        // A counter, not a random id: the hold lives in this process only, and a random id
+        // costs a system call per request.
+        let id = format!("local_{}", self.next_hold.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         self.holds.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), Hold { org: org.to_owned(), amounts });
         Ok(Admission::Admitted { reservation: Some(id), standings })
     }
