@@ -428,38 +428,11 @@ mod tests {
     use wsd_store::{BudgetPeriod, NewBudget, UsageRecord};
 
     use super::*;
-    use crate::test_support::temp_store;
-
-    fn estimate(tokens: i64) -> Estimate {
-        Estimate { tokens, cost_micros: Some(tokens) }
-    }
-
-    fn admitted(admission: Admission) -> String {
-        match admission {
-            Admission::Admitted { reservation: Some(id), .. } => id,
-            other => panic!("not admitted: {other:?}"),
-        }
-    }
+    use crate::test_support::{admitted, estimate, temp_store, usage_row};
 
     /// A ledger row of `used` tokens that releases `release`.
     fn row(org: &str, workspace: &str, used: i64, release: Option<Release>) -> UsageRecord {
-        UsageRecord {
-            at: wsd_store::now_ms(),
-            org_id: org.to_owned(),
-            workspace_id: workspace.to_owned(),
-            provider: "minimax".into(),
-            model: "MiniMax-M2.7".into(),
-            input_tokens: used,
-            output_tokens: 0,
-            cache_read_tokens: 0,
-            cache_write_tokens: 0,
-            status: 200,
-            latency_ms: 1,
-            request_id: "r".into(),
-            routing: "platform".into(),
-            cost_micros: Some(used),
-            reservation: release,
-        }
+        usage_row(org, workspace, wsd_store::now_ms(), used, Some(used), release)
     }
 
     async fn reserved(store: &Store, org: &str) -> (i64, i64) {

@@ -141,21 +141,10 @@ impl LocalBudgets {
 
 #[cfg(test)]
 mod tests {
-    use wsd_store::{BudgetPeriod, NewBudget, UsageRecord};
+    use wsd_store::{BudgetPeriod, NewBudget};
 
     use super::*;
-    use crate::test_support::temp_store;
-
-    fn estimate(tokens: i64) -> Estimate {
-        Estimate { tokens, cost_micros: Some(tokens) }
-    }
-
-    fn admitted(admission: Admission) -> String {
-        match admission {
-            Admission::Admitted { reservation: Some(id), .. } => id,
-            other => panic!("not admitted: {other:?}"),
-        }
-    }
+    use crate::test_support::{admitted, estimate, temp_store, usage_row};
 
     #[tokio::test]
     async fn holds_survive_a_read_and_spent_never_goes_back() {
@@ -195,23 +184,7 @@ mod tests {
         local.overlay(&org, &mut shown);
         assert_eq!((shown[0].spent, shown[0].reserved, shown[0].remaining), (5, 95, 0));
         // The store catches up: spent as stored, not twice.
-        let row = UsageRecord {
-            at: now,
-            org_id: org.clone(),
-            workspace_id: a.clone(),
-            provider: "minimax".into(),
-            model: "MiniMax-M2.7".into(),
-            input_tokens: 5,
-            output_tokens: 0,
-            cache_read_tokens: 0,
-            cache_write_tokens: 0,
-            status: 200,
-            latency_ms: 1,
-            request_id: "r".into(),
-            routing: "platform".into(),
-            cost_micros: None,
-            reservation: None,
-        };
+        let row = usage_row(&org, &a, now, 5, None, None);
         store.append_usage(&[row]).await.unwrap();
         local.forget();
         local.settle(&second, &a, 0, None);
