@@ -73,8 +73,7 @@ async fn world(owner: &str, registry: Registry, host: &str, image: &str, script:
     let mut state = AppState::new(registry, store, Some(PlatformSettings { proxy_base_url: format!("{base}/llm") }), Policy::default());
     state.runner = Some(Runner::of(vec![placement]));
     let state = Arc::new(state);
-    let app = wsd_server::router(state.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    tokio::spawn(wsd_server::listener::serve(listener, wsd_server::app(state.clone()), Default::default(), std::future::pending()));
     World { base, client: reqwest::Client::new(), state }
 }
 

@@ -75,8 +75,7 @@ impl World {
         runner.max_running_per_org = if label == "quota" { 2 } else { 0 };
         state.runner = Some(runner);
         let state = Arc::new(state);
-        let app = wsd_server::router(state.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        tokio::spawn(wsd_server::listener::serve(listener, wsd_server::app(state.clone()), Default::default(), std::future::pending()));
         World { base, client: reqwest::Client::new(), root, state }
     }
 

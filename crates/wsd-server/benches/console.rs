@@ -74,8 +74,7 @@ async fn main() {
     let (session, _) = state.console.open(&org.id, "org bench", wsd_store::token_hash(token), Instant::now());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = wsd_server::router(state.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    tokio::spawn(wsd_server::listener::serve(listener, wsd_server::app(state.clone()), Default::default(), std::future::pending()));
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let pages = [
         ("workspaces (1,000)", "/console/workspaces".to_owned()),

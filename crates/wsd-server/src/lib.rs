@@ -7,6 +7,7 @@
 //! mistakes are 4xx; another org's resources answer 404; no response carries a secret
 //! value except the one that mints a token.
 
+mod app;
 pub mod auth;
 mod cache;
 pub mod changes;
@@ -38,6 +39,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 
+pub use crate::app::App;
 use crate::error::ApiError;
 pub use crate::lifecycle::adopt_running;
 use crate::routes::{audit, operations, orgs, registry, secrets, usage, workspaces};
@@ -106,8 +108,13 @@ async fn refuse_undecodable_paths(request: axum::extract::Request, next: axum::m
     next.run(request).await
 }
 
-pub fn router(state: Arc<AppState>) -> Router {
-    let proxy = state.proxy.routes();
+/// The server: the metering proxy's calls beside the API's routes.
+pub fn app(state: Arc<AppState>) -> App {
+    App::new(router(state.clone()), state.proxy.clone(), state.metrics.clone())
+}
+
+/// The API's routes (everything but the proxy's calls, which [`app`] routes first).
+fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(operations::healthz))
         .route("/metrics", get(operations::metrics))
@@ -151,7 +158,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), forget_cached_after_changes))
         .with_state(state.clone())
-        .merge(proxy)
         .layer(axum::middleware::from_fn(refuse_undecodable_paths))
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
 }

@@ -9,12 +9,17 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::convert::Infallible;
+
 use crate::code;
-use axum::Router;
+use axum::http::Request;
+use axum::response::Response;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tower_service::Service;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenerLimits {
@@ -44,7 +49,11 @@ fn over_capacity() -> String {
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight
 /// finish (up to the grace period).
-pub async fn serve(listener: TcpListener, app: Router, limits: ListenerLimits, shutdown: impl Future<Output = ()>) {
+pub async fn serve<S>(listener: TcpListener, app: S, limits: ListenerLimits, shutdown: impl Future<Output = ()>)
+where
+    S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -87,6 +96,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ListenerLimits, s
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::Router;
     use tokio::io::AsyncReadExt;
 
     async fn start(limits: ListenerLimits) -> (String, tokio::sync::oneshot::Sender<()>) {

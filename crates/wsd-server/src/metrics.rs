@@ -145,12 +145,10 @@ impl Metrics {
     }
 }
 
-/// Records every request. The route is the matched pattern (`/v1/orgs/{org}`), never the
-/// raw path, so ids do not become labels.
-pub async fn track(State(metrics): State<std::sync::Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    // Made-up methods share one label: a client cannot add series at will.
-    let method: &'static str = match request.method().as_str() {
+/// A request method as a label. Made-up methods share one label: a client cannot add
+/// series at will.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    match method.as_str() {
         "GET" => "GET",
         "POST" => "POST",
         "PUT" => "PUT",
@@ -159,7 +157,14 @@ pub async fn track(State(metrics): State<std::sync::Arc<Metrics>>, request: Requ
         "HEAD" => "HEAD",
         "OPTIONS" => "OPTIONS",
         _ => "other",
-    };
+    }
+}
+
+/// Records every API request. The route is the matched pattern (`/v1/orgs/{org}`), never
+/// the raw path, so ids do not become labels.
+pub async fn track(State(metrics): State<std::sync::Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = method_label(request.method());
     let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);

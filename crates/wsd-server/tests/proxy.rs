@@ -300,6 +300,15 @@ async fn the_proxy_swaps_keys_rewrites_models_and_meters_every_request() {
     let metrics = s.api.client.get(format!("{}/metrics", s.api.base)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.lines().any(|l| l == "wsd_proxy_requests_total{provider=\"minimax\",status=\"200\"} 5"), "{metrics}");
     assert!(metrics.lines().any(|l| l == "wsd_proxy_tokens_total{provider=\"minimax\",kind=\"input\"} 73"), "{metrics}");
+    for (surface, calls) in [("anthropic", 3), ("openai", 2)] {
+        let line = format!("wsd_http_requests_total{{method=\"POST\",route=\"/llm/{surface}/{{*rest}}\",status=\"200\"}} {calls}");
+        assert!(metrics.lines().any(|l| l == line), "proxied calls are counted under their route's pattern: {metrics}");
+    }
+    // A proxied path that is not UTF-8 once decoded is refused in the error envelope, before
+    // anything else (no ledger row: nothing was admitted).
+    let (status, body) = send(&s, "/llm/anthropic/v1/%FF", message.clone(), "x-api-key").await;
+    assert_eq!(status, 400);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["error"]["code"], "INVALID_PATH", "{body}");
 
     // The operator replaces the platform key: the next request carries the new one.
     s.api.put("/v1/platform/secrets/MINIMAX_API_KEY", ADMIN, json!({"value": "canary-platform-minimax-key-2"})).await;

@@ -140,7 +140,7 @@ async fn serve(listen: SocketAddr, state: Arc<AppState>, limits: wsd_server::lis
     // One line on stdout that scripts and tests can wait for.
     println!("wsd listening on http://{local}");
     let state_for_close = state.clone();
-    wsd_server::listener::serve(listener, wsd_server::router(state), limits, shutdown).await;
+    wsd_server::listener::serve(listener, wsd_server::app(state), limits, shutdown).await;
     // Every metered request's row is stored, and its budget slices released, before the
     // store closes.
     state_for_close.proxy.close().await;

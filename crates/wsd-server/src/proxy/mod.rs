@@ -30,8 +30,7 @@ mod vendor;
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use wsd_core::Registry;
 use wsd_core::registry::Protocol;
@@ -164,19 +163,20 @@ impl Proxy {
         }
     }
 
-    /// The routes under `/llm/`, on this proxy's state, for a router of any state.
-    pub fn routes<S: Clone + Send + Sync + 'static>(self: &Arc<Self>) -> Router<S> {
-        Router::new()
-            .route("/llm/anthropic/{*rest}", axum::routing::any(anthropic))
-            .route("/llm/openai/{*rest}", axum::routing::any(openai))
-            .with_state(self.clone())
+    /// One proxied call on `surface` (see [`surface`]), answered.
+    pub async fn call(self: Arc<Self>, surface: Protocol, request: Request) -> Response {
+        forward::forward(self, surface, request).await.unwrap_or_else(IntoResponse::into_response)
     }
 }
 
-async fn anthropic(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
-    forward::forward(proxy, Protocol::Anthropic, request).await.unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn openai(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
-    forward::forward(proxy, Protocol::Openai, request).await.unwrap_or_else(IntoResponse::into_response)
+/// The proxy's surface a path is under, with its route as the metrics name it: `None` for
+/// a path that is not the proxy's.
+pub fn surface(path: &str) -> Option<(Protocol, &'static str)> {
+    if path.starts_with("/llm/anthropic/") {
+        Some((Protocol::Anthropic, "/llm/anthropic/{*rest}"))
+    } else if path.starts_with("/llm/openai/") {
+        Some((Protocol::Openai, "/llm/openai/{*rest}"))
+    } else {
+        None
+    }
 }

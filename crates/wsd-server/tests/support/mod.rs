@@ -203,8 +203,7 @@ pub async fn start_with(backend: Backend, label: &str, platform: bool, registry:
     let state = Arc::new(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = wsd_server::router(state.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    tokio::spawn(wsd_server::listener::serve(listener, wsd_server::app(state.clone()), Default::default(), std::future::pending()));
     Api { base, client: reqwest::Client::new(), state, seen: Mutex::new(String::new()) }
 }
 
