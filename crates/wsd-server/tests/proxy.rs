@@ -108,6 +108,16 @@ async fn answer(path: &'static str, fake: Fake, headers: HeaderMap, body: String
         }
         ("short", _, true) => event_stream(stream::iter([Ok(Bytes::from(MESSAGE_START)), Ok(Bytes::from(MESSAGE_REST))])),
         ("hang", _, true) => event_stream(stream::iter([Ok(Bytes::from(MESSAGE_START))]).chain(stream::pending())),
+        ("trickle", _, true) => {
+            // Never silent for the limit, though longer than it in all.
+            let pings = stream::unfold(0, |n| async move {
+                (n < 4).then_some(())?;
+                tokio::time::sleep(UPSTREAM_TIMEOUT * 2 / 5).await;
+                Some((Ok(Bytes::from("event: ping\ndata: {\"type\":\"ping\"}\n\n")), n + 1))
+            });
+            let end = stream::iter([MESSAGE_REST, MESSAGE_STOP].map(|s| Ok(Bytes::from(s))));
+            event_stream(stream::iter([Ok(Bytes::from(MESSAGE_START))]).chain(pings).chain(end))
+        }
         ("drip", _, true) => {
             let guard = Abandoned(fake.abandoned.clone());
             let pings = stream::unfold(guard, |guard| async move {
@@ -731,7 +741,17 @@ async fn a_silent_upstream_times_out_with_504_or_an_error_event() {
     let tail = &body[MESSAGE_START.len()..];
     assert!(tail.starts_with("event: error\ndata: ") && tail.contains("UPSTREAM_TIMEOUT") && tail.ends_with("\n\n"), "{tail}");
 
-    let rows = requests(&s, 2).await;
+    // The limit is on silence, not on the whole answer: a stream whose pieces keep coming
+    // runs past it.
+    let started = std::time::Instant::now();
+    let (status, body) = send(&s, "/llm/anthropic/v1/messages", message("trickle", true), "x-api-key").await;
+    assert_eq!(status, 200);
+    assert!(started.elapsed() > UPSTREAM_TIMEOUT, "the stream took longer than the limit");
+    assert!(!body.contains("UPSTREAM_TIMEOUT") && body.ends_with(MESSAGE_STOP), "{body}");
+
+    let rows = requests(&s, 3).await;
+    assert_eq!((rows[0]["status"].as_i64(), rows[0]["output_tokens"].as_i64()), (Some(200), Some(7)), "{rows:?}");
+    let rows = &rows[1..];
     assert_eq!(
         (rows[0]["model"].as_str(), rows[0]["status"].as_i64(), rows[0]["input_tokens"].as_i64()),
         (Some("MiniMax-M2.7"), Some(504), Some(12))

@@ -7,8 +7,11 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
 use wsd_core::registry::Protocol;
 
 use super::budget;
@@ -16,7 +19,7 @@ use super::dialect::Dialect;
 use super::endpoint::{self, Endpoint};
 use super::gate::UsageGrant;
 use super::meter::{Fault, Meter};
-use super::metered::{Metered, PendingMeter};
+use super::metered::{Metered, PendingMeter, Silence};
 use super::request::RequestBody;
 use super::{MAX_PROXY_BODY_BYTES, Proxy, scrub};
 use crate::code;
@@ -85,7 +88,7 @@ fn not_allowed(method: &axum::http::Method, rest: &str) -> ApiError {
 
 /// A request ready to go upstream.
 struct Call {
-    outgoing: reqwest::RequestBuilder,
+    outgoing: hyper::Request<Full<Bytes>>,
     provider: String,
     vendor_model: String,
     /// The key wsd put on the request: scrubbed from anything that comes back.
@@ -136,13 +139,17 @@ pub(super) async fn forward(proxy: Arc<Proxy>, surface: Protocol, request: Reque
     pending.meter().model = call.vendor_model;
     // The row releases what the request holds of its budgets.
     pending.meter().reservation = call.held.reservation.take();
-    let answer = tokio::time::timeout(upstream.upstream_timeout, call.outgoing.send()).await;
+    // One timer watches upstream's silence: until its answer starts, then (moved into the
+    // answer's body) between two pieces of it.
+    let mut silence = Silence::new(upstream.upstream_timeout);
+    let answer = silence.watch(upstream.client.request(call.outgoing)).await;
     let mut meter = pending.take();
     let response = match answer {
-        Ok(Ok(response)) => response,
+        Some(Ok(response)) => response,
         failed => {
             let (fault, connect) = match failed {
-                Ok(Err(e)) if !e.is_timeout() => (Fault::Broken, e.is_connect()),
+                Some(Err(e)) if e.is_connect() && !timed_out(&e) => (Fault::Broken, true),
+                Some(Err(e)) if !timed_out(&e) => (Fault::Broken, false),
                 _ => (Fault::Timeout, false),
             };
             if let Some(record) = meter.finish(Some(fault)) {
@@ -167,12 +174,25 @@ pub(super) async fn forward(proxy: Arc<Proxy>, surface: Protocol, request: Reque
         }
     };
     let mut answer = if response.status().is_success() {
-        respond(proxy, response, meter)?
+        respond(proxy, response, meter, silence)?
     } else {
-        scrub::respond_scrubbed(&proxy, response, meter, &call.key, upstream.upstream_timeout).await
+        scrub::respond_scrubbed(&proxy, response, meter, &call.key, silence).await
     };
     budget::standing_headers(&call.held.standings, answer.headers_mut());
     Ok(answer)
+}
+
+/// Whether a failed upstream call failed because something took too long (a connection
+/// past `connect_timeout`).
+fn timed_out(error: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut) {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Everything between admission and the upstream call; each refusal is the caller's answer
@@ -191,7 +211,7 @@ async fn prepare(
     let body = read_body(body).await?;
     let request = RequestBody::parse(&body)?;
     let model = request.model()?;
-    let (vendor, vendor_model, key) = match &grant.proxied {
+    let (vendor, vendor_model, key, key_name) = match &grant.proxied {
         None => {
             // A platform workspace calls the model it was planned with, nothing else, on the
             // platform's key. A CLI that cannot send a namespaced id sends the vendor's own
@@ -212,7 +232,7 @@ async fn prepare(
                     format!("the platform has no key for provider `{}` (platform secret {})", vendor.provider, vendor.key_name),
                 )
             })?;
-            (vendor, vendor_model, key)
+            (vendor, vendor_model, key, vendor.key_name.as_str())
         }
         Some(proxied) => {
             // A BYOK workspace's own key, kept in wsd: the model id is the vendor's, sent as
@@ -230,7 +250,7 @@ async fn prepare(
                     ),
                 )
             })?;
-            (vendor, model.as_str(), key)
+            (vendor, model.as_str(), key, proxied.key.as_str())
         }
     };
     let route = vendor.route(surface)?;
@@ -241,14 +261,28 @@ async fn prepare(
         .upstream
         .as_ref()
         .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code::PROXY_DISABLED, "this server runs no metering proxy"))?;
-    let mut outgoing = upstream.client.request(parts.method.clone(), route.url(rest)?);
+    let mut headers = HeaderMap::with_capacity(parts.headers.len() + 2);
     for (name, value) in &parts.headers {
-        if endpoint::forwards_header(surface, name) && name != "content-type" {
-            outgoing = outgoing.header(name, value);
+        if endpoint::forwards_header(surface, name) && name != CONTENT_TYPE {
+            headers.append(name.clone(), value.clone());
         }
     }
-    outgoing = if route.bearer { outgoing.bearer_auth(key.expose()) } else { outgoing.header("x-api-key", key.expose()) };
-    let outgoing = outgoing.header("content-type", "application/json").body(payload);
+    let credential =
+        if route.bearer { HeaderValue::try_from(format!("Bearer {}", key.expose())) } else { HeaderValue::from_str(key.expose()) };
+    let mut credential = credential.map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            code::INVALID_VALUE,
+            format!("the key in secret {key_name} cannot be sent in an HTTP header (it holds a control character); set it again"),
+        )
+    })?;
+    credential.set_sensitive(true);
+    headers.insert(if route.bearer { AUTHORIZATION } else { HeaderName::from_static("x-api-key") }, credential);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut outgoing = hyper::Request::new(Full::new(Bytes::from(payload)));
+    *outgoing.method_mut() = parts.method.clone();
+    *outgoing.uri_mut() = route.url(rest)?;
+    *outgoing.headers_mut() = headers;
     // Rate limits: the org's own, else the platform's.
     let limits = match proxy.gate.org_rate_limits(&proxy.store, &grant.org).await? {
         Some(own) => super::rate::RateLimits {
@@ -293,7 +327,7 @@ fn models_answer(surface: Protocol, model: &str) -> Response {
 
 /// Upstream's answer on its way back: its status and the headers a client needs, and its
 /// body through the meter.
-fn respond(proxy: Arc<Proxy>, response: reqwest::Response, mut meter: Meter) -> Result<Response, ApiError> {
+fn respond(proxy: Arc<Proxy>, response: hyper::Response<Incoming>, mut meter: Meter, silence: Silence) -> Result<Response, ApiError> {
     meter.status = i64::from(response.status().as_u16());
     meter.request_id = ["request-id", "x-request-id"]
         .iter()
@@ -311,7 +345,7 @@ fn respond(proxy: Arc<Proxy>, response: reqwest::Response, mut meter: Meter) -> 
             builder = builder.header(name, value);
         }
     }
-    let length = if meter.sse { None } else { response.content_length() };
-    let body = Metered { inner: Box::pin(response.bytes_stream()), meter, proxy, length, sent: 0, done: false };
+    let length = if meter.sse { None } else { http_body::Body::size_hint(response.body()).exact() };
+    let body = Metered { inner: response.into_body(), silence, meter, proxy, length, sent: 0, done: false };
     builder.body(Body::new(body)).map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_INVALID, e.to_string()))
 }

@@ -2,13 +2,16 @@
 //! request's one ledger row is written when the meter finishes — at the answer's end, at a
 //! fault, at wsd's own refusal — or, if none of those came, when it is dropped.
 
-use std::pin::Pin;
+use std::future::Future;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Bytes;
-use futures_util::Stream;
 use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
 
 use super::Proxy;
 use super::meter::{Fault, Meter};
@@ -55,11 +58,67 @@ impl Drop for PendingMeter {
     }
 }
 
+/// How long upstream has been silent, watched by one timer: it may stay silent at most
+/// `limit` before its answer starts and between two pieces of it. A piece only notes when it
+/// came; the timer is armed at the first wait and moved only when it fires, so an answer
+/// that keeps coming costs no timer updates.
+#[derive(Debug)]
+pub struct Silence {
+    limit: Duration,
+    last: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Silence {
+    pub fn new(limit: Duration) -> Self {
+        Self { limit, last: Instant::now(), timer: None }
+    }
+
+    /// The longest upstream may stay silent.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    /// Upstream spoke.
+    pub fn heard(&mut self) {
+        self.last = Instant::now();
+    }
+
+    /// Ready once upstream has been silent for the limit; until then the waker is woken
+    /// when it may have been.
+    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let deadline = self.last + self.limit;
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        while timer.as_mut().poll(cx).is_ready() {
+            // It fired at the deadline it was set to; upstream may have spoken since.
+            let deadline = self.last + self.limit;
+            if deadline <= Instant::now() {
+                return Poll::Ready(());
+            }
+            timer.as_mut().reset(deadline);
+        }
+        Poll::Pending
+    }
+
+    /// `future`'s output, or `None` if upstream stayed silent for the limit first.
+    pub async fn watch<F: Future>(&mut self, future: F) -> Option<F::Output> {
+        let mut future = pin!(future);
+        let output = std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+            Poll::Ready(output) => Poll::Ready(Some(output)),
+            Poll::Pending => self.poll_expired(cx).map(|()| None),
+        })
+        .await;
+        self.heard();
+        output
+    }
+}
+
 /// The upstream body on its way back, metered as it passes. The row is written at its end,
 /// when it breaks, or when the client goes away early (the body is dropped, which also
 /// drops, and so cancels, the upstream request).
 pub struct Metered {
-    pub inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    pub inner: Incoming,
+    pub silence: Silence,
     pub meter: Meter,
     pub proxy: Arc<Proxy>,
     /// Upstream's `content-length` of a plain answer, passed on so the client gets the same
@@ -100,30 +159,36 @@ impl http_body::Body for Metered {
         if self.done {
             return Poll::Ready(None);
         }
-        match self.inner.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(bytes))) => {
-                self.meter.feed(&bytes);
-                if self.meter.overlong() {
-                    return self.fail(Fault::Protocol);
-                }
-                self.sent += bytes.len() as u64;
-                // With a known length the server stops asking once it has it all: that is
-                // the end.
-                if self.length == Some(self.sent) {
+        let bytes = loop {
+            match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(bytes) => break bytes,
+                    // Trailers: nothing of the answer's body.
+                    Err(_) => continue,
+                },
+                Poll::Ready(Some(Err(_))) => return self.fail(Fault::Broken),
+                Poll::Ready(None) if !self.meter.complete() => return self.fail(Fault::Truncated),
+                Poll::Ready(None) => {
                     self.done = true;
                     self.finish(None);
+                    return Poll::Ready(None);
                 }
-                Poll::Ready(Some(Ok(Frame::data(bytes))))
+                Poll::Pending if self.silence.poll_expired(cx).is_ready() => return self.fail(Fault::Timeout),
+                Poll::Pending => return Poll::Pending,
             }
-            Poll::Ready(Some(Err(e))) => self.fail(if e.is_timeout() { Fault::Timeout } else { Fault::Broken }),
-            Poll::Ready(None) if !self.meter.complete() => self.fail(Fault::Truncated),
-            Poll::Ready(None) => {
-                self.done = true;
-                self.finish(None);
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
+        };
+        self.silence.heard();
+        self.meter.feed(&bytes);
+        if self.meter.overlong() {
+            return self.fail(Fault::Protocol);
         }
+        self.sent += bytes.len() as u64;
+        // With a known length the server stops asking once it has it all: that is the end.
+        if self.length == Some(self.sent) {
+            self.done = true;
+            self.finish(None);
+        }
+        Poll::Ready(Some(Ok(Frame::data(bytes))))
     }
 
     fn is_end_stream(&self) -> bool {

@@ -1,7 +1,5 @@
 //! Error answers from upstream, passed back without the key wsd put on the request.
 
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -9,6 +7,9 @@ use wsd_core::SecretValue;
 
 use super::Proxy;
 use super::meter::Meter;
+use super::metered::Silence;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 
 /// The most of an error answer passed back: enough for any provider's error document.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
@@ -18,24 +19,36 @@ const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 /// hand the platform's key to a workspace.
 pub(super) async fn respond_scrubbed(
     proxy: &Proxy,
-    response: reqwest::Response,
+    response: hyper::Response<Incoming>,
     mut meter: Meter,
     key: &SecretValue,
-    timeout: Duration,
+    mut silence: Silence,
 ) -> Response {
-    use futures_util::StreamExt;
     let status = response.status().as_u16();
     meter.status = i64::from(status);
     let content_type = response.headers().get("content-type").cloned();
     let retry_after = response.headers().get("retry-after").cloned();
     let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
-    let read = tokio::time::timeout(timeout, async {
-        while let Some(Ok(chunk)) = stream.next().await {
-            let room = MAX_ERROR_BODY_BYTES - body.len();
-            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            if body.len() == MAX_ERROR_BODY_BYTES {
-                break;
+    let mut incoming = response.into_body();
+    // Upstream may stay silent for the limit between two pieces, and take as long in all.
+    let limit = silence.limit();
+    let read = tokio::time::timeout(limit, async {
+        loop {
+            match silence.watch(incoming.frame()).await {
+                Some(Some(Ok(frame))) => {
+                    let Ok(chunk) = frame.into_data() else { continue };
+                    let room = MAX_ERROR_BODY_BYTES - body.len();
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if body.len() == MAX_ERROR_BODY_BYTES {
+                        break;
+                    }
+                }
+                // Upstream went silent: what it said is not passed on half.
+                None => {
+                    body.clear();
+                    break;
+                }
+                Some(_) => break,
             }
         }
     })

@@ -1,6 +1,16 @@
-//! The proxy's HTTP client to the providers, and its settings.
+//! The proxy's HTTP client to the providers, and its settings. It is hyper's own pooled
+//! client over rustls (the platform's root certificates), with nothing between: the URL of
+//! each upstream call is parsed once per vendor, headers are built once per request, and a
+//! request's silence is watched by one timer (see `metered`).
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use axum::body::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 /// `[proxy]` in the config file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,9 +38,12 @@ impl Default for ProxySettings {
     }
 }
 
+/// An HTTP client to providers over HTTPS (or plain HTTP, for one on loopback).
+pub(super) type Upstream = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
 #[derive(Debug)]
 pub struct UpstreamClient {
-    pub(super) client: reqwest::Client,
+    pub(super) client: Upstream,
     pub(super) upstream_timeout: Duration,
     pub(super) default_output_tokens: u64,
     pub(super) rate_limits: super::rate::RateLimits,
@@ -38,13 +51,18 @@ pub struct UpstreamClient {
 
 impl UpstreamClient {
     pub fn new(settings: &ProxySettings) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .read_timeout(settings.upstream_timeout)
-            .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot build the proxy's HTTP client: {e}"))?;
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(settings.connect_timeout));
+        // Small writes (a request, each event of a stream) go out at once.
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_platform_verifier(Arc::new(rustls::crypto::ring::default_provider()))
+            .map_err(|e| format!("cannot build the proxy's TLS client: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new()).timer(TokioTimer::new()).pool_timer(TokioTimer::new()).build(https);
         Ok(Self {
             client,
             upstream_timeout: settings.upstream_timeout,

@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 
+use axum::http::Uri;
+
 use wsd_core::registry::{KeyHeader, Protocol, Provider};
 use wsd_core::{EnvKey, Registry};
 
@@ -26,7 +28,7 @@ pub(super) struct Vendor {
 #[derive(Debug)]
 pub(super) struct Route {
     /// The upstream URL of each forwarded path, parsed once.
-    urls: Vec<(&'static str, reqwest::Url)>,
+    urls: Vec<(&'static str, Uri)>,
     /// The key goes as `Authorization: Bearer`, else as `x-api-key`.
     pub bearer: bool,
 }
@@ -43,7 +45,7 @@ fn join(base: &str, surface: Protocol, rest: &str) -> String {
 
 impl Route {
     /// The upstream URL of a forwarded path (`v1/messages`) on this route.
-    pub fn url(&self, rest: &str) -> Result<reqwest::Url, ApiError> {
+    pub fn url(&self, rest: &str) -> Result<Uri, ApiError> {
         self.urls.iter().find(|(path, _)| *path == rest).map(|(_, url)| url.clone()).ok_or_else(|| {
             ApiError::new(axum::http::StatusCode::BAD_GATEWAY, code::UPSTREAM_INVALID, "the provider's base URL is not a valid URL")
         })
@@ -56,7 +58,7 @@ impl Vendor {
             provider.base_url(surface).map(|base| Route {
                 urls: super::endpoint::forwarded_paths(surface)
                     .iter()
-                    .filter_map(|path| Some((*path, reqwest::Url::parse(&join(base, surface, path)).ok()?)))
+                    .filter_map(|path| Some((*path, Uri::try_from(join(base, surface, path)).ok()?)))
                     .collect(),
                 bearer: registry.key_header(provider, surface) == KeyHeader::Bearer,
             })
@@ -142,7 +144,7 @@ mod tests {
         let anthropic = vendors.provider("anthropic-api").unwrap();
         let messages = anthropic.route(Protocol::Anthropic).unwrap();
         assert!(!messages.bearer);
-        assert_eq!(messages.url("v1/messages").unwrap().as_str(), "https://api.anthropic.com/v1/messages");
+        assert_eq!(messages.url("v1/messages").unwrap().to_string(), "https://api.anthropic.com/v1/messages");
         assert_eq!(vendors.provider("platform").err().unwrap().code, code::UNKNOWN_PROVIDER, "the platform is no upstream");
         assert_eq!(vendors.provider("nobody").err().unwrap().code, code::UNKNOWN_PROVIDER);
     }
@@ -154,11 +156,11 @@ mod tests {
         assert_eq!((openai.provider.as_str(), openai.key_name.as_str(), id), ("openai-api", "OPENAI_API_KEY", "gpt-5"));
         let route = openai.route(Protocol::Openai).unwrap();
         assert!(route.bearer);
-        assert_eq!(route.url("v1/chat/completions").unwrap().as_str(), "https://api.openai.com/v1/chat/completions");
-        assert_eq!(route.url("v1/responses/compact").unwrap().as_str(), "https://api.openai.com/v1/responses/compact");
+        assert_eq!(route.url("v1/chat/completions").unwrap().to_string(), "https://api.openai.com/v1/chat/completions");
+        assert_eq!(route.url("v1/responses/compact").unwrap().to_string(), "https://api.openai.com/v1/responses/compact");
         let (minimax, _) = vendors.pick("minimax/MiniMax-M2.7").unwrap();
         let messages = minimax.route(Protocol::Anthropic).unwrap().url("v1/messages").unwrap();
-        assert_eq!(messages.as_str(), "https://api.minimax.io/anthropic/v1/messages");
+        assert_eq!(messages.to_string(), "https://api.minimax.io/anthropic/v1/messages");
         assert!(minimax.route(Protocol::Anthropic).unwrap().url("v1/files").is_err(), "only forwarded paths have a URL");
         for bad in ["gpt-5", "/gpt-5", "openai/", "nobody/model"] {
             assert_eq!(vendors.pick(bad).err().unwrap().code, code::UNKNOWN_MODEL_NAMESPACE, "{bad}");
