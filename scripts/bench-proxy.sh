@@ -7,8 +7,9 @@
 #
 #   scripts/bench-proxy.sh [SECONDS]      (default 10 per run; needs wrk: apt-get install wrk)
 #
-# For each run it prints requests/s and p50/p99 latency; for runs through wsd, also wsd's
-# CPU time per request (from /proc, over the run), and a summary at the end. With
+# For each run it prints requests/s and p50/p99 latency, and CPU time per request (from
+# /proc, over the run): wsd's for runs through it, the fake provider's for direct runs —
+# their ratio does not move with the machine's speed — and a summary at the end. With
 # WSD_BENCH_PERF=FILE, perf samples wsd during the plain 64-connection run through it
 # (WSD_BENCH_PERF_CONNS=1: the one-connection run).
 # WSD_BENCH_LIMITS=on puts the workspace under budgets (an org token budget and a workspace
@@ -44,7 +45,8 @@ cleanup() {
 trap cleanup EXIT
 
 "$FAKE" 127.0.0.1:$FAKE_PORT > "$DATA/fake.out" &
-PIDS+=($!)
+FAKE_PID=$!
+PIDS+=($FAKE_PID)
 cat > "$DATA/wsd.toml" <<TOML
 [platform]
 proxy_base_url = "http://127.0.0.1:$PORT/llm"
@@ -126,18 +128,21 @@ for name in direct-plain proxy-plain direct-split proxy-split direct-large proxy
         || { echo "bench-proxy: $name.lua sends invalid JSON" >&2; exit 1; }
 done
 
-cpu() { awk '{print $14 + $15}' /proc/$WSD_PID/stat; }
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICKS=$(getconf CLK_TCK)
 SUMMARY=$DATA/summary
 run() {  # NAME URL CONNECTIONS
     local threads=$(( $3 < 2 ? 1 : 2 ))
-    local before after out
-    before=$(cpu)
+    local before after out pid=$WSD_PID
+    # A direct run measures the provider's CPU: one HTTP exchange per request on the same
+    # machine, the yardstick for wsd's two (it moves with the machine's speed as wsd's does).
+    [[ $1 == direct-* ]] && pid=$FAKE_PID
+    before=$(cpu "$pid")
     if [ -n "${WSD_BENCH_PERF:-}" ] && [ "$1" = proxy-plain ] && [ "$3" = "${WSD_BENCH_PERF_CONNS:-64}" ]; then  # optional: sample wsd with perf
         perf record -e cpu-clock -F 499 -g -p "$WSD_PID" -o "$WSD_BENCH_PERF" -- sleep "$SECONDS_TO_RUN" >/dev/null 2>&1 &
     fi
     out=$(wrk -t$threads -c$3 -d"${SECONDS_TO_RUN}s" --latency -s "$DATA/$1.lua" "$2")
-    after=$(cpu)
+    after=$(cpu "$pid")
     echo "== $1, $3 connection(s)"
     echo "$out" | grep -E "requests in|Requests/sec|Non-2xx| 50%| 99%|Socket errors" | sed 's/^/   /'
     python3 - "$1" "$3" "$before" "$after" "$TICKS" "$out" >> "$SUMMARY" <<'PY'
@@ -167,14 +172,14 @@ rows = {}
 for line in open(sys.argv[1]):
     name, conns, rps, p50, p99, cpu, ok, _ = line.split()
     rows[(name, int(conns))] = (float(rps), float(p50), float(p99), float(cpu), ok)
-print(f"{'answer':<8}{'conns':>6}{'direct rps':>12}{'proxied rps':>13}{'kept':>7}{'direct p50':>12}{'proxied p50':>13}{'added p50':>11}{'proxied p99':>13}{'wsd CPU/req':>13}")
+print(f"{'answer':<8}{'conns':>6}{'direct rps':>12}{'proxied rps':>13}{'kept':>7}{'direct p50':>12}{'proxied p50':>13}{'added p50':>11}{'proxied p99':>13}{'wsd CPU/req':>13}{'provider CPU/req':>18}{'ratio':>7}")
 for mode in ("plain", "stream", "split", "large"):
     for conns in (1, 64):
         if (f"direct-{mode}", conns) not in rows:
             continue
         d, p = rows[(f"direct-{mode}", conns)], rows[(f"proxy-{mode}", conns)]
         flag = "" if d[4] == p[4] == "ok" else "  (errors!)"
-        print(f"{mode:<8}{conns:>6}{d[0]:>12.0f}{p[0]:>13.0f}{p[0] / d[0]:>7.0%}{d[1]:>10.3f}ms{p[1]:>11.3f}ms{p[1] - d[1]:>9.3f}ms{p[2]:>11.3f}ms{p[3]:>11.1f}µs{flag}")
+        print(f"{mode:<8}{conns:>6}{d[0]:>12.0f}{p[0]:>13.0f}{p[0] / d[0]:>7.0%}{d[1]:>10.3f}ms{p[1]:>11.3f}ms{p[1] - d[1]:>9.3f}ms{p[2]:>11.3f}ms{p[3]:>11.1f}µs{d[3]:>16.1f}µs{p[3] / max(d[3], 0.1):>7.2f}{flag}")
 PY
 sleep 0.5  # the ledger's last batch
 ROWS=$(curl -sf -H "Authorization: Bearer $ADMIN" "$WSD_URL/v1/orgs/$ORG/usage" | python3 -c 'import json,sys; print(sum(r["requests"] for r in json.load(sys.stdin)["usage"]))')
