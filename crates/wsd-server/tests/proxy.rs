@@ -324,6 +324,13 @@ async fn the_proxy_swaps_keys_rewrites_models_and_meters_every_request() {
     s.api.put("/v1/platform/secrets/MINIMAX_API_KEY", ADMIN, json!({"value": "canary-platform-minimax-key-2"})).await;
     assert_eq!(send(&s, "/llm/anthropic/v1/messages", message.clone(), "x-api-key").await.0, 200);
     assert_eq!(s.seen.lock().unwrap().last().unwrap().1, "bearer:canary-platform-minimax-key-2");
+    // A key that no HTTP header can carry is refused by name, and nothing goes upstream.
+    s.api.put("/v1/platform/secrets/MINIMAX_API_KEY", ADMIN, json!({"value": "canary-broken\nkey"})).await;
+    let calls = s.seen.lock().unwrap().len();
+    let (status, body) = send(&s, "/llm/anthropic/v1/messages", message.clone(), "x-api-key").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("INVALID_VALUE") && body.contains("MINIMAX_API_KEY") && !body.contains("canary-broken"), "{body}");
+    assert_eq!(s.seen.lock().unwrap().len(), calls, "nothing reached the provider");
     s.api.delete("/v1/platform/secrets/MINIMAX_API_KEY", ADMIN).await;
     let (status, body) = send(&s, "/llm/anthropic/v1/messages", message, "x-api-key").await;
     assert_eq!(status, 502);
