@@ -68,22 +68,13 @@ fn answer(stream: TcpStream, calls: &AtomicUsize) {
     }
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
-}
-
 async fn api(server: &Server, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = client().request(method, format!("http://{}{path}", server.address)).bearer_auth(ADMIN);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    support::admin_call(server, ADMIN, method, path, body).await
 }
 
 async fn call(server: &Server, token: &str, body: &Value) -> u16 {
-    let request = client().post(format!("http://{}/llm/anthropic/v1/messages", server.address)).header("x-api-key", token).json(body);
+    let request =
+        support::http().post(format!("http://{}/llm/anthropic/v1/messages", server.address)).header("x-api-key", token).json(body);
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     let _ = response.text().await;
@@ -133,15 +124,7 @@ claude-code = ["sh", "-c", "printf %s \"$WSD_LLM_USAGE_TOKEN\" > \"$HOME/usage-t
     let ws = ws["id"].as_str().unwrap().to_owned();
     let (status, provisioned) = api(&replicas[0], reqwest::Method::POST, &format!("/v1/orgs/{org}/workspaces/{ws}/provision"), None).await;
     assert_eq!(status, 200, "{provisioned}");
-    let token_file = data[0].join("workspaces").join(&ws).join("home").join("usage-token");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let token = loop {
-        if let Ok(token) = std::fs::read_to_string(&token_file) {
-            break token;
-        }
-        assert!(Instant::now() < deadline, "no usage token at {}", token_file.display());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let token = support::usage_token(&data[0], &ws).await;
 
     // One budget, set through the second replica: 64 streamed calls spread over all three.
     let body = json!({"model": "minimax/MiniMax-M2.7", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]});

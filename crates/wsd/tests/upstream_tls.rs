@@ -88,18 +88,8 @@ fn tls_provider(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>
     (address, seen)
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
-}
-
 async fn api(server: &Server, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = client().request(method, format!("http://{}{path}", server.address)).bearer_auth(ADMIN);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    support::admin_call(server, ADMIN, method, path, body).await
 }
 
 /// Starts `wsd serve` trusting `ca` (a PEM file), its MiniMax upstream at `provider`; makes
@@ -131,17 +121,9 @@ claude-code = ["sh", "-c", "printf %s \"$WSD_LLM_USAGE_TOKEN\" > \"$HOME/usage-t
     let ws = ws["id"].as_str().unwrap().to_owned();
     let (status, provisioned) = api(&server, reqwest::Method::POST, &format!("/v1/orgs/{org}/workspaces/{ws}/provision"), None).await;
     assert_eq!(status, 200, "{provisioned}");
-    let token_file = data.join("workspaces").join(&ws).join("home").join("usage-token");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let token = loop {
-        if let Ok(token) = std::fs::read_to_string(&token_file) {
-            break token;
-        }
-        assert!(Instant::now() < deadline, "no usage token at {}", token_file.display());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let token = support::usage_token(&data, &ws).await;
     let body = json!({"model": "minimax/MiniMax-M2.7", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
-    let response = client()
+    let response = support::http()
         .post(format!("http://{}/llm/anthropic/v1/messages", server.address))
         .header("x-api-key", token)
         .json(&body)
@@ -150,6 +132,7 @@ claude-code = ["sh", "-c", "printf %s \"$WSD_LLM_USAGE_TOKEN\" > \"$HOME/usage-t
         .unwrap();
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
     let rows = loop {
         let (_, rows) = api(&server, reqwest::Method::GET, &format!("/v1/orgs/{org}/usage/requests"), None).await;
         if rows["requests"].as_array().is_some_and(|r| !r.is_empty()) {

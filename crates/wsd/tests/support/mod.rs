@@ -104,3 +104,39 @@ pub fn fresh_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
+
+/// An HTTP client for the tests' own calls.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap()
+}
+
+/// An API call on `server` as `admin`: the status and the JSON body (null when none).
+pub async fn admin_call(
+    server: &Server,
+    admin: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = http().request(method, format!("http://{}{path}", server.address)).bearer_auth(admin);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// The usage token workspace `ws` of the server on `data` left in its home (the tests'
+/// process command writes it there), waited for up to 10 s.
+pub async fn usage_token(data: &Path, ws: &str) -> String {
+    let file = data.join("workspaces").join(ws).join("home").join("usage-token");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Ok(token) = std::fs::read_to_string(&file) {
+            return token;
+        }
+        assert!(std::time::Instant::now() < deadline, "no usage token at {}", file.display());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
