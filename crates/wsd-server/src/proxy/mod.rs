@@ -24,6 +24,7 @@ mod metered;
 pub mod rate;
 mod request;
 mod scrub;
+mod silence;
 mod upstream;
 mod usage;
 mod vendor;

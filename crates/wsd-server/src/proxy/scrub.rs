@@ -7,7 +7,7 @@ use wsd_core::SecretValue;
 
 use super::Proxy;
 use super::meter::Meter;
-use super::metered::Silence;
+use super::silence::Silence;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
