@@ -5,11 +5,10 @@
 //! idle sockets cannot take the file descriptors the server needs. Every accepted socket
 //! sends small writes at once (`TCP_NODELAY`).
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::convert::Infallible;
 
 use crate::code;
 use axum::http::Request;

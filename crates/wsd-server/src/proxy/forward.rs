@@ -177,7 +177,7 @@ pub(super) async fn forward(proxy: Arc<Proxy>, surface: Protocol, request: Reque
     let mut answer = if response.status().is_success() {
         respond(proxy, response, meter, silence)?
     } else {
-        scrub::respond_scrubbed(&proxy, response, meter, &call.key, silence).await
+        scrub::respond_scrubbed(&proxy, response, meter, &call.key, upstream.upstream_timeout).await
     };
     budget::standing_headers(&call.held.standings, answer.headers_mut());
     Ok(answer)

@@ -165,14 +165,14 @@ impl Proxy {
     }
 
     /// One proxied call on `surface` (see [`surface`]), answered.
-    pub async fn call(self: Arc<Self>, surface: Protocol, request: Request) -> Response {
+    pub(crate) async fn call(self: Arc<Self>, surface: Protocol, request: Request) -> Response {
         forward::forward(self, surface, request).await.unwrap_or_else(IntoResponse::into_response)
     }
 }
 
 /// The proxy's surface a path is under, with its route as the metrics name it: `None` for
 /// a path that is not the proxy's.
-pub fn surface(path: &str) -> Option<(Protocol, &'static str)> {
+pub(crate) fn surface(path: &str) -> Option<(Protocol, &'static str)> {
     if path.starts_with("/llm/anthropic/") {
         Some((Protocol::Anthropic, "/llm/anthropic/{*rest}"))
     } else if path.starts_with("/llm/openai/") {

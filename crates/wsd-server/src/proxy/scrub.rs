@@ -1,5 +1,7 @@
 //! Error answers from upstream, passed back without the key wsd put on the request.
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -7,7 +9,6 @@ use wsd_core::SecretValue;
 
 use super::Proxy;
 use super::meter::Meter;
-use super::silence::Silence;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
@@ -22,7 +23,7 @@ pub(super) async fn respond_scrubbed(
     response: hyper::Response<Incoming>,
     mut meter: Meter,
     key: &SecretValue,
-    mut silence: Silence,
+    timeout: Duration,
 ) -> Response {
     let status = response.status().as_u16();
     meter.status = i64::from(status);
@@ -30,25 +31,13 @@ pub(super) async fn respond_scrubbed(
     let retry_after = response.headers().get("retry-after").cloned();
     let mut body = Vec::new();
     let mut incoming = response.into_body();
-    // Upstream may stay silent for the limit between two pieces, and take as long in all.
-    let limit = silence.limit();
-    let read = tokio::time::timeout(limit, async {
-        loop {
-            match silence.watch(incoming.frame()).await {
-                Some(Some(Ok(frame))) => {
-                    let Ok(chunk) = frame.into_data() else { continue };
-                    let room = MAX_ERROR_BODY_BYTES - body.len();
-                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                    if body.len() == MAX_ERROR_BODY_BYTES {
-                        break;
-                    }
-                }
-                // Upstream went silent: what it said is not passed on half.
-                None => {
-                    body.clear();
-                    break;
-                }
-                Some(_) => break,
+    let read = tokio::time::timeout(timeout, async {
+        while let Some(Ok(frame)) = incoming.frame().await {
+            let Ok(chunk) = frame.into_data() else { continue };
+            let room = MAX_ERROR_BODY_BYTES - body.len();
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if body.len() == MAX_ERROR_BODY_BYTES {
+                break;
             }
         }
     })

@@ -23,11 +23,6 @@ impl Silence {
         Self { limit, last: Instant::now(), timer: None }
     }
 
-    /// The longest upstream may stay silent.
-    pub fn limit(&self) -> Duration {
-        self.limit
-    }
-
     /// Upstream spoke.
     pub fn heard(&mut self) {
         self.last = Instant::now();
